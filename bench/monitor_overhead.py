@@ -1,0 +1,114 @@
+"""Monitor overhead, measured side by side in one run.
+
+Variants, each a ratio to the bare model measured in the same round:
+  (a) bare model
+  (b) modpact Monitor with default contracts (finite outputs, stable dtype) on every leaf
+  (c) naive per-module checks: torch.isfinite(out).all().item() in a forward hook
+      on every leaf (like fairseq's NanDetector)
+  (d) torch.autograd.detect_anomaly (forward+backward only)
+
+Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import sys
+
+import torch
+from torch.utils.benchmark import Timer
+
+sys.path.insert(0, os.path.dirname(__file__))
+from zoo import MODELS, example_input  # noqa: E402
+
+from modpact.runtime import Monitor  # noqa: E402
+
+
+@contextlib.contextmanager
+def naive_checks(model):
+    handles = []
+
+    def hook(mod, args, out):
+        if isinstance(out, torch.Tensor) and out.is_floating_point():
+            if not torch.isfinite(out).all().item():
+                raise FloatingPointError(f"non-finite output in {type(mod).__name__}")
+
+    for m in model.modules():
+        if not list(m.children()):
+            handles.append(m.register_forward_hook(hook))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def run_case(name, batch, backward, device, min_time):
+    torch.manual_seed(0)
+    model = MODELS[name]().to(device)
+    x = example_input(model, batch).to(device)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def fwd():
+        out = model(x)
+        if backward:
+            out.float().sum().backward()
+        return out
+
+    variants = {"bare": contextlib.nullcontext}
+    mon_holder = {}
+
+    def monitored():
+        mon = Monitor(model, defaults=True, replay=False)
+        mon_holder["m"] = mon
+        return mon
+
+    variants["monitor"] = monitored
+    variants["naive"] = lambda: naive_checks(model)
+    if backward:
+        variants["anomaly"] = lambda: torch.autograd.detect_anomaly(check_nan=True)
+
+    times = {k: [] for k in variants}
+    for _round in range(3):
+        for key, ctx in variants.items():
+            with ctx():
+                def body():
+                    fwd()
+                    mon = mon_holder.get("m") if key == "monitor" else None
+                    if mon is not None:
+                        mon.step()
+                    sync()
+                body()  # warm-up
+                t = Timer("body()", globals={"body": body}).blocked_autorange(min_run_time=min_time)
+                times[key].append(t.median)
+            mon_holder.clear()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return med
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="shorter timing (noisier)")
+    ap.add_argument("--device", default="cpu")
+    args = ap.parse_args()
+    min_time = 0.1 if args.quick else 0.3
+    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
+    print(f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'naive':>8s} {'anomaly':>8s}")
+    for name in ("mlp", "resnet", "transformer"):
+        for batch in (1, 64):
+            for backward in (False, True):
+                med = run_case(name, batch, backward, args.device, min_time)
+                base = med["bare"]
+                anomaly = f"{med['anomaly'] / base:8.2f}" if "anomaly" in med else f"{'-':>8s}"
+                print(
+                    f"{name:12s} {batch:5d} {'fwd+bwd' if backward else 'fwd':8s} {base * 1e6:9.1f} "
+                    f"{med['monitor'] / base:8.2f} {med['naive'] / base:8.2f} {anomaly}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""Modes (raise / warn / record / off), the global switch and the record store.
+
+The global default mode starts from the environment variable
+``MODPACT_CONTRACTS`` (read once, at import) and can be changed with
+:func:`set_mode`. ``disabled()`` skips every check inside a ``with`` block
+(context-local, so threads and asyncio tasks do not leak into each other).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+from typing import Iterator
+
+from modpact.interfaces.errors import ContractViolation, SpecError
+
+__all__ = [
+    "MODES",
+    "ContractWarning",
+    "set_mode",
+    "get_mode",
+    "disabled",
+    "is_disabled",
+    "recorded",
+    "clear_recorded",
+]
+
+MODES = ("raise", "warn", "record", "off")
+
+
+class ContractWarning(UserWarning):
+    """Issued for a violation in ``warn`` mode; the message is the violation's."""
+
+
+def check_mode(mode: str | None, what: str = "mode") -> str | None:
+    if mode is None or mode in MODES:
+        return mode
+    raise SpecError(f"Expected {what} to be one of {', '.join(map(repr, MODES))} or None, got {mode!r}")
+
+
+def _mode_from_env() -> str:
+    raw = os.environ.get("MODPACT_CONTRACTS", "").strip().lower()
+    if not raw:
+        return "raise"
+    if raw in ("0", "false", "no", "disabled"):
+        return "off"
+    if raw in MODES:
+        return raw
+    raise SpecError(
+        f"MODPACT_CONTRACTS={raw!r} is not a mode; expected one of {', '.join(MODES)} (or 0/false to switch off)"
+    )
+
+
+# A one-element list is faster to read on the hot path than a contextvar.
+_GLOBAL_MODE = [_mode_from_env()]
+_DISABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("modpact_contracts_disabled", default=False)
+_RECORDED: list[ContractViolation] = []
+
+
+def set_mode(mode: str) -> str:
+    """Set the global default mode (used by guards and decorators whose own
+    mode is None); returns the previous one. ``"off"`` here skips checks at
+    call time; to remove the wrappers entirely, decorate with ``mode="off"``
+    or set ``MODPACT_CONTRACTS=off`` before import."""
+    if mode is None:
+        raise SpecError("Expected mode to be one of 'raise', 'warn', 'record', 'off', got None")
+    check_mode(mode)
+    previous = _GLOBAL_MODE[0]
+    _GLOBAL_MODE[0] = mode
+    return previous
+
+
+def get_mode() -> str:
+    """The global default mode."""
+    return _GLOBAL_MODE[0]
+
+
+def is_disabled() -> bool:
+    """True inside a ``disabled()`` block."""
+    return _DISABLED.get()
+
+
+@contextlib.contextmanager
+def disabled() -> Iterator[None]:
+    """Skip every contract check inside the block (context-local)."""
+    token = _DISABLED.set(True)
+    try:
+        yield
+    finally:
+        _DISABLED.reset(token)
+
+
+def recorded() -> list[ContractViolation]:
+    """Violations collected in ``record`` mode since the last ``clear_recorded()``
+    (a copy, in the order they happened)."""
+    return list(_RECORDED)
+
+
+def clear_recorded() -> None:
+    """Forget the globally recorded violations (each guard's own
+    ``violations`` list is cleared separately)."""
+    _RECORDED.clear()
+
+
+def _record(violation: ContractViolation) -> None:
+    _RECORDED.append(violation)

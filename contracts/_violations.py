@@ -1,0 +1,142 @@
+"""Building violations with blame (Findler & Felleisen), and reporting them per mode."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+from modpact.interfaces.errors import (
+    ContractError,
+    ContractViolation,
+    InterfaceViolation,
+    PostconditionViolation,
+    PreconditionViolation,
+    Problem,
+)
+
+from ._modes import _GLOBAL_MODE, ContractWarning, _record
+from .condition import Condition
+
+if TYPE_CHECKING:
+    from .guard import Guard
+
+_PKG = os.path.dirname(os.path.abspath(__file__))
+_TORCH_NN = os.sep + os.path.join("torch", "nn") + os.sep
+
+
+def caller_party(guard: Guard, reads: Sequence[str] = ()) -> str:
+    """Who is blamed for a bad input: the producer hint, else the caller."""
+    p = guard.producer
+    if isinstance(p, str):
+        return p
+    if p:
+        for n in reads:
+            if n in p:
+                return p[n]
+        if "*" in p:
+            return p["*"]
+    return f"the caller of {guard.name}"
+
+
+def _bindings(b: Any) -> dict[str, Any]:
+    if b is None:
+        return {}
+    if hasattr(b, "as_dict"):
+        return b.as_dict()
+    return dict(b)
+
+
+def _headline(guard: Guard, what: str, cond: Condition) -> str:
+    return f"{guard.name}: {what} failed: {cond.why}" if cond.why else f"{guard.name}: {what} failed"
+
+
+def _values(cond: Condition, env: Mapping[str, Any]) -> dict[str, str]:
+    try:
+        return cond.values(env)
+    except Exception:  # summaries are best effort
+        return {}
+
+
+def condition_violation(guard: Guard, cond: Condition, env: Mapping[str, Any], bindings: Any, *, post: bool,
+                        pre_failed: bool = False) -> ContractViolation:
+    try:
+        outcome = cond.check(env)
+        values, evidence = outcome.values, outcome.evidence
+        expected, actual = outcome.expected, outcome.actual
+    except Exception as e:  # the evidence pass itself broke: still report the failure
+        values, evidence = _values(cond, env), {"evidence_error": f"{type(e).__name__}: {e}"}
+        expected = actual = None
+    common = dict(module=guard.name, contract=cond.text, values=values, evidence=evidence,
+                  bindings=_bindings(bindings), declared_at=cond.declared_at, expected=expected, actual=actual)
+    if not post:
+        return PreconditionViolation(_headline(guard, "precondition", cond), blame=caller_party(guard, cond.reads),
+                                     **common)
+    if pre_failed:
+        return PostconditionViolation(_headline(guard, "postcondition", cond), blame=caller_party(guard),
+                                      blame_reason="its preconditions failed first", **common)
+    return PostconditionViolation(_headline(guard, "postcondition", cond), blame=guard.name,
+                                  blame_reason="its preconditions held", **common)
+
+
+def contract_error(guard: Guard, cond: Condition, env: Mapping[str, Any], error: BaseException,
+                   *, post: bool) -> ContractError:
+    what = "postcondition" if post else "precondition"
+    reason = cond.why or cond.text
+    if isinstance(error, TypeError) and str(error).startswith("returned "):
+        actual = str(error)
+    else:
+        actual = f"raised {type(error).__name__}: {error}"
+    err = ContractError(
+        f"{guard.name}: {what} could not be evaluated: {reason}",
+        module=guard.name, blame="the contract", blame_reason="not the module or its caller",
+        contract=cond.text, expected="a boolean", actual=actual, values=_values(cond, env),
+        declared_at=cond.declared_at,
+    )
+    err.original = error  # type: ignore[attr-defined]
+    return err
+
+
+def interface_violation(guard: Guard, problems: Sequence[Problem], bindings: Any, *, side: str,
+                        pre_failed: bool = False) -> InterfaceViolation:
+    iface = guard.interface
+    iname = getattr(iface, "name", None)
+    label = f" {iname!r}" if iname else ""
+    if side == "input":
+        blame, reason = caller_party(guard, [p.tensor.split(".", 1)[-1] for p in problems]), None
+        headline = f"{guard.name}: input does not match interface{label}"
+    elif pre_failed:
+        blame, reason = caller_party(guard), "its inputs or preconditions failed first"
+        headline = f"{guard.name}: output does not match interface{label}"
+    else:
+        blame, reason = guard.name, "its inputs and preconditions held"
+        headline = f"{guard.name}: output does not match interface{label}"
+    return InterfaceViolation(headline, module=guard.name, blame=blame, blame_reason=reason, problems=problems,
+                              bindings=_bindings(bindings), side=side,
+                              declared_at=getattr(guard, "declared_at", None))
+
+
+def report(guard: Guard, violation: ContractViolation) -> None:
+    """Raise, warn or record ``violation`` according to the guard's mode."""
+    __tracebackhide__ = True
+    mode = guard.mode or _GLOBAL_MODE[0]
+    if mode == "raise":
+        raise violation from None
+    if mode == "warn":
+        warnings.warn(str(violation), ContractWarning, stacklevel=_user_stacklevel())
+    elif mode == "record":
+        guard.violations.append(violation)
+        _record(violation)
+
+
+def _user_stacklevel() -> int:
+    f = sys._getframe(2)
+    level = 2
+    while f is not None:
+        fn = f.f_code.co_filename
+        if not (fn.startswith(_PKG) or _TORCH_NN in fn):
+            return level
+        f = f.f_back
+        level += 1
+    return 2

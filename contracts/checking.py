@@ -1,0 +1,151 @@
+"""The checker extension point.
+
+Guard hooks and decorated functions never check by themselves: they bind the
+call's arguments into an *env* and hand it to the current checker::
+
+    state = checker.check_pre(guard, env)      # before the call
+    result = forward(...)
+    env["result"] = result                      # plus named outputs, see Guard
+    checker.check_post(guard, env, state)      # after the call
+
+The default :class:`EagerChecker` evaluates each condition synchronously and
+raises / warns / records according to the guard's mode. The runtime Monitor
+installs its own checker with :func:`use_checker` (a contextvar, so it is
+local to the thread / task) to write device-side flags instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+import torch
+
+from ._violations import condition_violation, contract_error, interface_violation, report
+
+if TYPE_CHECKING:
+    from .guard import Guard
+
+__all__ = ["Checker", "EagerChecker", "current_checker", "use_checker"]
+
+
+class Checker:
+    """Base class (and protocol) of checkers.
+
+    ``check_pre(guard, env)`` runs before the call and returns a state object
+    (anything) that is passed back to ``check_post(guard, env, state)`` after
+    it. ``env`` maps argument names to values (defaults applied, ``self``
+    excluded); in ``check_post`` it also holds ``result``, the interface's named
+    outputs and, when a postcondition asks for it, ``old``. The guard carries
+    ``interface``, ``requires``, ``ensures``, ``name``, ``mode``, ``producer``
+    and the helpers ``input_values(env)`` / ``output_values(env)``.
+    """
+
+    def check_pre(self, guard: Guard, env: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def check_post(self, guard: Guard, env: dict[str, Any], state: Any) -> None:
+        raise NotImplementedError
+
+
+class EagerChecker(Checker):
+    """Evaluate conditions now, on the host; raise, warn or record per mode.
+
+    Fast path: ``Interface.input_problems`` / ``output_problems`` and each
+    condition's ``ok(env)``; evidence (``check``) is collected only for a
+    condition that failed.
+    """
+
+    def check_pre(self, guard: Guard, env: dict[str, Any]) -> Any:
+        __tracebackhide__ = True
+        failed = False
+        bindings = None
+        iface = guard.interface
+        if iface is not None:
+            fast = guard.fast_in
+            bindings = fast.run_env(env, {}) if fast is not None else None
+            if bindings is None:
+                problems, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+            else:
+                problems = []
+            if not problems and guard.in_value_specs:
+                problems = _value_problems(guard.in_value_specs, guard.input_values(env), "inputs")
+            if problems:
+                failed = True
+                report(guard, interface_violation(guard, problems, bindings, side="input"))
+        for c in guard.requires:
+            try:
+                ok = c.ok(env)
+            except Exception as e:
+                failed = True
+                report(guard, contract_error(guard, c, env, e, post=False))
+                continue
+            if not ok:
+                failed = True
+                report(guard, condition_violation(guard, c, env, bindings, post=False))
+        return (bindings, failed)
+
+    def check_post(self, guard: Guard, env: dict[str, Any], state: Any) -> None:
+        __tracebackhide__ = True
+        bindings, pre_failed = state
+        iface = guard.interface
+        if iface is not None:
+            result = env["result"]
+            fast = guard.fast_out
+            ok = False
+            if fast is not None and type(bindings) is dict:
+                ok = fast.run(result, bindings) is not None
+            if ok:
+                problems = []
+            else:
+                if type(bindings) is dict or bindings is None:  # the fast path bound plain ints: redo in full
+                    _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+                problems, bindings = iface.output_problems(result, bindings, values_too=False)
+            if not problems and guard.out_value_specs:
+                problems = _value_problems(guard.out_value_specs, guard.named_outputs(result), "outputs")
+            if problems:
+                report(guard, interface_violation(guard, problems, bindings, side="output", pre_failed=pre_failed))
+        for c in guard.ensures:
+            try:
+                ok = c.ok(env)
+            except Exception as e:
+                report(guard, contract_error(guard, c, env, e, post=True))
+                continue
+            if not ok:
+                report(guard, condition_violation(guard, c, env, bindings, post=True, pre_failed=pre_failed))
+
+
+def _value_problems(specs: Any, named: Mapping[str, Any], side: str) -> list:
+    """Value-domain problems: the cheap device form first, evidence only on failure."""
+    problems: list = []
+    for k, spec in specs:
+        t = named.get(k)
+        if isinstance(t, torch.Tensor) and t.device.type != "meta":
+            ok = spec.value_ok(t)
+            if ok is not None and not bool(ok):
+                problems += spec.value_problems(t, f"{side}.{k}")
+    return problems
+
+
+_EAGER = EagerChecker()
+_CHECKER: contextvars.ContextVar[Checker] = contextvars.ContextVar("modpact_checker", default=_EAGER)
+
+
+def current_checker() -> Checker:
+    """The checker guards and decorated functions call (default: EagerChecker)."""
+    return _CHECKER.get()
+
+
+@contextlib.contextmanager
+def use_checker(checker: Checker) -> Iterator[Checker]:
+    """Install ``checker`` for the duration of the block (context-local)."""
+    if not (hasattr(checker, "check_pre") and hasattr(checker, "check_post")):
+        from modpact.interfaces.errors import SpecError
+
+        raise SpecError(f"Expected a checker with check_pre/check_post, got {checker!r}")
+    token = _CHECKER.set(checker)
+    try:
+        yield checker
+    finally:
+        _CHECKER.reset(token)

@@ -1,0 +1,334 @@
+"""``Guard``: the contract state of one boundary, and ``guard``/``unguard``
+to attach it to an existing module through forward hooks."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from modpact.interfaces.errors import SpecError
+
+from ._binding import Binder
+from ._fastmeta import MetaPlan, compile_side
+from ._modes import _DISABLED, _GLOBAL_MODE, _mode_from_env, check_mode
+from ._old import Old
+from ._source import user_site
+from .checking import _CHECKER
+from .condition import BINDER, CALL, Condition, Custom, as_condition
+
+__all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
+
+_ATTR = "_modpact_guard"
+_MAX_PENDING = 64
+
+
+def _conditions(items: Any, what: str, declared_at: str | None) -> tuple[Condition, ...]:
+    if items is None:
+        return ()
+    if isinstance(items, (Condition, str)) or callable(items):
+        items = [items]
+    out = []
+    for c in items:
+        if isinstance(c, tuple) and len(c) == 2 and isinstance(c[1], str):  # (condition, "why")
+            out.append(as_condition(c[0], why=c[1], declared_at=declared_at))
+        else:
+            out.append(as_condition(c, declared_at=declared_at))
+    return tuple(out)
+
+
+class Guard:
+    """Contracts of one boundary (a module or a function).
+
+    Attributes: ``interface``, ``requires``, ``ensures`` (tuples of
+    Condition), ``name`` (module path used in messages; the Monitor may set
+    it), ``mode`` (None: the global mode), ``every`` (check every N-th call),
+    ``producer`` (blame hint for inputs: a party name, or a mapping argument
+    name -> party, ``"*"`` for any), ``snapshot`` (old.<name> copies),
+    ``handles`` (the registered hook handles), ``violations`` (record mode).
+    """
+
+    def __init__(self, *, interface: Any = None, requires: Sequence[Condition] = (),
+                 ensures: Sequence[Condition] = (), name: str = "", mode: str | None = None, every: int = 1,
+                 producer: str | Mapping[str, str] | None = None, snapshot: Mapping[str, Any] | None = None,
+                 binder: Binder, owner: str, declared_at: str | None = None):
+        check_mode(mode)
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise SpecError(f"Expected every to be a positive int, got {every!r}")
+        if producer is not None and not isinstance(producer, (str, Mapping)):
+            raise SpecError(f"Expected producer to be a party name or a mapping argument -> party, got {producer!r}")
+        self.interface = interface
+        self.requires = tuple(requires)
+        self.ensures = tuple(ensures)
+        self.name = name
+        self.mode = mode
+        self.every = every
+        self.producer = producer
+        self.snapshot: dict[str, Custom] = {}
+        self.binder = binder
+        self.owner = owner
+        self.declared_at = declared_at
+        self.handles: list[Any] = []
+        self.violations: list[Any] = []
+        self.calls = 0
+        self._pending: list[Any] = []
+        self.add_snapshot(snapshot)
+        self._prepare()
+
+    def add_snapshot(self, snapshot: Mapping[str, Any] | None) -> None:
+        """``old.<key>`` = ``fn(<its arguments>)`` taken before each checked call."""
+        if snapshot is None:
+            return
+        if not isinstance(snapshot, Mapping):
+            raise SpecError(f"Expected snapshot to be a mapping name -> callable, got {snapshot!r}")
+        for k, fn in snapshot.items():
+            if not isinstance(k, str) or not k.isidentifier():
+                raise SpecError(f"Expected snapshot keys to be identifiers, got {k!r}")
+            c = fn if isinstance(fn, Custom) else Custom(fn, declared_at=self.declared_at)
+            for n in c.reads:
+                if n not in self.binder.all_names and n not in c.optional and self.binder.var_kw is None:
+                    raise SpecError(f"snapshot {k!r} ({c.text}) on {self.owner}: parameter {n!r} is not an "
+                                    f"argument (arguments: {self.binder.describe()})")
+            self.snapshot[k] = c
+
+    # --- precomputation -------------------------------------------------
+    def _prepare(self) -> None:
+        iface = self.interface
+        self._in_pairs: tuple[tuple[str, str], ...] = ()  # (interface input name, argument name)
+        self.out_names: tuple[str, ...] = ()
+        self.in_value_specs: tuple[tuple[str, Any], ...] = ()
+        self.out_value_specs: tuple[tuple[str, Any], ...] = ()
+        self.fast_in: MetaPlan | None = None  # compiled metadata fast paths (None: always the full check)
+        self.fast_out: MetaPlan | None = None
+        if iface is not None:
+            if not (hasattr(iface, "input_problems") and hasattr(iface, "output_problems")):
+                raise SpecError(f"Expected interface to be a modpact Interface, got {iface!r}")
+            ins = tuple(getattr(iface, "inputs", {}) or {})
+            names = self.binder.all_names
+            if all(n in names for n in ins):
+                self._in_pairs = tuple((n, n) for n in ins)
+            elif len(ins) <= len(self.binder.names):
+                self._in_pairs = tuple(zip(ins, self.binder.names))
+            else:
+                raise SpecError(
+                    f"interface {getattr(iface, 'name', '')!r} declares inputs {', '.join(ins)} but "
+                    f"{self.owner} takes ({self.binder.describe()}): neither names nor positions match"
+                )
+            self.out_names = tuple(getattr(iface, "outputs", {}) or {})
+            self.fast_in = compile_side(iface.inputs, tuple(a for _, a in self._in_pairs))
+            self.fast_out = compile_side(iface.outputs) if self.fast_in is not None else None
+            self.in_value_specs = tuple((k, s) for k, s in iface.inputs.items() if _has_domain(s))
+            self.out_value_specs = tuple((k, s) for k, s in iface.outputs.items() if _has_domain(s))
+        conds = self.requires + self.ensures
+        self.needs_call = any(c.needs_call for c in conds)
+        self.needs_old = any("old" in c.reads or getattr(c, "takes_any", False) for c in self.ensures)
+        self._validate()
+
+    def _validate(self) -> None:
+        args = self.binder.all_names
+        open_kw = self.binder.var_kw is not None
+        post_extra = ("result", "old") + tuple(n for n in self.out_names if n not in args)
+        for what, conds, extra in (("requires", self.requires, ()), ("ensures", self.ensures, post_extra)):
+            for c in conds:
+                optional = getattr(c, "optional", frozenset())
+                for n in c.reads:
+                    if n in args or n in extra or open_kw or n in optional:
+                        continue
+                    also = f"; also {', '.join(extra)}" if extra else ""
+                    nm = self.owner.rsplit(".", 1)[-1]
+                    kind = f"condition parameter {n!r} is" if isinstance(c, Custom) else \
+                        f"condition reads {n!r}, which is"
+                    raise SpecError(
+                        f"{what}({c.text}) on {nm}({self.binder.describe()}): {kind} not an argument "
+                        f"of {nm} (arguments: {self.binder.describe()}{also})"
+                    )
+                if what == "requires" and ("result" in c.reads or "old" in c.reads) and "result" not in args \
+                        and "old" not in args:
+                    bad = "result" if "result" in c.reads else "old"
+                    raise SpecError(f"requires({c.text}) on {self.owner}: a precondition cannot read {bad!r}; "
+                                    "use ensures")
+
+    def add(self, requires: Sequence[Condition] = (), ensures: Sequence[Condition] = ()) -> None:
+        """Add conditions (checked first, in the given order) and re-validate."""
+        self.requires = tuple(requires) + self.requires
+        self.ensures = tuple(ensures) + self.ensures
+        self._prepare()
+
+    # --- helpers for checkers -------------------------------------------
+    def input_values(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        """The interface's inputs by interface name (matched by name, else by position)."""
+        return {k: env[a] for k, a in self._in_pairs}
+
+    def output_values(self, env: Mapping[str, Any]) -> Any:
+        """The call's result as given (tensor, tuple or mapping)."""
+        return env["result"]
+
+    def named_outputs(self, result: Any) -> dict[str, Any]:
+        """The result named after the interface's outputs."""
+        names = self.out_names
+        if isinstance(result, torch.Tensor):
+            return {names[0]: result} if len(names) == 1 else {}
+        if isinstance(result, (tuple, list)):
+            return dict(zip(names, result))
+        if isinstance(result, Mapping):
+            return {n: result[n] for n in names if n in result}
+        return {}
+
+    # --- the hot path ---------------------------------------------------
+    def begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
+        """Bind and check preconditions; returns the frame for ``end`` (None: skipped)."""
+        __tracebackhide__ = True
+        mode = self.mode or _GLOBAL_MODE[0]
+        if mode == "off" or _DISABLED.get():
+            return None
+        if self.every != 1:
+            n = self.calls
+            self.calls = n + 1
+            if n % self.every:
+                return None
+        env = self.binder.bind(args, kwargs)
+        if self.needs_call:
+            env[CALL] = target
+            env[BINDER] = self.binder
+        if self.needs_old:
+            env["old"] = Old(env, self.binder.all_names, self.snapshot)
+        checker = _CHECKER.get()
+        return env, checker.check_pre(self, env), checker
+
+    def end(self, frame: Any, result: Any) -> None:
+        __tracebackhide__ = True
+        env, state, checker = frame
+        env["result"] = result
+        if self.out_names:
+            args = self.binder.all_names
+            for k, v in self.named_outputs(result).items():
+                if k not in args:  # an argument keeps its name; the output is still in result
+                    env[k] = v
+        checker.check_post(self, env, state)
+
+    # hooks (registered with with_kwargs=True)
+    def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        __tracebackhide__ = True
+        pending = self._pending
+        if len(pending) >= _MAX_PENDING:  # forwards that raised never popped theirs
+            del pending[: _MAX_PENDING // 2]
+        pending.append(self.begin(args, kwargs, module))  # a raising check pushes nothing
+        return None
+
+    def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        __tracebackhide__ = True
+        frame = self._pending.pop() if self._pending else None
+        if frame is not None:
+            self.end(frame, output)
+        return None
+
+    def remove(self) -> None:
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    def __repr__(self) -> str:
+        parts = [f"name={self.name!r}"]
+        if self.interface is not None:
+            parts.append(f"interface={getattr(self.interface, 'name', self.interface)!r}")
+        if self.requires:
+            parts.append(f"requires={list(self.requires)}")
+        if self.ensures:
+            parts.append(f"ensures={list(self.ensures)}")
+        if self.mode:
+            parts.append(f"mode={self.mode!r}")
+        if self.every != 1:
+            parts.append(f"every={self.every}")
+        return f"Guard({', '.join(parts)})"
+
+
+def _has_domain(spec: Any) -> bool:
+    return bool(getattr(spec, "has_value_domain", False))
+
+
+def _forward_binder(module: nn.Module) -> Binder:
+    try:
+        sig = inspect.signature(module.forward)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"Cannot read the signature of {type(module).__name__}.forward: {e}") from None
+    return Binder(sig)
+
+
+def guard(module: nn.Module, interface: Any = None, requires: Any = (), ensures: Any = (), name: str | None = None,
+          mode: str | None = None, every: int = 1, producer: str | Mapping[str, str] | None = None,
+          snapshot: Mapping[str, Callable[..., Any]] | None = None) -> nn.Module:
+    """Attach contracts to an existing module through forward hooks; returns
+    the same module. Guarding it again replaces the previous guard.
+
+    ``name`` is the module path shown in messages (default: the class name;
+    ``guard_submodules`` and the runtime Monitor use the path from
+    ``named_modules()``). With ``mode="off"`` (or ``MODPACT_CONTRACTS=off``)
+    nothing is attached.
+    """
+    if not isinstance(module, nn.Module):
+        raise SpecError(f"Expected guard(module) to be an nn.Module, got {module!r} (type={type(module).__name__})")
+    check_mode(mode)
+    site = user_site(2)
+    if name is not None and not isinstance(name, str):
+        raise SpecError(f"Expected guard(name) to be a string, got {name!r}")
+    unguard(module)
+    if mode == "off" or (mode is None and _mode_from_env() == "off"):
+        return module
+    cls = type(module).__name__
+    g = Guard(interface=interface, requires=_conditions(requires, "requires", site),
+              ensures=_conditions(ensures, "ensures", site), name=name or cls, mode=mode, every=every,
+              producer=producer, snapshot=snapshot, binder=_forward_binder(module), owner=f"{cls}.forward",
+              declared_at=site)
+    g.handles.append(module.register_forward_pre_hook(g._pre_hook, with_kwargs=True))
+    g.handles.append(module.register_forward_hook(g._post_hook, with_kwargs=True, always_call=False))
+    setattr_plain(module, g)
+    return module
+
+
+def setattr_plain(module: nn.Module, g: Guard | None) -> None:
+    # bypass nn.Module.__setattr__ bookkeeping; a Guard is not a parameter/buffer/module
+    if g is None:
+        module.__dict__.pop(_ATTR, None)
+    else:
+        module.__dict__[_ATTR] = g
+
+
+def get_guard(module: nn.Module) -> Guard | None:
+    """The module's Guard, or None."""
+    return module.__dict__.get(_ATTR)
+
+
+def unguard(module: nn.Module) -> nn.Module:
+    """Remove the hooks ``guard`` attached (no-op if not guarded); returns the module."""
+    g = module.__dict__.get(_ATTR)
+    if g is not None:
+        g.remove()
+        setattr_plain(module, None)
+    return module
+
+
+def guard_submodules(model: nn.Module, specs: Mapping[str, Mapping[str, Any] | Any], **common: Any) -> nn.Module:
+    """Guard submodules by path: ``{"head": {"interface": iface, "ensures": [...]}, "encoder.0": iface}``.
+    A value that is not a mapping is taken as the interface. ``common`` keyword
+    arguments (mode, every, ...) apply to each. The path is the guard's name."""
+    mods = dict(model.named_modules())
+    for path, spec in specs.items():
+        if path not in mods:
+            close = [p for p in mods if p and (p.endswith(path) or path in p)][:5]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SpecError(f"guard_submodules: {type(model).__name__} has no submodule {path!r}{hint}")
+        kw = dict(common)
+        kw.update(spec if isinstance(spec, Mapping) else {"interface": spec})
+        kw.setdefault("name", path or type(model).__name__)
+        guard(mods[path], **kw)
+    return model
+
+
+def guarded(model: nn.Module) -> Iterable[tuple[str, Guard]]:
+    """(path, Guard) for every guarded module under ``model``."""
+    for path, m in model.named_modules():
+        g = get_guard(m)
+        if g is not None:
+            yield path, g

@@ -1,0 +1,1 @@
+"""modpact.decomposition"""

@@ -1,0 +1,40 @@
+"""modpact.interfaces: what flows between modules.
+
+Dims and shapes, tensor specs, label spaces, interfaces, compatibility,
+serialization, and the project's errors and tensor summaries.
+"""
+
+from . import values
+from .annotations import spec_from_annotation
+from .bindings import Bindings
+from .compat import Compatibility, check_compatible
+from .dims import Dim, Shape, parse_shape
+from .errors import (
+    CompatibilityError,
+    ContractError,
+    ContractViolation,
+    FormatVersionError,
+    InterfaceViolation,
+    ModpactError,
+    PostconditionViolation,
+    PreconditionViolation,
+    Problem,
+    SpecError,
+)
+from .infer import infer_interface
+from .interface import Interface
+from .labels import LabelAdapter, LabelSpace
+from .serialize import FORMAT_VERSION
+from .spec import TensorSpec
+from .summary import describe, summarize
+
+__all__ = [
+    "Dim", "Shape", "parse_shape", "Bindings",
+    "TensorSpec", "LabelSpace", "LabelAdapter", "Interface",
+    "Compatibility", "check_compatible",
+    "infer_interface", "spec_from_annotation", "FORMAT_VERSION",
+    "describe", "summarize", "values",
+    "ModpactError", "SpecError", "FormatVersionError", "CompatibilityError",
+    "ContractViolation", "PreconditionViolation", "PostconditionViolation",
+    "InterfaceViolation", "ContractError", "Problem",
+]

@@ -1,0 +1,201 @@
+"""Interface: named input and output TensorSpecs of one module; checks and variance."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+
+from .bindings import Bindings
+from .compat import Compatibility, mapping_compat
+from .errors import InterfaceViolation, Problem, SpecError
+from .spec import TensorSpec
+from .summary import describe, summarize
+
+__all__ = ["Interface"]
+
+
+def _check_specs(arg: str, specs: Any, name: str) -> dict[str, TensorSpec]:
+    if not isinstance(specs, Mapping):
+        raise SpecError(f"Interface({arg}={specs!r}): expected a dict of name -> TensorSpec")
+    out = {}
+    for k, v in specs.items():
+        if not isinstance(k, str) or not k.isidentifier():
+            raise SpecError(f"Interface({name!r}, {arg}=...): tensor name {k!r} is not an identifier")
+        if not isinstance(v, TensorSpec):
+            raise SpecError(
+                f"Interface({name!r}, {arg}=...): {k!r} is a {type(v).__name__}; expected a TensorSpec"
+            )
+        out[k] = v
+    return out
+
+
+class Interface:
+    """What flows into and out of one module.
+
+    Dims bind across all inputs and outputs of one call: pass the ``Bindings``
+    returned by the input check to the output check.
+    """
+
+    __slots__ = ("name", "inputs", "outputs", "version", "description")
+
+    def __init__(self, name: str, inputs: Mapping[str, TensorSpec], outputs: Mapping[str, TensorSpec],
+                 version: str = "1.0", description: str = ""):
+        if not isinstance(name, str) or not name:
+            raise SpecError(f"Interface(name={name!r}): expected a non-empty string")
+        if not isinstance(version, str):
+            raise SpecError(f"Interface(version={version!r}): expected a string like '1.0'")
+        if not isinstance(description, str):
+            raise SpecError(f"Interface(description={description!r}): expected a string")
+        self.name = name
+        self.inputs = _check_specs("inputs", inputs, name)
+        self.outputs = _check_specs("outputs", outputs, name)
+        self.version = version
+        self.description = description
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Interface) and (
+            self.name, self.inputs, self.outputs, self.version, self.description
+        ) == (other.name, other.inputs, other.outputs, other.version, other.description)
+
+    def __hash__(self) -> int:
+        return hash((self.name, tuple(self.inputs.items()), tuple(self.outputs.items()), self.version))
+
+    def __repr__(self) -> str:
+        ins = ", ".join(f"{k}: {v!r}" for k, v in self.inputs.items())
+        outs = ", ".join(f"{k}: {v!r}" for k, v in self.outputs.items())
+        return f"Interface({self.name!r}, inputs={{{ins}}}, outputs={{{outs}}})"
+
+    # ---- problems without raising -----------------------------------------------------
+    def input_problems(self, values: Any, bindings: Bindings | None = None, *,
+                       values_too: bool = True) -> tuple[list[Problem], Bindings]:
+        """Problems of the inputs; dim expressions still unbound wait for the outputs."""
+        return self._problems("inputs", self.inputs, values, bindings, values_too, final=False)
+
+    def output_problems(self, values: Any, bindings: Bindings | None = None, *,
+                        values_too: bool = True) -> tuple[list[Problem], Bindings]:
+        return self._problems("outputs", self.outputs, values, bindings, values_too, final=True)
+
+    def _problems(self, side, specs, values, bindings, values_too, final):
+        bindings = Bindings() if bindings is None else bindings
+        named, problems = _as_mapping(side, specs, values)
+        for k, spec in specs.items():
+            if k in named:
+                problems += spec.metadata_problems(named[k], bindings, f"{side}.{k}")
+        problems += bindings.resolve(final=final)
+        if values_too:
+            for k, spec in specs.items():
+                t = named.get(k)
+                if isinstance(t, torch.Tensor) and not any(p.tensor == f"{side}.{k}" and p.field in ("type", "dtype")
+                                                          for p in problems):
+                    problems += spec.value_problems(t, f"{side}.{k}")
+        return problems, bindings
+
+    # ---- raising checks ------------------------------------------------------------
+    def check_inputs(self, values: Any, bindings: Bindings | None = None, *, module: Any = None,
+                     values_too: bool = True) -> Bindings:
+        __tracebackhide__ = True
+        problems, b = self.input_problems(values, bindings, values_too=values_too)
+        if problems:
+            raise self._violation("input", problems, b, values, self.inputs, module) from None
+        return b
+
+    def check_outputs(self, values: Any, bindings: Bindings | None = None, *, module: Any = None,
+                      values_too: bool = True) -> Bindings:
+        __tracebackhide__ = True
+        problems, b = self.output_problems(values, bindings, values_too=values_too)
+        if problems:
+            raise self._violation("output", problems, b, values, self.outputs, module) from None
+        return b
+
+    def _violation(self, side, problems, bindings, values, specs, module) -> InterfaceViolation:
+        mod = module if isinstance(module, str) or module is None else type(module).__name__
+        if side == "input":
+            blame = f"the caller of {mod}" if mod else "the input data"
+        else:
+            blame = mod or f"the module implementing {self.name!r}"
+        sidename = "inputs" if side == "input" else "outputs"
+        named, _ = _as_mapping(sidename, specs, values)
+        slow = any(p.field not in ("shape", "dtype", "device", "type", "labels", "missing", "unexpected")
+                   for p in problems)
+        shown = {f"{sidename}.{k}": (summarize(v) if slow else describe(v)) for k, v in named.items()}
+        where = f"{mod}: " if mod else ""
+        n = len(problems)
+        return InterfaceViolation(
+            f"{where}{sidename} do not match interface {self.name!r} ({n} problem{'s' if n > 1 else ''})",
+            module=mod, blame=blame, problems=problems, values=shown,
+            bindings=bindings.as_dict(), side=side, contract=f"interface {self.name!r} v{self.version}",
+        )
+
+    # ---- variance --------------------------------------------------------------------------
+    def is_substitutable_for(self, other: "Interface") -> Compatibility:
+        """Can ``self`` replace ``other``? Inputs contravariant (other's inputs must
+        satisfy self's), outputs covariant (self's outputs must satisfy other's)."""
+        ins = mapping_compat(other.inputs, self.inputs, f"{other.name}.inputs", f"{self.name}.inputs",
+                             allow_extra=False)
+        outs = mapping_compat(self.outputs, other.outputs, f"{self.name}.outputs", f"{other.name}.outputs",
+                              allow_extra=False)
+        return Compatibility(
+            ["inputs: " + r for r in ins.reasons] + ["outputs: " + r for r in outs.reasons],
+            ins.notes + outs.notes, producer=self.name, consumer=f"a substitute for {other.name}",
+        )
+
+    # ---- serialization / construction helpers --------------------------------------
+    def to_dict(self) -> dict:
+        from .serialize import to_dict
+
+        return to_dict(self)
+
+    def to_json(self, **kw) -> str:
+        from .serialize import to_json
+
+        return to_json(self, **kw)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Interface":
+        from .serialize import from_dict
+
+        return from_dict(data, cls)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Interface":
+        from .serialize import from_json
+
+        return from_json(text, cls)
+
+    @staticmethod
+    def json_schema() -> dict:
+        from .serialize import interface_json_schema
+
+        return interface_json_schema()
+
+    @classmethod
+    def from_annotations(cls, fn, name: str | None = None) -> "Interface":
+        from .annotations import interface_from_annotations
+
+        return interface_from_annotations(fn, name)
+
+
+def _as_mapping(side: str, specs: Mapping[str, TensorSpec], values: Any) -> tuple[dict[str, Any], list[Problem]]:
+    """Name the given values after the specs: dict, tuple/list (positional) or one tensor."""
+    problems: list[Problem] = []
+    names = list(specs)
+    if isinstance(values, Mapping):
+        named = dict(values)
+    elif isinstance(values, (tuple, list)):
+        if len(values) != len(names):
+            problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})", str(len(values))))
+        named = dict(zip(names, values))
+    elif len(names) == 1:
+        named = {names[0]: values}
+    else:
+        problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})",
+                                f"one {describe(values)}"))
+        return {}, problems
+    for k in names:
+        if k not in named:
+            problems.append(Problem(f"{side}.{k}", "missing", "a tensor", "nothing"))
+    for k in named:
+        if k not in specs:
+            problems.append(Problem(f"{side}.{k}", "unexpected", "no such name", describe(named[k])))
+    return {k: v for k, v in named.items() if k in specs}, problems

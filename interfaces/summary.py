@@ -1,0 +1,80 @@
+"""Short tensor descriptions for messages: never print whole tensors.
+
+``describe(t)`` reads metadata only (no device sync): ``f32[8,3,32]``.
+``summarize(t)`` also reads values (syncs on CUDA; use on slow paths only):
+``f32[8,3,32] nan=3 min=-1.2 max=4e7``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["describe", "summarize", "dtype_abbrev"]
+
+_ABBREV = {
+    torch.float32: "f32",
+    torch.float64: "f64",
+    torch.float16: "f16",
+    torch.bfloat16: "bf16",
+    torch.int64: "i64",
+    torch.int32: "i32",
+    torch.int16: "i16",
+    torch.int8: "i8",
+    torch.uint8: "u8",
+    torch.bool: "bool",
+    torch.complex64: "c64",
+    torch.complex128: "c128",
+}
+
+
+def dtype_abbrev(dtype: torch.dtype) -> str:
+    return _ABBREV.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def describe(value: Any) -> str:
+    """Metadata-only description: dtype, shape and (if not cpu) device."""
+    if isinstance(value, torch.Tensor):
+        shape = ",".join(str(s) for s in value.shape)
+        dev = "" if value.device.type == "cpu" else f" {value.device}"
+        return f"{dtype_abbrev(value.dtype)}[{shape}]{dev}"
+    if isinstance(value, (tuple, list)):
+        inner = ", ".join(describe(v) for v in value[:4])
+        more = ", ..." if len(value) > 4 else ""
+        return f"{type(value).__name__}({inner}{more})"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def summarize(value: Any) -> str:
+    """Description plus value statistics (nan/inf counts, min, max)."""
+    if not isinstance(value, torch.Tensor):
+        return describe(value)
+    head = describe(value)
+    if value.numel() == 0 or value.device.type == "meta":
+        return head
+    t = value.detach()
+    parts = [head]
+    if t.dtype == torch.bool:
+        parts.append(f"true={int(t.sum())}")
+        return " ".join(parts)
+    if t.is_complex():
+        t = t.abs()
+    if t.is_floating_point():
+        nan = int(torch.isnan(t).sum())
+        inf = int(torch.isinf(t).sum())
+        if nan:
+            parts.append(f"nan={nan}")
+        if inf:
+            parts.append(f"inf={inf}")
+        finite = t[torch.isfinite(t)]
+        if finite.numel():
+            parts.append(f"min={_fmt(float(finite.min()))} max={_fmt(float(finite.max()))}")
+    else:
+        parts.append(f"min={int(t.min())} max={int(t.max())}")
+    return " ".join(parts)

@@ -1,0 +1,149 @@
+"""Value-domain checks in two forms.
+
+Device form (``*_ok``): returns a 0-dim bool tensor on ``t``'s device built
+from torch reductions only. No ``.item()``, ``bool()``, ``nonzero`` or Python
+branching on data, so it never syncs and traces under
+``torch.compile(fullgraph=True)``. Branches on metadata (dtype) are fine.
+
+Evidence form (``*_evidence``): slow path (reads values, syncs). Returns a
+dict ``{"failing": 3, "of": 96, "first_index": (0, 5), "first_value": nan,
+"min": ..., "max": ...}``; ``failing == 0`` means the check holds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+__all__ = [
+    "finite_ok", "finite_evidence",
+    "range_ok", "range_evidence",
+    "nonnegative_ok", "nonnegative_evidence",
+    "simplex_ok", "simplex_evidence",
+    "indices_ok", "indices_evidence",
+]
+
+
+def _true(t: torch.Tensor) -> torch.Tensor:
+    return torch.ones((), dtype=torch.bool, device=t.device)
+
+
+def _false(t: torch.Tensor) -> torch.Tensor:
+    return torch.zeros((), dtype=torch.bool, device=t.device)
+
+
+def _is_integer(t: torch.Tensor) -> bool:
+    return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
+# ---- device forms -------------------------------------------------------------
+
+def finite_ok(t: torch.Tensor) -> torch.Tensor:
+    if not (t.is_floating_point() or t.is_complex()):
+        return _true(t)
+    return torch.isfinite(t).all()
+
+
+def _range_mask(t: torch.Tensor, lo, hi) -> torch.Tensor:
+    mask = torch.ones_like(t, dtype=torch.bool)
+    if lo is not None:
+        mask = mask & (t >= lo)
+    if hi is not None:
+        mask = mask & (t <= hi)
+    return mask
+
+
+def range_ok(t: torch.Tensor, lo=None, hi=None) -> torch.Tensor:
+    """All values in [lo, hi] (inclusive; None means unbounded; NaN fails)."""
+    return _range_mask(t, lo, hi).all()
+
+
+def nonnegative_ok(t: torch.Tensor) -> torch.Tensor:
+    return (t >= 0).all()
+
+
+def _sums(t: torch.Tensor, dim: int) -> torch.Tensor:
+    src = t if t.is_floating_point() else t.to(torch.float64)
+    return src.sum(dim=dim, dtype=torch.float64 if src.dtype == torch.float64 else torch.float32)
+
+
+def simplex_ok(t: torch.Tensor, dim: int = -1, tol: float = 1e-4) -> torch.Tensor:
+    """Non-negative and sums to 1 along ``dim`` within ``tol``."""
+    return (t >= 0).all() & ((_sums(t, dim) - 1).abs() <= tol).all()
+
+
+def indices_ok(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Integer dtype and every value in [0, n)."""
+    if not _is_integer(t):
+        return _false(t)
+    return ((t >= 0) & (t < n)).all()
+
+
+# ---- evidence forms ----------------------------------------------------------
+
+def _num(x: torch.Tensor) -> Any:
+    v = x.item()
+    return v
+
+
+def _minmax(t: torch.Tensor) -> dict[str, Any]:
+    if t.numel() == 0 or t.dtype == torch.bool or t.is_complex():
+        return {}
+    vals = t[torch.isfinite(t)] if t.is_floating_point() else t
+    if vals.numel() == 0:
+        return {"min": math.nan, "max": math.nan}
+    return {"min": _num(vals.min()), "max": _num(vals.max())}
+
+
+def _evidence(t: torch.Tensor, ok_mask: torch.Tensor, values: torch.Tensor | None = None) -> dict[str, Any]:
+    values = t if values is None else values
+    bad = ~ok_mask
+    failing = int(bad.sum())
+    ev: dict[str, Any] = {"failing": failing, "of": int(ok_mask.numel())}
+    if failing:
+        idx = tuple(int(i) for i in bad.nonzero()[0])
+        ev["first_index"] = idx
+        ev["first_value"] = _num(values[idx]) if values.dim() else _num(values)
+    ev.update(_minmax(t))
+    return ev
+
+
+def finite_evidence(t: torch.Tensor) -> dict[str, Any]:
+    t = t.detach()
+    if not (t.is_floating_point() or t.is_complex()):
+        return {"failing": 0, "of": t.numel(), **_minmax(t)}
+    ev = _evidence(t, torch.isfinite(t))
+    if ev["failing"]:
+        ev["nan"] = int(torch.isnan(t).sum())
+        ev["inf"] = int(torch.isinf(t).sum())
+    return ev
+
+
+def range_evidence(t: torch.Tensor, lo=None, hi=None) -> dict[str, Any]:
+    t = t.detach()
+    return _evidence(t, _range_mask(t, lo, hi))
+
+
+def nonnegative_evidence(t: torch.Tensor) -> dict[str, Any]:
+    t = t.detach()
+    return _evidence(t, t >= 0)
+
+
+def simplex_evidence(t: torch.Tensor, dim: int = -1, tol: float = 1e-4) -> dict[str, Any]:
+    """``failing`` counts slices along ``dim`` (negative entries or a sum off 1);
+    ``first_value`` is that slice's sum, ``negative`` counts negative elements."""
+    t = t.detach()
+    sums = _sums(t, dim)
+    slice_ok = ((sums - 1).abs() <= tol) & (t >= 0).all(dim=dim)
+    ev = _evidence(t, slice_ok, sums)
+    ev["negative"] = int((t < 0).sum())
+    return ev
+
+
+def indices_evidence(t: torch.Tensor, n: int) -> dict[str, Any]:
+    t = t.detach()
+    if not _is_integer(t):
+        return {"failing": t.numel(), "of": t.numel(), "reason": f"dtype {t.dtype} is not an integer dtype"}
+    return _evidence(t, (t >= 0) & (t < n))

@@ -1,0 +1,205 @@
+"""The Monitor's checker: guarded modules write device flags instead of raising.
+
+Installed with ``modpact.contracts.checking.use_checker`` while a Monitor is
+active. For each guarded call it
+
+* checks interface metadata (shape, dtype, device, dim bindings) on the host,
+  where it is free, and records a violation at once if one fails;
+* records value domains (range, finite, integer labels) as one ``aminmax``
+  per tensor and every other condition as its own ``device_ok`` 0-dim bool
+  tensor in the FlagBuffer: no host-device sync;
+* on replay (after a flag was set) computes the evidence synchronously.
+
+Blame: input-side failures blame the producer of the offending tensor (the
+upstream module from the dataflow, the input data at the model boundary, or
+the guard's ``producer`` hint); output-side failures blame the module; a
+condition that raised blames the contract.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from modpact.contracts.checking import Checker, current_checker
+from modpact.interfaces.summary import summarize
+from modpact.runtime.violations import INPUT_DATA
+
+if TYPE_CHECKING:
+    from modpact.runtime.monitor import Monitor
+
+__all__ = ["MonitorChecker"]
+
+
+def _range_form(spec: Any) -> tuple[float | None, float | None, bool] | None:
+    """(lo, hi, finite) when the spec's value domain is range/finite/indices only."""
+    if spec.simplex is not None:
+        return None
+    if spec.indices is not None:
+        if spec.range is not None:
+            return None
+        return (0, spec.indices - 1, True)
+    lo, hi = spec.range if spec.range is not None else (None, None)
+    return (lo, hi, bool(spec.finite) or spec.range is not None)
+
+
+class MonitorChecker(Checker):
+    def __init__(self, monitor: "Monitor", fallback: Checker | None = None):
+        self.monitor = monitor
+        self.fallback = fallback or current_checker()
+
+    # -- helpers ---------------------------------------------------------------
+    def _path(self, guard: Any) -> str | None:
+        mon = self.monitor
+        if mon._stack and mon._guarded.get(mon._stack[-1]) is guard:
+            return mon._stack[-1]
+        return None
+
+    def _producer(self, guard: Any, names: Any, env: dict) -> tuple[str, str]:
+        """(blamed party, reason) for an input-side failure reading ``names``."""
+        hint = guard.producer
+        for n in names:
+            if isinstance(hint, str):
+                return hint, "it produced an input that broke the precondition"
+            if isinstance(hint, dict) and (n in hint or "*" in hint):
+                return hint.get(n, hint.get("*")), "it produced an input that broke the precondition"
+            t = env.get(n)
+            if isinstance(t, torch.Tensor):
+                p = self.monitor._producer_of(t)
+                if p is not None:
+                    who = p[0]
+                    if who == INPUT_DATA:
+                        return INPUT_DATA, "the model's inputs broke the precondition"
+                    return who or "<model>", "its output broke its consumer's precondition"
+        return "the caller", "the caller's arguments broke the precondition"
+
+    def _value_specs(self, specs: Any, named: dict, path: str, side: str, blame_fn) -> None:
+        mon = self.monitor
+        for k, spec in specs:
+            t = named.get(k)
+            if not isinstance(t, torch.Tensor) or t.is_meta:
+                continue
+            tensor = f"{side}.{k}"
+            kind = "interface"
+            blame, reason = blame_fn(k)
+            form = _range_form(spec)
+            check = _spec_text(spec)
+            slot = mon._slot(path, kind, check, tensor, lo=form[0] if form else None,
+                             hi=form[1] if form else None, finite=form[2] if form else True)
+            if mon._replaying is not None:
+                mon._seq += 1
+                problems = spec.value_problems(t, tensor)
+                ev = {"problems": [str(p) for p in problems], "value": summarize(t)} if problems else {}
+                mon._replaying.setdefault(mon._seq, (slot, ev))
+            elif form is not None:
+                mon._check_range(slot, t, blame, reason)
+            else:
+                ok = spec.value_ok(t)
+                if ok is not None:
+                    mon._check_ok(slot, ok, blame, reason)
+
+    def _conditions(self, conds: Any, env: dict, path: str, post: bool, guard: Any) -> None:
+        mon = self.monitor
+        for c in conds:
+            kind = "postcondition" if post else "precondition"
+            if post:
+                blame, reason = path or "<model>", "its preconditions held"
+            else:
+                blame, reason = self._producer(guard, c.reads, env)
+            tensor = ", ".join(c.reads) or "result"
+            slot = mon._slot(path, kind, c.text, tensor, declared_at=c.declared_at)
+            if mon._replaying is not None:
+                mon._seq += 1
+                try:
+                    out = c.check(env)
+                    ev = dict(out.evidence)
+                    ev.update({f"{n} was": v for n, v in out.values.items()})
+                except Exception as e:  # the contract itself is broken
+                    ev = {"error": f"{type(e).__name__}: {e}"}
+                mon._replaying.setdefault(mon._seq, (slot, ev))
+                continue
+            try:
+                ok = c.device_ok(env)
+                if isinstance(ok, torch.Tensor) and ok.numel() != 1:
+                    raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
+            except Exception as e:
+                err = mon._slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
+                mon._host_violation(err, f"the contract {c.text}", "the condition itself raised",
+                                    f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
+                continue
+            if isinstance(ok, bool):
+                if ok:
+                    mon._host_ok()
+                else:
+                    mon._host_violation(slot, blame, reason, "", {"values": c.values(env)})
+            else:
+                mon._check_ok(slot, ok, blame, reason)
+
+    def _metadata(self, problems: Any, path: str, blame_fn, replay_ok: bool = True) -> None:
+        mon = self.monitor
+        if not problems:
+            mon._host_ok()
+            return
+        for p in problems:
+            name = p.tensor.split(".", 1)[-1]
+            blame, reason = blame_fn(name)
+            slot = mon._slot(path, "interface", f"{p.field} {p.expected}", p.tensor)
+            mon._host_violation(slot, blame, reason, str(p), {"expected": p.expected, "actual": p.actual,
+                                                              "detail": p.detail})
+
+    # -- protocol ----------------------------------------------------------------
+    def check_pre(self, guard: Any, env: dict) -> Any:
+        path = self._path(guard)
+        if path is None:
+            return ("fallback", self.fallback.check_pre(guard, env))
+        bindings = None
+        iface = guard.interface
+        if iface is not None:
+            values = guard.input_values(env)
+            problems, bindings = iface.input_problems(values, values_too=False)
+
+            def blame_in(name: str) -> tuple[str, str]:
+                arg = dict(guard._in_pairs).get(name, name)
+                return self._producer(guard, (arg,), env)
+
+            self._metadata(problems, path, blame_in)
+            if guard.in_value_specs:
+                self._value_specs(guard.in_value_specs, values, path, "inputs", blame_in)
+        self._conditions(guard.requires, env, path, post=False, guard=guard)
+        return ("monitor", bindings)
+
+    def check_post(self, guard: Any, env: dict, state: Any) -> None:
+        tag, inner = state
+        if tag == "fallback":
+            return self.fallback.check_post(guard, env, inner)
+        path = self._path(guard)
+        if path is None:
+            return None
+        iface = guard.interface
+        blame_self = path or "<model>"
+        if iface is not None:
+            result = env["result"]
+            bindings = inner
+            if bindings is None:
+                _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+            problems, _ = iface.output_problems(result, bindings, values_too=False)
+            self._metadata(problems, path, lambda n: (blame_self, "its preconditions held"))
+            if guard.out_value_specs:
+                self._value_specs(guard.out_value_specs, guard.named_outputs(result), path, "outputs",
+                                  lambda n: (blame_self, "its preconditions held"))
+        self._conditions(guard.ensures, env, path, post=True, guard=guard)
+        return None
+
+
+def _spec_text(spec: Any) -> str:
+    parts = []
+    if spec.range is not None:
+        parts.append(f"range={list(spec.range)}")
+    if spec.finite:
+        parts.append("finite")
+    if spec.simplex is not None:
+        parts.append(f"simplex(dim={spec.simplex})")
+    if spec.indices is not None:
+        parts.append(f"indices<{spec.indices}")
+    return "value domain " + " ".join(parts)

@@ -1,0 +1,653 @@
+"""Monitor: check every monitored module while the model runs.
+
+    with Monitor(model, mode="record", defaults=True) as mon:
+        for x, y in loader:
+            loss = loss_fn(model(x), y); loss.backward(); opt.step()
+            mon.step()
+    print(mon.report())
+
+Hot path (per monitored module call): metadata checks on the host (free),
+value checks recorded as one ``aminmax`` per tensor into a FlagBuffer (no
+host-device sync), a dataflow edge per input tensor. At ``step()`` the
+buffer is flushed (a few vectorised ops, an async copy to pinned memory) and
+copies that have arrived are read; on CPU they arrive at once. When a flag
+is set, the failing call is replayed synchronously from its kept inputs and
+RNG state to collect evidence (which elements, which values).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import weakref
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from modpact.interfaces.errors import ContractViolation, MonitorError, SpecError
+from modpact.interfaces import values as V
+from modpact.interfaces.summary import describe, summarize
+from modpact.contracts.checking import use_checker
+from modpact.runtime._buffer import FlagBuffer
+from modpact.runtime.checker import MonitorChecker
+from modpact.runtime.report import DiagnosisReport, ViolationRecord
+from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, assign_roots
+
+__all__ = ["Monitor", "MonitorViolation", "active_monitor"]
+
+MODES = ("raise", "record")
+_ACTIVE: contextvars.ContextVar["Monitor | None"] = contextvars.ContextVar("modpact_monitor", default=None)
+_CLAIMED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
+
+
+def active_monitor() -> "Monitor | None":
+    return _ACTIVE.get()
+
+
+class MonitorViolation(ContractViolation):
+    """Raised by ``step()``/``report()`` in mode="raise"; ``.report`` holds the diagnosis."""
+
+    kind = "monitor"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The static part of one check: same for every call of the module."""
+
+    module: str
+    kind: str
+    check: str
+    tensor: str
+    lo: float | None = None
+    hi: float | None = None
+    finite: bool = True
+    declared_at: str | None = None
+    phase: str = "forward"
+
+
+_Tensor = torch.Tensor
+
+# Modules whose output is finite whenever their input is: their value check is
+# skipped when the input was produced by a module this monitor already checks.
+FINITE_PRESERVING = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh,
+    nn.Identity, nn.Flatten, nn.Unflatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d,
+    nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+)
+
+
+def _flat(obj: Any, prefix: str) -> list[tuple[str, torch.Tensor]]:
+    """Tensors in obj with their names; fast path for the common shapes."""
+    if type(obj) is _Tensor or isinstance(obj, _Tensor):
+        return [(prefix, obj)]
+    if type(obj) is tuple and len(obj) == 1 and isinstance(obj[0], _Tensor):
+        return [(f"{prefix}[0]", obj[0])]
+    return list(_tensors(obj, prefix))
+
+
+def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(obj, torch.Tensor):
+        yield prefix, obj
+    elif isinstance(obj, (tuple, list)):
+        for i, x in enumerate(obj):
+            yield from _tensors(x, f"{prefix}[{i}]")
+    elif isinstance(obj, dict):
+        for k, x in obj.items():
+            yield from _tensors(x, f"{prefix}.{k}")
+
+
+def _guard_of(mod: nn.Module) -> Any:
+    """The contracts Guard of a module: attached with guard(), or on a
+    @contract-decorated class/forward."""
+    g = mod.__dict__.get("_modpact_guard")
+    if g is None:
+        g = getattr(getattr(type(mod), "forward", None), "__modpact_guard__", None)
+    return g
+
+
+def _rank() -> int | None:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    return None
+
+
+class Monitor:
+    """Checks every guarded module of ``model`` (and with ``defaults=True``
+    every leaf module: finite floating outputs, stable floating dtype, finite
+    model inputs) while the model runs.
+
+    mode: "record" collects violations; "raise" raises ``MonitorViolation``
+        with the diagnosis at the first ``step()``/``report()`` that sees one.
+    defaults: add default contracts to leaf modules (or to ``modules``).
+    modules: restrict default contracts to these paths (or a predicate on
+        (path, module)).
+    backward: also check gradients: finite gradients arriving at each
+        monitored module's outputs and, at ``step()``, each module's
+        parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
+    replay: replay a failing call synchronously to collect evidence.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        mode: str = "record",
+        *,
+        defaults: bool = False,
+        modules: Iterable[str] | Callable[[str, nn.Module], bool] | None = None,
+        backward: bool = False,
+        grad_norm: tuple[float | None, float | None] | None = None,
+        replay: bool = True,
+        max_violations: int = 10_000,
+    ):
+        if not isinstance(model, nn.Module):
+            raise SpecError(f"Monitor(model=...): expected an nn.Module, got {type(model).__name__}")
+        if mode not in MODES:
+            raise SpecError(f"Monitor(mode={mode!r}): expected one of {', '.join(map(repr, MODES))}")
+        if grad_norm is not None:
+            if not (isinstance(grad_norm, tuple) and len(grad_norm) == 2):
+                raise SpecError(f"Monitor(grad_norm={grad_norm!r}): expected a (min, max) tuple; either may be None")
+            lo, hi = grad_norm
+            if lo is not None and hi is not None and lo > hi:
+                raise SpecError(f"Monitor(grad_norm={grad_norm!r}): min {lo} > max {hi}")
+        self.model = model
+        self.mode = mode
+        self.defaults = defaults
+        self.modules = modules
+        self.backward = backward or grad_norm is not None
+        self.grad_norm = grad_norm
+        self.replay = replay
+        self.max_violations = max_violations
+        self._handles: list[Any] = []
+        self._token = None
+        self._checker_cm = None
+        self._entered = False
+        self._reset_state()
+
+    # ------------------------------------------------------------------ setup
+    def _reset_state(self) -> None:
+        self.buffer = FlagBuffer()
+        self.flow = Dataflow()
+        self._events: dict[int, tuple] = {}  # event id -> (slot, step, call, seq, blame, reason)
+        self._next_event = 0
+        self._step = 0
+        self._call = -1
+        self._seq = 0
+        self._calls_total = 0
+        self._checks = 0
+        self._violations: list[RuntimeViolation] = []
+        self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
+        self._edges_now: set = set()
+        self._stack: list[str] = []
+        self._inputs: dict[tuple[int, int], tuple] = {}
+        self._replaying: dict | None = None
+        self._paths: dict[nn.Module, str] = {}
+        self._default_paths: set[str] = set()
+        self._guarded: dict[str, Any] = {}
+        self._slots: dict[tuple, Slot] = {}
+        self._notes: list[str] = []
+
+    def _wants_defaults(self, path: str, mod: nn.Module) -> bool:
+        if not self.defaults:
+            return False
+        if self.modules is None:
+            return len(list(mod.children())) == 0 or mod is self.model
+        if callable(self.modules):
+            return bool(self.modules(path, mod))
+        return path in set(self.modules)
+
+    def __enter__(self) -> "Monitor":
+        if self._entered:
+            raise MonitorError("Monitor is already active; a Monitor can be entered once at a time")
+        for path, mod in self.model.named_modules():
+            other = _CLAIMED.get(mod)
+            if other is not None and other is not self:
+                raise MonitorError(
+                    f"Monitor: module {path or '<model>'} ({type(mod).__name__}) is already monitored by another "
+                    "active Monitor; nested monitors over the same modules are not supported — exit the outer one "
+                    "first or monitor disjoint submodules"
+                )
+        for path, mod in self.model.named_modules():
+            guard = _guard_of(mod)
+            if guard is not None:
+                self._guarded[path] = guard
+            if guard is not None or self._wants_defaults(path, mod):
+                self._paths[mod] = path
+                if self._wants_defaults(path, mod):
+                    self._default_paths.add(path)
+        self._paths.setdefault(self.model, "")
+        if not self._guarded and not self.defaults:
+            raise MonitorError(
+                f"Monitor: {type(self.model).__name__} has no guarded modules, so there is nothing to check; "
+                "guard modules with modpact.guard(...) / @modpact.contract, or pass defaults=True to check every "
+                "leaf module with default contracts (finite outputs, stable dtype)"
+            )
+        try:
+            for mod, path in self._paths.items():
+                # leaves checked by default contracts only need the post hook
+                # (inputs are still at hand there); containers, guarded modules
+                # and the model itself also need the pre hook
+                has_pre = mod is self.model or path in self._guarded or any(True for _ in mod.children())
+                if has_pre:
+                    # prepend: the monitor's pre hook runs before a guard's, so the
+                    # call is open and the module is on the stack when the guard checks
+                    self._handles.append(
+                        mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True, prepend=True)
+                    )
+                self._handles.append(mod.register_forward_hook(self._make_post(path, mod, has_pre), with_kwargs=True))
+                _CLAIMED[mod] = self
+            self._token = _ACTIVE.set(self)
+            if self._guarded:
+                self._checker_cm = use_checker(MonitorChecker(self))
+                self._checker_cm.__enter__()
+        except BaseException:
+            self._remove_hooks()
+            raise
+        self._entered = True
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self._collect(block=True)
+        finally:
+            self._remove_hooks()
+            if self._checker_cm is not None:
+                try:
+                    self._checker_cm.__exit__(None, None, None)
+                except ValueError:
+                    pass
+                self._checker_cm = None
+            if self._token is not None:
+                try:
+                    _ACTIVE.reset(self._token)
+                except ValueError:  # exited in another context
+                    _ACTIVE.set(None)
+                self._token = None
+            self._entered = False
+        if exc_type is None and self.mode == "raise":
+            self._raise_if_violations()
+
+    def _remove_hooks(self) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        for mod in list(self._paths):
+            if _CLAIMED.get(mod) is self:
+                del _CLAIMED[mod]
+
+    @property
+    def hooks(self) -> int:
+        """Number of hooks currently installed by this monitor."""
+        return len(self._handles)
+
+    # ------------------------------------------------------------- recording
+    def _slot(self, module: str, kind: str, check: str, tensor: str, **kw: Any) -> Slot:
+        key = (module, kind, check, tensor, tuple(sorted(kw.items())))
+        s = self._slots.get(key)
+        if s is None:
+            s = self._slots[key] = Slot(module, kind, check, tensor, **kw)
+        return s
+
+    def _new_event(self, slot: Slot, blame: str, reason: str) -> int:
+        eid = self._next_event
+        self._next_event += 1
+        self._seq += 1
+        self._checks += 1
+        self._events[eid] = (slot, self._step, self._call, self._seq, blame, reason)
+        return eid
+
+    def _check_range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
+        if self._replaying is not None:
+            if t.dtype != torch.bool and not t.dtype.is_complex and t.numel() and not t.is_meta:
+                self._seq += 1
+                self._replay_evidence(slot, t)
+            return
+        eid = self._new_event(slot, blame, reason)
+        if not self.buffer.add_range(t, eid, slot.lo, slot.hi, slot.finite):
+            del self._events[eid]
+            self._checks -= 1
+            self._seq -= 1
+
+    def _check_ok(self, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str, evidence: Callable | None = None) -> None:
+        if self._replaying is not None:
+            self._seq += 1
+            if evidence is not None:
+                self._replaying.setdefault(self._seq, (slot, evidence()))
+            return
+        eid = self._new_event(slot, blame, reason)
+        self.buffer.add_ok(ok, eid)
+
+    def _host_violation(self, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None) -> None:
+        """A violation known on the host at once (metadata, a contract that raised)."""
+        if self._replaying is not None:
+            self._seq += 1
+            return
+        self._seq += 1
+        self._checks += 1
+        self._add_violation(slot, self._step, self._call, self._seq, blame, reason, message, evidence or {})
+
+    def _host_ok(self) -> None:
+        """A host-side check that passed (counts, keeps seq aligned with replay)."""
+        self._seq += 1
+        if self._replaying is None:
+            self._checks += 1
+
+    def _add_violation(self, slot, step, call, seq, blame, reason, message="", evidence=None) -> None:
+        if len(self._violations) >= self.max_violations:
+            if len(self._violations) == self.max_violations:
+                self._notes.append(f"stopped recording after {self.max_violations} violations")
+            return
+        self._violations.append(
+            RuntimeViolation(
+                step=step, call=call, seq=seq, module=slot.module, kind=slot.kind, check=slot.check,
+                tensor=slot.tensor, blame=blame, blame_reason=reason, declared_at=slot.declared_at,
+                message=message, evidence=dict(evidence or {}), rank=_rank(), phase=slot.phase,
+            )
+        )
+
+    def _replay_evidence(self, slot: Slot, t: torch.Tensor) -> None:
+        if slot.lo is None and slot.hi is None:
+            ev = V.finite_evidence(t)
+        else:
+            ev = V.range_evidence(t, slot.lo, slot.hi)
+            if slot.finite and t.is_floating_point():
+                fin = V.finite_evidence(t)
+                if fin.get("failing"):
+                    ev = fin
+        ev = {k: v for k, v in ev.items()}
+        ev["value"] = summarize(t)
+        self._replaying.setdefault(self._seq, (slot, ev))
+
+    # ----------------------------------------------------------------- hooks
+    def _producer_of(self, t: torch.Tensor) -> tuple[str, bool] | None:
+        entry = self._producers.get(id(t))
+        if entry is not None and entry[0]() is t:
+            return entry[1], entry[2]
+        return None
+
+    def _inputs_flow(self, path: str, args: Any, kwargs: Any) -> tuple[bool, torch.dtype | None]:
+        """Add dataflow edges from the producers of the inputs; return whether
+        every input tensor came from a checked producer, and the first floating dtype."""
+        edges = self._edges_now
+        all_checked = True
+        in_dtype = None
+        items = _flat(args, "inputs")
+        if kwargs:
+            items = items + _flat(kwargs, "inputs")
+        producers = self._producers
+        for _, t in items:
+            entry = producers.get(id(t))
+            if entry is not None and entry[0]() is t:
+                if entry[1] != path:
+                    edges.add((entry[1], path))
+                all_checked = all_checked and entry[2]
+            else:
+                all_checked = False
+            if in_dtype is None and t.is_floating_point():
+                in_dtype = t.dtype
+        return all_checked, in_dtype
+
+    def _make_pre(self, path: str, mod: nn.Module):
+        is_root = mod is self.model
+        defaults = path in self._default_paths
+
+        def pre_hook(module, args, kwargs):
+            if is_root:
+                self._start_call(args, kwargs)
+            self._stack.append(path)
+            self._inputs_flow(path, args, kwargs)
+            if is_root and defaults:
+                for name, t in _flat(args, "inputs"):
+                    if t.is_floating_point():
+                        slot = self._slot(path, "precondition", "finite(input)", name)
+                        self._check_range(slot, t, INPUT_DATA, "the model's inputs broke its precondition")
+            return None
+
+        return pre_hook
+
+    def _make_post(self, path: str, mod: nn.Module, has_pre: bool):
+        is_root = mod is self.model
+        defaults = path in self._default_paths
+        preserving = isinstance(mod, FINITE_PRESERVING)
+        blame_self = path or "<model>"
+        out_slots: dict[str, Slot] = {}
+
+        def post_hook(module, args, kwargs, output):
+            if has_pre and self._stack and self._stack[-1] == path:
+                self._stack.pop()
+            if has_pre:
+                in_checked, in_dtype = False, None
+                if defaults:
+                    for _, t in _flat(args, "inputs"):
+                        if t.is_floating_point():
+                            in_dtype = t.dtype
+                            break
+            else:
+                in_checked, in_dtype = self._inputs_flow(path, args, kwargs)
+            producers = self._producers
+            for name, t in _flat(output, "output"):
+                entry = producers.get(id(t))
+                passed_through = entry is not None and entry[0]() is t
+                checked = passed_through and entry[2]
+                if defaults and t.is_floating_point():
+                    if not passed_through and not (preserving and in_checked):
+                        slot = out_slots.get(name)
+                        if slot is None:
+                            slot = out_slots[name] = self._slot(path, "postcondition", "finite(output)", name)
+                        self._check_range(slot, t, blame_self, "its inputs were finite")
+                        checked = True
+                    elif preserving and in_checked:
+                        checked = True
+                    if in_dtype is not None:
+                        if t.dtype != in_dtype:
+                            dslot = self._slot(path, "postcondition", "dtype stable", name)
+                            self._host_violation(
+                                dslot, blame_self, "its preconditions held",
+                                f"output dtype {t.dtype} differs from input dtype {in_dtype}",
+                                {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
+                            )
+                        else:
+                            self._host_ok()
+                producers[id(t)] = (weakref.ref(t), path, checked)
+                if self.backward and t.requires_grad and self._replaying is None:
+                    self._watch_grad(path, t)
+            if is_root:
+                self._end_call()
+            return None
+
+        return post_hook
+
+    def _watch_grad(self, path: str, t: torch.Tensor) -> None:
+        slot = self._slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
+        consumers = sorted({b for (a, b) in self.flow.edges.get((self._step, self._call), ()) if a == path})
+        step, call = self._step, self._call
+
+        def on_grad(g: torch.Tensor) -> None:
+            blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
+            eid = self._next_event
+            self._next_event += 1
+            self._checks += 1
+            self._events[eid] = (slot, step, call, eid, blame, f"their backward produced a non-finite gradient for {path or '<model>'}'s output")
+            self.buffer.add_range(g, eid)
+
+        t.register_hook(on_grad)
+
+    # ------------------------------------------------------------ call/step
+    def _start_call(self, args, kwargs) -> None:
+        if self._replaying is not None:
+            self._seq = 0
+            return
+        self._call += 1
+        self._calls_total += 1
+        self._seq = 0
+        self._stack.clear()
+        self._producers.clear()
+        if self.replay:
+            rng = torch.get_rng_state()
+            cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+            self._inputs[(self._step, self._call)] = (args, dict(kwargs), rng, cuda_rng)
+        self._edges_now = self.flow.edges[(self._step, self._call)]
+        checked = "" in self._default_paths
+        for _, t in _tensors((args, kwargs), "inputs"):
+            self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, checked)
+
+    def _end_call(self) -> None:
+        """End of a root forward: start this call's flag copy, read those that
+        have arrived (on CUDA: earlier calls'; nothing waits)."""
+        if self._replaying is None:
+            self._collect(block=False)
+
+    def _check_params(self) -> None:
+        """Gradient contracts on parameters, one foreach reduction per step."""
+        for mod, path in self._paths.items():
+            grads = [(n, p.grad) for n, p in mod.named_parameters(recurse=False) if p.grad is not None]
+            if not grads:
+                continue
+            norms = torch._foreach_norm([g for _, g in grads])
+            for (name, _), norm in zip(grads, norms):
+                lo, hi = self.grad_norm if self.grad_norm else (None, None)
+                check = "finite(grad)" if not self.grad_norm else f"grad_norm in [{lo}, {hi}]"
+                slot = self._slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
+                eid = self._new_event(slot, path or "<model>", "its parameter gradient left the bound")
+                self.buffer.add_range(norm.reshape(1), eid, lo, hi, True)
+
+    def step(self) -> None:
+        """Mark a step boundary: flush this step's checks, read those that have
+        arrived (on CPU: all), and in mode="raise" raise on a violation."""
+        if self.backward:
+            self._check_params()
+        self.buffer.flush()
+        self._collect(block=False)
+        self._step += 1
+        self._call = -1
+        self._producers.clear()
+        self.flow.forget_before(self._step - 2)
+        for key in [k for k in self._inputs if k[0] < self._step - 2]:
+            del self._inputs[key]
+        if self.mode == "raise":
+            self._raise_if_violations()
+
+    def _collect(self, block: bool) -> None:
+        self.buffer.flush()
+        bad = self.buffer.poll(block=block)
+        if not self.buffer.pending:
+            pass
+        # events that arrived clean are dropped; violated ones become records
+        arrived = set(bad)
+        flagged: dict[tuple[int, int], list[int]] = {}
+        for eid in sorted(arrived):
+            slot, step, call, seq, blame, reason = self._events[eid]
+            flagged.setdefault((step, call), []).append(eid)
+        evidence_by_call = {}
+        for key, eids in flagged.items():
+            if self.replay and key[1] >= 0 and key in self._inputs:
+                evidence_by_call[key] = self._replay_call(key)
+        for eid in sorted(arrived):
+            slot, step, call, seq, blame, reason = self._events[eid]
+            ev = {}
+            rep = evidence_by_call.get((step, call))
+            if rep is not None and slot.phase == "forward":
+                found = rep.get(seq)
+                if found is not None and found[0] == slot:
+                    ev = found[1]
+                else:
+                    ev = {"replay": "not reproduced (weights or inputs changed since the step)"}
+            self._add_violation(slot, step, call, seq, blame, reason, "", ev)
+        # forget events that were read
+        if not self.buffer.pending:
+            self._events.clear()
+        else:
+            pending_ids = {e for p in self.buffer.pending for e in p.events}
+            self._events = {k: v for k, v in self._events.items() if k in pending_ids}
+
+    def _replay_call(self, key: tuple[int, int]) -> dict:
+        """Re-run one root call synchronously (no grad, RNG and buffers restored)."""
+        args, kwargs, rng, cuda_rng = self._inputs[key]
+        saved_rng = torch.get_rng_state()
+        saved_buffers = {n: b.detach().clone() for n, b in self.model.named_buffers()}
+        self._replaying = {}
+        saved_seq = self._seq
+        try:
+            torch.set_rng_state(rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+            with torch.no_grad():
+                try:
+                    self.model(*args, **kwargs)
+                except Exception as e:  # a replay that fails still leaves the flags' facts
+                    self._notes.append(f"replay of step {key[0]} call {key[1]} raised {type(e).__name__}: {e}")
+            return self._replaying
+        finally:
+            self._replaying = None
+            self._seq = saved_seq
+            torch.set_rng_state(saved_rng)
+            with torch.no_grad():
+                for n, b in self.model.named_buffers():
+                    if n in saved_buffers:
+                        b.copy_(saved_buffers[n])
+
+    # ---------------------------------------------------------------- report
+    def report(self) -> DiagnosisReport:
+        """Read every outstanding flag (waits for in-flight copies) and return
+        the diagnosis: root causes, consequences, per-module counts."""
+        self._collect(block=True)
+        ordered = assign_roots(self._violations, self.flow)
+        index = {id(v): i for i, v in enumerate(ordered)}
+        records = [
+            ViolationRecord(
+                step=v.step, call=v.call, seq=v.seq, phase=v.phase, module=v.module, kind=v.kind, check=v.check,
+                tensor=v.tensor, blame=v.blame, blame_reason=v.blame_reason, declared_at=v.declared_at,
+                message=v.message, evidence=_jsonable(v.evidence), rank=v.rank, root=v.root, caused_by=v.caused_by,
+            )
+            for v in ordered
+        ]
+        del index
+        return DiagnosisReport(
+            model=type(self.model).__name__,
+            steps=self._step + (1 if self._call >= 0 else 0),
+            calls=self._calls_total,
+            checks=self._checks,
+            modules_monitored=sorted(p or "<model>" for p in self._paths.values()),
+            violations=records,
+            notes=list(self._notes),
+        )
+
+    @property
+    def violations(self) -> list[RuntimeViolation]:
+        return list(self._violations)
+
+    def _raise_if_violations(self) -> None:
+        if not self._violations:
+            return
+        rep = self.report()
+        root = rep.root_cause
+        assert root is not None
+        err = MonitorViolation(
+            rep.headline(),
+            module=root.where,
+            blame=root.blame,
+            blame_reason=root.blame_reason,
+            contract=root.check,
+            evidence={k: v for k, v in root.evidence.items()},
+            declared_at=root.declared_at,
+        )
+        err.report = rep
+        self._violations.clear()
+        raise err
+
+
+def _jsonable(d: dict) -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            out[k] = str(v)
+        elif isinstance(v, (str, int, float, bool)) or v is None:
+            out[k] = v
+        elif isinstance(v, (tuple, list)):
+            out[k] = [x if isinstance(x, (str, int, float, bool)) else str(x) for x in v]
+        else:
+            out[k] = str(v)
+    return out

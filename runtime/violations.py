@@ -1,0 +1,128 @@
+"""What the monitor found, and who is to blame.
+
+Blame follows docs/contracts.md (Findler-Felleisen): a failed precondition or
+input check blames the producer of the input (the upstream module, or the
+input data at the model boundary); a failed postcondition or output check
+blames the module; a condition that raised blames the contract.
+
+Root cause within one forward call: violations are ordered by execution
+order (``seq``). The earliest violation is a root cause; a later violation is
+a *consequence* of an earlier root when its module is reachable from the
+root's module in the call's dataflow graph (producer -> consumer edges, and
+child -> enclosing container); otherwise it starts a root of its own.
+Gradient violations in a step whose forward already failed are consequences
+of the forward's first root.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+__all__ = ["RuntimeViolation", "Dataflow", "assign_roots"]
+
+INPUT_DATA = "the input data"
+
+
+@dataclass
+class RuntimeViolation:
+    step: int
+    call: int  # index of the root forward call within the step (-1: backward/step checks)
+    seq: int  # execution order within the call
+    module: str  # module path ("" is the model itself)
+    kind: str  # precondition | postcondition | interface | contract-error | gradient
+    check: str  # the condition, as written ("finite(output)", "in_range(probs, 0, 1)")
+    tensor: str  # which value ("output", "inputs.x", "grad(output)", "weight.grad")
+    blame: str  # the blamed party
+    blame_reason: str
+    declared_at: str | None = None
+    message: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+    rank: int | None = None
+    phase: str = "forward"  # forward | backward | step
+    root: bool = True
+    caused_by: int | None = None  # index (in the report's list) of the root this follows from
+
+    @property
+    def where(self) -> str:
+        return self.module or "<model>"
+
+    def sort_key(self) -> tuple:
+        phase_order = {"forward": 0, "backward": 1, "step": 2}[self.phase]
+        return (self.step, phase_order, self.call, self.seq)
+
+
+class Dataflow:
+    """Per-call producer -> consumer edges between monitored modules."""
+
+    def __init__(self) -> None:
+        self.edges: dict[tuple[int, int], set[tuple[str, str]]] = defaultdict(set)
+
+    def add(self, step: int, call: int, producer: str, consumer: str) -> None:
+        if producer != consumer:
+            self.edges[(step, call)].add((producer, consumer))
+
+    def downstream(self, step: int, call: int, start: str) -> set[str]:
+        succ: dict[str, set[str]] = defaultdict(set)
+        for a, b in self.edges.get((step, call), ()):
+            succ[a].add(b)
+        seen, todo = {start}, [start]
+        while todo:
+            node = todo.pop()
+            nxt = set(succ.get(node, ()))
+            # a module's output also flows out through every enclosing container
+            nxt.update(_ancestors(node))
+            for n in nxt - seen:
+                seen.add(n)
+                todo.append(n)
+        return seen
+
+    def forget_before(self, step: int) -> None:
+        for key in [k for k in self.edges if k[0] < step]:
+            del self.edges[key]
+
+
+def _ancestors(path: str) -> list[str]:
+    if not path:
+        return []
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, -1, -1)]
+
+
+def assign_roots(violations: list[RuntimeViolation], flow: Dataflow) -> list[RuntimeViolation]:
+    """Sort by execution order and mark consequences; returns the sorted list."""
+    ordered = sorted(violations, key=RuntimeViolation.sort_key)
+    roots_by_call: dict[tuple[int, int], list[tuple[int, set[str]]]] = defaultdict(list)
+    first_forward_root: dict[int, int] = {}
+    for i, v in enumerate(ordered):
+        v.root, v.caused_by = True, None
+        if v.phase != "forward":
+            if v.step in first_forward_root:
+                v.root, v.caused_by = False, first_forward_root[v.step]
+            continue
+        key = (v.step, v.call)
+        for root_index, reach in roots_by_call[key]:
+            if v.module in reach or _blamed_module(v) in reach:
+                v.root, v.caused_by = False, root_index
+                break
+        if v.root:
+            start = _blamed_module(v) or v.module
+            reach = flow.downstream(v.step, v.call, start) | {v.module}
+            roots_by_call[key].append((i, reach))
+            first_forward_root.setdefault(v.step, i)
+    return ordered
+
+
+def _blamed_module(v: RuntimeViolation) -> str:
+    """The module a violation blames, if it blames a module."""
+    if v.kind in ("precondition",) or (v.kind == "interface" and v.tensor.startswith("inputs")):
+        return v.blame if v.blame not in (INPUT_DATA,) and not v.blame.startswith("the ") else v.module
+    return v.module
+
+
+def counts_by_module(violations: Iterable[RuntimeViolation]) -> dict[str, int]:
+    out: dict[str, int] = defaultdict(int)
+    for v in violations:
+        out[v.where] += 1
+    return dict(out)
