@@ -67,7 +67,7 @@ def _lambda_source(fn: Callable[..., Any]) -> str | None:
     body_col = None
     try:
         for lineno, _end, col, _endcol in code.co_positions():
-            if lineno == code.co_firstlineno and col is not None:
+            if lineno == code.co_firstlineno and col is not None and _endcol is not None and _endcol > col:
                 body_col = col if body_col is None else min(body_col, col)
     except AttributeError:  # pragma: no cover - Python < 3.11
         pass

@@ -16,6 +16,8 @@ from modpact.interfaces.errors import (
     Problem,
 )
 
+from modpact.interfaces.summary import describe, summarize
+
 from ._modes import _GLOBAL_MODE, ContractWarning, _record
 from .condition import Condition
 
@@ -68,6 +70,7 @@ def condition_violation(guard: Guard, cond: Condition, env: Mapping[str, Any], b
     except Exception as e:  # the evidence pass itself broke: still report the failure
         values, evidence = _values(cond, env), {"evidence_error": f"{type(e).__name__}: {e}"}
         expected = actual = None
+    evidence = _compact(evidence, values)
     common = dict(module=guard.name, contract=cond.text, values=values, evidence=evidence,
                   bindings=_bindings(bindings), declared_at=cond.declared_at, expected=expected, actual=actual)
     if not post:
@@ -80,12 +83,28 @@ def condition_violation(guard: Guard, cond: Condition, env: Mapping[str, Any], b
                                   blame_reason="its preconditions held", **common)
 
 
+_SUMMARY_KEYS = {"min": "min=", "max": "max=", "nan": "nan=", "inf": "inf="}
+
+
+def _compact(evidence: dict[str, Any], values: Mapping[str, str]) -> dict[str, Any]:
+    """Drop evidence a value summary already shows (min/max, nan/inf counts)."""
+    if not evidence or len(values) != 1:
+        return evidence
+    shown = next(iter(values.values()))
+    out = {}
+    for k, v in evidence.items():
+        if k in _SUMMARY_KEYS and (_SUMMARY_KEYS[k] in shown or v == 0 or v != v or k in ("min", "max")):
+            continue
+        out[k] = v
+    return out
+
+
 def contract_error(guard: Guard, cond: Condition, env: Mapping[str, Any], error: BaseException,
                    *, post: bool) -> ContractError:
     what = "postcondition" if post else "precondition"
     reason = cond.why or cond.text
     if isinstance(error, TypeError) and str(error).startswith("returned "):
-        actual = str(error)
+        actual = str(error)[len("returned "):]
     else:
         actual = f"raised {type(error).__name__}: {error}"
     err = ContractError(
@@ -98,8 +117,11 @@ def contract_error(guard: Guard, cond: Condition, env: Mapping[str, Any], error:
     return err
 
 
+_META_FIELDS = frozenset({"shape", "dtype", "device", "type", "labels", "missing", "unexpected", "count"})
+
+
 def interface_violation(guard: Guard, problems: Sequence[Problem], bindings: Any, *, side: str,
-                        pre_failed: bool = False) -> InterfaceViolation:
+                        pre_failed: bool = False, values: Mapping[str, Any] | None = None) -> InterfaceViolation:
     iface = guard.interface
     iname = getattr(iface, "name", None)
     label = f" {iname!r}" if iname else ""
@@ -112,7 +134,11 @@ def interface_violation(guard: Guard, problems: Sequence[Problem], bindings: Any
     else:
         blame, reason = guard.name, "its inputs and preconditions held"
         headline = f"{guard.name}: output does not match interface{label}"
+    slow = any(p.field not in _META_FIELDS for p in problems)
+    prefix = "inputs" if side == "input" else "outputs"
+    shown = {f"{prefix}.{k}": (summarize(v) if slow else describe(v)) for k, v in (values or {}).items()}
     return InterfaceViolation(headline, module=guard.name, blame=blame, blame_reason=reason, problems=problems,
+                              values=shown,
                               bindings=_bindings(bindings), side=side,
                               declared_at=getattr(guard, "declared_at", None))
 

@@ -73,7 +73,10 @@ class EagerChecker(Checker):
                 problems = _value_problems(guard.in_value_specs, guard.input_values(env), "inputs")
             if problems:
                 failed = True
-                report(guard, interface_violation(guard, problems, bindings, side="input"))
+                if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
+                    _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+                report(guard, interface_violation(guard, problems, bindings, side="input",
+                                                  values=guard.input_values(env)))
         for c in guard.requires:
             try:
                 ok = c.ok(env)
@@ -105,7 +108,11 @@ class EagerChecker(Checker):
             if not problems and guard.out_value_specs:
                 problems = _value_problems(guard.out_value_specs, guard.named_outputs(result), "outputs")
             if problems:
-                report(guard, interface_violation(guard, problems, bindings, side="output", pre_failed=pre_failed))
+                if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
+                    _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+                    iface.output_problems(result, bindings, values_too=False)
+                report(guard, interface_violation(guard, problems, bindings, side="output", pre_failed=pre_failed,
+                                                  values=guard.named_outputs(result)))
         for c in guard.ensures:
             try:
                 ok = c.ok(env)

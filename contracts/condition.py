@@ -283,7 +283,9 @@ class Custom(Condition):
             raise SpecError(f"Expected a Condition or a callable, got {fn!r} (type={type(fn).__name__})")
         self.fn = fn
         self._params = {}
-        self.declared_at = declared_at or code_site(fn) or user_site(2)
+        # a lambda is declared where it is written; a named function where it is attached
+        lam = getattr(fn, "__name__", "") == "<lambda>"
+        self.declared_at = (code_site(fn) if lam else None) or declared_at or code_site(fn) or user_site(2)
         try:
             sig = inspect.signature(fn)
         except (TypeError, ValueError) as e:

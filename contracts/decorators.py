@@ -116,7 +116,13 @@ def _decorator(*, interface: Any = None, requires: tuple = (), ensures: tuple = 
         is_method = bool(params) and params[0] in ("self", "cls")
         binder = Binder(sig, skip_first=is_method)
         qual = getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
-        default_name = owner_cls.__name__ if owner_cls is not None else qual.replace(".<locals>", "")
+        parts = [p for p in qual.split(".") if p != "<locals>"]
+        if owner_cls is not None:
+            default_name = owner_cls.__name__
+        elif is_method and len(parts) >= 2:  # Head.forward -> "Head"; Acc.add -> "Acc.add"
+            default_name = parts[-2] if parts[-1] == "forward" else ".".join(parts[-2:])
+        else:
+            default_name = parts[-1]
         g = Guard(interface=interface, requires=requires, ensures=ensures, name=name or default_name, mode=mode,
                   every=every or 1, producer=producer, snapshot=snapshot, binder=binder, owner=qual,
                   declared_at=site)

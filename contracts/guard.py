@@ -317,13 +317,35 @@ def guard_submodules(model: nn.Module, specs: Mapping[str, Mapping[str, Any] | A
     for path, spec in specs.items():
         if path not in mods:
             close = [p for p in mods if p and (p.endswith(path) or path in p)][:5]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            paths = [p for p in mods if p]
+            hint = f" (did you mean {', '.join(close)}?)" if close else \
+                f" (submodules: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''})"
             raise SpecError(f"guard_submodules: {type(model).__name__} has no submodule {path!r}{hint}")
         kw = dict(common)
         kw.update(spec if isinstance(spec, Mapping) else {"interface": spec})
         kw.setdefault("name", path or type(model).__name__)
+        if "producer" not in kw:
+            kw["producer"] = _sequential_producer(model, mods, path)
         guard(mods[path], **kw)
     return model
+
+
+def _sequential_producer(model: nn.Module, mods: Mapping[str, nn.Module], path: str) -> str | None:
+    """For a child of an nn.Sequential, who produced its input: the previous
+    child's path, or "the input data" for the first child of the model itself."""
+    if not path:
+        return None
+    parent_path, _, last = path.rpartition(".")
+    parent = mods.get(parent_path)
+    if not isinstance(parent, nn.Sequential):
+        return None
+    keys = list(parent._modules)
+    i = keys.index(last) if last in keys else -1
+    if i > 0:
+        return f"{parent_path}.{keys[i - 1]}" if parent_path else keys[i - 1]
+    if i == 0 and parent is model:
+        return "the input data"
+    return None
 
 
 def guarded(model: nn.Module) -> Iterable[tuple[str, Guard]]:

@@ -16,6 +16,7 @@ from .errors import (
     FormatVersionError,
     InterfaceViolation,
     ModpactError,
+    MonitorError,
     PostconditionViolation,
     PreconditionViolation,
     Problem,
@@ -36,5 +37,5 @@ __all__ = [
     "describe", "summarize", "values",
     "ModpactError", "SpecError", "FormatVersionError", "CompatibilityError",
     "ContractViolation", "PreconditionViolation", "PostconditionViolation",
-    "InterfaceViolation", "ContractError", "Problem",
+    "InterfaceViolation", "ContractError", "MonitorError", "Problem",
 ]

@@ -98,6 +98,10 @@ def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
             yield from _tensors(x, f"{prefix}.{k}")
 
 
+_is_compiling = torch.compiler.is_compiling
+SLOT_CAPACITY = 4096
+
+
 def _guard_of(mod: nn.Module) -> Any:
     """The contracts Guard of a module: attached with guard(), or on a
     @contract-decorated class/forward."""
@@ -181,6 +185,9 @@ class Monitor:
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
         self._edges_now: set = set()
         self._stack: list[str] = []
+        self._slot_index: dict[Slot, int] = {}
+        self._slot_meta: list[tuple[Slot, str, str]] = []
+        self._slot_flags: torch.Tensor | None = None
         self._inputs: dict[tuple[int, int], tuple] = {}
         self._replaying: dict | None = None
         self._paths: dict[nn.Module, str] = {}
@@ -218,6 +225,9 @@ class Monitor:
                 if self._wants_defaults(path, mod):
                     self._default_paths.add(path)
         self._paths.setdefault(self.model, "")
+        param = next(self.model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        self._slot_flags = torch.zeros(SLOT_CAPACITY, dtype=torch.bool, device=device)
         if not self._guarded and not self.defaults:
             raise MonitorError(
                 f"Monitor: {type(self.model).__name__} has no guarded modules, so there is nothing to check; "
@@ -299,7 +309,30 @@ class Monitor:
         self._events[eid] = (slot, self._step, self._call, self._seq, blame, reason)
         return eid
 
+    def _compiled_flag(self, slot: Slot, bad: torch.Tensor, blame: str, reason: str) -> None:
+        """Under torch.compile: OR the verdict into the preallocated per-slot
+        flag buffer (the slot index is a trace-time constant)."""
+        idx = self._slot_index.get(slot)
+        if idx is None:
+            idx = len(self._slot_meta)
+            if idx >= SLOT_CAPACITY:
+                return
+            self._slot_index[slot] = idx
+            self._slot_meta.append((slot, blame, reason))
+        flags = self._slot_flags
+        flags[idx] = flags[idx] | bad.to(flags.device)
+
     def _check_range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
+        if _is_compiling():
+            dtype = t.dtype
+            if dtype == torch.bool or dtype.is_complex or t.numel() == 0:
+                return
+            from modpact.runtime._buffer import _bounds_for
+
+            lo, hi = _bounds_for(dtype, slot.lo, slot.hi, slot.finite)
+            mn, mx = torch.aminmax(t.detach())
+            self._compiled_flag(slot, ~((mn >= lo) & (mx <= hi)), blame, reason)
+            return
         if self._replaying is not None:
             if t.dtype != torch.bool and not t.dtype.is_complex and t.numel() and not t.is_meta:
                 self._seq += 1
@@ -312,6 +345,10 @@ class Monitor:
             self._seq -= 1
 
     def _check_ok(self, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str, evidence: Callable | None = None) -> None:
+        if _is_compiling():
+            if isinstance(ok, torch.Tensor):
+                self._compiled_flag(slot, ~ok.reshape(()).to(torch.bool), blame, reason)
+            return
         if self._replaying is not None:
             self._seq += 1
             if evidence is not None:
@@ -322,7 +359,7 @@ class Monitor:
 
     def _host_violation(self, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None) -> None:
         """A violation known on the host at once (metadata, a contract that raised)."""
-        if self._replaying is not None:
+        if self._replaying is not None or _is_compiling():
             self._seq += 1
             return
         self._seq += 1
@@ -331,6 +368,8 @@ class Monitor:
 
     def _host_ok(self) -> None:
         """A host-side check that passed (counts, keeps seq aligned with replay)."""
+        if _is_compiling():
+            return
         self._seq += 1
         if self._replaying is None:
             self._checks += 1
@@ -385,7 +424,12 @@ class Monitor:
                     edges.add((entry[1], path))
                 all_checked = all_checked and entry[2]
             else:
+                # computed by code in the enclosing container's forward (e.g.
+                # `out + shortcut(x)`): it may depend on anything that container
+                # has seen, which the child -> container edges already capture
                 all_checked = False
+                if self._stack:
+                    edges.add((self._stack[-1], path))
             if in_dtype is None and t.is_floating_point():
                 in_dtype = t.dtype
         return all_checked, in_dtype
@@ -395,10 +439,12 @@ class Monitor:
         defaults = path in self._default_paths
 
         def pre_hook(module, args, kwargs):
-            if is_root:
+            compiling = _is_compiling()
+            if is_root and not compiling:
                 self._start_call(args, kwargs)
+            if not compiling:
+                self._inputs_flow(path, args, kwargs)
             self._stack.append(path)
-            self._inputs_flow(path, args, kwargs)
             if is_root and defaults:
                 for name, t in _flat(args, "inputs"):
                     if t.is_floating_point():
@@ -418,7 +464,11 @@ class Monitor:
         def post_hook(module, args, kwargs, output):
             if has_pre and self._stack and self._stack[-1] == path:
                 self._stack.pop()
-            if has_pre:
+            compiling = _is_compiling()
+            if compiling:
+                in_checked = False
+                in_dtype = None
+            elif has_pre:
                 in_checked, in_dtype = False, None
                 if defaults:
                     for _, t in _flat(args, "inputs"):
@@ -429,7 +479,7 @@ class Monitor:
                 in_checked, in_dtype = self._inputs_flow(path, args, kwargs)
             producers = self._producers
             for name, t in _flat(output, "output"):
-                entry = producers.get(id(t))
+                entry = None if compiling else producers.get(id(t))
                 passed_through = entry is not None and entry[0]() is t
                 checked = passed_through and entry[2]
                 if defaults and t.is_floating_point():
@@ -451,10 +501,12 @@ class Monitor:
                             )
                         else:
                             self._host_ok()
+                if compiling:
+                    continue
                 producers[id(t)] = (weakref.ref(t), path, checked)
                 if self.backward and t.requires_grad and self._replaying is None:
                     self._watch_grad(path, t)
-            if is_root:
+            if is_root and not compiling:
                 self._end_call()
             return None
 
@@ -530,7 +582,33 @@ class Monitor:
         if self.mode == "raise":
             self._raise_if_violations()
 
+    def _flush_compiled(self) -> None:
+        """Turn the per-slot flags written by compiled code into events."""
+        n = len(self._slot_meta)
+        if not n or self._slot_flags is None:
+            return
+        eids = []
+        for idx in range(n):
+            slot, blame, reason = self._slot_meta[idx]
+            eid = self._next_event
+            self._next_event += 1
+            self._events[eid] = (slot, self._step, -1, idx, blame, reason)
+            eids.append(eid)
+        flags = self._slot_flags[:n].clone()
+        self._slot_flags[:n].zero_()
+        if flags.device.type == "cuda":
+            host = torch.empty(flags.shape, dtype=torch.bool, pin_memory=True)
+            host.copy_(flags, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        else:
+            host, done = flags, None
+        from modpact.runtime._buffer import Pending
+
+        self.buffer.pending.append(Pending(host, eids, done))
+
     def _collect(self, block: bool) -> None:
+        self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
         if not self.buffer.pending:

@@ -11,7 +11,9 @@ a *consequence* of an earlier root when its module is reachable from the
 root's module in the call's dataflow graph (producer -> consumer edges, and
 child -> enclosing container); otherwise it starts a root of its own.
 Gradient violations in a step whose forward already failed are consequences
-of the forward's first root.
+of the forward's first root. Checks that ran inside ``torch.compile`` (call
+-1) carry no dataflow: their later violations are linked to the step's first
+one by execution order.
 """
 
 from __future__ import annotations
@@ -102,6 +104,11 @@ def assign_roots(violations: list[RuntimeViolation], flow: Dataflow) -> list[Run
                 v.root, v.caused_by = False, first_forward_root[v.step]
             continue
         key = (v.step, v.call)
+        if v.call == -1 and roots_by_call[key]:
+            # checked inside torch.compile: no dataflow was recorded, so later
+            # violations of the step are linked to its first by execution order
+            v.root, v.caused_by = False, roots_by_call[key][0][0]
+            continue
         for root_index, reach in roots_by_call[key]:
             if v.module in reach or _blamed_module(v) in reach:
                 v.root, v.caused_by = False, root_index

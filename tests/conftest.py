@@ -1,8 +1,13 @@
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 from hypothesis import HealthCheck, settings
+
+# the benchmark model zoo (bench/zoo.py) is shared with the runtime tests
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 settings.register_profile("ci", max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=100, deadline=None)

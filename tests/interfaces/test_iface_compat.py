@@ -1,6 +1,5 @@
 import pytest
-import torch
-from hypothesis import assume, given, settings, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from iface_strategies import shape_strings, specs
 from modpact.interfaces import (

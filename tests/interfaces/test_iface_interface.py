@@ -3,7 +3,7 @@ import torch
 from jaxtyping import Float, Float32, Int
 
 from modpact.interfaces import (
-    Bindings, Interface, InterfaceViolation, LabelSpace, TensorSpec, infer_interface,
+    Interface, InterfaceViolation, LabelSpace, TensorSpec, infer_interface,
 )
 
 DIGITS = LabelSpace("digits", [str(i) for i in range(10)])
