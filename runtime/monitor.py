@@ -329,7 +329,7 @@ class Monitor:
                 return
             from modpact.runtime._buffer import _bounds_for
 
-            lo, hi = _bounds_for(dtype, slot.lo, slot.hi, slot.finite)
+            lo, hi = _bounds_for.__wrapped__(dtype, slot.lo, slot.hi, slot.finite)
             mn, mx = torch.aminmax(t.detach())
             self._compiled_flag(slot, ~((mn >= lo) & (mx <= hi)), blame, reason)
             return

@@ -1,0 +1,5 @@
+import sys
+
+from modpact.cli import main
+
+sys.exit(main())
