@@ -66,6 +66,7 @@ class FlagBuffer:
         self._groups: dict[tuple[torch.dtype, torch.device], _Group] = {}
         self._oks: dict[torch.device, tuple[list, list]] = {}
         self._bound_cache: dict[tuple, torch.Tensor] = {}
+        self._signs: dict[tuple, torch.Tensor] = {}
         self.pending: list[Pending] = []
         self.size = 0
 
@@ -101,14 +102,27 @@ class FlagBuffer:
         self.size += 1
 
     # -- flushing ----------------------------------------------------------
-    def _bounds(self, values: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        key = (tuple(values), dtype, device)
+    def _sign(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        key = (n, dtype, device)
+        sign = self._signs.get(key)
+        if sign is None:
+            sign = torch.ones(2, n, dtype=dtype if dtype.is_floating_point else torch.int64)
+            sign[0] = -1
+            sign = sign.to(device)
+            if len(self._signs) > 256:
+                self._signs.clear()
+            self._signs[key] = sign
+        return sign
+
+    def _bounds(self, los: list, his: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """[-lo..., hi...] as one tensor (cached: the same checks recur every step)."""
+        key = (tuple(los), tuple(his), dtype, device)
         cached = self._bound_cache.get(key)
         if cached is None:
-            cmp_dtype = torch.float64 if dtype.is_floating_point and device.type == "cpu" else (
-                torch.float32 if dtype.is_floating_point else torch.int64
-            )
-            host = torch.tensor(values, dtype=cmp_dtype)
+            cmp_dtype = torch.float64 if dtype.is_floating_point else torch.int64
+            if device.type != "cpu" and cmp_dtype == torch.float64:
+                cmp_dtype = torch.float32
+            host = torch.tensor([-x for x in los] + list(his), dtype=cmp_dtype)
             cached = host.to(device, non_blocking=True) if device.type != "cpu" else host
             if len(self._bound_cache) > 256:
                 self._bound_cache.clear()
@@ -116,16 +130,19 @@ class FlagBuffer:
         return cached
 
     def flush(self) -> None:
-        """Evaluate every recorded predicate and start the copy to the host."""
+        """Evaluate every recorded predicate and start the copy to the host.
+
+        Four ops per dtype group: stack mins and maxs together, flip the sign
+        of the mins, compare against [-lo, hi], and fold the two halves."""
         if not self.size:
             return
         by_device: dict[torch.device, tuple[list, list]] = {}
         for (dtype, device), g in self._groups.items():
-            mins = torch.stack(g.mins)
-            maxs = torch.stack(g.maxs)
-            lo = self._bounds(g.los, dtype, device)
-            hi = self._bounds(g.his, dtype, device)
-            bad = ~((mins >= lo) & (maxs <= hi))
+            n = len(g.mins)
+            vals = torch.stack(g.mins + g.maxs).view(2, n)
+            bound = self._bounds(g.los, g.his, dtype, device).view(2, n)
+            vals = vals * self._sign(n, dtype, device)
+            bad = ~(vals <= bound).all(0)
             bads, evs = by_device.setdefault(device, ([], []))
             bads.append(bad)
             evs.extend(g.events)

@@ -100,6 +100,7 @@ def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
 
 _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096
+FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 
 
 def _guard_of(mod: nn.Module) -> Any:
@@ -547,9 +548,9 @@ class Monitor:
             self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, checked)
 
     def _end_call(self) -> None:
-        """End of a root forward: start this call's flag copy, read those that
-        have arrived (on CUDA: earlier calls'; nothing waits)."""
-        if self._replaying is None:
+        """End of a root forward: checks stay pending until step()/report();
+        past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
+        if self._replaying is None and self.buffer.size > FLUSH_AT:
             self._collect(block=False)
 
     def _check_params(self) -> None:
