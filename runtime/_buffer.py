@@ -151,18 +151,22 @@ class FlagBuffer:
             bads.append(~torch.stack(oks))
             evs.extend(events)
         for device, (bads, evs) in by_device.items():
-            flat = torch.cat(bads) if len(bads) > 1 else bads[0]
-            if device.type == "cuda":
-                host = torch.empty(flat.shape, dtype=torch.bool, pin_memory=True)
-                host.copy_(flat, non_blocking=True)
-                done = torch.cuda.Event()
-                done.record()
-            else:
-                host, done = flat, None
-            self.pending.append(Pending(host, list(evs), done))
+            self.push(torch.cat(bads) if len(bads) > 1 else bads[0], list(evs))
         self._groups.clear()
         self._oks.clear()
         self.size = 0
+
+    def push(self, bad: torch.Tensor, events: list) -> None:
+        """Start the copy of a bool 'violated' vector to the host (pinned and
+        non-blocking on CUDA, with an event that says when it has arrived)."""
+        if bad.device.type == "cuda":
+            host = torch.empty(bad.shape, dtype=torch.bool, pin_memory=True)
+            host.copy_(bad, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+        else:
+            host, done = bad, None
+        self.pending.append(Pending(host, events, done))
 
     def poll(self, block: bool = False) -> list[int]:
         """Event ids of violated checks among the copies that have arrived.

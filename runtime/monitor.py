@@ -597,16 +597,7 @@ class Monitor:
             eids.append(eid)
         flags = self._slot_flags[:n].clone()
         self._slot_flags[:n].zero_()
-        if flags.device.type == "cuda":
-            host = torch.empty(flags.shape, dtype=torch.bool, pin_memory=True)
-            host.copy_(flags, non_blocking=True)
-            done = torch.cuda.Event()
-            done.record()
-        else:
-            host, done = flags, None
-        from modpact.runtime._buffer import Pending
-
-        self.buffer.pending.append(Pending(host, eids, done))
+        self.buffer.push(flags, eids)
 
     def _collect(self, block: bool) -> None:
         self._flush_compiled()
