@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FlagBuffer", "Pending"]
+__all__ = ["FlagBuffer", "Pending", "checkable", "range_violated"]
 
 
 @functools.lru_cache(maxsize=1024)
@@ -38,6 +38,20 @@ def _bounds_for(dtype: torch.dtype, lo: float | None, hi: float | None, finite: 
         info = torch.iinfo(dtype)
         big = float(max(abs(info.min), info.max))
     return (-big if lo is None else lo, big if hi is None else hi)
+
+
+def checkable(t: torch.Tensor) -> bool:
+    """Whether ``t`` has values a range check can read (metadata only)."""
+    dtype = t.dtype
+    return not (dtype == torch.bool or dtype.is_complex or t.numel() == 0 or t.is_meta)
+
+
+def range_violated(t: torch.Tensor, lo: float | None, hi: float | None, finite: bool) -> torch.Tensor:
+    """0-dim bool: ``t`` leaves [lo, hi] (or is not finite). Evaluated at once,
+    for code traced by torch.compile; eager checks defer it to ``flush``."""
+    b_lo, b_hi = _bounds_for.__wrapped__(t.dtype, lo, hi, finite)  # no lru_cache under dynamo
+    mn, mx = torch.aminmax(t.detach())
+    return ~((mn >= b_lo) & (mx <= b_hi))
 
 
 @dataclass
@@ -74,9 +88,9 @@ class FlagBuffer:
     def add_range(self, t: torch.Tensor, event: int, lo: float | None = None, hi: float | None = None, finite: bool = True) -> bool:
         """Record that ``t`` must lie in [lo, hi] (and be finite). Returns False
         when the tensor has no values to check (empty, bool, complex, meta)."""
-        dtype = t.dtype
-        if dtype == torch.bool or dtype.is_complex or t.numel() == 0 or t.is_meta:
+        if not checkable(t):
             return False
+        dtype = t.dtype
         mn, mx = torch.aminmax(t.detach())
         key = (dtype, t.device)
         g = self._groups.get(key)

@@ -136,7 +136,7 @@ class MonitorChecker(Checker):
             else:
                 mon._check_ok(slot, ok, blame, reason)
 
-    def _metadata(self, problems: Any, path: str, blame_fn, replay_ok: bool = True) -> None:
+    def _metadata(self, problems: Any, path: str, blame_fn) -> None:
         mon = self.monitor
         if not problems:
             mon._host_ok()

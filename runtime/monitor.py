@@ -30,7 +30,7 @@ from modpact.interfaces.errors import ContractViolation, MonitorError, SpecError
 from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe, summarize
 from modpact.contracts.checking import use_checker
-from modpact.runtime._buffer import FlagBuffer
+from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
 from modpact.runtime.checker import MonitorChecker
 from modpact.runtime.report import DiagnosisReport, ViolationRecord
 from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, assign_roots
@@ -325,17 +325,11 @@ class Monitor:
 
     def _check_range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
         if _is_compiling():
-            dtype = t.dtype
-            if dtype == torch.bool or dtype.is_complex or t.numel() == 0:
-                return
-            from modpact.runtime._buffer import _bounds_for
-
-            lo, hi = _bounds_for.__wrapped__(dtype, slot.lo, slot.hi, slot.finite)
-            mn, mx = torch.aminmax(t.detach())
-            self._compiled_flag(slot, ~((mn >= lo) & (mx <= hi)), blame, reason)
+            if checkable(t):
+                self._compiled_flag(slot, range_violated(t, slot.lo, slot.hi, slot.finite), blame, reason)
             return
         if self._replaying is not None:
-            if t.dtype != torch.bool and not t.dtype.is_complex and t.numel() and not t.is_meta:
+            if checkable(t):
                 self._seq += 1
                 self._replay_evidence(slot, t)
             return
@@ -345,15 +339,13 @@ class Monitor:
             self._checks -= 1
             self._seq -= 1
 
-    def _check_ok(self, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str, evidence: Callable | None = None) -> None:
+    def _check_ok(self, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str) -> None:
         if _is_compiling():
             if isinstance(ok, torch.Tensor):
                 self._compiled_flag(slot, ~ok.reshape(()).to(torch.bool), blame, reason)
             return
-        if self._replaying is not None:
+        if self._replaying is not None:  # the checker collects condition evidence itself
             self._seq += 1
-            if evidence is not None:
-                self._replaying.setdefault(self._seq, (slot, evidence()))
             return
         eid = self._new_event(slot, blame, reason)
         self.buffer.add_ok(ok, eid)
@@ -397,7 +389,6 @@ class Monitor:
                 fin = V.finite_evidence(t)
                 if fin.get("failing"):
                     ev = fin
-        ev = {k: v for k, v in ev.items()}
         ev["value"] = summarize(t)
         self._replaying.setdefault(self._seq, (slot, ev))
 
@@ -555,14 +546,14 @@ class Monitor:
 
     def _check_params(self) -> None:
         """Gradient contracts on parameters, one foreach reduction per step."""
+        lo, hi = self.grad_norm if self.grad_norm else (None, None)
+        check = f"grad_norm in [{lo}, {hi}]" if self.grad_norm else "finite(grad)"
         for mod, path in self._paths.items():
             grads = [(n, p.grad) for n, p in mod.named_parameters(recurse=False) if p.grad is not None]
             if not grads:
                 continue
             norms = torch._foreach_norm([g for _, g in grads])
             for (name, _), norm in zip(grads, norms):
-                lo, hi = self.grad_norm if self.grad_norm else (None, None)
-                check = "finite(grad)" if not self.grad_norm else f"grad_norm in [{lo}, {hi}]"
                 slot = self._slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
                 eid = self._new_event(slot, path or "<model>", "its parameter gradient left the bound")
                 self.buffer.add_range(norm.reshape(1), eid, lo, hi, True)
@@ -572,7 +563,6 @@ class Monitor:
         arrived (on CPU: all), and in mode="raise" raise on a violation."""
         if self.backward:
             self._check_params()
-        self.buffer.flush()
         self._collect(block=False)
         self._step += 1
         self._call = -1
@@ -603,8 +593,6 @@ class Monitor:
         self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
-        if not self.buffer.pending:
-            pass
         # events that arrived clean are dropped; violated ones become records
         arrived = set(bad)
         flagged: dict[tuple[int, int], list[int]] = {}
@@ -665,7 +653,6 @@ class Monitor:
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
         ordered = assign_roots(self._violations, self.flow)
-        index = {id(v): i for i, v in enumerate(ordered)}
         records = [
             ViolationRecord(
                 step=v.step, call=v.call, seq=v.seq, phase=v.phase, module=v.module, kind=v.kind, check=v.check,
@@ -674,7 +661,6 @@ class Monitor:
             )
             for v in ordered
         ]
-        del index
         return DiagnosisReport(
             model=type(self.model).__name__,
             steps=self._step + (1 if self._call >= 0 else 0),
