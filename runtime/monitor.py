@@ -506,10 +506,14 @@ class Monitor:
 
     def _watch_grad(self, path: str, t: torch.Tensor) -> None:
         slot = self._slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
-        consumers = sorted({b for (a, b) in self.flow.edges.get((self._step, self._call), ()) if a == path})
         step, call = self._step, self._call
 
         def on_grad(g: torch.Tensor) -> None:
+            # the consumers ran after this hook was set: read them now, in backward.
+            # Edges into path's own children come from code inside its forward,
+            # not from its output, so they are not consumers.
+            edges = self.flow.edges.get((step, call), ())
+            consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
             blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
             eid = self._next_event
             self._next_event += 1

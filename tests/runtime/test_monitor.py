@@ -122,6 +122,9 @@ def test_non_finite_gradient_is_found_in_backward():
     kinds = {(v.phase, v.kind) for v in report.violations}
     assert ("backward", "gradient") in kinds, str(report)
     assert all(v.phase != "forward" for v in report.violations)
+    # the gradient at layer 0's output is made non-finite by the backward of its consumer
+    at_first = [v for v in report.violations if v.phase == "backward" and v.module == "0"]
+    assert at_first and at_first[0].blame == "1", str(report)
 
 
 def test_exploding_parameter_gradient_is_flagged_at_step():
