@@ -51,7 +51,9 @@ from .conditions import (
     simplex,
 )
 from .decorators import contract, ensures, get_contract, requires
+from .envelope import Envelope, InBoxes, envelope, in_boxes
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
+from .inferred import InferredContracts, TensorEnvelope, infer_contracts
 
 modes = MODES
 
@@ -92,6 +94,14 @@ __all__ = [
     "monotone",
     "lipschitz_at_most",
     "agrees_with",
+    "envelope",
+    "in_boxes",
+    "Envelope",
+    "InBoxes",
+    # inferred from data
+    "infer_contracts",
+    "InferredContracts",
+    "TensorEnvelope",
     # modes
     "modes",
     "MODES",

@@ -22,7 +22,7 @@ from .errors import SpecError
 from .interface import Interface
 from .spec import TensorSpec
 
-__all__ = ["infer_interface"]
+__all__ = ["infer_interface", "interface_from_tensors"]
 
 
 def _input_names(module: torch.nn.Module, n: int) -> list[str]:
@@ -78,19 +78,33 @@ def infer_interface(module: torch.nn.Module, *examples: Any, name: str | None = 
         named, kw = _as_named(ex, module)
         seen_in.append(named)
         seen_out.append(_run(module, named, kw))
-    namer = _DimNamer()
+    return interface_from_tensors(name or type(module).__name__, seen_in, seen_out,
+                                  description=f"inferred from {len(examples)} example(s)")
+
+
+def interface_from_tensors(name: str, seen_in: list[dict[str, Any]], seen_out: list[dict[str, Any]], *,
+                           batch_dim: bool = False, description: str = "") -> Interface:
+    """An Interface from the named input and output tensors seen in several
+    calls (meta tensors are fine: only shapes and dtypes are read). A dim
+    that varies becomes symbolic; with ``batch_dim`` dim 0 of every tensor
+    is the symbolic ``batch`` even when it never varied."""
+    if not seen_in or len(seen_in) != len(seen_out):
+        raise SpecError("interface_from_tensors: give the same non-zero number of input and output records")
+    namer = _DimNamer(batch_dim)
     inputs = _specs(seen_in, "inputs", namer)
     outputs = _specs(seen_out, "outputs", namer)
-    return Interface(name or type(module).__name__, inputs, outputs,
-                     description=f"inferred from {len(examples)} example(s)")
+    return Interface(name, inputs, outputs, description=description)
 
 
 class _DimNamer:
-    def __init__(self) -> None:
+    def __init__(self, batch_dim: bool = False) -> None:
         self.by_sizes: dict[tuple[int, ...], str] = {}
         self.count = 0
+        self.batch_dim = batch_dim
 
     def name(self, sizes: tuple[int, ...], pos: int) -> str:
+        if self.batch_dim and pos == 0:
+            return "batch"
         if sizes not in self.by_sizes:
             if pos == 0 and "batch" not in self.by_sizes.values():
                 self.by_sizes[sizes] = "batch"
@@ -116,7 +130,8 @@ def _specs(seen: list[dict[str, Any]], side: str, namer: _DimNamer) -> dict[str,
         dims: list[Any] = []
         for i in range(ts[0].dim()):
             sizes = tuple(int(t.shape[i]) for t in ts)
-            dims.append(sizes[0] if len(set(sizes)) == 1 else namer.name(sizes, i))
+            fixed = len(set(sizes)) == 1 and not (namer.batch_dim and i == 0)
+            dims.append(sizes[0] if fixed else namer.name(sizes, i))
         dtypes = {str(t.dtype).replace("torch.", "") for t in ts}
         out[k] = TensorSpec(dims, dtype=dtypes)
     return out

@@ -1,0 +1,162 @@
+"""JSON for InferredContracts, versioned like ``modpact.interfaces.serialize``:
+the version is checked first (``FormatVersionError``), then the document is
+validated with pydantic models (``extra="forbid"``: a misspelt field is named),
+then bounds are checked (finite, matching shapes, lo <= hi) with the field's
+path in the message. Nothing is executed."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.interfaces.labels import LabelSpace
+from modpact.interfaces.serialize import LabelSpaceModel
+
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict"]
+
+FORMAT_VERSION = "1"
+SUPPORTED_FORMAT_VERSIONS = ("1",)
+KIND = "InferredContracts"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Boxes(_Model):
+    lo: list[list[float]]
+    hi: list[list[float]]
+    labels: list[int]
+
+
+class _Envelope(_Model):
+    module: str
+    side: Literal["input", "output"]
+    name: str
+    index: Union[int, str, None] = None
+    granularity: Literal["element", "channel", "last", "tensor"]
+    lo: Any
+    hi: Any
+    rows: int
+    boundary: bool = False
+    boxes: Optional[_Boxes] = None
+
+
+class _Signature(_Model):
+    inputs: dict[str, tuple[list[int], str]]
+    outputs: dict[str, tuple[list[int], str]]
+
+
+class _Doc(_Model):
+    format_version: Literal["1"]
+    kind: Literal["InferredContracts"]
+    margin: float
+    min_scale: float
+    clusters: Optional[int] = None
+    granularity: Literal["auto", "element", "channel", "last", "tensor"] = "auto"
+    labels: Optional[LabelSpaceModel] = None
+    label_counts: Optional[list[int]] = None
+    output_module: Optional[str] = None
+    shapes: dict[str, list[_Signature]]
+    envelopes: list[_Envelope]
+    history: list[dict[str, Any]] = []
+
+
+def to_dict(ic: Any) -> dict[str, Any]:
+    envs = []
+    for e in ic.envelopes:
+        d: dict[str, Any] = {"module": e.module, "side": e.side, "name": e.name, "index": e.index,
+                             "granularity": e.granularity, "lo": e.lo.tolist(), "hi": e.hi.tolist(),
+                             "rows": e.rows, "boundary": e.boundary}
+        if e.box_lo is not None:
+            d["boxes"] = {"lo": e.box_lo.tolist(), "hi": e.box_hi.tolist(), "labels": list(e.box_labels)}
+        envs.append(d)
+    return {
+        "format_version": FORMAT_VERSION,
+        "kind": KIND,
+        "margin": ic.margin,
+        "min_scale": ic.min_scale,
+        "clusters": ic.clusters,
+        "granularity": ic.granularity,
+        "labels": None if ic.labels is None else {"name": ic.labels.name, "labels": list(ic.labels.labels),
+                                                  "id": ic.labels.id},
+        "label_counts": ic.label_counts,
+        "output_module": ic.output_module,
+        "shapes": ic.shapes,
+        "envelopes": envs,
+        "history": ic.history,
+    }
+
+
+def _tensor(value: Any, where: str) -> torch.Tensor:
+    try:
+        t = torch.tensor(value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise SpecError(f"{KIND}.from_dict: {where} is not a (nested) list of numbers: {e}") from None
+    if not bool(torch.isfinite(t).all()):
+        raise SpecError(f"{KIND}.from_dict: {where} has non-finite values")
+    return t
+
+
+def _pair(lo: Any, hi: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = _tensor(lo, f"{where}.lo"), _tensor(hi, f"{where}.hi")
+    if a.shape != b.shape:
+        raise SpecError(f"{KIND}.from_dict: {where}.lo has shape {list(a.shape)} but {where}.hi has shape "
+                        f"{list(b.shape)}")
+    if bool((a > b).any()):
+        idx = tuple(int(i) for i in (a > b).nonzero()[0])
+        raise SpecError(f"{KIND}.from_dict: {where}: lo > hi at index {idx}")
+    return a, b
+
+
+def from_dict(data: Any) -> Any:
+    from .inferred import InferredContracts, TensorEnvelope
+
+    if not isinstance(data, dict):
+        raise SpecError(f"{KIND}.from_dict: expected a dict, got {type(data).__name__}")
+    found = data.get("format_version")
+    if found not in SUPPORTED_FORMAT_VERSIONS:
+        raise FormatVersionError(
+            f"{KIND}.from_dict: format_version {found!r} is not supported; "
+            f"this modpact reads {', '.join(map(repr, SUPPORTED_FORMAT_VERSIONS))}"
+        )
+    if data.get("kind") != KIND:
+        raise SpecError(f"{KIND}.from_dict: document kind is {data.get('kind')!r}, expected {KIND!r}")
+    try:
+        doc = _Doc.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(f"{KIND}.from_dict: invalid document:\n{e}") from None
+    envs = []
+    for i, m in enumerate(doc.envelopes):
+        where = f"envelopes[{i}]"
+        if m.module not in doc.shapes:
+            raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
+        lo, hi = _pair(m.lo, m.hi, where)
+        e = TensorEnvelope(m.module, m.side, m.name, m.index, m.granularity, lo, hi, m.rows, boundary=m.boundary)
+        if m.boxes is not None:
+            e.box_lo, e.box_hi = _pair(m.boxes.lo, m.boxes.hi, f"{where}.boxes")
+            if len(m.boxes.labels) != e.box_lo.shape[0]:
+                raise SpecError(f"{KIND}.from_dict: {where}.boxes.labels has {len(m.boxes.labels)} entries for "
+                                f"{e.box_lo.shape[0]} boxes")
+            e.box_labels = list(m.boxes.labels)
+        envs.append(e)
+    space = None
+    if doc.labels is not None:
+        space = LabelSpace(doc.labels.name, doc.labels.labels, id=doc.labels.id)
+        if doc.label_counts is not None and len(doc.label_counts) != len(space):
+            raise SpecError(f"{KIND}.from_dict: label_counts has {len(doc.label_counts)} entries for "
+                            f"{len(space)} labels")
+    shapes = {p: [s.model_dump() for s in sigs] for p, sigs in doc.shapes.items()}
+    for sigs in shapes.values():
+        for s in sigs:
+            for side in ("inputs", "outputs"):
+                for k, (shape, dtype) in s[side].items():
+                    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+                        raise SpecError(f"{KIND}.from_dict: shapes: {side}.{k} has unknown dtype {dtype!r}")
+                    s[side][k] = [list(shape), dtype]
+    return InferredContracts(envs, shapes, margin=doc.margin, min_scale=doc.min_scale, clusters=doc.clusters,
+                             granularity=doc.granularity, labels=space, label_counts=doc.label_counts,
+                             output_module=doc.output_module, history=doc.history)

@@ -1,0 +1,253 @@
+"""One pass over reference data with forward hooks: per-module envelopes
+(running min/max at a granularity), shapes and dtypes seen, dataflow between
+the recorded modules, the labels seen, and (for box envelopes) kept rows."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from modpact.interfaces.errors import SpecError
+from modpact.interfaces.summary import describe
+
+from ._binding import Binder
+
+__all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce"]
+
+GRANULARITIES = ("auto", "element", "channel", "last", "tensor")
+MODEL_INPUT = "<input>"
+COMPUTED = "<computed>"
+
+
+def resolve_granularity(granularity: str, ndim: int) -> str:
+    """The concrete granularity for a tensor of rank ``ndim`` (batch dim included)."""
+    if ndim <= 1:
+        return "tensor"
+    if granularity == "auto":
+        return "element" if ndim == 2 else "channel"
+    if granularity in ("channel", "last") and ndim == 2:
+        return "element"
+    return granularity
+
+
+def reduce(t: torch.Tensor, gran: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(min, max) over the batch (and the reduced dims), shaped to broadcast against one row."""
+    if gran == "tensor" or t.ndim <= 1:
+        dims: tuple[int, ...] = tuple(range(t.ndim))
+        shape: tuple[int, ...] = ()
+    elif gran == "element":
+        dims, shape = (0,), tuple(t.shape[1:])
+    elif gran == "channel":
+        dims = (0,) + tuple(range(2, t.ndim))
+        shape = (t.shape[1],) + (1,) * (t.ndim - 2)
+    elif gran == "last":
+        dims, shape = tuple(range(t.ndim - 1)), (t.shape[-1],)
+    else:
+        raise SpecError(f"unknown granularity {gran!r}; expected one of {', '.join(GRANULARITIES)}")
+    lo = t.amin(dim=dims).reshape(shape) if dims else t
+    hi = t.amax(dim=dims).reshape(shape) if dims else t
+    return lo, hi
+
+
+@dataclass
+class Stats:
+    """Running envelope of one tensor of one module."""
+
+    module: str
+    side: str  # "input" | "output"
+    name: str  # argument name, or "result"
+    index: int | str | None
+    granularity: str
+    lo: torch.Tensor | None = None  # float64 on CPU
+    hi: torch.Tensor | None = None
+    rows: int = 0
+    sources: set[str] = field(default_factory=set)  # producers of an input
+    kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
+    kept_labels: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str, Any]:
+        return (self.module, self.side, self.name, self.index)
+
+    @property
+    def label(self) -> str:
+        where = self.name if self.index is None else f"{self.name}[{self.index!r}]"
+        return f"{self.module or '<model>'} {self.side} {where}"
+
+    def add(self, t: torch.Tensor) -> None:
+        x = t.detach()
+        if not bool(torch.isfinite(x).all()):
+            raise SpecError(
+                f"infer_contracts: the reference data gave non-finite values in {self.label} "
+                f"({describe(x)}); envelopes need finite reference activations"
+            )
+        lo, hi = reduce(x, self.granularity)
+        lo, hi = lo.to("cpu", torch.float64), hi.to("cpu", torch.float64)
+        if self.lo is None:
+            self.lo, self.hi = lo, hi
+        elif lo.shape != self.lo.shape:
+            raise SpecError(
+                f"infer_contracts: {self.label} had envelope shape {list(self.lo.shape)} and then "
+                f"{list(lo.shape)} ({describe(x)}) at granularity {self.granularity!r}; "
+                "use granularity='last' or 'tensor' for tensors whose non-batch dims vary"
+            )
+        else:
+            self.lo = torch.minimum(self.lo, lo)
+            self.hi = torch.maximum(self.hi, hi)
+        self.rows += int(x.shape[0]) if x.ndim else 1
+
+
+def _names(module: nn.Module) -> Binder | None:
+    try:
+        return Binder(inspect.signature(module.forward))
+    except (TypeError, ValueError):
+        return None
+
+
+def select_modules(model: nn.Module, modules: Iterable[str] | None) -> list[str]:
+    """Paths to record: the given ones (checked), or every leaf module."""
+    mods = dict(model.named_modules())
+    if modules is None:
+        paths = [p for p, m in mods.items() if p and not any(True for _ in m.children())]
+        return paths or [""]
+    if isinstance(modules, str):
+        raise SpecError(f"infer_contracts(modules={modules!r}): expected a list of module paths, not a string")
+    out = []
+    for p in modules:
+        if not isinstance(p, str) or p not in mods:
+            names = [q for q in mods if q]
+            close = [q for q in names if isinstance(p, str) and p and (q.endswith(p) or p in q)][:5]
+            hint = f"did you mean {', '.join(close)}?" if close else \
+                f"submodules: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
+            raise SpecError(f"infer_contracts: {type(model).__name__} has no submodule {p!r} ({hint})")
+        if p not in out:
+            out.append(p)
+    if not out:
+        raise SpecError("infer_contracts(modules=[]): give at least one module path (or None for every leaf)")
+    return out
+
+
+def _is_labels(y: Any) -> bool:
+    return isinstance(y, torch.Tensor) and y.ndim == 1 and not (y.is_floating_point() or y.is_complex()) \
+        and y.dtype != torch.bool
+
+
+def batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(inputs, labels or None) from a tensor, an (inputs, labels) pair of
+    tensors, or an iterable of batches (each a tensor or an (x, y, ...) tuple)."""
+    if isinstance(data, torch.Tensor):
+        for i in range(0, max(1, data.shape[0]), batch_size):
+            yield data[i:i + batch_size], None
+        return
+    if (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor) and _is_labels(data[1])
+            and data[0].ndim >= 1 and data[0].shape[0] == data[1].shape[0]):
+        x, y = data
+        for i in range(0, x.shape[0], batch_size):
+            yield x[i:i + batch_size], y[i:i + batch_size]
+        return
+    if not isinstance(data, Iterable) or isinstance(data, (str, bytes, dict)):
+        raise SpecError(
+            f"infer_contracts(data=...): expected a tensor, an (inputs, labels) pair of tensors or an iterable "
+            f"of batches, got {type(data).__name__}"
+        )
+    for i, b in enumerate(data):
+        if isinstance(b, torch.Tensor):
+            yield b, None
+        elif isinstance(b, (tuple, list)) and b and isinstance(b[0], torch.Tensor):
+            y = b[1] if len(b) > 1 else None
+            yield b[0], (y if _is_labels(y) else None)
+        else:
+            raise SpecError(f"infer_contracts(data=...): batch {i} is {describe(b)}; expected a tensor or an "
+                            "(inputs, labels, ...) tuple starting with a tensor")
+
+
+class Recorder:
+    """Forward hooks that feed a callback with (path, side, name, index, tensor)
+    for every floating tensor going into or out of the selected modules."""
+
+    def __init__(self, model: nn.Module, paths: list[str],
+                 on_tensor: Callable[[str, str, str, Any, torch.Tensor, set[str]], None]):
+        self.model = model
+        self.paths = paths
+        self.on_tensor = on_tensor
+        self.produced: dict[int, tuple[torch.Tensor, str]] = {}
+        self.output_module: str | None = None
+        self.calls: dict[str, list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]] = {}
+        self._handles: list[Any] = []
+
+    def __enter__(self) -> "Recorder":
+        mods = dict(self.model.named_modules())
+        self._handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True, prepend=True))
+        for p in self.paths:
+            self._handles.append(mods[p].register_forward_hook(self._make(p, _names(mods[p])), with_kwargs=True))
+        self._handles.append(self.model.register_forward_hook(self._root_post, with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self.produced.clear()
+
+    def _root_pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
+        self.produced = {}
+        for t in _flat_tensors((args, kwargs)):
+            self.produced[id(t)] = (t, MODEL_INPUT)
+
+    def _root_post(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            got = self.produced.get(id(output))
+            self.output_module = got[1] if got is not None and got[0] is output and got[1] != MODEL_INPUT else None
+
+    def _make(self, path: str, binder: Binder | None):
+        def hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if binder is not None:
+                try:
+                    env = binder.bind(args, kwargs)
+                except TypeError:
+                    env = {f"x{i}": a for i, a in enumerate(args)}
+            else:
+                env = {f"x{i}": a for i, a in enumerate(args)}
+            meta_in: dict[str, torch.Tensor] = {}
+            for name, v in env.items():
+                if isinstance(v, torch.Tensor):
+                    meta_in[name] = torch.empty_like(v, device="meta")
+                    if v.is_floating_point() and v.ndim >= 1:
+                        got = self.produced.get(id(v))
+                        src = got[1] if got is not None and got[0] is v else COMPUTED
+                        self.on_tensor(path, "input", name, None, v, {src})
+            meta_out: dict[str, torch.Tensor] = {}
+            for index, t in _outputs(output):
+                key = "result" if index is None else (index if isinstance(index, str) else f"result{index}")
+                meta_out[key] = torch.empty_like(t, device="meta")
+                if t.is_floating_point() and t.ndim >= 1:
+                    self.on_tensor(path, "output", "result", index, t, set())
+                self.produced[id(t)] = (t, path)
+            self.calls.setdefault(path, []).append((meta_in, meta_out))
+
+        return hook
+
+
+def _outputs(output: Any) -> list[tuple[int | str | None, torch.Tensor]]:
+    if isinstance(output, torch.Tensor):
+        return [(None, output)]
+    if isinstance(output, (tuple, list)):
+        return [(i, t) for i, t in enumerate(output) if isinstance(t, torch.Tensor)]
+    if isinstance(output, dict):
+        return [(str(k), t) for k, t in output.items() if isinstance(t, torch.Tensor)]
+    return []
+
+
+def _flat_tensors(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, (tuple, list)):
+        for x in obj:
+            yield from _flat_tensors(x)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            yield from _flat_tensors(x)

@@ -1,0 +1,622 @@
+"""Contracts inferred from data: ``infer_contracts`` records, in one pass over
+reference data, each module's input/output envelopes, shapes, dtypes and (for
+classifiers) the label space; ``InferredContracts`` installs them as ordinary
+contracts with ``guard`` so the runtime Monitor checks them device-side and
+blames as for hand-written ones.
+
+    inferred = infer_contracts(model, (x_train, y_train), margin=0.5)
+    inferred.install()                 # guards; then use Monitor as usual
+    with Monitor(model) as mon:
+        model(x)
+    inferred.refine((x_more, y_more))  # explicit widening; never automatic
+
+An envelope on a tensor that flows from module A to module B is A's
+postcondition; B's precondition would check the same tensor again, so by
+default preconditions are installed only where a module's input was not
+produced by another recorded module (the model's inputs, or values computed
+in a container's forward): a bad model input is blamed on the input data, a
+bad activation on the first module whose output left its envelope.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from modpact.interfaces.errors import SpecError
+from modpact.interfaces.infer import interface_from_tensors
+from modpact.interfaces.interface import Interface
+from modpact.interfaces.labels import LabelSpace
+
+from ._kmeans import kmeans
+from ._recording import COMPUTED, GRANULARITIES, MODEL_INPUT, Recorder, Stats, batches, resolve_granularity, \
+    select_modules
+from ._source import user_site
+from .condition import Condition
+from .conditions import LabelsWithin
+from .envelope import Envelope, InBoxes
+from .guard import get_guard, guard, unguard
+
+__all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
+
+PRECONDITIONS = ("boundary", "all")
+MAX_BOX_FEATURES = 4096
+
+
+@dataclass
+class TensorEnvelope:
+    """What was seen for one tensor of one module: the raw (un-widened)
+    per-element/channel min and max, the rows seen, whether it is a module
+    input that no other recorded module produced (``boundary``), and the raw
+    boxes (``[K, D]``, with the class of each box or -1) when clusters were asked."""
+
+    module: str
+    side: str
+    name: str
+    index: int | str | None
+    granularity: str
+    lo: torch.Tensor
+    hi: torch.Tensor
+    rows: int
+    boundary: bool = False
+    box_lo: torch.Tensor | None = None
+    box_hi: torch.Tensor | None = None
+    box_labels: list[int] = field(default_factory=list)
+
+    @property
+    def key(self) -> tuple[str, str, str, Any]:
+        return (self.module, self.side, self.name, self.index)
+
+    @property
+    def label(self) -> str:
+        where = self.name if self.index is None else f"{self.name}[{self.index!r}]"
+        return f"{self.module or '<model>'} {self.side} {where}"
+
+    @property
+    def span(self) -> float:
+        return float(self.hi.max() - self.lo.min()) if self.lo.numel() else 0.0
+
+
+def widen(lo: torch.Tensor, hi: torch.Tensor, margin: float, min_scale: float, span: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[lo - margin*s, hi + margin*s]`` with ``s = max(hi - lo, min_scale * span)``
+    per element (``span``: the whole tensor's range; a tiny floor when it is 0)."""
+    floor = min_scale * span
+    if floor <= 0:
+        big = max(1.0, float(hi.abs().max()) if hi.numel() else 0.0, float(lo.abs().max()) if lo.numel() else 0.0)
+        floor = 1e-6 * big
+    scale = (hi - lo).clamp_min(floor)
+    return lo - margin * scale, hi + margin * scale
+
+
+def _check_number(value: Any, what: str, lo: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo or value != value:
+        raise SpecError(f"Expected {what} to be a number >= {lo}, got {value!r} (type={type(value).__name__})")
+    return float(value)
+
+
+def _check_clusters(clusters: Any) -> int | None:
+    if clusters is None:
+        return None
+    if isinstance(clusters, bool) or not isinstance(clusters, int) or clusters < 1:
+        raise SpecError(f"Expected clusters to be None or a positive int (boxes per class), got {clusters!r}")
+    return clusters
+
+
+class InferredContracts:
+    """Envelopes, interfaces and label space inferred from reference data.
+
+    ``install(model)`` guards each recorded module (preconditions on boundary
+    inputs, postconditions on outputs); ``uninstall()`` removes exactly what
+    was installed; ``refine(more_data)`` widens the envelopes to cover more
+    data and returns what changed; ``score(x)`` is a per-row excursion score
+    (0 inside every envelope); ``to_json``/``from_json`` round-trip.
+    """
+
+    def __init__(self, envelopes: Sequence[TensorEnvelope], shapes: Mapping[str, list[dict]], *,
+                 margin: float, min_scale: float, clusters: int | None = None, granularity: str = "auto",
+                 labels: LabelSpace | None = None, label_counts: Sequence[int] | None = None,
+                 output_module: str | None = None, history: Sequence[dict] = (), model: nn.Module | None = None):
+        self.margin = _check_number(margin, "margin")
+        self.min_scale = _check_number(min_scale, "min_scale")
+        self.clusters = _check_clusters(clusters)
+        if granularity not in GRANULARITIES:
+            raise SpecError(f"Expected granularity to be one of {', '.join(map(repr, GRANULARITIES))}, "
+                            f"got {granularity!r}")
+        self.granularity = granularity
+        self.envelopes = list(envelopes)
+        self.shapes = {k: list(v) for k, v in shapes.items()}
+        self.labels = labels
+        self.label_counts = list(label_counts) if label_counts is not None else None
+        self.output_module = output_module
+        self.history = [dict(h) for h in history]
+        self._model = weakref.ref(model) if model is not None else None
+        self._installed: list[tuple[Any, ...]] = []
+        self._install_options: dict[str, Any] = {}
+        self._installed_on: weakref.ref | None = None
+
+    # ------------------------------------------------------------- views
+    @property
+    def modules(self) -> list[str]:
+        """Recorded module paths, in first-call order."""
+        return list(dict.fromkeys(e.module for e in self.envelopes)) + \
+            [p for p in self.shapes if p not in {e.module for e in self.envelopes}]
+
+    @property
+    def installed(self) -> bool:
+        return bool(self._installed)
+
+    def interface(self, path: str) -> Interface:
+        """The Interface of module ``path`` from the shapes and dtypes seen
+        (dim 0 is the symbolic ``batch``)."""
+        if path not in self.shapes:
+            raise SpecError(f"InferredContracts: no module {path!r} was recorded (recorded: {', '.join(self.shapes)})")
+        seen_in, seen_out = [], []
+        for sig in self.shapes[path]:
+            seen_in.append({k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["inputs"].items()})
+            seen_out.append({k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["outputs"].items()})
+        return interface_from_tensors(path or "<model>", seen_in, seen_out, batch_dim=True,
+                                      description="inferred by modpact.infer_contracts")
+
+    def bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor]:
+        """The widened bounds of one envelope (what is checked)."""
+        return widen(e.lo, e.hi, self.margin, self.min_scale, e.span)
+
+    def box_bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if e.box_lo is None:
+            return None
+        return widen(e.box_lo, e.box_hi, self.margin, self.min_scale, e.span)
+
+    def _checked(self, e: TensorEnvelope, preconditions: str) -> bool:
+        return e.side == "output" or e.boundary or preconditions == "all"
+
+    def conditions(self, preconditions: str = "boundary") -> dict[str, tuple[list[Condition], list[Condition]]]:
+        """path -> (requires, ensures), built from the envelopes and the margin."""
+        if preconditions not in PRECONDITIONS:
+            raise SpecError(f"Expected preconditions to be one of {', '.join(map(repr, PRECONDITIONS))}, "
+                            f"got {preconditions!r}")
+        out: dict[str, tuple[list[Condition], list[Condition]]] = {p: ([], []) for p in self.modules}
+        site = self.history[0].get("at") if self.history else None
+        for e in self.envelopes:
+            if not self._checked(e, preconditions):
+                continue
+            conds: list[Condition] = []
+            lo, hi = self.bounds(e)
+            conds.append(Envelope(e.name, lo, hi, e.index))
+            boxes = self.box_bounds(e)
+            if boxes is not None:
+                conds.append(InBoxes(e.name, boxes[0], boxes[1], e.index))
+            for c in conds:
+                c.why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
+                c.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+            out[e.module][0 if e.side == "input" else 1].extend(conds)
+        if self.labels is not None:
+            target = self.output_module if self.output_module in out else None
+            if target is not None:
+                c = LabelsWithin(self.labels, "result")
+                c.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+                out[target][1].append(c)
+        return out
+
+    # ----------------------------------------------------------- install
+    def _resolve_model(self, model: nn.Module | None, what: str) -> nn.Module:
+        if model is None:
+            model = self._model() if self._model is not None else None
+            if model is None:
+                raise SpecError(f"InferredContracts.{what}: no model; pass model=... (contracts loaded from JSON "
+                                "or whose model was deleted do not hold one)")
+        if not isinstance(model, nn.Module):
+            raise SpecError(f"InferredContracts.{what}(model=...): expected an nn.Module, got {type(model).__name__}")
+        return model
+
+    def install(self, model: nn.Module | None = None, *, preconditions: str = "boundary",
+                interfaces: bool = True) -> "InferredContracts":
+        """Guard each recorded module of ``model`` (default: the model the
+        contracts were inferred on). A module that already has a guard keeps
+        it and gets the inferred conditions added. Install before entering a
+        Monitor: the Monitor finds guards when it starts."""
+        if self._installed:
+            raise SpecError("InferredContracts.install: already installed; call uninstall() first")
+        model = self._resolve_model(model, "install")
+        conds = self.conditions(preconditions)
+        mods = dict(model.named_modules())
+        missing = [p for p in conds if p not in mods]
+        if missing:
+            raise SpecError(f"InferredContracts.install: {type(model).__name__} has no submodule(s) "
+                            f"{', '.join(map(repr, missing))} recorded when the contracts were inferred")
+        done: list[tuple[Any, ...]] = []
+        for path, (req, ens) in conds.items():
+            m = mods[path]
+            g = get_guard(m)
+            if g is None:
+                iface = self.interface(path) if interfaces and path in self.shapes else None
+                guard(m, interface=iface, requires=req, ensures=ens, name=path or type(model).__name__)
+                done.append(("new", m, get_guard(m)))
+            else:
+                g.add(req, ens)
+                done.append(("added", m, g, tuple(req), tuple(ens)))
+        self._installed = done
+        self._installed_on = weakref.ref(model)
+        self._install_options = {"preconditions": preconditions, "interfaces": interfaces}
+        return self
+
+    def uninstall(self) -> "InferredContracts":
+        """Remove what ``install`` attached (other guards and conditions stay)."""
+        for entry in self._installed:
+            m = entry[1]
+            if entry[0] == "new":
+                if get_guard(m) is entry[2]:
+                    unguard(m)
+            else:
+                g, req, ens = entry[2], entry[3], entry[4]
+                g.requires = tuple(c for c in g.requires if not any(c is r for r in req))
+                g.ensures = tuple(c for c in g.ensures if not any(c is r for r in ens))
+                g._prepare()
+        self._installed = []
+        return self
+
+    # ------------------------------------------------------------ refine
+    def refine(self, more_data: Any, model: nn.Module | None = None, *, batch_size: int = 256) -> dict[str, Any]:
+        """Widen the envelopes to cover ``more_data`` (the only way bounds
+        change). Returns what changed: rows seen, per envelope the number of
+        bounds widened, boxes widened, labels newly seen. Installed guards are
+        re-installed with the new bounds."""
+        model = self._resolve_model(model, "refine")
+        run = _record(model, self.modules, more_data, self.granularity, keep_rows=self.clusters is not None,
+                      max_rows=None, batch_size=batch_size)
+        by_key = {e.key: e for e in self.envelopes}
+        widened: dict[str, int] = {}
+        boxes_widened = 0
+        for key, st in run.stats.items():
+            e = by_key.get(key)
+            if e is None:
+                raise SpecError(f"InferredContracts.refine: {st.label} was not seen when the contracts were "
+                                "inferred; infer them again to add tensors")
+            if st.lo.shape != e.lo.shape:
+                raise SpecError(f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
+                                f"inferred {list(e.lo.shape)}")
+            n = int((st.lo < e.lo).sum() + (st.hi > e.hi).sum())
+            if n:
+                widened[e.label] = n
+            e.lo, e.hi = torch.minimum(e.lo, st.lo), torch.maximum(e.hi, st.hi)
+            e.rows += st.rows
+            e.boundary = e.boundary or _is_boundary(st)
+            if e.box_lo is not None and st.kept:
+                boxes_widened += _widen_boxes(e, st)
+        for path, sigs in run.shapes.items():
+            known = self.shapes.setdefault(path, [])
+            known.extend(s for s in sigs if s not in known)
+        new_labels: list[int] = []
+        if self.label_counts is not None and run.label_counts:
+            for i, c in enumerate(run.label_counts):
+                if i >= len(self.label_counts):
+                    raise SpecError(f"InferredContracts.refine: label {i} is outside the label space of "
+                                    f"{len(self.label_counts)} labels")
+                if c and not self.label_counts[i]:
+                    new_labels.append(i)
+                self.label_counts[i] += c
+        change = {"event": "refine", "rows": run.rows, "batches": run.batches, "widened": widened,
+                  "boxes_widened": boxes_widened, "new_labels": new_labels, "at": user_site(2)}
+        self.history.append(change)
+        if self._installed:
+            target = self._installed_on() if self._installed_on is not None else None
+            opts = dict(self._install_options)
+            self.uninstall()
+            if target is not None:
+                self.install(target, **opts)
+        return change
+
+    # ------------------------------------------------------------- score
+    def score(self, x: torch.Tensor, model: nn.Module | None = None, *, preconditions: str = "boundary",
+              per_module: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Per-row excursion score of the inputs ``x`` (slow path, for
+        evaluation): the sum, over the envelopes that ``install`` checks, of
+        :meth:`Envelope.excursion` (and the distance to the nearest box when
+        boxes were inferred). 0 means every check holds for that row; > 0 means
+        the row left some envelope. ``per_module`` gives path -> scores."""
+        model = self._resolve_model(model, "score")
+        conds = self.conditions(preconditions)
+        by: dict[tuple, list[Condition]] = {}
+        for path, (req, ens) in conds.items():
+            for side, cs in (("input", req), ("output", ens)):
+                for c in cs:
+                    if isinstance(c, (Envelope, InBoxes)):
+                        by.setdefault((path, side, c.reads[0], c.index), []).append(c)
+        n = x.shape[0]
+        totals: dict[str, torch.Tensor] = {p: torch.zeros(n, dtype=torch.float64) for p in conds}
+
+        def on_tensor(path, side, name, index, t, sources):
+            for c in by.get((path, side, name, index), ()):
+                if isinstance(c, Envelope) and not c.fits(t):
+                    totals[path] += float("inf")
+                else:
+                    totals[path] += c.excursion(t).to("cpu", torch.float64)
+
+        with _eval(model), torch.no_grad(), Recorder(model, list(conds), on_tensor):
+            model(x.to(_device(model)))
+        if per_module:
+            return totals
+        return torch.stack(list(totals.values())).sum(dim=0) if totals else torch.zeros(n, dtype=torch.float64)
+
+    # ---------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        from ._inferred_json import to_dict
+
+        return to_dict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "InferredContracts":
+        from ._inferred_json import from_dict
+
+        return from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "InferredContracts":
+        import json
+
+        if not isinstance(text, (str, bytes)):
+            raise SpecError(f"InferredContracts.from_json: expected a JSON string, got {type(text).__name__}")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"InferredContracts.from_json: not valid JSON: {e}") from None
+        return cls.from_dict(data)
+
+    # ---------------------------------------------------------- summary
+    def summary(self) -> str:
+        rows = self.history[0].get("rows", 0) if self.history else 0
+        refines = sum(1 for h in self.history if h.get("event") == "refine")
+        head = (f"InferredContracts: {len(self.modules)} modules, {len(self.envelopes)} envelopes, "
+                f"margin={self.margin:g}, min_scale={self.min_scale:g}, from {rows} reference rows"
+                f"{f', {refines} refinement(s)' if refines else ''}")
+        lines = [head]
+        if self.labels is not None:
+            lines.append(f"  labels: {len(self.labels)} ({', '.join(self.labels.labels[:10])}"
+                         f"{', ...' if len(self.labels) > 10 else ''}) on {self.output_module or '<not installed>'}")
+        table = [("module", "tensor", "checked as", "granularity", "min..max", "boxes")]
+        for e in self.envelopes:
+            lo, hi = self.bounds(e)
+            where = e.name if e.index is None else f"{e.name}[{e.index!r}]"
+            as_ = "postcondition" if e.side == "output" else ("precondition" if e.boundary else "(producer's post)")
+            gran = Envelope(e.name, lo, hi, e.index).granularity
+            boxes = str(int(e.box_lo.shape[0])) if e.box_lo is not None else "-"
+            table.append((e.module or "<model>", where, as_, gran, f"[{float(lo.min()):.3g}, {float(hi.max()):.3g}]",
+                          boxes))
+        widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+        for r in table:
+            lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        for path in self.shapes:
+            iface = self.interface(path)
+            ins = ", ".join(f"{k}: {v}" for k, v in iface.inputs.items())
+            outs = ", ".join(f"{k}: {v}" for k, v in iface.outputs.items())
+            lines.append(f"  {path or '<model>'}: ({ins}) -> ({outs})")
+        return "\n".join(lines)
+
+    __str__ = summary
+
+    def __repr__(self) -> str:
+        return (f"InferredContracts(modules={len(self.modules)}, envelopes={len(self.envelopes)}, "
+                f"margin={self.margin:g}, installed={self.installed})")
+
+
+# ---------------------------------------------------------------- recording
+@dataclass
+class _Run:
+    stats: dict[tuple, Stats]
+    shapes: dict[str, list[dict]]
+    label_counts: list[int] | None
+    out_width: int | None
+    output_module: str | None
+    rows: int
+    batches: int
+
+
+class _eval:
+    """Eval mode for the pass, then each module's own mode back."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.modes = {m: m.training for m in self.model.modules()}
+        self.model.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, t in self.modes.items():
+            m.training = t
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    if p is None:
+        p = next(model.buffers(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _signature(meta: dict[str, torch.Tensor]) -> dict[str, list]:
+    return {k: [list(t.shape), str(t.dtype).replace("torch.", "")] for k, t in meta.items()}
+
+
+def _is_boundary(st: Stats) -> bool:
+    return any(s in (MODEL_INPUT, COMPUTED) for s in st.sources)
+
+
+def _record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, keep_rows: bool,
+            max_rows: int | None, batch_size: int) -> _Run:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
+    stats: dict[tuple, Stats] = {}
+    current: dict[str, Any] = {"y": None}
+    kept_rows: dict[tuple, int] = {}
+
+    def on_tensor(path, side, name, index, t, sources):
+        key = (path, side, name, index)
+        st = stats.get(key)
+        if st is None:
+            st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
+        st.add(t)
+        st.sources |= sources
+        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t[0].numel() <= MAX_BOX_FEATURES:
+            flat = t.detach().reshape(t.shape[0], -1).to("cpu", torch.float64)
+            y = current["y"]
+            st.kept.append(flat)
+            st.kept_labels.append(y if y is not None and y.shape[0] == t.shape[0] else None)
+            kept_rows[key] = kept_rows.get(key, 0) + t.shape[0]
+
+    rec = Recorder(model, paths, on_tensor)
+    counts: list[int] | None = None
+    out_width = None
+    rows = nb = 0
+    device = _device(model)
+    with _eval(model), torch.no_grad(), rec:
+        for x, y in batches(data, batch_size):
+            current["y"] = y.cpu() if y is not None else None
+            out = model(x.to(device))
+            nb += 1
+            rows += int(x.shape[0]) if x.ndim else 1
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and out.ndim == 2:
+                out_width = int(out.shape[1])
+            if y is not None:
+                if bool((y < 0).any()):
+                    raise SpecError(f"infer_contracts: labels must be >= 0, got {int(y.min())} in batch {nb - 1}")
+                c = torch.bincount(y.cpu().long()).tolist()
+                counts = counts or []
+                counts.extend([0] * (len(c) - len(counts)))
+                for i, v in enumerate(c):
+                    counts[i] += v
+    if nb == 0:
+        raise SpecError("infer_contracts: the reference data gave no batches")
+    shapes: dict[str, list[dict]] = {}
+    for path, calls in rec.calls.items():
+        sigs = shapes.setdefault(path, [])
+        for mi, mo in calls:
+            s = {"inputs": _signature(mi), "outputs": _signature(mo)}
+            if s not in sigs:
+                sigs.append(s)
+    return _Run(stats, shapes, counts, out_width, rec.output_module, rows, nb)
+
+
+def _boxes(st: Stats, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[int]] | None:
+    if not st.kept:
+        return None
+    x = torch.cat(st.kept)
+    labeled = all(y is not None for y in st.kept_labels)
+    groups: list[tuple[int, torch.Tensor]] = []
+    if labeled:
+        y = torch.cat(st.kept_labels)
+        groups = [(int(c), x[y == c]) for c in torch.unique(y)]
+    else:
+        groups = [(-1, x)]
+    los, his, labs = [], [], []
+    for c, xc in groups:
+        assign = kmeans(xc, k, seed=seed)
+        for j in range(int(assign.max()) + 1):
+            part = xc[assign == j]
+            los.append(part.amin(dim=0))
+            his.append(part.amax(dim=0))
+            labs.append(c)
+    return torch.stack(los), torch.stack(his), labs
+
+
+def _widen_boxes(e: TensorEnvelope, st: Stats) -> int:
+    """Grow, for every new row outside all boxes (of its class when labeled),
+    the nearest box to contain it. Returns the number of rows that widened a box."""
+    x = torch.cat(st.kept)
+    ys = st.kept_labels
+    y = torch.cat(ys) if all(v is not None for v in ys) else None
+    labels = torch.tensor(e.box_labels)
+    grown = 0
+    for i in range(x.shape[0]):
+        row = x[i]
+        inside = ((row >= e.box_lo) & (row <= e.box_hi)).all(dim=1)
+        allowed = torch.ones_like(inside)
+        if y is not None and bool((labels >= 0).any()):
+            allowed = labels == int(y[i])
+            if not bool(allowed.any()):
+                allowed = torch.ones_like(inside)
+        if bool((inside & allowed).any()):
+            continue
+        width = (e.box_hi - e.box_lo).clamp_min(1e-12)
+        d = ((torch.relu(e.box_lo - row) + torch.relu(row - e.box_hi)) / width).sum(dim=1)
+        d = torch.where(allowed, d, torch.full_like(d, float("inf")))
+        j = int(d.argmin())
+        e.box_lo[j] = torch.minimum(e.box_lo[j], row)
+        e.box_hi[j] = torch.maximum(e.box_hi[j], row)
+        grown += 1
+    return grown
+
+
+def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None = None, *, margin: float = 0.5,
+                    min_scale: float = 0.2, clusters: int | None = None, granularity: str = "auto",
+                    labels: LabelSpace | Sequence[str] | None = None, batch_size: int = 256,
+                    max_rows: int = 20_000, seed: int = 0) -> InferredContracts:
+    """Run ``model`` once over reference ``data`` (eval mode, no grad) and
+    record, for each module in ``modules`` (paths; default every leaf):
+
+    * per-element (2-D tensors) or per-channel (dim 1 of >=3-D tensors) min and
+      max of every floating input and output (``granularity``: "auto",
+      "element", "channel", "last" or "tensor"), checked with a ``margin``:
+      each bound moves out by ``margin * max(hi - lo, min_scale * span)``,
+      ``span`` being the tensor's overall range;
+    * with ``clusters=k``: k k-means boxes per class (per label when ``data``
+      has labels, else k overall) of every recorded tensor's flattened rows
+      (at most ``max_rows`` rows kept per tensor), widened the same way;
+    * the shapes and dtypes seen (an Interface per module, batch dim symbolic);
+    * for classifiers (``data`` yields (inputs, labels), or ``labels`` is
+      given) the label space of the model's output.
+
+    ``data``: a tensor (split into ``batch_size`` rows), an ``(inputs,
+    labels)`` pair of tensors, or an iterable of batches (a tensor or an
+    ``(inputs, labels, ...)`` tuple each, e.g. a DataLoader).
+    """
+    if not isinstance(model, nn.Module):
+        raise SpecError(f"infer_contracts(model=...): expected an nn.Module, got {type(model).__name__}")
+    _check_number(margin, "margin")
+    _check_number(min_scale, "min_scale")
+    clusters = _check_clusters(clusters)
+    if granularity not in GRANULARITIES:
+        raise SpecError(f"Expected granularity to be one of {', '.join(map(repr, GRANULARITIES))}, got {granularity!r}")
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise SpecError(f"Expected max_rows to be a positive int, got {max_rows!r}")
+    space = None
+    if labels is not None:
+        space = labels if isinstance(labels, LabelSpace) else LabelSpace("labels", list(labels)) \
+            if isinstance(labels, (list, tuple)) else None
+        if space is None:
+            raise SpecError(f"Expected labels to be a LabelSpace or a list of label names, got {labels!r}")
+    paths = select_modules(model, modules)
+    run = _record(model, paths, data, granularity, keep_rows=clusters is not None, max_rows=max_rows,
+                  batch_size=batch_size)
+    envelopes = []
+    for st in run.stats.values():
+        e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
+                           boundary=st.side == "input" and _is_boundary(st))
+        if clusters is not None and (e.side == "output" or e.boundary):
+            boxes = _boxes(st, clusters, seed)
+            if boxes is not None:
+                e.box_lo, e.box_hi, e.box_labels = boxes
+        envelopes.append(e)
+    counts = run.label_counts
+    if space is None and counts is not None:
+        n = run.out_width if run.out_width is not None else len(counts)
+        space = LabelSpace("labels", [str(i) for i in range(max(n, len(counts)))])
+    if space is not None:
+        if run.out_width is not None and run.out_width != len(space):
+            raise SpecError(f"infer_contracts: the model outputs {run.out_width} scores per row but the label space "
+                            f"has {len(space)} labels")
+        if counts is not None and len(counts) > len(space):
+            raise SpecError(f"infer_contracts: label {len(counts) - 1} seen in the data is outside the label space "
+                            f"of {len(space)} labels")
+        counts = (counts or []) + [0] * (len(space) - len(counts or []))
+    history = [{"event": "infer", "rows": run.rows, "batches": run.batches, "at": user_site(2)}]
+    return InferredContracts(envelopes, run.shapes, margin=margin, min_scale=min_scale, clusters=clusters,
+                             granularity=granularity, labels=space, label_counts=counts,
+                             output_module=run.output_module, history=history, model=model)
