@@ -45,6 +45,7 @@ __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
 PRECONDITIONS = ("boundary", "all")
 MAX_BOX_FEATURES = 4096
+ROUNDOFF = 1e-4
 
 
 @dataclass
@@ -82,14 +83,15 @@ class TensorEnvelope:
 
 
 def widen(lo: torch.Tensor, hi: torch.Tensor, margin: float, min_scale: float, span: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``[lo - margin*s, hi + margin*s]`` with ``s = max(hi - lo, min_scale * span)``
-    per element (``span``: the whole tensor's range; a tiny floor when it is 0)."""
-    floor = min_scale * span
-    if floor <= 0:
-        big = max(1.0, float(hi.abs().max()) if hi.numel() else 0.0, float(lo.abs().max()) if lo.numel() else 0.0)
-        floor = 1e-6 * big
-    scale = (hi - lo).clamp_min(floor)
-    return lo - margin * scale, hi + margin * scale
+    """``[lo - margin*s - tol, hi + margin*s + tol]`` with
+    ``s = max(hi - lo, min_scale * span)`` per element (``span``: the whole
+    tensor's range) and ``tol = ROUNDOFF`` times the tensor's largest
+    magnitude: the same rows give slightly different activations in batches
+    of another size (float round-off), which must not count as leaving."""
+    big = max(float(hi.abs().max()) if hi.numel() else 0.0, float(lo.abs().max()) if lo.numel() else 0.0)
+    tol = ROUNDOFF * max(big, 1e-6)
+    scale = (hi - lo).clamp_min(min_scale * span)
+    return lo - margin * scale - tol, hi + margin * scale + tol
 
 
 def _check_number(value: Any, what: str, lo: float = 0.0) -> float:

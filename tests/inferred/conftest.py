@@ -1,0 +1,20 @@
+import pytest
+import torch
+from torch import nn
+
+
+@pytest.fixture(scope="session")
+def digits():
+    from digits_ood import load
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the figures in docs/inferred.md were measured so
+    try:
+        return load(seed=0, epochs=150)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def small_mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
