@@ -33,6 +33,7 @@ from modpact.interfaces.interface import Interface
 from modpact.interfaces.labels import LabelSpace
 
 from ._kmeans import kmeans
+from ._modes import disabled
 from ._recording import COMPUTED, GRANULARITIES, MODEL_INPUT, Recorder, Stats, batches, resolve_granularity, \
     select_modules
 from ._source import user_site
@@ -337,7 +338,7 @@ class InferredContracts:
                 else:
                     totals[path] += c.excursion(t).to("cpu", torch.float64)
 
-        with _eval(model), torch.no_grad(), Recorder(model, list(conds), on_tensor):
+        with _eval(model), torch.no_grad(), disabled(), Recorder(model, list(conds), on_tensor):
             model(x.to(_device(model)))
         if per_module:
             return totals
@@ -478,7 +479,7 @@ def _record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, 
     out_width = None
     rows = nb = 0
     device = _device(model)
-    with _eval(model), torch.no_grad(), rec:
+    with _eval(model), torch.no_grad(), disabled(), rec:
         for x, y in batches(data, batch_size):
             current["y"] = y.cpu() if y is not None else None
             out = model(x.to(device))
