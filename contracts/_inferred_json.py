@@ -42,6 +42,7 @@ class _Envelope(_Model):
     hi: Any
     rows: int
     boundary: bool = False
+    model_input: bool = False
     boxes: Optional[_Boxes] = None
 
 
@@ -70,7 +71,8 @@ def to_dict(ic: Any) -> dict[str, Any]:
     for e in ic.envelopes:
         d: dict[str, Any] = {"module": e.module, "side": e.side, "name": e.name, "index": e.index,
                              "granularity": e.granularity, "lo": e.lo.tolist(), "hi": e.hi.tolist(),
-                             "rows": e.rows, "boundary": e.boundary}
+                             "rows": e.rows, "boundary": e.boundary,
+                             "model_input": e.model_input}
         if e.box_lo is not None:
             d["boxes"] = {"lo": e.box_lo.tolist(), "hi": e.box_hi.tolist(), "labels": list(e.box_labels)}
         envs.append(d)
@@ -135,7 +137,8 @@ def from_dict(data: Any) -> Any:
         if m.module not in doc.shapes:
             raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
         lo, hi = _pair(m.lo, m.hi, where)
-        e = TensorEnvelope(m.module, m.side, m.name, m.index, m.granularity, lo, hi, m.rows, boundary=m.boundary)
+        e = TensorEnvelope(m.module, m.side, m.name, m.index, m.granularity, lo, hi, m.rows, boundary=m.boundary,
+                           model_input=m.model_input)
         if m.boxes is not None:
             e.box_lo, e.box_hi = _pair(m.boxes.lo, m.boxes.hi, f"{where}.boxes")
             if len(m.boxes.labels) != e.box_lo.shape[0]:

@@ -45,6 +45,8 @@ from .guard import get_guard, guard, unguard
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
 PRECONDITIONS = ("boundary", "all")
+#: the party blamed for the model's inputs (the runtime's INPUT_DATA; contracts cannot import runtime)
+INPUT_DATA = "the input data"
 MAX_BOX_FEATURES = 4096
 ROUNDOFF = 1e-4
 
@@ -53,7 +55,8 @@ ROUNDOFF = 1e-4
 class TensorEnvelope:
     """What was seen for one tensor of one module: the raw (un-widened)
     per-element/channel min and max, the rows seen, whether it is a module
-    input that no other recorded module produced (``boundary``), and the raw
+    input that no other recorded module produced (``boundary``), whether it
+    always was one of the model's own inputs (``model_input``), and the raw
     boxes (``[K, D]``, with the class of each box or -1) when clusters were asked."""
 
     module: str
@@ -65,6 +68,7 @@ class TensorEnvelope:
     hi: torch.Tensor
     rows: int
     boundary: bool = False
+    model_input: bool = False
     box_lo: torch.Tensor | None = None
     box_hi: torch.Tensor | None = None
     box_labels: list[int] = field(default_factory=list)
@@ -236,7 +240,12 @@ class InferredContracts:
             g = get_guard(m)
             if g is None:
                 iface = self.interface(path) if interfaces and path in self.shapes else None
-                guard(m, interface=iface, requires=req, ensures=ens, name=path or type(model).__name__)
+                # a model input is blamed on the input data even where the Monitor
+                # has no dataflow (torch.compile) and in eager messages
+                producer = {e.name: INPUT_DATA for e in self.envelopes
+                            if e.module == path and e.side == "input" and e.model_input} or None
+                guard(m, interface=iface, requires=req, ensures=ens, name=path or type(model).__name__,
+                      producer=producer)
                 done.append(("new", m, get_guard(m)))
             else:
                 g.add(req, ens)
@@ -287,6 +296,7 @@ class InferredContracts:
             e.lo, e.hi = torch.minimum(e.lo, st.lo), torch.maximum(e.hi, st.hi)
             e.rows += st.rows
             e.boundary = e.boundary or _is_boundary(st)
+            e.model_input = e.model_input and st.sources == {MODEL_INPUT}
             if e.box_lo is not None and st.kept:
                 boxes_widened += _widen_boxes(e, st)
         for path, sigs in run.shapes.items():
@@ -601,7 +611,8 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
     envelopes = []
     for st in run.stats.values():
         e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
-                           boundary=st.side == "input" and _is_boundary(st))
+                           boundary=st.side == "input" and _is_boundary(st),
+                           model_input=st.side == "input" and st.sources == {MODEL_INPUT})
         if clusters is not None and (e.side == "output" or e.boundary):
             boxes = _boxes(st, clusters, seed)
             if boxes is not None:

@@ -70,6 +70,8 @@ def test_per_channel_envelopes_shapes_and_labels():
         assert any(isinstance(c, LabelsWithin) for c in g.ensures)
         assert get_guard(model[0]).interface is not None
         assert any(isinstance(c, Envelope) for c in get_guard(model[0]).requires)
+        assert get_guard(model[0]).producer == {"input": "the input data"}
+        assert get_guard(model[3]).producer is None
         assert not get_guard(model[1]).requires  # its input is checked as the conv's postcondition
         model(torch.randn(7, 1, 8, 8) * 0.1)  # another batch size: the batch dim is symbolic
     finally:

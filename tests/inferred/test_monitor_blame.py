@@ -82,3 +82,26 @@ def test_scores_rank_corrupted_rows_above_clean_ones(digits, installed):
     clean = installed.score(digits.x_test).numpy()
     noisy = installed.score(corruptions(digits.x_test, seed=3)["gaussian noise (sd 0.25)"]).numpy()
     assert auroc(clean, noisy) > 0.9
+
+
+def test_compiled_model_checks_inferred_contracts_and_blames_the_input_data():
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    ref = torch.randn(64, 4)
+    ic = mp.infer_contracts(model, ref).install()
+    compiled = torch.compile(model, backend="eager")
+    try:
+        with mp.Monitor(model) as mon:
+            compiled(ref[:8])
+            mon.step()
+            compiled(ref[:8] * 100)
+            mon.step()
+        rep = mon.report()
+    finally:
+        ic.uninstall()
+    root = rep.root_cause
+    assert root is not None and root.step == 1, str(rep)
+    assert root.module == "0" and root.kind == "precondition" and root.blame == INPUT_DATA
+    assert all(v.step == 1 for v in rep.violations)
