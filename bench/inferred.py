@@ -1,7 +1,7 @@
 """Inferred contracts on digits: false alarms on clean data, detection of
 corrupted inputs, AUROC against a max-softmax baseline.
 
-    .venv/bin/python bench/inferred.py [--batch 16] [--repeats 30] [--margin 0.5] [--min-scale 0.2]
+    .venv/bin/python bench/inferred.py [--batch 16] [--repeats 30] [--margin 0.5] [--min-scale 0.2] [--clusters 1]
 
 Protocol (docs/inferred.md): digits split 60/20/20 (train / calibration /
 test, fixed seed); an MLP 64-64-32-10 trained on train. Envelopes are inferred
@@ -51,7 +51,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=30, help="random partitions of the clean test rows")
-    ap.add_argument("--clusters", type=int, default=3)
+    ap.add_argument("--clusters", type=int, default=1)
     ap.add_argument("--margin", type=float, default=0.5)
     ap.add_argument("--min-scale", type=float, default=0.2)
     args = ap.parse_args()
@@ -63,7 +63,9 @@ def main() -> None:
           f"test {len(d.x_test)} rows; batches of {args.batch}; margin {args.margin}, min_scale {args.min_scale}; torch {torch.__version__}")
 
     variants = {}
-    for label, kw in (("envelope", {}), (f"boxes k={args.clusters}", {"clusters": args.clusters})):
+    k = args.clusters
+    for label, kw in (("envelope", {}), (f"+class boxes k={k}", {"clusters": k, "boxes": "head"}),
+                      (f"+union boxes k={k}", {"clusters": k, "boxes": "every"})):
         ic = mp.infer_contracts(model, (d.x_train, d.y_train), margin=args.margin, min_scale=args.min_scale, **kw)
         ic.refine((d.x_cal, d.y_cal))
         variants[label] = ic

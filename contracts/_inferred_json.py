@@ -30,6 +30,7 @@ class _Boxes(_Model):
     lo: list[list[float]]
     hi: list[list[float]]
     labels: list[int]
+    mode: Literal["union", "class"] = "union"
 
 
 class _Envelope(_Model):
@@ -74,7 +75,8 @@ def to_dict(ic: Any) -> dict[str, Any]:
                              "rows": e.rows, "boundary": e.boundary,
                              "model_input": e.model_input}
         if e.box_lo is not None:
-            d["boxes"] = {"lo": e.box_lo.tolist(), "hi": e.box_hi.tolist(), "labels": list(e.box_labels)}
+            d["boxes"] = {"lo": e.box_lo.tolist(), "hi": e.box_hi.tolist(), "labels": list(e.box_labels),
+                          "mode": e.box_mode}
         envs.append(d)
     return {
         "format_version": FORMAT_VERSION,
@@ -145,6 +147,10 @@ def from_dict(data: Any) -> Any:
                 raise SpecError(f"{KIND}.from_dict: {where}.boxes.labels has {len(m.boxes.labels)} entries for "
                                 f"{e.box_lo.shape[0]} boxes")
             e.box_labels = list(m.boxes.labels)
+            e.box_mode = m.boxes.mode
+            if e.box_mode == "class" and (e.side != "input" or -1 in e.box_labels):
+                raise SpecError(f"{KIND}.from_dict: {where}.boxes: mode 'class' needs an input tensor and a class "
+                                "for every box")
         envs.append(e)
     space = None
     if doc.labels is not None:

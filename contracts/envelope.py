@@ -26,7 +26,7 @@ from modpact.interfaces.summary import describe
 
 from .condition import Condition, register
 
-__all__ = ["Envelope", "InBoxes", "envelope", "in_boxes"]
+__all__ = ["Envelope", "InBoxes", "InClassBoxes", "envelope", "in_boxes", "in_class_boxes"]
 
 
 def _bounds(value: Any, what: str) -> torch.Tensor:
@@ -254,3 +254,99 @@ def in_boxes(name: str, lo: Any, hi: Any, index: int | str | None = None) -> Con
     boxes ``[lo[k], hi[k]]`` (``lo``/``hi`` of shape [boxes, features])."""
     return InBoxes(name, lo, hi, index)
 
+
+
+@register
+class InClassBoxes(InBoxes):
+    """Each row of ``name`` lies inside a box of the class its ``scores`` row
+    predicts (argmax): the per-class box monitor of Henzinger et al. (2020),
+    checked where a module sees both its input features and its output scores."""
+
+    name = "in_class_boxes"
+
+    def __init__(self, name: str = "input", scores: str = "result", lo: Any = ((0.0,),), hi: Any = ((0.0,),),
+                 labels: Any = (0,), index: int | str | None = None):
+        super().__init__(name, lo, hi, index)
+        if not isinstance(scores, str) or not scores.isidentifier():
+            raise SpecError(f"Expected in_class_boxes(scores) to be an argument name, got {scores!r}")
+        labs = torch.as_tensor(labels, dtype=torch.int64) if not isinstance(labels, torch.Tensor) else labels.long()
+        if labs.shape != (self.lo.shape[0],):
+            raise SpecError(f"in_class_boxes({name!r}): {labs.numel()} labels for {self.lo.shape[0]} boxes; "
+                            "give one class per box")
+        self.labels = labs.cpu()
+        self.reads = (name, scores)
+        self._params = {"name": name, "scores": scores, "index": index}
+        self._label_cache: dict[Any, torch.Tensor] = {}
+
+    @property
+    def text(self) -> str:
+        return f"in_class_boxes({self.where}, {self.reads[1]}, {self.lo.shape[0]} boxes)"
+
+    def _match(self, env: Mapping[str, Any], t: torch.Tensor) -> torch.Tensor | None:
+        s = env[self.reads[1]]
+        if not isinstance(s, torch.Tensor) or s.ndim != 2 or s.shape[0] != t.shape[0]:
+            return None
+        labels = self._label_cache.get(s.device)
+        if labels is None:
+            labels = self._label_cache[s.device] = self.labels.to(s.device)
+        return labels.unsqueeze(0) == s.argmax(dim=1, keepdim=True)
+
+    def _inside_class(self, env: Mapping[str, Any]) -> torch.Tensor | None:
+        t = self._tensor(env)
+        x = self._flat(t)
+        match = self._match(env, t) if x is not None else None
+        if match is None:
+            return None
+        lo, hi = self._on(t)
+        return ((x.clamp(lo, hi) == x).all(dim=2) & match).any(dim=1)
+
+    def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
+        inside = self._inside_class(env)
+        return False if inside is None else inside.all()
+
+    def rows(self, env: Mapping[str, Any]) -> torch.Tensor | None:
+        return self._inside_class(env)
+
+    def class_excursion(self, t: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Per-row distance (as in :meth:`InBoxes.excursion`) to the nearest box of the predicted class."""
+        t = t.detach()
+        x = self._flat(t)
+        lo, hi = self._on(t)
+        width = (hi - lo).clamp_min(1e-12)
+        d = ((torch.relu(lo - x) + torch.relu(x - hi)) / width).sum(dim=2)
+        d = torch.where(torch.isnan(x).any(dim=2), torch.full_like(d, math.inf), d)
+        match = self._match({self.reads[1]: scores.detach()}, t)
+        d = torch.where(match, d, torch.full_like(d, math.inf))
+        return d.min(dim=1).values
+
+    def evidence(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        t = self._tensor(env).detach()
+        inside = self._inside_class(env)
+        if inside is None:
+            return {"expected": f"rows of {self.lo.shape[1]} values and [rows, classes] scores",
+                    "actual": f"{describe(t)}, {describe(env[self.reads[1]])}"}
+        bad = ~inside
+        ev: dict[str, Any] = {"failing": int(bad.sum()), "of": int(inside.numel()), "boxes": int(self.lo.shape[0])}
+        if ev["failing"]:
+            row = int(bad.nonzero()[0, 0])
+            ev["first_row"] = row
+            ev["predicted_class"] = int(env[self.reads[1]][row].argmax())
+        return ev
+
+    def to_dict(self) -> dict[str, Any]:
+        d = super().to_dict()
+        d["params"]["labels"] = self.labels.tolist()
+        return d
+
+    def __eq__(self, other: object) -> bool:
+        eq = super().__eq__(other)
+        return eq if eq is NotImplemented else (eq and self.reads == other.reads
+                                                and torch.equal(self.labels, other.labels))
+
+    __hash__ = object.__hash__
+
+
+def in_class_boxes(name: str, scores: str, lo: Any, hi: Any, labels: Any, index: int | str | None = None) -> Condition:
+    """Every row of ``name`` (flattened) lies inside one of the boxes whose
+    class (``labels[k]``) is the row's predicted class ``scores.argmax(1)``."""
+    return InClassBoxes(name, scores, lo, hi, labels, index)

@@ -39,12 +39,13 @@ from ._recording import COMPUTED, GRANULARITIES, MODEL_INPUT, Recorder, Stats, b
 from ._source import user_site
 from .condition import Condition
 from .conditions import LabelsWithin
-from .envelope import Envelope, InBoxes
+from .envelope import Envelope, InBoxes, InClassBoxes
 from .guard import get_guard, guard, unguard
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
 PRECONDITIONS = ("boundary", "all")
+BOX_MODES = ("head", "every")
 #: the party blamed for the model's inputs (the runtime's INPUT_DATA; contracts cannot import runtime)
 INPUT_DATA = "the input data"
 MAX_BOX_FEATURES = 4096
@@ -57,7 +58,9 @@ class TensorEnvelope:
     per-element/channel min and max, the rows seen, whether it is a module
     input that no other recorded module produced (``boundary``), whether it
     always was one of the model's own inputs (``model_input``), and the raw
-    boxes (``[K, D]``, with the class of each box or -1) when clusters were asked."""
+    boxes (``[K, D]``, with the class of each box or -1) when clusters were asked,
+    checked as a union (``box_mode="union"``) or against the predicted class
+    (``"class"``, on the input of the module producing the model's scores)."""
 
     module: str
     side: str
@@ -72,6 +75,7 @@ class TensorEnvelope:
     box_lo: torch.Tensor | None = None
     box_hi: torch.Tensor | None = None
     box_labels: list[int] = field(default_factory=list)
+    box_mode: str | None = None  # "union": rows inside any box; "class": inside a box of the predicted class
 
     @property
     def key(self) -> tuple[str, str, str, Any]:
@@ -188,17 +192,24 @@ class InferredContracts:
         out: dict[str, tuple[list[Condition], list[Condition]]] = {p: ([], []) for p in self.modules}
         site = self.history[0].get("at") if self.history else None
         for e in self.envelopes:
+            at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+            why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
+            boxes = self.box_bounds(e)
+            if boxes is not None and e.box_mode == "class":
+                c = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
+                c.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
+                c.declared_at = at
+                out[e.module][1].append(c)
             if not self._checked(e, preconditions):
                 continue
             conds: list[Condition] = []
             lo, hi = self.bounds(e)
             conds.append(Envelope(e.name, lo, hi, e.index))
-            boxes = self.box_bounds(e)
-            if boxes is not None:
+            if boxes is not None and e.box_mode == "union":
                 conds.append(InBoxes(e.name, boxes[0], boxes[1], e.index))
             for c in conds:
-                c.why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
-                c.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+                c.why = why
+                c.declared_at = at
             out[e.module][0 if e.side == "input" else 1].extend(conds)
         if self.labels is not None:
             target = self.output_module if self.output_module in out else None
@@ -333,13 +344,17 @@ class InferredContracts:
         model = self._resolve_model(model, "score")
         conds = self.conditions(preconditions)
         by: dict[tuple, list[Condition]] = {}
+        by_class: dict[str, list[InClassBoxes]] = {}
         for path, (req, ens) in conds.items():
             for side, cs in (("input", req), ("output", ens)):
                 for c in cs:
-                    if isinstance(c, (Envelope, InBoxes)):
+                    if isinstance(c, InClassBoxes):
+                        by_class.setdefault(path, []).append(c)
+                    elif isinstance(c, (Envelope, InBoxes)):
                         by.setdefault((path, side, c.reads[0], c.index), []).append(c)
         n = x.shape[0]
         totals: dict[str, torch.Tensor] = {p: torch.zeros(n, dtype=torch.float64) for p in conds}
+        last_inputs: dict[tuple[str, str], torch.Tensor] = {}
 
         def on_tensor(path, side, name, index, t, sources):
             for c in by.get((path, side, name, index), ()):
@@ -347,6 +362,13 @@ class InferredContracts:
                     totals[path] += float("inf")
                 else:
                     totals[path] += c.excursion(t).to("cpu", torch.float64)
+            if side == "input":
+                last_inputs[(path, name)] = t
+            elif index is None:
+                for c in by_class.get(path, ()):
+                    feats = last_inputs.get((path, c.reads[0]))
+                    if feats is not None:
+                        totals[path] += c.class_excursion(feats, t).to("cpu", torch.float64)
 
         with _eval(model), torch.no_grad(), disabled(), Recorder(model, list(conds), on_tensor):
             model(x.to(_device(model)))
@@ -400,7 +422,8 @@ class InferredContracts:
             where = e.name if e.index is None else f"{e.name}[{e.index!r}]"
             as_ = "postcondition" if e.side == "output" else ("precondition" if e.boundary else "(producer's post)")
             gran = Envelope(e.name, lo, hi, e.index).granularity
-            boxes = str(int(e.box_lo.shape[0])) if e.box_lo is not None else "-"
+            boxes = "-" if e.box_lo is None else \
+                f"{int(e.box_lo.shape[0])}{' (of the predicted class)' if e.box_mode == 'class' else ''}"
             table.append((e.module or "<model>", where, as_, gran, f"[{float(lo.min()):.3g}, {float(hi.max()):.3g}]",
                           boxes))
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
@@ -568,7 +591,8 @@ def _widen_boxes(e: TensorEnvelope, st: Stats) -> int:
 
 
 def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None = None, *, margin: float = 0.5,
-                    min_scale: float = 0.2, clusters: int | None = None, granularity: str = "auto",
+                    min_scale: float = 0.2, clusters: int | None = None, boxes: str = "head",
+                    granularity: str = "auto",
                     labels: LabelSpace | Sequence[str] | None = None, batch_size: int = 256,
                     max_rows: int = 20_000, seed: int = 0) -> InferredContracts:
     """Run ``model`` once over reference ``data`` (eval mode, no grad) and
@@ -579,9 +603,12 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
       "element", "channel", "last" or "tensor"), checked with a ``margin``:
       each bound moves out by ``margin * max(hi - lo, min_scale * span)``,
       ``span`` being the tensor's overall range;
-    * with ``clusters=k``: k k-means boxes per class (per label when ``data``
-      has labels, else k overall) of every recorded tensor's flattened rows
-      (at most ``max_rows`` rows kept per tensor), widened the same way;
+    * with ``clusters=k``: k k-means boxes per class of flattened rows (at
+      most ``max_rows`` rows kept per tensor), widened the same way.
+      ``boxes="head"``: boxes of the input of the module producing the model's
+      scores, checked against the predicted class (needs labels);
+      ``boxes="every"``: boxes of every checked tensor (per class when labeled,
+      else k overall), a row passing when inside any box;
     * the shapes and dtypes seen (an Interface per module, batch dim symbolic);
     * for classifiers (``data`` yields (inputs, labels), or ``labels`` is
       given) the label space of the model's output.
@@ -595,6 +622,8 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
     _check_number(margin, "margin")
     _check_number(min_scale, "min_scale")
     clusters = _check_clusters(clusters)
+    if boxes not in BOX_MODES:
+        raise SpecError(f"Expected boxes to be one of {', '.join(map(repr, BOX_MODES))}, got {boxes!r}")
     if granularity not in GRANULARITIES:
         raise SpecError(f"Expected granularity to be one of {', '.join(map(repr, GRANULARITIES))}, got {granularity!r}")
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
@@ -613,11 +642,24 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
         e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
                            boundary=st.side == "input" and _is_boundary(st),
                            model_input=st.side == "input" and st.sources == {MODEL_INPUT})
-        if clusters is not None and (e.side == "output" or e.boundary):
-            boxes = _boxes(st, clusters, seed)
-            if boxes is not None:
-                e.box_lo, e.box_hi, e.box_labels = boxes
+        head = e.side == "input" and e.module == run.output_module
+        wanted = head if boxes == "head" else (e.side == "output" or e.boundary)
+        if clusters is not None and wanted:
+            got = _boxes(st, clusters, seed)
+            if got is not None:
+                e.box_lo, e.box_hi, e.box_labels = got
+                e.box_mode = "class" if boxes == "head" else "union"
         envelopes.append(e)
+    if clusters is not None and boxes == "head":
+        if run.output_module is None or run.out_width is None:
+            raise SpecError("infer_contracts(clusters=..., boxes='head'): the model's output is not a [rows, classes] "
+                            "score tensor produced by a recorded module; use boxes='every'")
+        if not any(e.box_mode == "class" for e in envelopes):
+            raise SpecError("infer_contracts(clusters=..., boxes='head'): no box could be built on the input of "
+                            f"{run.output_module!r} (more than {MAX_BOX_FEATURES} values per row?)")
+        if any(e.box_mode == "class" and -1 in e.box_labels for e in envelopes):
+            raise SpecError("infer_contracts(clusters=..., boxes='head') needs labels: give data as (inputs, labels) "
+                            "or use boxes='every'")
     counts = run.label_counts
     if space is None and counts is not None:
         n = run.out_width if run.out_width is not None else len(counts)

@@ -142,8 +142,9 @@ def test_clusters_give_boxes_per_class():
     model = small_mlp()
     x = torch.cat([torch.randn(30, 4) - 5, torch.randn(30, 4) + 5])
     y = torch.cat([torch.zeros(30), torch.ones(30)]).long()
-    ic = mp.infer_contracts(model, (x, y), clusters=2, margin=0.0)
+    ic = mp.infer_contracts(model, (x, y), clusters=2, boxes="every", margin=0.0)
     e = next(e for e in ic.envelopes if e.module == "0" and e.side == "input")
+    assert e.box_mode == "union"
     assert e.box_lo.shape == (4, 4) and sorted(e.box_labels) == [0, 0, 1, 1]
     assert torch.equal(ic.score(x), torch.zeros(60, dtype=torch.float64))
     # inside the overall envelope, outside every box: only the boxes see it
@@ -151,7 +152,7 @@ def test_clusters_give_boxes_per_class():
     ident = nn.Sequential(nn.Identity(), nn.Linear(4, 2))
     plain = mp.infer_contracts(ident, (x, y), ["0"], margin=0.0)
     assert plain.score(torch.zeros(1, 4))[0] == 0
-    boxed = mp.infer_contracts(ident, (x, y), ["0"], margin=0.0, clusters=2)
+    boxed = mp.infer_contracts(ident, (x, y), ["0"], margin=0.0, clusters=2, boxes="every")
     assert boxed.score(torch.zeros(1, 4))[0] > 0
 
 
@@ -162,3 +163,47 @@ def test_summary_lists_each_envelope():
     assert "labels: 3 (0, 1, 2) on 2" in text
     assert "0       input   precondition       4 features" in text
     assert "0: (input: TensorSpec('batch 4', dtype='float32'))" in text
+
+
+def _swapping_head():
+    model = nn.Sequential(nn.Identity(), nn.Linear(2, 2))
+    with torch.no_grad():
+        model[1].weight.copy_(torch.eye(2))
+        model[1].bias.zero_()
+    g = torch.Generator().manual_seed(0)
+    x = torch.cat([torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([3.0, 0.0]),
+                   torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([0.0, 3.0])])
+    y = torch.cat([torch.zeros(40), torch.ones(40)]).long()
+    return model, x, y
+
+
+def test_class_boxes_check_the_prediction_against_its_class():
+    model, x, y = _swapping_head()
+    ic = mp.infer_contracts(model, (x, y), clusters=2)
+    e = next(e for e in ic.envelopes if e.module == "1" and e.side == "input")
+    assert e.box_mode == "class" and sorted(e.box_labels) == [0, 0, 1, 1]
+    assert torch.equal(ic.score(x), torch.zeros(80, dtype=torch.float64))
+    text = str(ic)
+    assert "4 (of the predicted class)" in text
+    ic.install()
+    try:
+        with torch.no_grad():
+            model[1].weight.copy_(torch.eye(2).flip(0))  # the head now swaps the classes
+        with mp.Monitor(model) as mon:
+            model(x[:8])
+            mon.step()
+        rep = mon.report()
+    finally:
+        ic.uninstall()
+    root = rep.root_cause
+    assert root is not None and root.module == "1" and root.check == "in_class_boxes(input, result, 4 boxes)"
+    assert root.blame == "1" and root.evidence["predicted_class"] == 1
+    assert float(ic.score(x[:8], model=model).min()) > 0
+
+
+def test_class_boxes_need_labels():
+    model, x, y = _swapping_head()
+    with pytest.raises(SpecError, match="boxes='head'\\) needs labels"):
+        mp.infer_contracts(model, x, clusters=2)
+    with pytest.raises(SpecError, match="Expected boxes to be one of 'head', 'every', got 'all'"):
+        mp.infer_contracts(model, (x, y), clusters=2, boxes="all")
