@@ -51,7 +51,7 @@ from .conditions import (
     simplex,
 )
 from .decorators import contract, ensures, get_contract, requires
-from .envelope import Envelope, InBoxes, envelope, in_boxes
+from .envelope import Envelope, InBoxes, InClassBoxes, envelope, in_boxes, in_class_boxes
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
 from .inferred import InferredContracts, TensorEnvelope, infer_contracts
 
@@ -96,8 +96,10 @@ __all__ = [
     "agrees_with",
     "envelope",
     "in_boxes",
+    "in_class_boxes",
     "Envelope",
     "InBoxes",
+    "InClassBoxes",
     # inferred from data
     "infer_contracts",
     "InferredContracts",

@@ -1,6 +1,5 @@
 import pytest
 import torch
-from torch import nn
 
 
 @pytest.fixture(scope="session")
@@ -14,7 +13,3 @@ def digits():
     finally:
         torch.set_num_threads(threads)
 
-
-def small_mlp(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))

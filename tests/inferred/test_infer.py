@@ -9,7 +9,11 @@ from modpact.contracts import Envelope, get_guard
 from modpact.contracts.conditions import LabelsWithin
 from modpact.interfaces.errors import SpecError
 
-from conftest import small_mlp
+
+
+def small_mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 
 rows = arrays("float32", st.tuples(st.integers(1, 40), st.just(4)),
               elements=st.floats(-100, 100, width=32, allow_nan=False))

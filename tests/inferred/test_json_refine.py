@@ -2,11 +2,16 @@ import json
 
 import pytest
 import torch
+from torch import nn
 
 import modpact as mp
 from modpact.interfaces.errors import FormatVersionError, SpecError
 
-from conftest import small_mlp
+
+
+def small_mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 
 
 def _inferred(clusters=None):

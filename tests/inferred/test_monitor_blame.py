@@ -105,3 +105,15 @@ def test_compiled_model_checks_inferred_contracts_and_blames_the_input_data():
     assert root is not None and root.step == 1, str(rep)
     assert root.module == "0" and root.kind == "precondition" and root.blame == INPUT_DATA
     assert all(v.step == 1 for v in rep.violations)
+
+
+def test_class_boxes_keep_the_false_alarm_bound_and_catch_blank_images(digits):
+    ic = mp.infer_contracts(digits.model, (digits.x_train, digits.y_train), clusters=1)
+    ic.refine((digits.x_cal, digits.y_cal))
+    clean = ic.score(digits.x_test)
+    blank = ic.score(torch.zeros(16, 64))
+    plain = mp.infer_contracts(digits.model, (digits.x_train, digits.y_train))
+    plain.refine((digits.x_cal, digits.y_cal))
+    assert float((clean > 0).float().mean()) <= 0.01
+    assert bool((blank > 0).all())
+    assert bool((plain.score(torch.zeros(16, 64)) == 0).all())  # the envelopes alone miss them
