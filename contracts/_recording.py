@@ -15,11 +15,14 @@ from modpact.interfaces.errors import SpecError
 from modpact.interfaces.summary import describe
 
 from ._binding import Binder
+from ._modes import disabled
 
-__all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce"]
+__all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce",
+           "record", "Run", "eval_mode", "device_of", "is_boundary"]
 
 GRANULARITIES = ("auto", "element", "channel", "last", "tensor")
 MODEL_INPUT = "<input>"
+MAX_BOX_FEATURES = 4096  # rows wider than this are not kept for boxes
 COMPUTED = "<computed>"
 
 
@@ -251,3 +254,100 @@ def _flat_tensors(obj: Any) -> Iterator[torch.Tensor]:
     elif isinstance(obj, dict):
         for x in obj.values():
             yield from _flat_tensors(x)
+
+
+# ------------------------------------------------------------- one pass
+@dataclass
+class Run:
+    stats: dict[tuple, Stats]
+    shapes: dict[str, list[dict]]
+    label_counts: list[int] | None
+    out_width: int | None
+    output_module: str | None
+    rows: int
+    batches: int
+
+
+class eval_mode:
+    """Eval mode for the pass, then each module's own mode back."""
+
+    def __init__(self, model: nn.Module):
+        self.model = model
+
+    def __enter__(self) -> None:
+        self.modes = {m: m.training for m in self.model.modules()}
+        self.model.eval()
+
+    def __exit__(self, *exc: Any) -> None:
+        for m, t in self.modes.items():
+            m.training = t
+
+
+def device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    if p is None:
+        p = next(model.buffers(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _signature(meta: dict[str, torch.Tensor]) -> dict[str, list]:
+    return {k: [list(t.shape), str(t.dtype).replace("torch.", "")] for k, t in meta.items()}
+
+
+def is_boundary(st: Stats) -> bool:
+    return any(s in (MODEL_INPUT, COMPUTED) for s in st.sources)
+
+
+def record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, keep_rows: bool,
+            max_rows: int | None, batch_size: int) -> Run:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
+    stats: dict[tuple, Stats] = {}
+    current: dict[str, Any] = {"y": None}
+    kept_rows: dict[tuple, int] = {}
+
+    def on_tensor(path, side, name, index, t, sources):
+        key = (path, side, name, index)
+        st = stats.get(key)
+        if st is None:
+            st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
+        st.add(t)
+        st.sources |= sources
+        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t[0].numel() <= MAX_BOX_FEATURES:
+            flat = t.detach().reshape(t.shape[0], -1).to("cpu", torch.float64)
+            y = current["y"]
+            st.kept.append(flat)
+            st.kept_labels.append(y if y is not None and y.shape[0] == t.shape[0] else None)
+            kept_rows[key] = kept_rows.get(key, 0) + t.shape[0]
+
+    rec = Recorder(model, paths, on_tensor)
+    counts: list[int] | None = None
+    out_width = None
+    rows = nb = 0
+    device = device_of(model)
+    with eval_mode(model), torch.no_grad(), disabled(), rec:
+        for x, y in batches(data, batch_size):
+            current["y"] = y.cpu() if y is not None else None
+            out = model(x.to(device))
+            nb += 1
+            rows += int(x.shape[0]) if x.ndim else 1
+            if isinstance(out, torch.Tensor) and out.is_floating_point() and out.ndim == 2:
+                out_width = int(out.shape[1])
+            if y is not None:
+                if bool((y < 0).any()):
+                    raise SpecError(f"infer_contracts: labels must be >= 0, got {int(y.min())} in batch {nb - 1}")
+                c = torch.bincount(y.cpu().long()).tolist()
+                counts = counts or []
+                counts.extend([0] * (len(c) - len(counts)))
+                for i, v in enumerate(c):
+                    counts[i] += v
+    if nb == 0:
+        raise SpecError("infer_contracts: the reference data gave no batches")
+    shapes: dict[str, list[dict]] = {}
+    for path, calls in rec.calls.items():
+        sigs = shapes.setdefault(path, [])
+        for mi, mo in calls:
+            s = {"inputs": _signature(mi), "outputs": _signature(mo)}
+            if s not in sigs:
+                sigs.append(s)
+    return Run(stats, shapes, counts, out_width, rec.output_module, rows, nb)

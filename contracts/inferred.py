@@ -32,9 +32,9 @@ from modpact.interfaces.infer import interface_from_tensors
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.labels import LabelSpace
 
-from ._kmeans import kmeans
+from ._boxes import build_boxes, grow_boxes
 from ._modes import disabled
-from ._recording import COMPUTED, GRANULARITIES, MODEL_INPUT, Recorder, Stats, batches, resolve_granularity, \
+from ._recording import GRANULARITIES, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary, record, \
     select_modules
 from ._source import user_site
 from .condition import Condition
@@ -48,7 +48,6 @@ PRECONDITIONS = ("boundary", "all")
 BOX_MODES = ("head", "every")
 #: the party blamed for the model's inputs (the runtime's INPUT_DATA; contracts cannot import runtime)
 INPUT_DATA = "the input data"
-MAX_BOX_FEATURES = 4096
 ROUNDOFF = 1e-4
 
 
@@ -288,7 +287,7 @@ class InferredContracts:
         bounds widened, boxes widened, labels newly seen. Installed guards are
         re-installed with the new bounds."""
         model = self._resolve_model(model, "refine")
-        run = _record(model, self.modules, more_data, self.granularity, keep_rows=self.clusters is not None,
+        run = record(model, self.modules, more_data, self.granularity, keep_rows=self.clusters is not None,
                       max_rows=None, batch_size=batch_size)
         by_key = {e.key: e for e in self.envelopes}
         widened: dict[str, int] = {}
@@ -306,10 +305,10 @@ class InferredContracts:
                 widened[e.label] = n
             e.lo, e.hi = torch.minimum(e.lo, st.lo), torch.maximum(e.hi, st.hi)
             e.rows += st.rows
-            e.boundary = e.boundary or _is_boundary(st)
+            e.boundary = e.boundary or is_boundary(st)
             e.model_input = e.model_input and st.sources == {MODEL_INPUT}
             if e.box_lo is not None and st.kept:
-                boxes_widened += _widen_boxes(e, st)
+                boxes_widened += grow_boxes(e, st)
         for path, sigs in run.shapes.items():
             known = self.shapes.setdefault(path, [])
             known.extend(s for s in sigs if s not in known)
@@ -370,8 +369,8 @@ class InferredContracts:
                     if feats is not None:
                         totals[path] += c.class_excursion(feats, t).to("cpu", torch.float64)
 
-        with _eval(model), torch.no_grad(), disabled(), Recorder(model, list(conds), on_tensor):
-            model(x.to(_device(model)))
+        with eval_mode(model), torch.no_grad(), disabled(), Recorder(model, list(conds), on_tensor):
+            model(x.to(device_of(model)))
         if per_module:
             return totals
         return torch.stack(list(totals.values())).sum(dim=0) if totals else torch.zeros(n, dtype=torch.float64)
@@ -443,153 +442,6 @@ class InferredContracts:
                 f"margin={self.margin:g}, installed={self.installed})")
 
 
-# ---------------------------------------------------------------- recording
-@dataclass
-class _Run:
-    stats: dict[tuple, Stats]
-    shapes: dict[str, list[dict]]
-    label_counts: list[int] | None
-    out_width: int | None
-    output_module: str | None
-    rows: int
-    batches: int
-
-
-class _eval:
-    """Eval mode for the pass, then each module's own mode back."""
-
-    def __init__(self, model: nn.Module):
-        self.model = model
-
-    def __enter__(self) -> None:
-        self.modes = {m: m.training for m in self.model.modules()}
-        self.model.eval()
-
-    def __exit__(self, *exc: Any) -> None:
-        for m, t in self.modes.items():
-            m.training = t
-
-
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    if p is None:
-        p = next(model.buffers(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _signature(meta: dict[str, torch.Tensor]) -> dict[str, list]:
-    return {k: [list(t.shape), str(t.dtype).replace("torch.", "")] for k, t in meta.items()}
-
-
-def _is_boundary(st: Stats) -> bool:
-    return any(s in (MODEL_INPUT, COMPUTED) for s in st.sources)
-
-
-def _record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, keep_rows: bool,
-            max_rows: int | None, batch_size: int) -> _Run:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
-    stats: dict[tuple, Stats] = {}
-    current: dict[str, Any] = {"y": None}
-    kept_rows: dict[tuple, int] = {}
-
-    def on_tensor(path, side, name, index, t, sources):
-        key = (path, side, name, index)
-        st = stats.get(key)
-        if st is None:
-            st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
-        st.add(t)
-        st.sources |= sources
-        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t[0].numel() <= MAX_BOX_FEATURES:
-            flat = t.detach().reshape(t.shape[0], -1).to("cpu", torch.float64)
-            y = current["y"]
-            st.kept.append(flat)
-            st.kept_labels.append(y if y is not None and y.shape[0] == t.shape[0] else None)
-            kept_rows[key] = kept_rows.get(key, 0) + t.shape[0]
-
-    rec = Recorder(model, paths, on_tensor)
-    counts: list[int] | None = None
-    out_width = None
-    rows = nb = 0
-    device = _device(model)
-    with _eval(model), torch.no_grad(), disabled(), rec:
-        for x, y in batches(data, batch_size):
-            current["y"] = y.cpu() if y is not None else None
-            out = model(x.to(device))
-            nb += 1
-            rows += int(x.shape[0]) if x.ndim else 1
-            if isinstance(out, torch.Tensor) and out.is_floating_point() and out.ndim == 2:
-                out_width = int(out.shape[1])
-            if y is not None:
-                if bool((y < 0).any()):
-                    raise SpecError(f"infer_contracts: labels must be >= 0, got {int(y.min())} in batch {nb - 1}")
-                c = torch.bincount(y.cpu().long()).tolist()
-                counts = counts or []
-                counts.extend([0] * (len(c) - len(counts)))
-                for i, v in enumerate(c):
-                    counts[i] += v
-    if nb == 0:
-        raise SpecError("infer_contracts: the reference data gave no batches")
-    shapes: dict[str, list[dict]] = {}
-    for path, calls in rec.calls.items():
-        sigs = shapes.setdefault(path, [])
-        for mi, mo in calls:
-            s = {"inputs": _signature(mi), "outputs": _signature(mo)}
-            if s not in sigs:
-                sigs.append(s)
-    return _Run(stats, shapes, counts, out_width, rec.output_module, rows, nb)
-
-
-def _boxes(st: Stats, k: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, list[int]] | None:
-    if not st.kept:
-        return None
-    x = torch.cat(st.kept)
-    labeled = all(y is not None for y in st.kept_labels)
-    groups: list[tuple[int, torch.Tensor]] = []
-    if labeled:
-        y = torch.cat(st.kept_labels)
-        groups = [(int(c), x[y == c]) for c in torch.unique(y)]
-    else:
-        groups = [(-1, x)]
-    los, his, labs = [], [], []
-    for c, xc in groups:
-        assign = kmeans(xc, k, seed=seed)
-        for j in range(int(assign.max()) + 1):
-            part = xc[assign == j]
-            los.append(part.amin(dim=0))
-            his.append(part.amax(dim=0))
-            labs.append(c)
-    return torch.stack(los), torch.stack(his), labs
-
-
-def _widen_boxes(e: TensorEnvelope, st: Stats) -> int:
-    """Grow, for every new row outside all boxes (of its class when labeled),
-    the nearest box to contain it. Returns the number of rows that widened a box."""
-    x = torch.cat(st.kept)
-    ys = st.kept_labels
-    y = torch.cat(ys) if all(v is not None for v in ys) else None
-    labels = torch.tensor(e.box_labels)
-    grown = 0
-    for i in range(x.shape[0]):
-        row = x[i]
-        inside = ((row >= e.box_lo) & (row <= e.box_hi)).all(dim=1)
-        allowed = torch.ones_like(inside)
-        if y is not None and bool((labels >= 0).any()):
-            allowed = labels == int(y[i])
-            if not bool(allowed.any()):
-                allowed = torch.ones_like(inside)
-        if bool((inside & allowed).any()):
-            continue
-        width = (e.box_hi - e.box_lo).clamp_min(1e-12)
-        d = ((torch.relu(e.box_lo - row) + torch.relu(row - e.box_hi)) / width).sum(dim=1)
-        d = torch.where(allowed, d, torch.full_like(d, float("inf")))
-        j = int(d.argmin())
-        e.box_lo[j] = torch.minimum(e.box_lo[j], row)
-        e.box_hi[j] = torch.maximum(e.box_hi[j], row)
-        grown += 1
-    return grown
-
-
 def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None = None, *, margin: float = 0.5,
                     min_scale: float = 0.2, clusters: int | None = None, boxes: str = "head",
                     granularity: str = "auto",
@@ -635,17 +487,17 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
         if space is None:
             raise SpecError(f"Expected labels to be a LabelSpace or a list of label names, got {labels!r}")
     paths = select_modules(model, modules)
-    run = _record(model, paths, data, granularity, keep_rows=clusters is not None, max_rows=max_rows,
+    run = record(model, paths, data, granularity, keep_rows=clusters is not None, max_rows=max_rows,
                   batch_size=batch_size)
     envelopes = []
     for st in run.stats.values():
         e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
-                           boundary=st.side == "input" and _is_boundary(st),
+                           boundary=st.side == "input" and is_boundary(st),
                            model_input=st.side == "input" and st.sources == {MODEL_INPUT})
         head = e.side == "input" and e.module == run.output_module
         wanted = head if boxes == "head" else (e.side == "output" or e.boundary)
         if clusters is not None and wanted:
-            got = _boxes(st, clusters, seed)
+            got = build_boxes(st, clusters, seed)
             if got is not None:
                 e.box_lo, e.box_hi, e.box_labels = got
                 e.box_mode = "class" if boxes == "head" else "union"

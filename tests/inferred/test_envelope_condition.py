@@ -116,3 +116,24 @@ def test_serialises_through_the_condition_registry():
               in_boxes("result", [[0.0, 1.0]], [[2.0, 3.0]])):
         back = Condition.from_dict(c.to_dict())
         assert back == c and back.text == c.text
+
+
+def test_class_boxes_device_ok_without_host_sync(monkeypatch):
+    from modpact.contracts import in_class_boxes
+
+    c = in_class_boxes("x", "scores", [[0.0], [5.0]], [[1.0], [6.0]], [0, 1])
+    x = torch.tensor([[0.5], [5.5]])
+    right = torch.tensor([[2.0, 0.0], [0.0, 2.0]])
+
+    def no_sync(*a, **k):
+        raise AssertionError("host sync in device_ok")
+
+    monkeypatch.setattr(torch.Tensor, "item", no_sync)
+    monkeypatch.setattr(torch.Tensor, "__bool__", no_sync)
+    ok = c.device_ok({"x": x, "scores": right})
+    swapped = c.device_ok({"x": x, "scores": right.flip(1)})
+    monkeypatch.undo()
+    assert ok.ndim == 0 and bool(ok) and not bool(swapped)
+    assert c.rows({"x": x, "scores": torch.tensor([[2.0, 0.0], [2.0, 0.0]])}).tolist() == [True, False]
+    with pytest.raises(SpecError, match="in_class_boxes\\('x'\\): 3 labels for 2 boxes; give one class per box"):
+        in_class_boxes("x", "scores", [[0.0], [5.0]], [[1.0], [6.0]], [0, 1, 2])
