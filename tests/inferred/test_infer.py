@@ -211,3 +211,25 @@ def test_class_boxes_need_labels():
         mp.infer_contracts(model, x, clusters=2)
     with pytest.raises(SpecError, match="Expected boxes to be one of 'head', 'every', got 'all'"):
         mp.infer_contracts(model, (x, y), clusters=2, boxes="all")
+
+
+@pytest.mark.parametrize("name", ["MLP", "SmallResNet", "TinyTransformer"])
+def test_zoo_models_pass_their_own_reference_data(name):
+    import zoo
+
+    torch.manual_seed(0)
+    model = getattr(zoo, name)()
+    x = zoo.example_input(model, 16)
+    ic = mp.InferredContracts.from_json(mp.infer_contracts(model, x, batch_size=8).to_json())
+    model.eval()  # inferred in eval mode; BatchNorm in train mode uses batch statistics
+    ic.install(model)
+    try:
+        with mp.Monitor(model) as mon:
+            model(x[:8])
+            model(x[8:])
+            mon.step()
+        rep = mon.report()
+    finally:
+        ic.uninstall()
+    assert rep.ok, str(rep)
+    assert rep.checks >= len(ic.modules)
