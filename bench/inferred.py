@@ -47,6 +47,39 @@ def softmax_score(model, x) -> np.ndarray:
         return (1 - torch.softmax(model(x), dim=1).max(dim=1).values).numpy()
 
 
+def overhead(model, ic, x, rounds: int = 5, calls: int = 200, **install) -> tuple[float, float, float]:
+    """Median time per forward (eval, no grad) of the bare model and of the
+    model with the installed contracts under a Monitor (one step per forward),
+    measured alternately in the same rounds; returns (bare s, monitored s, ratio)."""
+    import statistics
+
+    def bare() -> float:
+        t = time.perf_counter()
+        for _ in range(calls):
+            model(x)
+        return (time.perf_counter() - t) / calls
+
+    def monitored() -> float:
+        ic.install(**install)
+        try:
+            with mp.Monitor(model) as mon:
+                t = time.perf_counter()
+                for _ in range(calls):
+                    model(x)
+                    mon.step()
+                dt = (time.perf_counter() - t) / calls
+        finally:
+            ic.uninstall()
+        return dt
+
+    with torch.no_grad():
+        bare(), monitored()  # warm-up
+        pairs = [(bare(), monitored()) for _ in range(rounds)]
+    b = statistics.median(p[0] for p in pairs)
+    m = statistics.median(p[1] for p in pairs)
+    return b, m, statistics.median(p[1] / p[0] for p in pairs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--batch", type=int, default=16)
@@ -102,6 +135,12 @@ def main() -> None:
     print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     for r in rows:
         print("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |")
+    cases = [(label, ic, {}) for label, ic in variants.items()]
+    cases.insert(1, ("envelope, install(interfaces=False)", variants["envelope"], {"interfaces": False}))
+    for label, ic, install in cases:
+        b, m, r = overhead(model, ic, d.x_test[:256], **install)
+        print(f"overhead ({label}, batch 256, Monitor step per forward): bare {b * 1e6:.0f} us, "
+              f"checked {m * 1e6:.0f} us, ratio {r:.2f}x")
     print(f"max-softmax threshold {threshold:.4f} (99th percentile of {len(cal_batches)} clean calibration batches); "
           f"total {time.perf_counter() - t0:.1f} s")
 

@@ -83,6 +83,8 @@ class Stats:
 
     def add(self, t: torch.Tensor) -> None:
         x = t.detach()
+        if x.ndim and x.shape[0] == 0:  # an empty batch adds nothing
+            return
         if not bool(torch.isfinite(x).all()):
             raise SpecError(
                 f"infer_contracts: the reference data gave non-finite values in {self.label} "
@@ -313,7 +315,7 @@ def record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, k
             st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
         st.add(t)
         st.sources |= sources
-        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t[0].numel() <= MAX_BOX_FEATURES:
+        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t.shape[0] > 0 and t[0].numel() <= MAX_BOX_FEATURES:
             flat = t.detach().reshape(t.shape[0], -1).to("cpu", torch.float64)
             y = current["y"]
             st.kept.append(flat)

@@ -293,6 +293,8 @@ class InferredContracts:
         widened: dict[str, int] = {}
         boxes_widened = 0
         for key, st in run.stats.items():
+            if st.lo is None:
+                continue
             e = by_key.get(key)
             if e is None:
                 raise SpecError(f"InferredContracts.refine: {st.label} was not seen when the contracts were "
@@ -341,6 +343,8 @@ class InferredContracts:
         boxes were inferred). 0 means every check holds for that row; > 0 means
         the row left some envelope. ``per_module`` gives path -> scores."""
         model = self._resolve_model(model, "score")
+        if not isinstance(x, torch.Tensor) or x.ndim < 1:
+            raise SpecError(f"InferredContracts.score(x=...): expected a batch tensor, got {type(x).__name__}")
         conds = self.conditions(preconditions)
         by: dict[tuple, list[Condition]] = {}
         by_class: dict[str, list[InClassBoxes]] = {}
@@ -491,6 +495,8 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
                   batch_size=batch_size)
     envelopes = []
     for st in run.stats.values():
+        if st.lo is None:  # only empty batches reached this tensor
+            continue
         e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
                            boundary=st.side == "input" and is_boundary(st),
                            model_input=st.side == "input" and st.sources == {MODEL_INPUT})

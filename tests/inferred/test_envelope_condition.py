@@ -137,3 +137,18 @@ def test_class_boxes_device_ok_without_host_sync(monkeypatch):
     assert c.rows({"x": x, "scores": torch.tensor([[2.0, 0.0], [2.0, 0.0]])}).tolist() == [True, False]
     with pytest.raises(SpecError, match="in_class_boxes\\('x'\\): 3 labels for 2 boxes; give one class per box"):
         in_class_boxes("x", "scores", [[0.0], [5.0]], [[1.0], [6.0]], [0, 1, 2])
+
+
+def test_empty_batch_holds_and_infinities_fail():
+    c = envelope("x", torch.zeros(2), torch.ones(2))
+    assert c.device_ok({"x": torch.zeros(0, 2)}) is True
+    assert c.rows({"x": torch.zeros(0, 2)}).shape == (0,)
+    assert not bool(c.device_ok({"x": torch.tensor([[float("inf"), 0.5]])}))
+    assert not bool(c.device_ok({"x": torch.tensor([[0.5, float("-inf")]])}))
+    # exact at the bounds, also for bounds that are not representable halves
+    lo, hi = torch.tensor([0.1]), torch.tensor([0.3])
+    c = envelope("x", lo, hi)
+    edge = torch.tensor([[0.1], [0.3]], dtype=torch.float32)
+    assert bool(c.device_ok({"x": edge}))
+    assert not bool(c.device_ok({"x": torch.nextafter(edge, edge + 1)[1:]}))
+    assert not bool(c.device_ok({"x": torch.nextafter(edge, edge - 1)[:1]}))

@@ -78,7 +78,7 @@ def test_refine_widens_only_when_called_and_says_what_changed():
     before = [(e.lo.clone(), e.hi.clone()) for e in ic.envelopes]
     far = torch.randn(8, 4) * 50
     ic.install()
-    with pytest.raises(mp.ContractViolation):
+    with pytest.raises(mp.PreconditionViolation, match="blaming the input data"):
         model(far)  # eager checks: the far batch is outside; nothing widens
     with mp.Monitor(model) as mon:
         model(far)
