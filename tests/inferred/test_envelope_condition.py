@@ -152,3 +152,14 @@ def test_empty_batch_holds_and_infinities_fail():
     assert bool(c.device_ok({"x": edge}))
     assert not bool(c.device_ok({"x": torch.nextafter(edge, edge + 1)[1:]}))
     assert not bool(c.device_ok({"x": torch.nextafter(edge, edge - 1)[:1]}))
+
+
+def test_device_forms_trace_with_fullgraph():
+    from modpact.contracts import in_class_boxes
+
+    c = envelope("x", torch.zeros(3), torch.ones(3))
+    b = in_class_boxes("x", "s", [[0.0] * 3, [1.0] * 3], [[1.0] * 3, [2.0] * 3], [0, 1])
+    f = torch.compile(lambda x, s: c.device_ok({"x": x}) & b.device_ok({"x": x, "s": s}),
+                      fullgraph=True, backend="eager")
+    x, s = torch.rand(4, 3), torch.tensor([[1.0, 0.0]] * 4)
+    assert bool(f(x, s)) and not bool(f(x + 5, s))
