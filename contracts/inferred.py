@@ -34,8 +34,8 @@ from modpact.interfaces.labels import LabelSpace
 
 from ._boxes import build_boxes, grow_boxes
 from ._modes import disabled
-from ._recording import GRANULARITIES, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary, record, \
-    select_modules
+from ._recording import (GRANULARITIES, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
+                         record, select_modules)
 from ._source import user_site
 from .condition import Condition
 from .conditions import LabelsWithin
@@ -290,18 +290,20 @@ class InferredContracts:
         run = record(model, self.modules, more_data, self.granularity, keep_rows=self.clusters is not None,
                       max_rows=None, batch_size=batch_size)
         by_key = {e.key: e for e in self.envelopes}
-        widened: dict[str, int] = {}
-        boxes_widened = 0
-        for key, st in run.stats.items():
-            if st.lo is None:
-                continue
-            e = by_key.get(key)
+        seen = [(by_key.get(key), st) for key, st in run.stats.items() if st.lo is not None]
+        for e, st in seen:  # check everything before changing anything
             if e is None:
                 raise SpecError(f"InferredContracts.refine: {st.label} was not seen when the contracts were "
                                 "inferred; infer them again to add tensors")
             if st.lo.shape != e.lo.shape:
                 raise SpecError(f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
                                 f"inferred {list(e.lo.shape)}")
+        if self.label_counts is not None and run.label_counts and len(run.label_counts) > len(self.label_counts):
+            raise SpecError(f"InferredContracts.refine: label {len(run.label_counts) - 1} is outside the label space "
+                            f"of {len(self.label_counts)} labels")
+        widened: dict[str, int] = {}
+        boxes_widened = 0
+        for e, st in seen:
             n = int((st.lo < e.lo).sum() + (st.hi > e.hi).sum())
             if n:
                 widened[e.label] = n
@@ -317,9 +319,6 @@ class InferredContracts:
         new_labels: list[int] = []
         if self.label_counts is not None and run.label_counts:
             for i, c in enumerate(run.label_counts):
-                if i >= len(self.label_counts):
-                    raise SpecError(f"InferredContracts.refine: label {i} is outside the label space of "
-                                    f"{len(self.label_counts)} labels")
                 if c and not self.label_counts[i]:
                     new_labels.append(i)
                 self.label_counts[i] += c

@@ -103,3 +103,31 @@ def test_refine_needs_a_model_after_loading():
     with pytest.raises(SpecError, match="InferredContracts.refine: no model; pass model="):
         back.refine(torch.randn(4, 4))
     assert back.refine(torch.randn(4, 4) * 100, model=model)["widened"]
+
+
+def test_a_failed_refine_changes_nothing():
+    model, ic = _inferred()
+    before = ic.to_dict()
+    x = torch.randn(6, 4) * 100
+    with pytest.raises(SpecError, match="label 7 is outside the label space of 3 labels"):
+        ic.refine((x, torch.tensor([0, 1, 2, 7, 0, 1])))
+    assert ic.to_dict() == before
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=20, deadline=None)
+@given(n=st.integers(2, 30), scale=st.floats(0.01, 100), margin=st.floats(0, 2), min_scale=st.floats(0, 1),
+       clusters=st.sampled_from([None, 1, 2]), seed=st.integers(0, 3))
+def test_json_round_trip_property(n, scale, margin, min_scale, clusters, seed):
+    model = small_mlp(seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 4, generator=g) * scale
+    y = torch.arange(n) % 3
+    ic = mp.infer_contracts(model, (x, y), margin=margin, min_scale=min_scale, clusters=clusters)
+    back = mp.InferredContracts.from_json(ic.to_json())
+    assert back.conditions() == ic.conditions()
+    assert back.to_json() == ic.to_json()
+    probe = torch.randn(5, 4, generator=g) * scale * 2
+    assert torch.equal(back.score(probe, model=model), ic.score(probe))
