@@ -87,6 +87,13 @@ def _flat(obj: Any, prefix: str) -> list[tuple[str, torch.Tensor]]:
     return list(_tensors(obj, prefix))
 
 
+def _flat_tensors(obj: Any) -> list[torch.Tensor]:
+    """The tensors in obj, without names (hot path)."""
+    if type(obj) is tuple and len(obj) == 1 and type(obj[0]) is _Tensor:
+        return [obj[0]]
+    return [t for _, t in _tensors(obj, "")]
+
+
 def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
@@ -175,8 +182,7 @@ class Monitor:
     def _reset_state(self) -> None:
         self.buffer = FlagBuffer()
         self.flow = Dataflow()
-        self._events: dict[int, tuple] = {}  # event id -> (slot, step, call, seq, blame, reason)
-        self._next_event = 0
+        self._grad_seq = 0  # execution order of gradient checks (backward and step phases)
         self._step = 0
         self._call = -1
         self._seq = 0
@@ -302,13 +308,17 @@ class Monitor:
             s = self._slots[key] = Slot(module, kind, check, tensor, **kw)
         return s
 
-    def _new_event(self, slot: Slot, blame: str, reason: str) -> int:
-        eid = self._next_event
-        self._next_event += 1
+    def _new_event(self, slot: Slot, blame: str, reason: str) -> tuple:
+        """An event is what the buffer hands back when its check failed:
+        (slot, step, call, seq, blame, reason)."""
         self._seq += 1
         self._checks += 1
-        self._events[eid] = (slot, self._step, self._call, self._seq, blame, reason)
-        return eid
+        return (slot, self._step, self._call, self._seq, blame, reason)
+
+    def _grad_event(self, slot: Slot, step: int, call: int, blame: str, reason: str) -> tuple:
+        self._grad_seq += 1
+        self._checks += 1
+        return (slot, step, call, self._grad_seq, blame, reason)
 
     def _compiled_flag(self, slot: Slot, bad: torch.Tensor, blame: str, reason: str) -> None:
         """Under torch.compile: OR the verdict into the preallocated per-slot
@@ -333,9 +343,7 @@ class Monitor:
                 self._seq += 1
                 self._replay_evidence(slot, t)
             return
-        eid = self._new_event(slot, blame, reason)
-        if not self.buffer.add_range(t, eid, slot.lo, slot.hi, slot.finite):
-            del self._events[eid]
+        if not self.buffer.add_range(t, self._new_event(slot, blame, reason), slot.lo, slot.hi, slot.finite):
             self._checks -= 1
             self._seq -= 1
 
@@ -347,8 +355,7 @@ class Monitor:
         if self._replaying is not None:  # the checker collects condition evidence itself
             self._seq += 1
             return
-        eid = self._new_event(slot, blame, reason)
-        self.buffer.add_ok(ok, eid)
+        self.buffer.add_ok(ok, self._new_event(slot, blame, reason))
 
     def _host_violation(self, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None) -> None:
         """A violation known on the host at once (metadata, a contract that raised)."""
@@ -405,11 +412,11 @@ class Monitor:
         edges = self._edges_now
         all_checked = True
         in_dtype = None
-        items = _flat(args, "inputs")
+        items = _flat_tensors(args)
         if kwargs:
-            items = items + _flat(kwargs, "inputs")
+            items = items + _flat_tensors(kwargs)
         producers = self._producers
-        for _, t in items:
+        for t in items:
             entry = producers.get(id(t))
             if entry is not None and entry[0]() is t:
                 if entry[1] != path:
@@ -453,33 +460,49 @@ class Monitor:
         blame_self = path or "<model>"
         out_slots: dict[str, Slot] = {}
 
+        def out_slot(name: str) -> Slot:
+            slot = out_slots.get(name)
+            if slot is None:
+                slot = out_slots[name] = self._slot(path, "postcondition", "finite(output)", name)
+            return slot
+
         def post_hook(module, args, kwargs, output):
             if has_pre and self._stack and self._stack[-1] == path:
                 self._stack.pop()
-            compiling = _is_compiling()
-            if compiling:
-                in_checked = False
-                in_dtype = None
-            elif has_pre:
+            if _is_compiling():  # traced: no dataflow, flags go to the per-slot buffer
+                if defaults:
+                    for name, t in _flat(output, "output"):
+                        if t.is_floating_point():
+                            self._check_range(out_slot(name), t, blame_self, "its inputs were finite")
+                return None
+            if has_pre:
                 in_checked, in_dtype = False, None
                 if defaults:
-                    for _, t in _flat(args, "inputs"):
+                    for t in _flat_tensors(args):
                         if t.is_floating_point():
                             in_dtype = t.dtype
                             break
             else:
                 in_checked, in_dtype = self._inputs_flow(path, args, kwargs)
             producers = self._producers
-            for name, t in _flat(output, "output"):
-                entry = None if compiling else producers.get(id(t))
+            replaying = self._replaying is not None
+            outputs = ((("output", output),) if type(output) is _Tensor else _flat(output, "output"))
+            for name, t in outputs:
+                entry = producers.get(id(t))
                 passed_through = entry is not None and entry[0]() is t
                 checked = passed_through and entry[2]
                 if defaults and t.is_floating_point():
                     if not passed_through and not (preserving and in_checked):
-                        slot = out_slots.get(name)
-                        if slot is None:
-                            slot = out_slots[name] = self._slot(path, "postcondition", "finite(output)", name)
-                        self._check_range(slot, t, blame_self, "its inputs were finite")
+                        slot = out_slot(name)
+                        if replaying:
+                            self._check_range(slot, t, blame_self, "its inputs were finite")
+                        else:  # _check_range's eager path, inlined: this runs for every leaf
+                            self._seq += 1
+                            self._checks += 1
+                            event = (slot, self._step, self._call, self._seq, blame_self, "its inputs were finite")
+                            if not self.buffer.add_range(t, event):
+                                self._seq -= 1
+                                self._checks -= 1
                         checked = True
                     elif preserving and in_checked:
                         checked = True
@@ -491,14 +514,14 @@ class Monitor:
                                 f"output dtype {t.dtype} differs from input dtype {in_dtype}",
                                 {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
                             )
-                        else:
-                            self._host_ok()
-                if compiling:
-                    continue
+                        else:  # _host_ok, inlined
+                            self._seq += 1
+                            if not replaying:
+                                self._checks += 1
                 producers[id(t)] = (weakref.ref(t), path, checked)
-                if self.backward and t.requires_grad and self._replaying is None:
+                if self.backward and t.requires_grad and not replaying:
                     self._watch_grad(path, t)
-            if is_root and not compiling:
+            if is_root:
                 self._end_call()
             return None
 
@@ -515,11 +538,8 @@ class Monitor:
             edges = self.flow.edges.get((step, call), ())
             consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
             blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
-            eid = self._next_event
-            self._next_event += 1
-            self._checks += 1
-            self._events[eid] = (slot, step, call, eid, blame, f"their backward produced a non-finite gradient for {path or '<model>'}'s output")
-            self.buffer.add_range(g, eid)
+            reason = f"their backward produced a non-finite gradient for {path or '<model>'}'s output"
+            self.buffer.add_range(g, self._grad_event(slot, step, call, blame, reason))
 
         t.register_hook(on_grad)
 
@@ -559,8 +579,9 @@ class Monitor:
             norms = torch._foreach_norm([g for _, g in grads])
             for (name, _), norm in zip(grads, norms):
                 slot = self._slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
-                eid = self._new_event(slot, path or "<model>", "its parameter gradient left the bound")
-                self.buffer.add_range(norm.reshape(1), eid, lo, hi, True)
+                event = self._grad_event(slot, self._step, self._call, path or "<model>",
+                                         "its parameter gradient left the bound")
+                self.buffer.add_range(norm, event, lo, hi, True)
 
     def step(self) -> None:
         """Mark a step boundary: flush this step's checks, read those that have
@@ -582,33 +603,24 @@ class Monitor:
         n = len(self._slot_meta)
         if not n or self._slot_flags is None:
             return
-        eids = []
-        for idx in range(n):
-            slot, blame, reason = self._slot_meta[idx]
-            eid = self._next_event
-            self._next_event += 1
-            self._events[eid] = (slot, self._step, -1, idx, blame, reason)
-            eids.append(eid)
-        flags = self._slot_flags[:n].clone()
+        events = [(slot, self._step, -1, idx, blame, reason) for idx, (slot, blame, reason) in enumerate(self._slot_meta)]
+        held = ~self._slot_flags[:n]
         self._slot_flags[:n].zero_()
-        self.buffer.push(flags, eids)
+        self.buffer.push(held, events)
 
     def _collect(self, block: bool) -> None:
         self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
-        # events that arrived clean are dropped; violated ones become records
-        arrived = set(bad)
-        flagged: dict[tuple[int, int], list[int]] = {}
-        for eid in sorted(arrived):
-            slot, step, call, seq, blame, reason = self._events[eid]
-            flagged.setdefault((step, call), []).append(eid)
-        evidence_by_call = {}
-        for key, eids in flagged.items():
-            if self.replay and key[1] >= 0 and key in self._inputs:
-                evidence_by_call[key] = self._replay_call(key)
-        for eid in sorted(arrived):
-            slot, step, call, seq, blame, reason = self._events[eid]
+        if not bad:
+            return
+        # checks that arrived clean are dropped; violated ones become records
+        bad.sort(key=_event_order)
+        keys = {(step, call) for (_, step, call, *_rest) in bad}
+        evidence_by_call = {
+            key: self._replay_call(key) for key in sorted(keys) if self.replay and key[1] >= 0 and key in self._inputs
+        }
+        for slot, step, call, seq, blame, reason in bad:
             ev = {}
             rep = evidence_by_call.get((step, call))
             if rep is not None and slot.phase == "forward":
@@ -618,12 +630,6 @@ class Monitor:
                 else:
                     ev = {"replay": "not reproduced (weights or inputs changed since the step)"}
             self._add_violation(slot, step, call, seq, blame, reason, "", ev)
-        # forget events that were read
-        if not self.buffer.pending:
-            self._events.clear()
-        else:
-            pending_ids = {e for p in self.buffer.pending for e in p.events}
-            self._events = {k: v for k, v in self._events.items() if k in pending_ids}
 
     def _replay_call(self, key: tuple[int, int]) -> dict:
         """Re-run one root call synchronously (no grad, RNG and buffers restored)."""
@@ -697,6 +703,14 @@ class Monitor:
         err.report = rep
         self._violations.clear()
         raise err
+
+
+_PHASE_ORDER = {"forward": 0, "backward": 1, "step": 2}
+
+
+def _event_order(event: tuple) -> tuple:
+    slot, step, call, seq = event[:4]
+    return (step, _PHASE_ORDER[slot.phase], call, seq)
 
 
 def _jsonable(d: dict) -> dict:
