@@ -18,7 +18,7 @@ RNG state to collect evidence (which elements, which values).
 from __future__ import annotations
 
 import contextvars
-import os
+import datetime
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -31,6 +31,7 @@ from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe, summarize
 from modpact.contracts.checking import use_checker
 from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
+from modpact.runtime import distributed as D
 from modpact.runtime.checker import MonitorChecker
 from modpact.runtime.report import DiagnosisReport, ViolationRecord
 from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, assign_roots
@@ -140,6 +141,11 @@ class Monitor:
         monitored module's outputs and, at ``step()``, each module's
         parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
     replay: replay a failing call synchronously to collect evidence.
+    sync_every: under torch.distributed, exchange violation flags across
+        ranks at every ``sync_every``-th ``step()`` (one all_reduce; 0: never).
+    group: the process group to exchange over (default: the world).
+    timeout: seconds to wait for the other ranks at an exchange before
+        raising MonitorError (a rank that died or hangs).
     """
 
     def __init__(
@@ -153,6 +159,9 @@ class Monitor:
         grad_norm: tuple[float | None, float | None] | None = None,
         replay: bool = True,
         max_violations: int = 10_000,
+        sync_every: int = 1,
+        group: Any = None,
+        timeout: float = D.DEFAULT_TIMEOUT.total_seconds(),
     ):
         if not isinstance(model, nn.Module):
             raise SpecError(f"Monitor(model=...): expected an nn.Module, got {type(model).__name__}")
@@ -164,6 +173,13 @@ class Monitor:
             lo, hi = grad_norm
             if lo is not None and hi is not None and lo > hi:
                 raise SpecError(f"Monitor(grad_norm={grad_norm!r}): min {lo} > max {hi}")
+        if not isinstance(sync_every, int) or isinstance(sync_every, bool) or sync_every < 0:
+            raise SpecError(f"Monitor(sync_every={sync_every!r}): expected an int >= 0 (0: never exchange across ranks)")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise SpecError(f"Monitor(timeout={timeout!r}): expected a positive number of seconds")
+        self.sync_every = sync_every
+        self.group = group
+        self.timeout = datetime.timedelta(seconds=float(timeout))
         self.model = model
         self.mode = mode
         self.defaults = defaults
@@ -189,6 +205,9 @@ class Monitor:
         self._calls_total = 0
         self._checks = 0
         self._violations: list[RuntimeViolation] = []
+        self._remote: list[RuntimeViolation] = []  # other ranks' records, from exchanges
+        self._shared = 0  # local records already sent in an exchange
+        self._world_size: int | None = None
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
         self._edges_now: set = set()
         self._stack: list[str] = []
@@ -589,6 +608,8 @@ class Monitor:
         if self.backward:
             self._check_params()
         self._collect(block=False)
+        if self.sync_every and (self._step + 1) % self.sync_every == 0 and D.active(self.group):
+            self._exchange()
         self._step += 1
         self._call = -1
         self._producers.clear()
@@ -597,6 +618,19 @@ class Monitor:
             del self._inputs[key]
         if self.mode == "raise":
             self._raise_if_violations()
+
+    def _exchange(self) -> None:
+        """One all_reduce of per-rank violation counts; records are gathered
+        only when some rank has new ones."""
+        new = self._violations[self._shared:]
+        counts = D.exchange_counts(len(new), self.group, self.timeout)
+        self._world_size = len(counts)
+        if any(counts):
+            me = torch.distributed.get_rank(self.group)
+            for r, records in enumerate(D.gather(new if counts[me] else [], self.group)):
+                if r != me:
+                    self._remote.extend(records)
+        self._shared = len(self._violations)
 
     def _flush_compiled(self) -> None:
         """Turn the per-slot flags written by compiled code into events."""
@@ -662,12 +696,13 @@ class Monitor:
         """Read every outstanding flag (waits for in-flight copies) and return
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
-        ordered = assign_roots(self._violations, self.flow)
+        ordered = assign_roots(D.merge_ranks(self._violations + self._remote), self.flow)
         records = [
             ViolationRecord(
                 step=v.step, call=v.call, seq=v.seq, phase=v.phase, module=v.module, kind=v.kind, check=v.check,
                 tensor=v.tensor, blame=v.blame, blame_reason=v.blame_reason, declared_at=v.declared_at,
-                message=v.message, evidence=_jsonable(v.evidence), rank=v.rank, root=v.root, caused_by=v.caused_by,
+                message=v.message, evidence=_jsonable(v.evidence), rank=v.rank, ranks=list(v.ranks), root=v.root,
+                caused_by=v.caused_by,
             )
             for v in ordered
         ]
@@ -677,6 +712,7 @@ class Monitor:
             calls=self._calls_total,
             checks=self._checks,
             modules_monitored=sorted(p or "<model>" for p in self._paths.values()),
+            world_size=self._world_size,
             violations=records,
             notes=list(self._notes),
         )
@@ -686,7 +722,7 @@ class Monitor:
         return list(self._violations)
 
     def _raise_if_violations(self) -> None:
-        if not self._violations:
+        if not self._violations and not self._remote:
             return
         rep = self.report()
         root = rep.root_cause
@@ -702,6 +738,8 @@ class Monitor:
         )
         err.report = rep
         self._violations.clear()
+        self._remote.clear()
+        self._shared = 0
         raise err
 
 

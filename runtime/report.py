@@ -34,6 +34,7 @@ class ViolationRecord(BaseModel):
     message: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
     rank: Optional[int] = None
+    ranks: list[int] = Field(default_factory=list)
     root: bool = True
     caused_by: Optional[int] = None
 
@@ -52,6 +53,7 @@ class DiagnosisReport(BaseModel):
     calls: int = 0
     checks: int = 0
     modules_monitored: list[str] = Field(default_factory=list)
+    world_size: Optional[int] = None
     violations: list[ViolationRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
@@ -81,10 +83,22 @@ class DiagnosisReport(BaseModel):
         """Violations per module path."""
         return dict(Counter(v.where for v in self.violations))
 
+    def rank_scope(self, v: ViolationRecord) -> str | None:
+        """In a distributed run: on which ranks ``v`` happened and what that points to."""
+        if not self.world_size or self.world_size < 2 or not v.ranks:
+            return None
+        where = ", ".join(map(str, v.ranks))
+        if len(v.ranks) == self.world_size:
+            return f"on all {self.world_size} ranks: points to the module, not to one rank's data"
+        return f"on rank {where} only (of {self.world_size}): points to the data fed to rank {where}"
+
     def repair_hint(self) -> str | None:
         root = self.root_cause
         if root is None:
             return None
+        scope = self.rank_scope(root)
+        if scope is not None and len(root.ranks) < (self.world_size or 0) and root.kind != "contract-error":
+            return f"check the data fed to {root.where} on rank {', '.join(map(str, root.ranks))}"
         if root.kind == "contract-error":
             return f"fix the contract {root.check} (declared at {root.declared_at or 'unknown'})"
         if root.blame == "the input data" or root.blame.startswith("the caller"):
@@ -127,6 +141,9 @@ class DiagnosisReport(BaseModel):
             lines.append(f"root cause: {root.where}: {root.kind} {root.check} on {root.tensor}"
                          f" (step {root.step}, {root.phase}{_rank(root)})")
             lines.append(f"  {root.blame_sentence()}")
+            scope = self.rank_scope(root)
+            if scope:
+                lines.append(f"  {scope}")
             if root.declared_at:
                 lines.append(f"  declared at {root.declared_at}")
             for k, v in root.evidence.items():
@@ -149,4 +166,6 @@ class DiagnosisReport(BaseModel):
 
 
 def _rank(v: ViolationRecord) -> str:
+    if len(v.ranks) > 1:
+        return f", ranks {', '.join(map(str, v.ranks))}"
     return f", rank {v.rank}" if v.rank is not None else ""
