@@ -29,6 +29,7 @@ from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, requi
 from modpact.interfaces.summary import summarize
 
 from ._target import REJECTED, Target
+from .testing import default_examples
 
 __all__ = ["validate", "ValidationResult", "batch_dim_of", "run_hypothesis", "DEFAULT_GROUP"]
 
@@ -225,14 +226,15 @@ class _Runner:
             f"validate with batch=False if that is intended"))
 
 
-def validate(module: Any, interface: Any = None, contracts: Any = None, max_examples: int = 100,
+def validate(module: Any, interface: Any = None, contracts: Any = None, max_examples: int | None = None,
              seed: int | None = None, device: Any = None, *, batch: bool | None = None, group: int = DEFAULT_GROUP,
              dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE) -> ValidationResult:
     """Validate ``module`` against its interface and postconditions on generated inputs.
 
     ``interface`` and the conditions default to the module's guard (``mp.guard``
     / ``@contract``); ``contracts`` adds postconditions (a list) or
-    ``{"requires": [...], "ensures": [...]}``. ``max_examples`` Hypothesis
+    ``{"requires": [...], "ensures": [...]}``. ``max_examples`` (default 100, or
+    ``--modpact-examples`` under pytest) Hypothesis
     examples are run; with ``batch`` (default: when the interface has a batch
     dim) each evaluates up to ``group`` generated inputs in one forward.
     Returns a :class:`ValidationResult`; raises :class:`ValidationFailure` with
@@ -242,6 +244,7 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
     require_hypothesis("modpact.validate")
     from hypothesis import strategies as st
 
+    max_examples = default_examples() if max_examples is None else max_examples
     target = Target(module, interface, contracts, what="validate")
     iface = target.interface
     bdim = batch_dim_of(iface)
