@@ -71,18 +71,20 @@ class DimPlan:
 
 
 def _pin(plan: DimPlan, name: str, lo: int, hi: int, why: str) -> None:
-    old_lo, old_hi = plan.bounds.get(name, (0, plan.max_side))
-    new = (max(old_lo, lo), min(old_hi, hi))
-    if new[0] > new[1]:
-        before = plan.why.get(name, f"the default sizes [1, {plan.max_side}]")
-        raise SpecError(f"cannot generate dim {name!r}: {why} conflicts with {before}")
+    """Narrow ``name`` to [lo, hi]; the default sizes give way, an earlier constraint does not."""
+    if name in plan.why:
+        old_lo, old_hi = plan.bounds[name]
+        new = (max(old_lo, lo), min(old_hi, hi))
+        if new[0] > new[1]:
+            raise SpecError(f"cannot generate dim {name!r}: {why} conflicts with {plan.why[name]}")
+    else:
+        new = (lo, hi)
     plan.bounds[name] = new
-    if lo == hi or name not in plan.why:
-        plan.why[name] = why
+    plan.why[name] = why if name not in plan.why or lo == hi else plan.why[name]
 
 
 def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None = None, min_side: int = 1,
-              max_side: int = MAX_SIDE, max_variadic: int = MAX_VARIADIC) -> DimPlan:
+              max_side: int = MAX_SIDE, max_variadic: int = MAX_VARIADIC, prefix: str = "") -> DimPlan:
     """Collect dim names and merge every constraint on them (given sizes, label counts, expressions)."""
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
         raise SpecError(f"Expected max_side to be a positive int, got {max_side!r}")
@@ -111,6 +113,7 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
         plan.bounds[name] = (lo, hi)
         plan.why[name] = f"dims={{{name!r}: {value!r}}}"
     for tname, spec in specs.items():
+        tname = prefix + tname
         if spec.labels is not None:
             d = spec._dim_at(spec.label_dim)
             n = len(spec.labels)
@@ -122,6 +125,7 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
                 raise SpecError(f"cannot generate {tname}: the label axis (dim {spec.label_dim}) of shape "
                                 f"{str(spec.shape)!r} falls inside its variadic dims")
     for tname, spec in specs.items():  # expressions must not go negative
+        tname = prefix + tname
         for d in spec.shape:
             if d.kind == "expr" and len(expr_names(d.name)) == 1:
                 n = expr_names(d.name)[0]
@@ -345,7 +349,7 @@ def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
     from hypothesis.extra.numpy import arrays
 
     arr = draw(arrays(np.dtype(_NP[vp.dtype]), shape, elements=_elements(vp)))
-    t = torch.from_numpy(np.ascontiguousarray(arr))
+    t = torch.from_numpy(np.array(arr, copy=True, order="C"))
     return t.to(vp.dtype) if vp.dtype == torch.bfloat16 else t
 
 
@@ -356,8 +360,8 @@ def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> tor
     from hypothesis import strategies as st
 
     denom = _SIMPLEX_DENOM[vp.dtype]
-    w = torch.from_numpy(np.ascontiguousarray(
-        draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights")))
+    w = torch.from_numpy(np.array(
+        draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights"), copy=True, order="C"))
     if w.numel() == 0:
         return w.to(vp.dtype)
     dim = plan.spec.simplex
@@ -398,7 +402,7 @@ class InputsPlan:
 
     def __init__(self, specs: Mapping[str, TensorSpec], dims: Mapping[str, Any] | None = None, device: Any = None,
                  max_side: int = MAX_SIDE, prefix: str = "inputs."):
-        self.dims = plan_dims(specs, dims, max_side=max_side)
+        self.dims = plan_dims(specs, dims, max_side=max_side, prefix=prefix)
         self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in specs.items()}
         self.max_side = max_side
 
