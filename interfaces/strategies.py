@@ -348,7 +348,15 @@ def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
     import numpy as np
     from hypothesis.extra.numpy import arrays
 
-    arr = draw(arrays(np.dtype(_NP[vp.dtype]), shape, elements=_elements(vp)))
+    from hypothesis import strategies as st
+
+    elements = _elements(vp)
+    # fill: the value nearest 0, or one drawn value; shrinking goes to the first, so a shrunk
+    # counterexample is that value with a few drawn entries
+    near0 = 0 if vp.lo is None or vp.lo <= 0 else vp.lo
+    near0 = near0 if vp.hi is None or near0 <= vp.hi else vp.hi
+    near0 = bool(near0) if vp.dtype == torch.bool else near0
+    arr = draw(arrays(np.dtype(_NP[vp.dtype]), shape, elements=elements, fill=st.just(near0) | elements))
     t = torch.from_numpy(np.array(arr, copy=True, order="C"))
     return t.to(vp.dtype) if vp.dtype == torch.bfloat16 else t
 
