@@ -226,7 +226,8 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
             reject()
         renv = checker.pre(inputs)
         if renv is REJECTED:
-            raise _Found("replacement preconditions", None, inputs,
+            raise _Found("replacement preconditions", None, inputs, blame=repl.name,
+                         blame_reason="its preconditions are stronger than the original's",
                          note=f"{repl.name}'s preconditions reject an input {orig.name} accepts")
         a, b = orig.call(inputs), repl.call(inputs)
         bad = next(((n, v) for n, v in checker.post(renv, b) if v is not None), None)
@@ -234,7 +235,8 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
             raise _Found(bad[0], bad[1], inputs)
         agree, ev = _compare(_outputs(orig, a), _outputs(repl, b), mode, tol, ldim, res.generated)
         if not agree and mode == "elementwise":
-            raise _Found("agreement", None, inputs, note=_ev_text(ev))
+            raise _Found("agreement", None, inputs, note=_ev_text(ev), blame=repl.name,
+                         blame_reason=f"it disagrees with {orig.name}")
 
     strategy = st.composite(lambda draw: _draw_inputs(draw, iface, device, max_side))()
     try:

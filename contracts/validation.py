@@ -97,9 +97,11 @@ def batch_dim_of(interface: Any) -> str | None:
 class _Found(Exception):
     """A failing example (raised inside Hypothesis so that it shrinks it)."""
 
-    def __init__(self, check: str, violation: ContractViolation | None, inputs: Mapping[str, Any], note: str = ""):
+    def __init__(self, check: str, violation: ContractViolation | None, inputs: Mapping[str, Any], note: str = "",
+                 blame: str | None = None, blame_reason: str | None = None):
         super().__init__(f"{check} failed")
         self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
+        self.blame, self.blame_reason = blame, blame_reason
 
 
 def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: int, seed: int | None,
@@ -107,7 +109,7 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
     """Run ``body(example)`` on ``max_examples`` draws of ``strategy``. Returns the seed; a
     :class:`_Found` raised by ``body`` comes back shrunk, with ``reproduce`` set."""
     require_hypothesis(what)
-    from hypothesis import HealthCheck, given, settings
+    from hypothesis import HealthCheck, Phase, given, settings
     from hypothesis import seed as hseed
     from hypothesis.errors import FailedHealthCheck, Unsatisfiable
 
@@ -119,6 +121,7 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
     test = given(strategy)(lambda example: body(example))
     test = settings(max_examples=max_examples, deadline=None, database=None, print_blob=True,
                     report_multiple_bugs=False, derandomize=False,
+                    phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": it re-runs ~100 times
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.large_base_example])(test)
     test = hseed(seed)(test)
@@ -220,7 +223,8 @@ class _Runner:
         bad = next(((name, v) for name, v in checks if v is not None), None)
         if bad is not None:  # fails alone too: report the exact violation
             raise _Found(bad[0], bad[1], inputs)
-        raise _Found("batch independence", None, inputs, note=(
+        raise _Found("batch independence", None, inputs, blame=self.target.name,
+                     blame_reason="its output rows depend on other rows", note=(
             f"this example passes alone but fails when evaluated in one forward with {len(accepted) - 1} other "
             f"generated example(s): the output rows depend on other rows of the batch (not batch-independent); "
             f"validate with batch=False if that is intended"))
@@ -292,7 +296,8 @@ def _failure(call: str, found: _Found, iface_name: str, result: Any = None,
     head = headline or (f"{call}: {v.headline}" if v is not None else f"{call}: {found.check} failed")
     err = ValidationFailure(
         head + " (on a generated example, shrunk)",
-        module=getattr(v, "module", None), blame=getattr(v, "blame", None), blame_reason=getattr(v, "blame_reason", None),
+        module=getattr(v, "module", None), blame=getattr(v, "blame", found.blame),
+        blame_reason=getattr(v, "blame_reason", found.blame_reason),
         contract=getattr(v, "contract", None) or found.check, expected=getattr(v, "expected", None),
         actual=getattr(v, "actual", None), values={**inputs, **(v.values if v is not None else {})},
         evidence=evidence, bindings=getattr(v, "bindings", None), declared_at=getattr(v, "declared_at", None),
