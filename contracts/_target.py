@@ -101,7 +101,8 @@ class Target:
             return self.fn(**self.kwargs(inputs))
 
     def pre(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any] | str:
-        """The call's env when the preconditions hold; REJECTED when they do not."""
+        """The call's env when the preconditions hold; REJECTED when they do not.
+        A precondition that cannot be evaluated raises its ContractError."""
         g = self.guard
         env = g.binder.bind((), self.kwargs(inputs))
         if g.needs_call:

@@ -24,7 +24,7 @@ from modpact.interfaces.summary import summarize
 
 from ._target import REJECTED, Target
 from .testing import default_examples
-from .validation import _failure, _Found, call_or_found, run_hypothesis
+from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
 
 __all__ = ["check_substitutable", "SubstitutionResult", "check_composition", "CompositionResult"]
 
@@ -219,12 +219,12 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 
     def body(inputs):
-        env = orig.pre(inputs)
+        env = pre_or_found(orig, inputs)
         if env is REJECTED:
             from hypothesis import reject
 
             reject()
-        renv = checker.pre(inputs)
+        renv = pre_or_found(checker, inputs)
         if renv is REJECTED:
             raise _Found("replacement preconditions", None, inputs, blame=repl.name,
                          blame_reason="its preconditions are stronger than the original's",
@@ -368,7 +368,7 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
     res = CompositionResult(prod.name, cons.name, compatibility=check_compatible(prod.interface, cons.interface))
 
     def body(inputs):
-        env = prod.pre(inputs)
+        env = pre_or_found(prod, inputs)
         if env is REJECTED:
             from hypothesis import reject
 
