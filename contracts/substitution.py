@@ -18,11 +18,11 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from modpact.interfaces.errors import CompatibilityError, SpecError, ValidationFailure
+from modpact.interfaces.errors import CompatibilityError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
-from ._target import REJECTED, Target
+from ._target import _EAGER, REJECTED, Target
 from .testing import default_examples
 from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
 
@@ -380,11 +380,8 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
             raise _Found(bad[0], bad[1], inputs, note=f"{prod.name} breaks its own contract")
         feed = _consumer_inputs(prod, cons, out)
         cenv = cons.guard.binder.bind((), cons.kwargs(feed))
-        from .checking import EagerChecker
-        from modpact.interfaces.errors import ContractViolation
-
         try:
-            EagerChecker().check_pre(cons.guard, cenv)
+            _EAGER.check_pre(cons.guard, cenv)
         except ContractViolation as v:
             raise _Found("consumer precondition", v, inputs,
                          note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions")
