@@ -45,9 +45,16 @@ class Agreement:
     def elementwise_agreement(self) -> float | None:
         return self.agreeing_elements / self.elements if self.elements else None
 
-    def worst_classes(self, n: int = 3) -> list[str]:
+    def worst_classes(self, n: int = 3, labels: Any = None) -> list[str]:
+        """The ``n`` classes (of the original's predictions) with the lowest agreement;
+        ``labels`` (a LabelSpace) adds each class's label when it differs from the index."""
         rates = sorted((a / r, c, a, r) for c, (a, r) in self.per_class.items() if r and a < r)
-        return [f"class {c}: {a}/{r} rows agree" for _, c, a, r in rates[:n]]
+        out = []
+        for _, c, a, r in rates[:n]:
+            name = labels.labels[c] if labels is not None and c < len(labels) else None
+            shown = f"class {c}" + (f" ({name!r})" if name is not None and name != str(c) else "")
+            out.append(f"{shown}: {a}/{r} rows agree")
+        return out
 
 
 @dataclass
@@ -209,6 +216,7 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
                                  f"{orig.name}'s {iface.name!r}", compat.reasons)
     res = SubstitutionResult(orig.name, repl.name, mode, tol, top1, compatibility=compat)
     ldim = _label_dim(iface)
+    labels = next(iter(iface.outputs.values())).labels if iface.outputs else None
     # the replacement's outputs are checked against the original's output interface
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 
@@ -251,11 +259,11 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
         res.failure = err  # type: ignore[attr-defined]
         return res
     if mode == "top1" and res.generated.rows and res.generated.top1_agreement < top1:
-        res.failures.append(_top1_failure("generated inputs", res.generated, top1))
+        res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
     if data is not None:
         res.data = _on_data(orig, repl, data, mode, tol, ldim)
         if mode == "top1" and res.data.rows and res.data.top1_agreement < top1:
-            res.failures.append(_top1_failure("data", res.data, top1))
+            res.failures.append(_top1_failure("data", res.data, top1, labels))
         elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
             res.failures.append(f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
                                 f"output elements differ beyond tolerance {tol} (max |diff| "
@@ -275,8 +283,8 @@ def _ev_text(ev: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in ev.items())
 
 
-def _top1_failure(where: str, ag: Agreement, top1: float) -> str:
-    worst = ag.worst_classes()
+def _top1_failure(where: str, ag: Agreement, top1: float, labels: Any = None) -> str:
+    worst = ag.worst_classes(labels=labels)
     return (f"on {where}: top-1 agreement {ag.top1_agreement:.4f} < required {top1} "
             f"({ag.rows - ag.agreeing_rows} of {ag.rows} rows disagree"
             + (f"; worst: {'; '.join(worst)}" if worst else "") + ")")
