@@ -170,8 +170,8 @@ def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tens
         yield one(item)
 
 
-def check_substitutable(original: Any, replacement: Any, interface: Any = None, tolerance: float | None = None, *,
-                        top1: float | None = None, data: Any = None, max_examples: int | None = None,
+def check_substitutable(original: Any, replacement: Any, interface: Any = None, tolerance: float | None = None,
+                        data: Any = None, max_examples: int | None = None, *, top1: float | None = None,
                         seed: int | None = None, device: Any = None, replacement_interface: Any = None,
                         raise_on_failure: bool = True, max_side: int = MAX_SIDE) -> SubstitutionResult:
     """Can ``replacement`` stand in for ``original``?
