@@ -187,3 +187,6 @@ def test_simplex_rows_shrink_to_one_hot():
 def test_strategies_module_is_reachable_from_the_top_package():
     assert mp.strategies.tensors is S.tensors
     assert mp.interfaces.strategies is S
+    from modpact.strategies import tensors
+
+    assert tensors is S.tensors
