@@ -80,3 +80,11 @@ def test_the_documented_pytest_example_runs(pytester):
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 3 and not outcomes.get("failed") and not outcomes.get("errors"), \
         result.stdout.str()
+
+
+def test_the_plugin_is_registered_as_a_pytest11_entry_point():
+    from importlib.metadata import entry_points
+
+    (ep,) = [e for e in entry_points(group="pytest11") if e.name == "modpact"]
+    assert ep.value == "modpact.pytest_plugin"
+    assert 'modpact = "modpact.pytest_plugin"' in (ROOT / "pyproject.toml").read_text()
