@@ -11,8 +11,9 @@ For each class ``c`` of an N-class ReLU network (an MLP; a small CNN works too):
 2. Tangling identification: add negative examples (inputs of the other
    classes, ``negatives`` times as many as the positives, drawn evenly) and
    add their scores, so the module keeps what it needs to say "not c".
-3. Pruning: keep the top ``retention`` fraction of edges in each layer (biases
-   stay); the rest are set to zero.
+3. Pruning: keep the top ``retention`` fraction of all edges ranked together
+   (``scope="global"``, the default) or of each layer's (``scope="layer"``);
+   biases stay; the rest are set to zero.
 4. Channeling: the N output logits become two, ``[z_c, logsumexp(z_j, j != c)]``.
    Their softmax is exactly the original ``[p_c, 1 - p_c]``, so with
    ``retention=1`` the modules recompose (see compose.py) into the original
@@ -153,6 +154,18 @@ def _top_mask(score: torch.Tensor, retention: float) -> torch.Tensor:
     return keep.view_as(score)
 
 
+def _masks(scores: dict[str, torch.Tensor], retention: float, scope: str) -> dict[str, torch.Tensor]:
+    if scope == "layer":
+        return {n: _top_mask(sc, retention) for n, sc in scores.items()}
+    flat = torch.cat([sc.flatten() for sc in scores.values()])
+    keep = _top_mask(flat, retention)
+    out, i = {}, 0
+    for n, sc in scores.items():
+        out[n] = keep[i:i + sc.numel()].view_as(sc)
+        i += sc.numel()
+    return out
+
+
 def _negatives(x: torch.Tensor, y: torch.Tensor, c: int, n: int, gen: torch.Generator) -> torch.Tensor:
     others = sorted(set(y.tolist()) - {c})
     if n <= 0 or not others:
@@ -167,12 +180,14 @@ def _negatives(x: torch.Tensor, y: torch.Tensor, c: int, n: int, gen: torch.Gene
 
 def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels: LabelSpace, *,
                       retention: float = 1.0, negatives: float = 1.0, classes: Sequence[str] | None = None,
-                      input_spec: TensorSpec | None = None, seed: int = 0) -> list[ClassModule]:
+                      input_spec: TensorSpec | None = None, scope: str = "global", seed: int = 0) -> list[ClassModule]:
     """One ``ClassModule`` per class of ``labels`` (or of ``classes``).
 
     ``x, y``: inputs and integer targets indexing ``labels`` (the training data).
     ``retention``: fraction of each layer's edges a module keeps, in (0, 1].
     ``negatives``: negative examples per positive (0 turns tangling identification off).
+    ``scope``: ``"global"`` ranks all edges together (``retention`` of the total;
+    layers may keep different fractions); ``"layer"`` keeps ``retention`` of every layer's edges.
     """
     if not isinstance(labels, LabelSpace):
         raise SpecError(f"decompose_classes(labels={labels!r}): expected a LabelSpace")
@@ -180,6 +195,8 @@ def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels
         raise SpecError(f"decompose_classes(retention={retention!r}): expected a fraction in (0, 1]")
     if isinstance(negatives, bool) or not isinstance(negatives, (int, float)) or negatives < 0:
         raise SpecError(f"decompose_classes(negatives={negatives!r}): expected a number >= 0")
+    if scope not in ("layer", "global"):
+        raise SpecError(f"decompose_classes(scope={scope!r}): expected 'layer' or 'global'")
     if len(x) != len(y):
         raise SpecError(f"decompose_classes: x has {len(x)} rows but y has {len(y)}")
     classes = list(labels.labels if classes is None else classes)
@@ -202,10 +219,9 @@ def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels
                 scores[n] = scores[n] + s
         net = copy.deepcopy(model)
         named = dict(net.named_modules())
-        masks = {}
-        for n, s in scores.items():
-            masks[n] = _top_mask(s, retention)
-            with torch.no_grad():
-                named[n].weight.mul_(masks[n])
+        masks = _masks(scores, retention, scope)
+        with torch.no_grad():
+            for n, keep in masks.items():
+                named[n].weight.mul_(keep)
         modules.append(ClassModule(net, c, labels, input_spec, masks).eval())
     return modules

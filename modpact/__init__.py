@@ -9,7 +9,7 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``. Importing modpact does not import Hypothesis.
+``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis.
 """
 
 from modpact._version import __version__
@@ -70,6 +70,19 @@ from modpact.interfaces.errors import (
     SpecError,
 )
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
+from modpact.decomposition import (
+    ClassModule,
+    ComposedClassifier,
+    Compute,
+    ModularModel,
+    RepairResult,
+    Split,
+    SubstitutionCheck,
+    compose_classes,
+    decompose_classes,
+    repair,
+    split,
+)
 
 __all__ = [
     "__version__",
@@ -119,6 +132,18 @@ __all__ = [
     "Monitor",
     "MonitorViolation",
     "DiagnosisReport",
+    # decomposition
+    "split",
+    "Split",
+    "decompose_classes",
+    "ClassModule",
+    "compose_classes",
+    "ComposedClassifier",
+    "ModularModel",
+    "repair",
+    "RepairResult",
+    "Compute",
+    "SubstitutionCheck",
     # errors
     "ModpactError",
     "SpecError",
