@@ -264,8 +264,9 @@ class ModularModel(nn.Module):
                                                   else [f"{names[k - 1]}.{o}" for o in ifaces[k - 1].outputs])
                 nodes[sn] = Node(ifaces[k], list(srcs))
                 modules[sn] = _Spread(stage, list(ifaces[k].outputs)) if len(ifaces[k].outputs) > 1 else stage
+        outputs = [names[-1] if o == name else o for o in self.outputs]
         self._commit(f"split({name!r})", nodes, modules, set(names))
-        self.outputs = [names[-1] if o == name else o for o in self.outputs]
+        self.outputs = outputs
         return self
 
     # ---- running --------------------------------------------------------------------------

@@ -5,7 +5,9 @@ a ``DiagnosisReport`` (its ``root_cause.module`` names the path). The blamed
 node is retrained in place (``epochs`` of end-to-end cross-entropy, only its
 parameters trainable; ``reinit=True`` starts from fresh weights), or replaced
 by ``replacement`` (checked by ``ModularModel.substitute``: refused with a
-``CompatibilityError`` if an edge or the interface does not hold) and then
+``CompatibilityError`` if an edge or the interface does not hold; a
+replacement without an ``.interface`` is taken to claim the node's, which the
+final check then verifies on data) and then
 fine-tuned for ``epochs`` (0: a plain swap).
 
 The values the blamed node does not influence (graph inputs and upstream
@@ -222,7 +224,8 @@ def _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, se
     ex, ey = eval_data if eval_data is not None else (x, y)
     before = accuracy(model, ex, ey)
     if replacement is not None:
-        model.substitute(node, replacement)
+        claimed = getattr(replacement, "interface", None) or model.nodes[node].interface
+        model.substitute(node, replacement, interface=claimed)
     elif reinit:
         _reset(model.module(node))
     affected = _downstream(model, node)

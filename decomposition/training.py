@@ -17,7 +17,7 @@ from modpact.interfaces.errors import SpecError
 
 from .data import Dataset, load
 
-__all__ = ["make_mlp", "make_cnn", "train", "accuracy", "predict", "train_digits_mlp"]
+__all__ = ["make_mlp", "make_cnn", "train", "accuracy", "predict", "train_digits_mlp", "digits_modular"]
 
 
 def make_mlp(n_in: int, hidden: Sequence[int], n_out: int) -> nn.Sequential:
@@ -90,3 +90,28 @@ def train_digits_mlp(seed: int = 0, *, hidden: Sequence[int] = (64, 32), epochs:
     model = make_mlp(data.n_features, hidden, data.n_classes)
     train(model, data.x_train, data.y_train, epochs=epochs, lr=3e-3, seed=seed)
     return model, data
+
+
+def digits_modular(model: nn.Sequential, name: str = "digits-mlp"):
+    """A trained ``train_digits_mlp`` model (64-64-32-10) as a ModularModel
+    ``x -> encoder -> hidden -> head`` with an interface on every node."""
+    from modpact.interfaces import Interface, TensorSpec
+
+    from .data import DIGITS
+    from .modular import ModularModel
+
+    if not (isinstance(model, nn.Sequential) and len(model) == 5):
+        raise SpecError(f"digits_modular: expected the 5-layer Sequential of train_digits_mlp, got {model!r:.80}")
+    h1, h2 = model[0].out_features, model[2].out_features
+
+    def spec(shape: str, **kw) -> TensorSpec:
+        return TensorSpec(shape, dtype="float32", **kw)
+
+    mm = ModularModel({"x": spec("batch 64", range=(0, 1))}, name=name)
+    mm.add("encoder", model[:2], ["x"],
+           interface=Interface("encoder", {"x": spec("batch 64")}, {"h": spec(f"batch {h1}", range=(0, None))}))
+    mm.add("hidden", model[2:4], ["encoder"],
+           interface=Interface("hidden", {"h": spec(f"batch {h1}")}, {"h": spec(f"batch {h2}", range=(0, None))}))
+    mm.add("head", model[4], ["hidden"], output=True,
+           interface=Interface("head", {"h": spec(f"batch {h2}")}, {"logits": spec("batch 10", labels=DIGITS)}))
+    return mm
