@@ -33,6 +33,7 @@ __all__ = [
     "FormatVersionError",
     "Problem",
     "MonitorError",
+    "ValidationFailure",
 ]
 
 
@@ -215,3 +216,14 @@ class ContractError(ContractViolation):
 class MonitorError(ModpactError, RuntimeError):
     """The runtime monitor was misused (nested on the same modules, nothing to
     monitor) or a step could not be checked."""
+
+
+class ValidationFailure(ContractViolation):
+    """Property-based validation (``validate``, ``check_substitutable``,
+    ``check_composition``) found a counterexample. The fields are those of the
+    violation it found; ``values`` also summarize the shrunk generated inputs,
+    ``evidence`` carries the seed and how to reproduce; ``violation`` is the
+    underlying ContractViolation (None for a disagreement), ``result`` the
+    run's figures."""
+
+    kind = "validation"
