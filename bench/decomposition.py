@@ -4,9 +4,10 @@
 
 1. Composed per-class modules vs the original model (accuracy points), as a
    function of the fraction of edges each module keeps (MLP 64-64-32-10 and a
-   small CNN): tangling identification (negatives=1) with global ranking (the
-   default), concern identification only (negatives=0), per-layer ranking, and
-   the whole model pruned with the same scores over all classes (no modules).
+   small CNN): tangling identification (negatives=1) with normalized ranking
+   (the default), concern identification only (negatives=0), global and
+   per-layer ranking, and the whole model pruned with the same scores over all
+   classes (no modules).
 2. Reuse: 3 of 10 class modules composed into a 3-class classifier vs the same
    MLP trained from scratch on those 3 classes.
 3. Replacement: each class module swapped for the same class's module of a
@@ -57,7 +58,7 @@ def whole_pruned_acc(model, d, retention: float) -> float:
     pruned = copy.deepcopy(model)
     named = dict(pruned.named_modules())
     with torch.no_grad():
-        for n, keep in _masks(edge_scores(model, d.x_train), retention, "global").items():
+        for n, keep in _masks(edge_scores(model, d.x_train), retention, "normalized").items():
             named[n].weight.mul_(keep)
     return accuracy(pruned, d.x_test, d.y_test)
 
@@ -74,21 +75,24 @@ def table_retention(d, seeds: int, arch: str) -> None:
     base = [100 * accuracy(m, d.x_test, d.y_test) for m in models]
     print(f"\n### 1{'a' if arch == 'mlp' else 'b'}. Composed vs original accuracy, {arch.upper()}, "
           f"{seeds} seeds (original: {pct(base)}%)\n")
-    print("| edges kept per module | TI, global ranking (default) | CI only, global | TI, per-layer ranking | "
-          "whole model pruned (global), no decomposition | module edges kept (measured) |")
-    print("|---|---|---|---|---|---|")
+    print("| edges kept per module | TI, normalized ranking (default) | CI only | TI, global ranking | "
+          "TI, per-layer ranking | whole model pruned, no decomposition | module edges kept (measured) |")
+    print("|---|---|---|---|---|---|---|")
     for r in RETENTIONS:
-        ti, ci, layer, whole, kept = [], [], [], [], []
+        ti, ci, glob, layer, whole, kept = [], [], [], [], [], []
         for s, m in enumerate(models):
             mods = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, negatives=1.0, seed=s)
             ti.append(100 * composed_acc(mods, d.x_test, d.y_test) - base[s])
             kept.append(statistics.mean(x.retained for x in mods))
             mods0 = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, negatives=0.0, seed=s)
             ci.append(100 * composed_acc(mods0, d.x_test, d.y_test) - base[s])
-            mods1 = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, scope="layer", seed=s)
-            layer.append(100 * composed_acc(mods1, d.x_test, d.y_test) - base[s])
+            mods1 = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, scope="global", seed=s)
+            glob.append(100 * composed_acc(mods1, d.x_test, d.y_test) - base[s])
+            mods2 = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, scope="layer", seed=s)
+            layer.append(100 * composed_acc(mods2, d.x_test, d.y_test) - base[s])
             whole.append(100 * whole_pruned_acc(m, d, r) - base[s])
-        print(f"| {r:.0%} | {fmt(ti)} | {fmt(ci)} | {fmt(layer)} | {fmt(whole)} | {statistics.mean(kept):.3f} |")
+        print(f"| {r:.0%} | {fmt(ti)} | {fmt(ci)} | {fmt(glob)} | {fmt(layer)} | {fmt(whole)} | "
+              f"{statistics.mean(kept):.3f} |")
 
 
 def table_reuse(d, seeds: int, retention: float) -> None:

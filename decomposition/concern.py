@@ -11,9 +11,11 @@ For each class ``c`` of an N-class ReLU network (an MLP; a small CNN works too):
 2. Tangling identification: add negative examples (inputs of the other
    classes, ``negatives`` times as many as the positives, drawn evenly) and
    add their scores, so the module keeps what it needs to say "not c".
-3. Pruning: keep the top ``retention`` fraction of all edges ranked together
-   (``scope="global"``, the default) or of each layer's (``scope="layer"``);
-   biases stay; the rest are set to zero.
+3. Pruning: keep the top ``retention`` fraction of the edges, ranked across
+   all layers after dividing each layer's scores by their mean
+   (``scope="normalized"``, the default), across all layers on raw scores
+   (``"global"``) or within each layer (``"layer"``); biases stay; the rest
+   are set to zero.
 4. Channeling: the N output logits become two, ``[z_c, logsumexp(z_j, j != c)]``.
    Their softmax is exactly the original ``[p_c, 1 - p_c]``, so with
    ``retention=1`` the modules recompose (see compose.py) into the original
@@ -39,6 +41,7 @@ from modpact.interfaces.errors import SpecError
 __all__ = ["ClassModule", "Channel", "decompose_classes", "edge_scores", "class_label_space"]
 
 _PRUNABLE = (nn.Linear, nn.Conv2d)
+SCOPES = ("global", "layer", "normalized")
 
 
 def class_label_space(label: str, source: LabelSpace | str = "classes") -> LabelSpace:
@@ -157,6 +160,8 @@ def _top_mask(score: torch.Tensor, retention: float) -> torch.Tensor:
 def _masks(scores: dict[str, torch.Tensor], retention: float, scope: str) -> dict[str, torch.Tensor]:
     if scope == "layer":
         return {n: _top_mask(sc, retention) for n, sc in scores.items()}
+    if scope == "normalized":
+        scores = {n: sc / sc.mean().clamp_min(1e-12) for n, sc in scores.items()}
     flat = torch.cat([sc.flatten() for sc in scores.values()])
     keep = _top_mask(flat, retention)
     out, i = {}, 0
@@ -180,14 +185,16 @@ def _negatives(x: torch.Tensor, y: torch.Tensor, c: int, n: int, gen: torch.Gene
 
 def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels: LabelSpace, *,
                       retention: float = 1.0, negatives: float = 1.0, classes: Sequence[str] | None = None,
-                      input_spec: TensorSpec | None = None, scope: str = "global", seed: int = 0) -> list[ClassModule]:
+                      input_spec: TensorSpec | None = None, scope: str = "normalized", seed: int = 0) -> list[ClassModule]:
     """One ``ClassModule`` per class of ``labels`` (or of ``classes``).
 
     ``x, y``: inputs and integer targets indexing ``labels`` (the training data).
     ``retention``: fraction of each layer's edges a module keeps, in (0, 1].
     ``negatives``: negative examples per positive (0 turns tangling identification off).
-    ``scope``: ``"global"`` ranks all edges together (``retention`` of the total;
-    layers may keep different fractions); ``"layer"`` keeps ``retention`` of every layer's edges.
+    ``scope``: where edges compete for the ``retention`` budget. ``"normalized"``
+    (default): all edges together, each layer's scores divided by their mean;
+    ``"global"``: all edges together, raw scores; ``"layer"``: every layer keeps
+    ``retention`` of its own edges.
     """
     if not isinstance(labels, LabelSpace):
         raise SpecError(f"decompose_classes(labels={labels!r}): expected a LabelSpace")
@@ -195,8 +202,8 @@ def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels
         raise SpecError(f"decompose_classes(retention={retention!r}): expected a fraction in (0, 1]")
     if isinstance(negatives, bool) or not isinstance(negatives, (int, float)) or negatives < 0:
         raise SpecError(f"decompose_classes(negatives={negatives!r}): expected a number >= 0")
-    if scope not in ("layer", "global"):
-        raise SpecError(f"decompose_classes(scope={scope!r}): expected 'layer' or 'global'")
+    if scope not in SCOPES:
+        raise SpecError(f"decompose_classes(scope={scope!r}): expected one of {', '.join(map(repr, SCOPES))}")
     if len(x) != len(y):
         raise SpecError(f"decompose_classes: x has {len(x)} rows but y has {len(y)}")
     classes = list(labels.labels if classes is None else classes)

@@ -85,7 +85,7 @@ def test_small_cnn_decomposes_too(digits):
     ({"retention": 1.5}, r"retention=1.5\): expected a fraction in \(0, 1\]"),
     ({"negatives": -1}, r"negatives=-1\): expected a number >= 0"),
     ({"classes": ["ten"]}, r"\['ten'\] not in label space 'digits'"),
-    ({"scope": "row"}, r"scope='row'\): expected 'layer' or 'global'"),
+    ({"scope": "row"}, r"scope='row'\): expected one of 'global', 'layer', 'normalized'"),
 ], ids=["zero", "above-one", "negatives", "unknown-class", "scope"])
 def test_bad_arguments_are_named(mlp, digits, kwargs, message):
     with pytest.raises(SpecError, match=message):
