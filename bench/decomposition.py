@@ -175,17 +175,15 @@ def table_patch(d, seeds: int, retention: float, weak_class: str = "8", keep: fl
 
 def table_repair(d, seeds: int) -> None:
     print("\n### 5. Repair: node 'hidden' (Linear 64->32 + ReLU) of a 3-node ModularModel corrupted "
-          "(weights replaced by noise), blamed by the Monitor, retrained from fresh weights with the rest frozen, "
+          "(a third of its weight rows get NaN entries, as from a diverged update), blamed by the Monitor, retrained from fresh weights with the rest frozen, "
           "vs retraining the whole model from fresh weights (same 20 epochs, data and optimizer)\n")
     print("| seed | faulty acc | repaired acc | whole retrained acc | repair / whole FLOPs | "
           "repair / whole wall time | substitutable |")
     print("|---|---|---|---|---|---|---|")
     for s in range(seeds):
         mm = digits_modular_guarded(s, d)
-        torch.manual_seed(1000 + s)
         with torch.no_grad():
-            w = mm.module("hidden")[0].weight
-            w.copy_(torch.randn_like(w) * 50)
+            mm.module("hidden")[0].weight[s::3, ::5] = float("nan")
         with mp.Monitor(mm, defaults=True) as mon:
             mm(d.x_test)
             mon.step()
@@ -197,9 +195,9 @@ def table_repair(d, seeds: int) -> None:
 
 
 def digits_modular_guarded(seed: int, d) -> mp.ModularModel:
-    """The digits MLP as encoder -> hidden -> head, with a range contract on 'hidden'."""
+    """The digits MLP as encoder -> hidden -> head, with a finite-output contract on 'hidden'."""
     mm = digits_modular(train_digits_mlp(seed, data=d)[0])
-    mp.guard(mm.module("hidden"), ensures=[mp.finite("result"), mp.in_range("result", 0, 100)], name="hidden")
+    mp.guard(mm.module("hidden"), ensures=[mp.finite("result")], name="hidden")
     return mm
 
 

@@ -18,13 +18,15 @@ one epoch counted on a copy, times the number of epochs) and wall time
 weights for ``full_epochs`` with the same data and optimizer
 (``compare_full=True``).
 
-Finally the repaired node is checked against its interface
-(``check_substitutable``, see ``_substitutable``).
+Finally the repaired node is checked: on the evaluation data with contracts
+on, and with ``modpact.check_substitutable`` on ``examples`` inputs generated
+from its interface (see ``_substitutable``).
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.util
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -57,6 +59,7 @@ class SubstitutionCheck:
     ok: bool
     reasons: list[str] = field(default_factory=list)
     checked: str = ""
+    validation: Any = None  # the SubstitutionResult of check_substitutable, when it ran
 
 
 @dataclass
@@ -180,10 +183,9 @@ def _reset(module: nn.Module) -> None:
             m.reset_parameters()
 
 
-def _substitutable(model: ModularModel, node: str, x: torch.Tensor, y: torch.Tensor) -> SubstitutionCheck:
-    """Stand-in for ``modpact.contracts.validation.check_substitutable`` (not yet
-    available): every edge of the graph holds, the model runs on ``x`` with its
-    contracts on, and the repaired node's inputs and outputs match its interface."""
+def _on_data(model: ModularModel, node: str, x: torch.Tensor) -> list[str]:
+    """Every edge holds, the model runs on ``x`` with its contracts on, and the
+    node's inputs and outputs match its interface."""
     iface = model.nodes[node].interface
     reasons = list(model.check())
     try:
@@ -196,20 +198,51 @@ def _substitutable(model: ModularModel, node: str, x: torch.Tensor, y: torch.Ten
     args = [model._value(env, s) for s in model.nodes[node].inputs]
     problems, b = iface.input_problems(args)
     problems2, _ = iface.output_problems(env[node], b)
-    reasons += [str(p) for p in problems + problems2]
-    return SubstitutionCheck(not reasons, reasons, f"interface {iface.name!r} on {len(x)} inputs, and every edge")
+    return reasons + [str(p) for p in problems + problems2]
+
+
+def _substitutable(model: ModularModel, node: str, before: nn.Module, x: torch.Tensor, examples: int,
+                   seed: int) -> SubstitutionCheck:
+    """``_on_data``, then ``check_substitutable(before, repaired, interface, top1=0)``
+    on ``examples`` generated inputs (skipped when 0 or Hypothesis is missing):
+    the repaired node's interface can replace the node's, and its outputs on
+    inputs generated from the node's input interface keep its output interface
+    and contracts. ``top1=0``: agreement with the faulty module is reported,
+    not required."""
+    reasons = _on_data(model, node, x)
+    iface = model.nodes[node].interface
+    checked = f"interface {iface.name!r}, contracts and every edge on {len(x)} evaluation inputs"
+    result = None
+    if examples > 0 and importlib.util.find_spec("hypothesis") is not None:
+        from modpact.contracts.substitution import check_substitutable
+
+        with disabled(), torch.no_grad():
+            env = _upstream_cache(model, x, [])
+        node_x = [model._value(env, s) for s in model.nodes[node].inputs]
+        result = check_substitutable(before, model.module(node), interface=iface, top1=0.0,
+                                     data=node_x[0] if len(node_x) == 1 else dict(zip(iface.inputs, node_x)),
+                                     max_examples=examples, seed=seed, raise_on_failure=False)
+        reasons += result.failures
+        failure = getattr(result, "failure", None)
+        if failure is not None:
+            reasons += [line.strip() for line in str(failure).splitlines()[1:3]]
+        checked += f"; check_substitutable on {examples} generated inputs"
+    return SubstitutionCheck(not reasons, reasons, checked, result)
 
 
 def repair(model: ModularModel, blamed: Any, data: tuple[torch.Tensor, torch.Tensor], *,
            replacement: nn.Module | None = None, reinit: bool = False, epochs: int = 20, lr: float = 3e-3,
            batch_size: int = 128, seed: int = 0, eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-           compare_full: bool = True, full_epochs: int | None = None) -> RepairResult:
+           compare_full: bool = True, full_epochs: int | None = None, examples: int = 50) -> RepairResult:
     """Retrain or replace only the blamed node of ``model`` (changed in place).
     Contracts are off while it trains; the final check runs them."""
     with disabled():
+        node = _blamed_node(model, blamed) if isinstance(model, ModularModel) else None
+        before = copy.deepcopy(model.module(node)) if node else None
         result = _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data,
                          compare_full, full_epochs)
-    result.substitutable = _substitutable(model, result.node, *(eval_data if eval_data is not None else data))
+    x_eval = (eval_data if eval_data is not None else data)[0]
+    result.substitutable = _substitutable(model, result.node, before, x_eval, examples, seed)
     return result
 
 

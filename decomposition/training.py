@@ -94,7 +94,9 @@ def train_digits_mlp(seed: int = 0, *, hidden: Sequence[int] = (64, 32), epochs:
 
 def digits_modular(model: nn.Sequential, name: str = "digits-mlp"):
     """A trained ``train_digits_mlp`` model (64-64-32-10) as a ModularModel
-    ``x -> encoder -> hidden -> head`` with an interface on every node."""
+    ``x -> encoder -> hidden -> head`` with an interface on every node. The
+    encoder declares outputs in [0, 100] (inputs in [0, 1] times weights of a
+    trained digits MLP stay far below; the Monitor checks the declaration)."""
     from modpact.interfaces import Interface, TensorSpec
 
     from .data import DIGITS
@@ -108,10 +110,10 @@ def digits_modular(model: nn.Sequential, name: str = "digits-mlp"):
         return TensorSpec(shape, dtype="float32", **kw)
 
     mm = ModularModel({"x": spec("batch 64", range=(0, 1))}, name=name)
-    mm.add("encoder", model[:2], ["x"],
-           interface=Interface("encoder", {"x": spec("batch 64")}, {"h": spec(f"batch {h1}", range=(0, None))}))
-    mm.add("hidden", model[2:4], ["encoder"],
-           interface=Interface("hidden", {"h": spec(f"batch {h1}")}, {"h": spec(f"batch {h2}", range=(0, None))}))
-    mm.add("head", model[4], ["hidden"], output=True,
-           interface=Interface("head", {"h": spec(f"batch {h2}")}, {"logits": spec("batch 10", labels=DIGITS)}))
+    mm.add("encoder", model[:2], ["x"], interface=Interface(
+        "encoder", {"x": spec("batch 64", range=(0, 1))}, {"h": spec(f"batch {h1}", range=(0, 100))}))
+    mm.add("hidden", model[2:4], ["encoder"], interface=Interface(
+        "hidden", {"h": spec(f"batch {h1}", range=(0, 100))}, {"h": spec(f"batch {h2}", range=(0, None), finite=True)}))
+    mm.add("head", model[4], ["hidden"], output=True, interface=Interface(
+        "head", {"h": spec(f"batch {h2}", finite=True)}, {"logits": spec("batch 10", labels=DIGITS)}))
     return mm

@@ -12,13 +12,12 @@ from modpact.interfaces.errors import CompatibilityError, SpecError
 
 @pytest.fixture
 def faulty(mlp, digits):
-    """The digits MLP as a ModularModel with 'hidden' corrupted and a contract that sees it."""
+    """The digits MLP as a ModularModel with 'hidden' corrupted (NaN weights, as from a
+    diverged update) and a contract that sees it."""
     mm = digits_modular(copy.deepcopy(mlp))
-    torch.manual_seed(7)
     with torch.no_grad():
-        w = mm.module("hidden")[0].weight
-        w.copy_(torch.randn_like(w) * 50)
-    mp.guard(mm.module("hidden"), ensures=[mp.in_range("result", 0, 100)], name="hidden")
+        mm.module("hidden")[0].weight[::3, ::5] = float("nan")
+    mp.guard(mm.module("hidden"), ensures=[mp.finite("result")], name="hidden")
     yield mm
     mp.unguard(mm.module("hidden"))
 
@@ -32,7 +31,7 @@ def diagnose(mm, x):
 
 def test_repair_retrains_only_the_blamed_node(faulty, digits):
     report = diagnose(faulty, digits.x_test)
-    assert report.root_cause.module == "hidden"
+    assert report.root_cause.module == "hidden.2" and faulty.node_of(report.root_cause.module) == "hidden"
     frozen = {k: v.clone() for k, v in faulty.state_dict().items() if not k.startswith("hidden.")}
     result = mp.repair(faulty, report, (digits.x_train, digits.y_train), eval_data=(digits.x_test, digits.y_test),
                        reinit=True, epochs=15)
@@ -42,6 +41,7 @@ def test_repair_retrains_only_the_blamed_node(faulty, digits):
             assert torch.equal(v, frozen[k]), k
     assert result.accuracy_before < 0.8 < 0.93 < result.accuracy_after
     assert result.substitutable.ok, result.substitutable.reasons
+    assert result.substitutable.validation.generated.examples > 0  # check_substitutable ran
     assert 0 < result.compute.flops < result.full.flops  # no backward into the encoder, no weight grads downstream
     assert result.flops_ratio < 0.6
     assert "repair of 'hidden' (retrain)" in str(result)
@@ -49,10 +49,13 @@ def test_repair_retrains_only_the_blamed_node(faulty, digits):
 
 
 def test_a_retrain_that_does_not_restore_the_contract_is_reported_not_substitutable(faulty, digits):
-    result = mp.repair(faulty, "hidden.0", (digits.x_train, digits.y_train), epochs=1, lr=1e-5, compare_full=False)
+    result = mp.repair(faulty, "hidden.0", (digits.x_train, digits.y_train), epochs=1, compare_full=False,
+                       examples=10)
     assert result.full is None and result.flops_ratio is None
-    assert not result.substitutable.ok
-    assert any("hidden: postcondition failed" in r for r in result.substitutable.reasons)
+    assert not result.substitutable.ok  # training from NaN weights keeps them NaN
+    reasons = "\n".join(result.substitutable.reasons)
+    assert "contract broken on the evaluation inputs: hidden: postcondition failed" in reasons
+    assert "check_substitutable: hidden breaks" in reasons
 
 
 def test_repair_by_replacement_checks_the_interface(faulty, mlp, digits):
