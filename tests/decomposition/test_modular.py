@@ -39,11 +39,16 @@ def test_substitute_refuses_naming_the_edge_and_every_reason(mm, mlp, digits):
     bad = Interface("hidden16", {"h": TensorSpec("batch 64", dtype="float64")}, {"h": spec("batch 16")})
     with pytest.raises(CompatibilityError) as e:
         mm.substitute("hidden", nn.Linear(64, 16).double(), interface=bad)
-    msg = str(e.value)
-    assert msg.startswith("digits-mlp: substitute('hidden') refused: 5 incompatibilities\n")
-    assert "  - edge encoder -> hidden.h: dtype float32 allows float32, not in float64" in msg
-    assert "  - edge hidden -> head.h: 16 does not satisfy fixed size 32" in msg
-    assert "  - interface 'hidden16' for 'hidden': outputs: h: range [-inf, inf] is not within [0, inf]" in msg
+    assert str(e.value) == """\
+digits-mlp: substitute('hidden') refused: 7 incompatibilities
+  - interface 'hidden16' for 'hidden': inputs: h: dtype float32 allows float32, not in float64
+  - interface 'hidden16' for 'hidden': outputs: h: 16 does not satisfy fixed size 32
+  - interface 'hidden16' for 'hidden': outputs: h: range [-inf, inf] is not within [0, inf]
+  - interface 'hidden16' for 'hidden': outputs: h: finite values are required but not guaranteed \
+(no finite=True or bounded range)
+  - edge encoder -> hidden.h: dtype float32 allows float32, not in float64
+  - edge hidden -> head.h: 16 does not satisfy fixed size 32
+  - edge hidden -> head.h: finite values are required but not guaranteed (no finite=True or bounded range)"""
     assert torch.equal(mm(digits.x_test), mlp(digits.x_test))  # unchanged
 
 
