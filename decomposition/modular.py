@@ -64,13 +64,16 @@ class ModularModel(nn.Module):
 
     def spec_of(self, source: str) -> TensorSpec:
         """The spec a source (graph input, ``node`` or ``node.out``) produces."""
+        return self._spec(self.nodes, source)
+
+    def _spec(self, nodes: Mapping[str, Node], source: str) -> TensorSpec:
         if source in self.input_specs:
             return self.input_specs[source]
         node, _, out = source.partition(".")
-        if node not in self.nodes:
+        if node not in nodes:
             raise SpecError(f"source {source!r} is neither a graph input {list(self.input_specs)} nor a node "
-                            f"{list(self.nodes)}")
-        outs = self.nodes[node].interface.outputs
+                            f"{list(nodes)}")
+        outs = nodes[node].interface.outputs
         if out:
             if out not in outs:
                 raise SpecError(f"source {source!r}: node {node!r} has no output {out!r}; outputs are {list(outs)}")
@@ -99,8 +102,7 @@ class ModularModel(nn.Module):
         return Interface(self.name, self.input_specs, {o.replace(".", "_"): self.spec_of(o) for o in self.outputs})
 
     # ---- checking ---------------------------------------------------------------------
-    def _edge_reasons(self, nodes: Mapping[str, Node], specs: Mapping[str, TensorSpec] | None = None,
-                      only: set[str] | None = None) -> list[str]:
+    def _edge_reasons(self, nodes: Mapping[str, Node], only: set[str] | None = None) -> list[str]:
         reasons = []
         for n, node in nodes.items():
             if len(node.inputs) != len(node.interface.inputs):
@@ -110,18 +112,10 @@ class ModularModel(nn.Module):
             for src, (k, want) in zip(node.inputs, node.interface.inputs.items()):
                 if only is not None and n not in only and src.partition(".")[0] not in only:
                     continue
-                got = (specs or {}).get(src) or self._spec_in(nodes, src)
+                got = self._spec(nodes, src)
                 for r in check_compatible(got, want).reasons:
                     reasons.append(f"edge {src} -> {n}.{k}: {r.removeprefix('tensor: ')}")
         return reasons
-
-    def _spec_in(self, nodes: Mapping[str, Node], src: str) -> TensorSpec:
-        saved = self.nodes
-        self.nodes = dict(nodes)
-        try:
-            return self.spec_of(src)
-        finally:
-            self.nodes = saved
 
     def check(self) -> list[str]:
         """Every reason any edge is incompatible (empty when all edges hold)."""

@@ -149,3 +149,31 @@ def test_class_operators_need_a_composed_node(mm):
 def test_bad_graph_inputs_are_named():
     with pytest.raises(SpecError, match=r"ModularModel\(inputs=\{\}\): expected a non-empty dict"):
         mp.ModularModel({})
+
+
+def test_split_node_with_a_skip_connection_wires_named_outputs(digits):
+    from test_split import Residual
+
+    torch.manual_seed(0)
+    block = Residual()
+    iface = Interface("res", {"x": spec("batch 6")}, {"y": spec("batch 3")})
+    mm = mp.ModularModel({"x": spec("batch 6")}, name="res-model")
+    mm.add("block", block, ["x"], interface=iface, output=True)
+    x = torch.randn(5, 6)
+    expected = block(x)
+    mm.split("block", at=["a"], example=x)
+    assert mm.edges() == [("x", "block_0", "x"), ("block_0.x", "block_1", "x"), ("block_0.a", "block_1", "a")]
+    assert torch.equal(mm(x), expected)
+
+
+def test_split_refusals_name_the_problem(mm, digits):
+    with pytest.raises(SpecError, match=r"split\(at=\['9'\]\): no submodule named '9'"):
+        mm.split("hidden", at=["9"], example=digits.x_test[:4])
+    with pytest.raises(SpecError, match=r"split\('nope'\): no node named 'nope'"):
+        mm.split("nope", at=["2"], example=digits.x_test[:4])
+
+
+def test_a_source_naming_a_missing_output_is_refused(mm):
+    probe = Interface("probe", {"h": spec("batch 32")}, {"p": spec("batch 1")})
+    with pytest.raises(SpecError, match=r"source 'hidden.z': node 'hidden' has no output 'z'; outputs are \['h'\]"):
+        mm.augment("probe", nn.Linear(32, 1), ["hidden.z"], interface=probe)
