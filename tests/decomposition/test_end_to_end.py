@@ -24,3 +24,14 @@ def test_decompose_compose_keeps_accuracy_at_60_percent_retention():
         assert acc >= original - 0.015, (seed, original, acc)
         composed.interface.check_outputs(composed(d.x_test), composed.interface.check_inputs(d.x_test))
     assert time.perf_counter() - t0 < 30
+
+
+def test_the_guide_example_runs():
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "decomposition.md").read_text()
+    code = re.search(r"```python\n(.*?)```", guide, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "docs/decomposition.md", "exec"), scope)
+    assert scope["pred"].shape == (540,)
