@@ -253,6 +253,8 @@ def _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, se
     if len(model.input_specs) != 1 or len(model.outputs) != 1:
         raise SpecError("repair: supports models with one graph input and one output (a classifier)")
     x, y = data
+    if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and len(x) == len(y) > 0):
+        raise SpecError("repair(data=(x, y)): expected two tensors with the same, non-zero number of rows")
     node = _blamed_node(model, blamed)
     ex, ey = eval_data if eval_data is not None else (x, y)
     before = accuracy(model, ex, ey)

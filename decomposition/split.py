@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from modpact.interfaces import Interface, check_compatible, infer_interface
+from modpact.interfaces import Interface, check_compatible, describe, infer_interface
 from modpact.interfaces.errors import SpecError
 
 __all__ = ["split", "Split"]
@@ -168,7 +168,11 @@ def _interfaces(stages, boundaries, example, base) -> list[Interface]:
     ex2 = _batch_grown(ex1)
     out = []
     for k, stage in enumerate(stages):
-        iface = infer_interface(stage, ex1, ex2, name=f"{base}.stage{k}")
+        try:
+            iface = infer_interface(stage, ex1, ex2, name=f"{base}.stage{k}")
+        except Exception as e:
+            shown = ", ".join(describe(t) for t in ex1 if isinstance(t, torch.Tensor))
+            raise SpecError(f"split: stage {k} of {base} failed on the example ({shown}): {e}") from None
         if k < len(boundaries):  # name boundary outputs after the values, like the next stage's inputs
             names = [n.name for n in boundaries[k]]
             iface = Interface(iface.name, iface.inputs, dict(zip(names, iface.outputs.values())),

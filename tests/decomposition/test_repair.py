@@ -80,3 +80,9 @@ def test_repair_refuses_a_clean_report_and_unknown_paths(mlp, digits):
         mp.repair(mm, "decoder.1", (digits.x_train, digits.y_train))
     with pytest.raises(SpecError, match="repair: expected a ModularModel, got Sequential"):
         mp.repair(mlp, "0", (digits.x_train, digits.y_train))
+
+
+def test_repair_refuses_mismatched_data(mlp, digits):
+    mm = digits_modular(copy.deepcopy(mlp))
+    with pytest.raises(SpecError, match=r"repair\(data=\(x, y\)\): expected two tensors with the same"):
+        mp.repair(mm, "hidden", (digits.x_train, digits.y_train[:5]))

@@ -114,3 +114,8 @@ def test_refuses_untraceable_models():
 def test_refuses_bad_cut_lists(mlp, at):
     with pytest.raises(SpecError, match=r"split\(at="):
         mp.split(mlp, at=at, example=torch.rand(2, 64))
+
+
+def test_an_example_that_does_not_fit_is_named(mlp):
+    with pytest.raises(SpecError, match=r"split: stage 0 of Sequential failed on the example \(f32\[2,32\]\)"):
+        mp.split(mlp, at=["1"], example=torch.rand(2, 32))
