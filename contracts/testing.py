@@ -6,9 +6,11 @@
 
 The test receives each input of the interface as a keyword argument (or all
 of them as one dict if it has a parameter named ``inputs``); pytest fixtures
-keep working for its other parameters. The example count comes from, in
-order: an explicit ``@settings``, ``--modpact-examples N`` (pytest plugin),
-the loaded Hypothesis profile.
+keep working for its other parameters (function-scoped fixtures are set up
+once per test, not per example: the Hypothesis health check for that is
+suppressed). The example count comes from, in order: a ``@settings`` above
+the decorator, ``--modpact-examples N`` (pytest plugin), a ``@settings``
+below it, the loaded Hypothesis profile.
 """
 
 from __future__ import annotations
@@ -40,8 +42,8 @@ def given(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any 
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
         require_hypothesis("modpact.given")
+        from hypothesis import HealthCheck, settings
         from hypothesis import given as hgiven
-        from hypothesis import settings
 
         names = list(interface.inputs)
         sig = inspect.signature(fn)
@@ -53,20 +55,26 @@ def given(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any 
                             f"{', '.join(map(repr, missing))}; name one parameter per input ({', '.join(names)}) "
                             "or one parameter 'inputs'")
         strategy = interface.strategy(dims=dims, device=device, max_side=max_side)
+        rest = [n for n in sig.parameters if n not in wanted]
 
         @functools.wraps(fn)
         def wrapper(*args: Any, _modpact_inputs: dict, **kwargs: Any) -> Any:
             __tracebackhide__ = True
             extra = {"inputs": _modpact_inputs} if as_dict else _modpact_inputs
-            return fn(*args, **extra, **kwargs)
+            named = dict(zip(rest, args))  # fixtures may come positionally
+            return fn(**named, **kwargs, **extra)
 
         del wrapper.__wrapped__  # pytest and Hypothesis must see the signature below, not fn's
         params = [p for n, p in sig.parameters.items() if n not in wanted]
         params.append(inspect.Parameter("_modpact_inputs", inspect.Parameter.KEYWORD_ONLY))
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-        test = hgiven(_modpact_inputs=strategy)(wrapper)
+        parent = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
+        for attr in ("_hypothesis_internal_use_settings", "_hypothesis_internal_settings_applied"):
+            wrapper.__dict__.pop(attr, None)
+        kw: dict[str, Any] = {"suppress_health_check": [*parent.suppress_health_check,
+                                                        HealthCheck.function_scoped_fixture]}
         if CONFIG.get("max_examples") is not None:
-            test = settings(max_examples=CONFIG["max_examples"])(test)
-        return test
+            kw["max_examples"] = CONFIG["max_examples"]
+        return settings(parent, **kw)(hgiven(_modpact_inputs=strategy)(wrapper))
 
     return deco

@@ -4,10 +4,9 @@
 - ``--modpact-examples N``: examples per ``@modpact.given`` test and the
   default ``max_examples`` of ``modpact.validate`` / ``check_substitutable`` /
   ``check_composition`` during the run.
-- ``MODPACT_PROFILE=ci|dev``: loads that Hypothesis profile (``ci``: 50
-  examples, derandomized, no deadline; ``dev``: 100 examples, no deadline).
-  Profiles already registered under those names (e.g. by a conftest.py) are
-  kept.
+- ``MODPACT_PROFILE=ci|dev``: loads the Hypothesis profile ``modpact-ci``
+  (50 examples, derandomized, no deadline) or ``modpact-dev`` (100 examples,
+  no deadline). Without it the Hypothesis profile in effect is untouched.
 - fixture ``modpact_examples``: the example count in effect.
 
 Loading the plugin never fails when Hypothesis is missing; the features that
@@ -21,6 +20,7 @@ import os
 import pytest
 
 PROFILES = ("ci", "dev")
+_PREVIOUS = pytest.StashKey[object]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,21 +30,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _register_profiles() -> bool:
+    """Register ``modpact-ci`` and ``modpact-dev`` (own names: Hypothesis ships a ``ci``
+    profile, and a conftest.py may register ``ci``/``dev`` of its own)."""
     try:
         from hypothesis import HealthCheck, settings
-        from hypothesis.errors import InvalidArgument
     except ImportError:
         return False
-    defaults = {
-        "ci": dict(max_examples=50, deadline=None, derandomize=True, print_blob=True,
-                   suppress_health_check=[HealthCheck.too_slow]),
-        "dev": dict(max_examples=100, deadline=None),
-    }
-    for name, kw in defaults.items():
-        try:
-            settings.get_profile(name)
-        except InvalidArgument:
-            settings.register_profile(name, **kw)
+    settings.register_profile("modpact-ci", max_examples=50, deadline=None, derandomize=True, print_blob=True,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("modpact-dev", max_examples=100, deadline=None)
     return True
 
 
@@ -54,6 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
     n = config.getoption("--modpact-examples")
     if n is not None and n < 1:
         raise pytest.UsageError(f"--modpact-examples={n}: expected a positive number of examples")
+    config.stash[_PREVIOUS] = CONFIG["max_examples"]  # restored at unconfigure (nested in-process runs)
     CONFIG["max_examples"] = n
     has_hypothesis = _register_profiles()
     profile = os.environ.get("MODPACT_PROFILE", "").strip()
@@ -63,13 +58,13 @@ def pytest_configure(config: pytest.Config) -> None:
         if has_hypothesis:
             from hypothesis import settings
 
-            settings.load_profile(profile)
+            settings.load_profile(f"modpact-{profile}")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     from modpact.contracts.testing import CONFIG
 
-    CONFIG["max_examples"] = None
+    CONFIG["max_examples"] = config.stash.get(_PREVIOUS, None)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
