@@ -9,8 +9,8 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``. Importing modpact does not import Hypothesis; ``modpact.strategies``,
-``validate`` and friends import it when called.
+``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
+``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
 from modpact._version import __version__
@@ -79,6 +79,19 @@ from modpact.interfaces.errors import (
     ValidationFailure,
 )
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
+from modpact.decomposition import (
+    ClassModule,
+    ComposedClassifier,
+    Compute,
+    ModularModel,
+    RepairResult,
+    Split,
+    SubstitutionCheck,
+    compose_classes,
+    decompose_classes,
+    repair,
+    split,
+)
 
 from modpact import strategies  # Hypothesis-free until a strategy is built
 
@@ -139,6 +152,18 @@ __all__ = [
     "Monitor",
     "MonitorViolation",
     "DiagnosisReport",
+    # decomposition
+    "split",
+    "Split",
+    "decompose_classes",
+    "ClassModule",
+    "compose_classes",
+    "ComposedClassifier",
+    "ModularModel",
+    "repair",
+    "RepairResult",
+    "Compute",
+    "SubstitutionCheck",
     # errors
     "ModpactError",
     "SpecError",
