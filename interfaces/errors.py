@@ -33,6 +33,7 @@ __all__ = [
     "FormatVersionError",
     "Problem",
     "MonitorError",
+    "LoadError",
 ]
 
 
@@ -215,3 +216,8 @@ class ContractError(ContractViolation):
 class MonitorError(ModpactError, RuntimeError):
     """The runtime monitor was misused (nested on the same modules, nothing to
     monitor) or a step could not be checked."""
+
+
+class LoadError(ModpactError, LookupError):
+    """A file, module or object named on the command line (``PATH[:OBJECT]``)
+    could not be found or loaded."""

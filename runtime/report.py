@@ -200,7 +200,7 @@ class DiagnosisReport(BaseModel):
         except ValidationError as e:
             problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in e.errors()[:5])
             more = f" (+{e.error_count() - 5} more)" if e.error_count() > 5 else ""
-            raise SpecError(f"report: invalid field {problems}{more}") from None
+            raise SpecError(f"invalid report field(s): {problems}{more}") from None
 
     @classmethod
     def load(cls, path: Any) -> "DiagnosisReport":
@@ -210,7 +210,7 @@ class DiagnosisReport(BaseModel):
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     # -- renderers (modpact.runtime.render) --------------------------------------
-    def render_text(self, *, color: bool = False, width: int = 100) -> str:
+    def render_text(self, *, color: bool = False, width: int = 120) -> str:
         """The terminal form as a string (rich; ANSI colours if ``color``)."""
         from modpact.runtime.render.text import render_text
 

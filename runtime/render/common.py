@@ -10,7 +10,7 @@ from typing import Any
 from modpact.runtime.report import DiagnosisReport, ViolationRecord
 
 __all__ = ["RootGroup", "TreeNode", "root_groups", "consequence_tree", "evidence_lines", "fmt_value",
-           "natural_key", "MAX_ROOT_GROUPS", "MAX_ROWS"]
+           "natural_key", "spec_text", "MAX_ROOT_GROUPS", "MAX_ROWS"]
 
 MAX_ROOT_GROUPS = 10  # distinct root causes shown in full
 MAX_ROWS = 60  # rows of a collapsed table before "+N more"
@@ -105,3 +105,24 @@ def evidence_lines(v: ViolationRecord) -> list[tuple[str, str]]:
 def natural_key(path: str) -> tuple:
     """``body.2`` before ``body.10``."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
+
+
+def spec_text(spec: dict) -> str:
+    """A TensorSpec's JSON form (``Interface.to_dict()``) as one line:
+    ``"batch 64", dtype=float32, range=(0, 16), finite``."""
+    parts = [f'"{spec.get("shape", "")}"']
+    for k in ("dtype", "device"):
+        if spec.get(k) not in (None, "any"):
+            parts.append(f"{k}={spec[k]}")
+    if spec.get("range") is not None:
+        parts.append(f"range={tuple(spec['range'])}")
+    if spec.get("finite"):
+        parts.append("finite")
+    if spec.get("simplex") is not None:
+        parts.append(f"simplex(dim={spec['simplex']})")
+    if spec.get("indices") is not None:
+        parts.append(f"indices<{spec['indices']}")
+    if spec.get("labels"):
+        lab = spec["labels"]
+        parts.append(f"labels={lab.get('name')}({len(lab.get('labels', []))})")
+    return ", ".join(parts)

@@ -10,6 +10,7 @@ from typing import Any
 
 from modpact.runtime.render.common import (
     MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, natural_key, root_groups,
+    spec_text,
 )
 from modpact.runtime.render.svg import graph_svg, histogram_svg
 from modpact.runtime.report import DiagnosisReport, ModuleContracts
@@ -198,26 +199,6 @@ def _histograms(report: DiagnosisReport) -> str:
             f'<div class="flex">{"".join(figs)}</div>')
 
 
-def _spec_text(spec: dict) -> str:
-    parts = [f'"{spec.get("shape", "")}"']
-    for k in ("dtype", "device"):
-        if spec.get(k) not in (None, "any"):
-            parts.append(f"{k}={spec[k]}")
-    if spec.get("range") is not None:
-        parts.append(f"range={tuple(spec['range'])}")
-    for k in ("finite",):
-        if spec.get(k):
-            parts.append("finite")
-    if spec.get("simplex") is not None:
-        parts.append(f"simplex(dim={spec['simplex']})")
-    if spec.get("indices") is not None:
-        parts.append(f"indices<{spec['indices']}")
-    if spec.get("labels"):
-        lab = spec["labels"]
-        parts.append(f"labels={lab.get('name')}({len(lab.get('labels', []))})")
-    return ", ".join(parts)
-
-
 def _contracts(report: DiagnosisReport) -> str:
     if not report.contracts:
         return ""
@@ -236,7 +217,7 @@ def _contracts(report: DiagnosisReport) -> str:
             name = mc.interface_contract or "interface"
             for side in ("inputs", "outputs"):
                 for k, spec in (mc.interface.get(side) or {}).items():
-                    row(f"interface {side[:-1]}", name, f"{k}: {_spec_text(spec)}")
+                    row(f"interface {side[:-1]}", name, f"{k}: {spec_text(spec)}")
         for c in mc.requires:
             row("requires", c.text, c.text + (f"  — {c.why}" if c.why else ""), c.declared_at)
         for c in mc.ensures:

@@ -13,11 +13,11 @@ from rich.text import Text
 from rich.tree import Tree
 
 from modpact.runtime.render.common import (
-    MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, root_groups,
+    MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, root_groups, spec_text,
 )
-from modpact.runtime.report import DiagnosisReport, Histogram
+from modpact.runtime.report import DiagnosisReport, Histogram, ModuleContracts
 
-__all__ = ["render_text", "print_report", "report_renderable", "sparkline"]
+__all__ = ["render_text", "print_report", "report_renderable", "sparkline", "contracts_tree"]
 
 _BARS = " ▁▂▃▄▅▆▇█"
 
@@ -45,9 +45,7 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Tree:
     typ = report.module_types.get(v.where)
     head = Text("root cause: ", style="bold red")
     head.append(v.where, style="bold")
-    if typ:
-        head.append(f" ({typ})")
-    head.append(f": {v.kind} {v.check} on {v.tensor} (step {v.step}, {v.phase}")
+    head.append(f": {v.kind} {v.check} on {v.tensor} ({typ + ', ' if typ else ''}step {v.step}, {v.phase}")
     if v.rank is not None:
         head.append(f", rank {v.rank}")
     head.append(")")
@@ -125,7 +123,7 @@ def report_renderable(report: DiagnosisReport) -> Group:
     return Group(*parts)
 
 
-def render_text(report: DiagnosisReport, *, color: bool = False, width: int = 100) -> str:
+def render_text(report: DiagnosisReport, *, color: bool = False, width: int = 120) -> str:
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, color_system="standard"
                       if color else None, highlight=False, emoji=False, legacy_windows=False)
@@ -135,3 +133,26 @@ def render_text(report: DiagnosisReport, *, color: bool = False, width: int = 10
 
 def print_report(report: DiagnosisReport, console: Console | None = None) -> None:
     (console or Console(highlight=False, emoji=False)).print(report_renderable(report))
+
+
+def contracts_tree(title: str, contracts: list[ModuleContracts], modules_total: int) -> Tree:
+    """``modpact inspect``: each guarded module with its interface and conditions."""
+    tree = Tree(Text(f"{title}: {len(contracts)} guarded module(s) of {modules_total}", style="bold"))
+    for mc in contracts:
+        node = tree.add(Text.assemble((mc.module, "bold cyan"), f" ({mc.type})"))
+        if mc.interface is not None:
+            inode = node.add(Text.assemble("interface ", (str(mc.interface.get("name", "")), "bold")))
+            for side in ("inputs", "outputs"):
+                for k, spec in (mc.interface.get(side) or {}).items():
+                    inode.add(Text(f"{side[:-1]} {k}: {spec_text(spec)}"))
+        for what, conds in (("requires", mc.requires), ("ensures", mc.ensures)):
+            for c in conds:
+                line = Text.assemble((what, "green"), f" {c.text}")
+                if c.why:
+                    line.append(f" - {c.why}")
+                if c.declared_at:
+                    line.append(f"  ({c.declared_at})", style="dim")
+                node.add(line)
+        for d in mc.defaults:
+            node.add(Text(f"default {d}", style="dim"))
+    return tree
