@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable
 
 from torch import nn
@@ -20,6 +21,11 @@ def guard_of(mod: nn.Module) -> Any:
     return g
 
 
+def _plain(d: dict) -> dict:
+    """JSON types only (tuples become lists), so a report equals itself loaded back."""
+    return json.loads(json.dumps(d))
+
+
 def _conditions(conds: Iterable[Any]) -> list[ConditionRecord]:
     return [ConditionRecord(text=c.text, declared_at=c.declared_at, why=c.why) for c in conds]
 
@@ -31,7 +37,7 @@ def module_contracts(path: str, mod: nn.Module, guard: Any = None, defaults: Ite
     return ModuleContracts(
         module=path or "<model>",
         type=type(mod).__name__,
-        interface=iface.to_dict() if iface is not None and hasattr(iface, "to_dict") else None,
+        interface=_plain(iface.to_dict()) if iface is not None and hasattr(iface, "to_dict") else None,
         requires=_conditions(guard.requires) if guard is not None else [],
         ensures=_conditions(guard.ensures) if guard is not None else [],
         defaults=list(defaults),

@@ -40,7 +40,7 @@ def _tree_children(tree: Tree, node: TreeNode) -> None:
         _tree_children(tree.add(label), child)
 
 
-def _root_tree(report: DiagnosisReport, g: RootGroup) -> Tree:
+def _root_tree(report: DiagnosisReport, g: RootGroup) -> Group:
     v = g.first
     typ = report.module_types.get(v.where)
     head = Text("root cause: ", style="bold red")
@@ -51,7 +51,7 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Tree:
     head.append(")")
     if g.count > 1:
         head.append(f"  x{g.count} in steps {g.step_range}", style="magenta")
-    tree = Tree(head, guide_style="dim")
+    tree = Tree(Text(""), guide_style="dim", hide_root=True)  # the heading stays one line, outside the tree
     tree.add(Text(v.blame_sentence(), style="bold"))
     if v.declared_at:
         tree.add(Text(f"declared at {v.declared_at}", style="dim"))
@@ -65,7 +65,7 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Tree:
     if g.consequences:
         cons = tree.add(Text(f"consequences ({len(g.consequences)})", style="yellow"))
         _tree_children(cons, consequence_tree(report, g.consequences))
-    return tree
+    return Group(head, tree)
 
 
 def _module_table(report: DiagnosisReport) -> Table:
@@ -127,7 +127,7 @@ def render_text(report: DiagnosisReport, *, color: bool = False, width: int = 12
     buf = io.StringIO()
     console = Console(file=buf, width=width, force_terminal=color, no_color=not color, color_system="standard"
                       if color else None, highlight=False, emoji=False, legacy_windows=False)
-    console.print(report_renderable(report))
+    console.print(report_renderable(report), soft_wrap=True)  # long lines stay whole (grep-able)
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
 
 
