@@ -119,7 +119,10 @@ def _inspect(args: argparse.Namespace) -> int:
     name, model = load_model(args.target)
     contracts = model_contracts(model)
     total = sum(1 for _ in model.modules())
-    _console().print(contracts_tree(f"{type(model).__name__} ({args.target})", contracts, total))
+    heading, tree = contracts_tree(f"{type(model).__name__} ({args.target})", contracts, total)
+    console = _console()
+    console.print(heading, soft_wrap=True)  # one line, whatever the terminal width
+    console.print(tree)
     if not contracts:
         print("no guarded modules: guard modules with modpact.guard(...) or @modpact.contract", file=sys.stderr)
     if args.json:

@@ -47,7 +47,7 @@ def render_junit(report: DiagnosisReport) -> str:
         cases = [("<model>", "monitored run")]
     failures = sum(1 for k in cases if k in groups and groups[k].first.kind != "contract-error")
     errors = sum(1 for k in cases if k in groups and groups[k].first.kind == "contract-error")
-    name = f"modpact.{report.model or 'model'}"
+    name = _clean(f"modpact.{report.model or 'model'}")
     suites = ET.Element("testsuites", name="modpact", tests=str(len(cases)), failures=str(failures),
                         errors=str(errors))
     suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(cases)), failures=str(failures),

@@ -135,9 +135,11 @@ def print_report(report: DiagnosisReport, console: Console | None = None) -> Non
     (console or Console(highlight=False, emoji=False)).print(report_renderable(report))
 
 
-def contracts_tree(title: str, contracts: list[ModuleContracts], modules_total: int) -> Tree:
-    """``modpact inspect``: each guarded module with its interface and conditions."""
-    tree = Tree(Text(f"{title}: {len(contracts)} guarded module(s) of {modules_total}", style="bold"))
+def contracts_tree(title: str, contracts: list[ModuleContracts], modules_total: int) -> tuple[Text, Tree]:
+    """``modpact inspect``: a heading line, then each guarded module with its
+    interface and conditions as a tree."""
+    heading = Text(f"{title}: {len(contracts)} guarded module(s) of {modules_total}", style="bold")
+    tree = Tree(Text(""), hide_root=True)
     for mc in contracts:
         node = tree.add(Text.assemble((mc.module, "bold cyan"), f" ({mc.type})"))
         if mc.interface is not None:
@@ -155,4 +157,4 @@ def contracts_tree(title: str, contracts: list[ModuleContracts], modules_total: 
                 node.add(line)
         for d in mc.defaults:
             node.add(Text(f"default {d}", style="dim"))
-    return tree
+    return heading, tree
