@@ -39,7 +39,7 @@ th,td{border:1px solid #d8dde4;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#eef1f5}td.num{text-align:right}
 tr.blamed td{background:#fde8e8;font-weight:600}tr.root td{background:#ffefe0}tr.consequence td{background:#fff6e0}
 tr.violated td.cname{color:#8a1c1c;font-weight:600}
-.flex{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}
+.flex{display:flex;flex-wrap:wrap;gap:14px;align-items:flex-start}.consequences{font-size:13px;min-width:260px}
 ul.tree{list-style:none;margin:4px 0;padding-left:18px;border-left:1px dashed #c3cad5}
 ul.tree li{margin:2px 0}.cnt{color:#a05a00}
 .graphbox{overflow:auto;background:#fff;border:1px solid #d8dde4;border-radius:8px;padding:6px}
@@ -84,15 +84,15 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     declared = f'<div class="dim">declared at <code>{_e(v.declared_at)}</code></div>' if v.declared_at else ""
     cons = ""
     if g.consequences:
-        cons = (f"<h3>Consequences ({len(g.consequences)})</h3>"
-                + _tree_html(consequence_tree(report, g.consequences)))
+        cons = (f'<div class="consequences"><b>Consequences ({len(g.consequences)})</b>'
+                + _tree_html(consequence_tree(report, g.consequences)) + "</div>")
     return (f'<section class="card root" data-module="{_e(v.where)}">'
             f"<h3>Root cause: <code>{_e(v.where)}</code>{' (' + _e(typ) + ')' if typ else ''}{times}</h3>"
             f"<div>{_e(v.kind)} <code>{_e(v.check)}</code> on <code>{_e(v.tensor)}</code> "
             f"(step {v.step}, {_e(v.phase)}{rank})</div>"
             f'<p class="blame">{_e(v.blame_sentence())}</p>{declared}'
-            f'<div class="flex"><table class="evidence"><tr><th colspan="2">evidence</th></tr>{rows}</table>'
-            f"{hist}</div>{cons}</section>")
+            f'<div class="flex"><div><table class="evidence"><tr><th colspan="2">evidence</th></tr>{rows}</table>'
+            f"{hist}</div>{cons}</div></section>")
 
 
 def _nodes_and_classes(report: DiagnosisReport, groups: list[RootGroup]) -> tuple[list[str], dict[str, str]]:

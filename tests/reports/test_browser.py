@@ -42,6 +42,7 @@ def open_report(browser, report, tmp_path: Path):
     page = tmp_path / "report.html"
     report.to_html(page)
     browser.get(page.as_uri())
+    browser.execute_async_script("requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")  # painted
     return browser
 
 
