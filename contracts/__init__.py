@@ -52,6 +52,9 @@ from .conditions import (
 )
 from .decorators import contract, ensures, get_contract, requires
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
+from .substitution import CompositionResult, SubstitutionResult, check_composition, check_substitutable
+from .testing import given
+from .validation import ValidationResult, validate
 
 modes = MODES
 
@@ -110,6 +113,14 @@ __all__ = [
     "EagerChecker",
     "current_checker",
     "use_checker",
+    # property-based validation (needs modpact[hypothesis] when called)
+    "validate",
+    "ValidationResult",
+    "check_substitutable",
+    "SubstitutionResult",
+    "check_composition",
+    "CompositionResult",
+    "given",
     # violations (defined in modpact.interfaces.errors)
     "ContractViolation",
     "PreconditionViolation",

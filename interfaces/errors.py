@@ -34,6 +34,7 @@ __all__ = [
     "Problem",
     "MonitorError",
     "LoadError",
+    "ValidationFailure",
 ]
 
 
@@ -221,3 +222,14 @@ class MonitorError(ModpactError, RuntimeError):
 class LoadError(ModpactError, LookupError):
     """A file, module or object named on the command line (``PATH[:OBJECT]``)
     could not be found or loaded."""
+
+
+class ValidationFailure(ContractViolation):
+    """Property-based validation (``validate``, ``check_substitutable``,
+    ``check_composition``) found a counterexample. The fields are those of the
+    violation it found; ``values`` also summarize the shrunk generated inputs,
+    ``evidence`` carries the seed and how to reproduce; ``violation`` is the
+    underlying ContractViolation (None for a disagreement), ``result`` the
+    run's figures."""
+
+    kind = "validation"

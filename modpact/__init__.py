@@ -9,16 +9,22 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``. Importing modpact does not import Hypothesis.
+``modpact.runtime``. Importing modpact does not import Hypothesis; ``modpact.strategies``,
+``validate`` and friends import it when called.
 """
 
 from modpact._version import __version__
 from modpact.contracts import (
+    CompositionResult,
     Condition,
     ContractWarning,
     Guard,
     agrees_with,
+    SubstitutionResult,
+    ValidationResult,
     batch_independent,
+    check_composition,
+    check_substitutable,
     clear_recorded,
     contract,
     disabled,
@@ -27,6 +33,7 @@ from modpact.contracts import (
     equivariant_under,
     finite,
     get_mode,
+    given,
     guard,
     guard_submodules,
     in_range,
@@ -43,6 +50,7 @@ from modpact.contracts import (
     shape_preserved,
     simplex,
     unguard,
+    validate,
 )
 from modpact.interfaces import (
     Bindings,
@@ -55,6 +63,7 @@ from modpact.interfaces import (
     check_compatible,
     describe,
     infer_interface,
+    strategies,
     summarize,
 )
 from modpact.interfaces.errors import (
@@ -68,6 +77,7 @@ from modpact.interfaces.errors import (
     PostconditionViolation,
     PreconditionViolation,
     SpecError,
+    ValidationFailure,
 )
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 
@@ -115,6 +125,15 @@ __all__ = [
     "recorded",
     "clear_recorded",
     "ContractWarning",
+    # property-based validation (needs modpact[hypothesis] when called)
+    "validate",
+    "ValidationResult",
+    "check_substitutable",
+    "SubstitutionResult",
+    "check_composition",
+    "CompositionResult",
+    "given",
+    "strategies",
     # runtime
     "Monitor",
     "MonitorViolation",
@@ -130,4 +149,5 @@ __all__ = [
     "InterfaceViolation",
     "ContractError",
     "MonitorError",
+    "ValidationFailure",
 ]
