@@ -52,8 +52,12 @@ def _parser() -> argparse.ArgumentParser:
 
     val = sub.add_parser("validate", help="validate the guarded modules of a model with generated inputs")
     val.add_argument("target", metavar="PATH[:OBJECT]", help="as for inspect")
-    val.add_argument("--json", metavar="OUT.json", help="write the result as JSON")
-    val.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML")
+    val.add_argument("--json", metavar="OUT.json", help="write the result as a diagnosis report (JSON)")
+    val.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML, one test case per contract")
+    val.add_argument("--html", metavar="OUT.html", help="write the HTML report")
+    val.add_argument("--max-examples", type=int, default=100, metavar="N",
+                     help="generated examples per module (default 100)")
+    val.add_argument("--seed", type=int, default=None, help="Hypothesis seed, to reproduce a run")
     return parser
 
 
@@ -134,15 +138,54 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from modpact._load import load_model
-    from modpact.interfaces.errors import ModpactError
+    from modpact.contracts.validation import validate
+    from modpact.interfaces.errors import SpecError, ValidationFailure
+    from modpact.runtime.contracts_info import guard_of, module_contracts
+    from modpact.runtime.validation_report import ValidationOutcome, validation_report
 
-    load_model(args.target)  # names a missing file or object first (exit 2)
-    try:
-        from modpact.contracts.validation import validate  # noqa: F401  (arrives with the validation issue)
-    except ImportError:
-        raise ModpactError("validation is not available yet in this modpact (modpact.contracts.validation "
-                           "is missing); `modpact inspect` shows the contracts that would be validated") from None
-    raise ModpactError("validation is not wired to the command line yet")  # pragma: no cover
+    name, model = load_model(args.target)
+    guarded = [(path or "<model>", mod, guard_of(mod)) for path, mod in model.named_modules()
+               if guard_of(mod) is not None]
+    if not guarded:
+        raise SpecError(f"{args.target}: {type(model).__name__} has no guarded modules, so there is nothing to "
+                        "validate; guard modules with modpact.guard(module, interface=...)")
+    console = _console()
+    outcomes = []
+    for path, mod, guard in guarded:
+        out = ValidationOutcome(module=path, contracts=module_contracts(path, mod, guard))
+        if guard.interface is None:
+            out.skipped = "no interface to generate inputs from"
+        else:
+            with console.status(f"validating {path} ({args.max_examples} examples)"):
+                try:
+                    out.result = validate(mod, max_examples=args.max_examples, seed=args.seed)
+                except ValidationFailure as e:
+                    out.failure = e
+                except SpecError as e:  # e.g. nothing can be generated from the interface
+                    out.skipped = str(e)
+        verdict = ("[green]passed[/]" if out.result is not None else "[red]FAILED[/]" if out.failure is not None
+                   else "[yellow]skipped[/]")
+        console.print(f"validate {_esc(path)}: {verdict}" + (f" ({_esc(out.skipped)})" if out.skipped else ""))
+        outcomes.append(out)
+    if all(o.skipped is not None for o in outcomes):
+        raise SpecError(f"{args.target}: none of the {len(outcomes)} guarded module(s) could be validated: "
+                        + "; ".join(f"{o.module}: {o.skipped}" for o in outcomes))
+    report = validation_report(type(model).__name__, outcomes)
+    console.print()
+    report.print(console)
+    if args.json:
+        _write(args.json, report.to_json() + "\n", "the report JSON")
+    if args.junit:
+        _write(args.junit, report.to_junit(), "the JUnit XML")
+    if args.html:
+        _write(args.html, report.to_html(), "the HTML report")
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _esc(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
 
 
 if __name__ == "__main__":  # pragma: no cover

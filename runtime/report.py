@@ -105,6 +105,7 @@ class ViolationRecord(BaseModel):
 
 class DiagnosisReport(BaseModel):
     format_version: int = REPORT_FORMAT_VERSION
+    source: str = "monitor"  # "monitor" (a monitored run) or "validation" (modpact validate)
     model: str = ""
     steps: int = 0
     calls: int = 0
@@ -169,6 +170,9 @@ class DiagnosisReport(BaseModel):
             return None
         if root.kind == "contract-error":
             return f"fix the contract {root.check} (declared at {root.declared_at or 'unknown'})"
+        if root.blame.startswith("the generated inputs"):
+            return (f"a generated input that {root.where}'s interface and preconditions allow broke it: fix "
+                    f"{root.where}, or state the restriction in its interface or requires")
         if root.blame == "the input data" or root.blame.startswith("the caller"):
             return f"check the data fed to {root.where}"
         return f"replace or retrain {root.blame} against its interface and contracts"
@@ -237,6 +241,9 @@ class DiagnosisReport(BaseModel):
     # -- text -----------------------------------------------------------------
     def headline(self) -> str:
         if self.ok:
+            if self.source == "validation":
+                return (f"OK: validation found no counterexample in {len(self.modules_monitored)} module(s), "
+                        f"{self.checks} generated example(s)")
             return f"OK: no contract violations in {self.steps} step(s), {self.calls} call(s), {self.checks} checks"
         root = self.root_cause
         assert root is not None
@@ -248,6 +255,9 @@ class DiagnosisReport(BaseModel):
             extra = f" (the same root cause in {len(self.roots)} calls)"
         else:
             extra = ""
+        if self.source == "validation":
+            return (f"FAILED: validation found {len(self.violations)} counterexample(s) in "
+                    f"{len(self.modules_monitored)} module(s); first: {root.kind} {root.check} at {root.where}")
         return (
             f"FAILED: {len(self.violations)} violation(s); root cause: {root.kind} {root.check} "
             f"at {root.where} in step {root.step}{extra}"

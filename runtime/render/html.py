@@ -80,16 +80,20 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     times = f' <span class="cnt">x{g.count} in steps {_e(g.step_range)}</span>' if g.count > 1 else ""
     rank = f", rank {v.rank}" if v.rank is not None else ""
     rows = "".join(f"<tr><th>{_e(k)}</th><td class=\"mono\">{_e(x)}</td></tr>" for k, x in evidence_lines(v))
-    hist = histogram_svg(v.histogram, f"{v.where}: {v.tensor}") if v.histogram is not None else ""
+    validation = report.source == "validation"
+    shown = v.tensor or ("the first generated input" if validation else "value")
+    hist = histogram_svg(v.histogram, f"{v.where}: {shown}") if v.histogram is not None else ""
+    where = "validation" if validation else f"step {v.step}, {_e(v.phase)}{rank}"
+    on = f" on <code>{_e(v.tensor)}</code>" if v.tensor else ""
     declared = f'<div class="dim">declared at <code>{_e(v.declared_at)}</code></div>' if v.declared_at else ""
     cons = ""
     if g.consequences:
         cons = (f'<div class="consequences"><b>Consequences ({len(g.consequences)})</b>'
                 + _tree_html(consequence_tree(report, g.consequences)) + "</div>")
     return (f'<section class="card root" data-module="{_e(v.where)}">'
-            f"<h3>Root cause: <code>{_e(v.where)}</code>{' (' + _e(typ) + ')' if typ else ''}{times}</h3>"
-            f"<div>{_e(v.kind)} <code>{_e(v.check)}</code> on <code>{_e(v.tensor)}</code> "
-            f"(step {v.step}, {_e(v.phase)}{rank})</div>"
+            f"<h3>{'Counterexample' if validation else 'Root cause'}: <code>{_e(v.where)}</code>"
+            f"{' (' + _e(typ) + ')' if typ else ''}{times}</h3>"
+            f"<div>{_e(v.kind)} <code>{_e(v.check)}</code>{on} ({where})</div>"
             f'<p class="blame">{_e(v.blame_sentence())}</p>{declared}'
             f'<div class="flex"><div><table class="evidence"><tr><th colspan="2">evidence</th></tr>{rows}</table>'
             f"{hist}</div>{cons}</div></section>")
@@ -237,14 +241,19 @@ def render_html(report: DiagnosisReport) -> str:
 
     groups = root_groups(report)
     verdict_cls = "ok" if report.ok else "failed"
-    summary = [("model", report.model or "?"), ("steps", report.steps), ("calls", report.calls),
-               ("checks", report.checks), ("modules monitored", len(report.modules_monitored)),
-               ("violations", len(report.violations)), ("root causes", len(groups))]
+    if report.source == "validation":
+        summary = [("model", report.model or "?"), ("modules validated", len(report.modules_monitored)),
+                   ("generated examples passed", report.checks), ("forwards", report.calls),
+                   ("counterexamples", len(report.violations))]
+    else:
+        summary = [("model", report.model or "?"), ("steps", report.steps), ("calls", report.calls),
+                   ("checks", report.checks), ("modules monitored", len(report.modules_monitored)),
+                   ("violations", len(report.violations)), ("root causes", len(groups))]
     body = [f'<h1>modpact diagnosis report: {_e(report.model or "model")}</h1>',
             f'<div id="verdict" class="verdict {verdict_cls}">{_e(report.headline())}</div>',
             '<div class="summary">' + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in summary) + "</div>"]
     if groups:
-        body.append("<h2>Root cause</h2>")
+        body.append("<h2>Counterexamples</h2>" if report.source == "validation" else "<h2>Root cause</h2>")
         body += [_root_card(report, g) for g in groups[:MAX_ROOT_GROUPS]]
         if len(groups) > MAX_ROOT_GROUPS:
             body.append(f'<p class="dim">+{len(groups) - MAX_ROOT_GROUPS} more root causes; see the table below.</p>')

@@ -43,9 +43,11 @@ def _tree_children(tree: Tree, node: TreeNode) -> None:
 def _root_tree(report: DiagnosisReport, g: RootGroup) -> Group:
     v = g.first
     typ = report.module_types.get(v.where)
-    head = Text("root cause: ", style="bold red")
+    validation = report.source == "validation"
+    head = Text("counterexample: " if validation else "root cause: ", style="bold red")
     head.append(v.where, style="bold")
-    head.append(f": {v.kind} {v.check} on {v.tensor} ({typ + ', ' if typ else ''}step {v.step}, {v.phase}")
+    head.append(f": {v.kind} {v.check}" + (f" on {v.tensor}" if v.tensor else ""))
+    head.append(f" ({typ + ', ' if typ else ''}" + ("validation" if validation else f"step {v.step}, {v.phase}"))
     if v.rank is not None:
         head.append(f", rank {v.rank}")
     head.append(")")
@@ -95,8 +97,12 @@ def report_renderable(report: DiagnosisReport) -> Group:
     parts: list[Any] = []
     parts.append(Text(report.headline(), style="bold green" if report.ok else "bold red"))
     n_contracts = sum(len(mc.names()) for mc in report.contracts)
-    summary = (f"model {report.model or '?'}: {report.steps} step(s), {report.calls} call(s), "
-               f"{report.checks} checks, {len(report.modules_monitored)} module(s) monitored")
+    if report.source == "validation":
+        summary = (f"model {report.model or '?'}: {len(report.modules_monitored)} module(s) validated, "
+                   f"{report.checks} generated example(s) passed, {report.calls} forward(s)")
+    else:
+        summary = (f"model {report.model or '?'}: {report.steps} step(s), {report.calls} call(s), "
+                   f"{report.checks} checks, {len(report.modules_monitored)} module(s) monitored")
     if n_contracts:
         summary += f", {n_contracts} contract(s)"
     parts.append(Text(summary, style="dim"))

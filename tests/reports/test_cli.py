@@ -112,12 +112,6 @@ def test_inspect_a_module_path_and_the_default_object(model_file, capsys):
     assert "2 guarded module(s)" in capsys.readouterr().out
 
 
-def test_validate_command_loads_the_target_and_says_validation_is_missing(model_file):
-    out = run_cli("validate", f"{model_file}:build_model")
-    assert out.returncode == 2
-    assert "modpact validate: error: validation is not available yet" in out.stderr
-
-
 def test_usage_errors_exit_2():
     out = run_cli("report")
     assert out.returncode == 2 and "error: the following arguments are required: FILE.json" in out.stderr
