@@ -568,8 +568,9 @@ class Monitor:
         self._step += 1
         self._call = -1
         self._producers.clear()
+        old = self._step - 3  # the step whose calls leave the window now: keep their edges for the graph
         for key, edges in self.flow.edges.items():
-            if key[0] < self._step - 2:
+            if key[0] == old:
                 self._graph_edges.update(edges)
         self.flow.forget_before(self._step - 2, keep=self._violated_calls)
         for key in [k for k in self._inputs if k[0] < self._step - 2]:
