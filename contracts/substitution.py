@@ -19,12 +19,12 @@ from typing import Any, Iterable, Mapping
 import torch
 
 from modpact.interfaces.errors import CompatibilityError, SpecError, ValidationFailure
-from modpact.interfaces.strategies import MAX_SIDE, require_hypothesis
+from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
 from ._target import REJECTED, Target
 from .testing import default_examples
-from .validation import _failure, _Found, run_hypothesis
+from .validation import _failure, _Found, call_or_found, run_hypothesis
 
 __all__ = ["check_substitutable", "SubstitutionResult", "check_composition", "CompositionResult"]
 
@@ -229,7 +229,7 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
             raise _Found("replacement preconditions", None, inputs, blame=repl.name,
                          blame_reason="its preconditions are stronger than the original's",
                          note=f"{repl.name}'s preconditions reject an input {orig.name} accepts")
-        a, b = orig.call(inputs), repl.call(inputs)
+        a, b = orig.call(inputs), call_or_found(repl, inputs)
         bad = next(((n, v) for n, v in checker.post(renv, b) if v is not None), None)
         if bad is not None:
             raise _Found(bad[0], bad[1], inputs)
@@ -238,7 +238,8 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
             raise _Found("agreement", None, inputs, note=_ev_text(ev), blame=repl.name,
                          blame_reason=f"it disagrees with {orig.name}")
 
-    strategy = st.composite(lambda draw: _draw_inputs(draw, iface, device, max_side))()
+    plan = InputsPlan(iface.inputs, None, device, max_side)
+    strategy = st.composite(lambda draw: plan.draw(draw))()
     try:
         res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_substitutable")
     except _Found as found:
@@ -300,19 +301,6 @@ def _on_data(orig: Target, repl: Target, data: Any, mode: str, tol: float | None
     if labelled:
         ag.accuracy_original, ag.accuracy_replacement = correct_a / labelled, correct_b / labelled
     return ag
-
-
-def _draw_inputs(draw, iface, device, max_side):
-    from modpact.interfaces.strategies import InputsPlan
-
-    key = (id(iface), str(device), max_side)
-    plan = _PLANS.get(key)
-    if plan is None or plan[0] is not iface:
-        plan = _PLANS[key] = (iface, InputsPlan(iface.inputs, None, device, max_side))
-    return plan[1].draw(draw)
-
-
-_PLANS: dict[Any, Any] = {}
 
 
 def _guard_of(fn: Any) -> Any:
@@ -386,7 +374,7 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
 
             res.rejected += 1
             reject()
-        out = prod.call(inputs)
+        out = call_or_found(prod, inputs)
         bad = next(((n, v) for n, v in prod.post(env, out) if v is not None), None)
         if bad is not None:
             raise _Found(bad[0], bad[1], inputs, note=f"{prod.name} breaks its own contract")
@@ -402,7 +390,8 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
                          note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions")
         res.examples += 1
 
-    strategy = st.composite(lambda draw: _draw_inputs(draw, prod.interface, device, max_side))()
+    plan = InputsPlan(prod.interface.inputs, None, device, max_side)
+    strategy = st.composite(lambda draw: plan.draw(draw))()
     try:
         res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_composition")
     except _Found as found:

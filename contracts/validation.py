@@ -102,6 +102,7 @@ class _Found(Exception):
         super().__init__(f"{check} failed")
         self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
         self.blame, self.blame_reason = blame, blame_reason
+        self.headline: str | None = None
 
 
 def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: int, seed: int | None,
@@ -166,6 +167,17 @@ def _split(result: Any, sizes: list[int]) -> list[Any] | None:
     return None
 
 
+def call_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
+    """Run the target; an exception on inputs that met its preconditions is its failure."""
+    try:
+        return target.call(inputs)
+    except Exception as e:
+        found = _Found("raises no exception", None, inputs, blame=target.name,
+                       blame_reason="its inputs and preconditions held")
+        found.headline = f"{target.name} raised {type(e).__name__}: {e}"
+        raise found from e
+
+
 class _Runner:
     """Evaluates groups of generated examples against a Target and counts."""
 
@@ -174,7 +186,7 @@ class _Runner:
 
     def single(self, inputs: dict[str, torch.Tensor], env: dict[str, Any]) -> None:
         self.result.forwards += 1
-        self._check(inputs, env, self.target.call(inputs))
+        self._check(inputs, env, call_or_found(self.target, inputs))
 
     def _check(self, inputs, env, out, in_batch: bool = False) -> bool:
         checks = self.target.post(env, out)
@@ -206,9 +218,12 @@ class _Runner:
             return
         examples = [i for i, _ in accepted]
         self.result.forwards += 1
-        out = self.target.call(_cat(examples))
-        parts = _split(out, [next(iter(e.values())).shape[0] for e in examples])
-        if parts is None:  # the output is not cut along the batch dim: check one by one
+        try:
+            out = self.target.call(_cat(examples))
+        except Exception:  # find the input that makes it raise, alone
+            out = None
+        parts = None if out is None else _split(out, [next(iter(e.values())).shape[0] for e in examples])
+        if parts is None:  # raised, or the output is not cut along the batch dim: check one by one
             for inputs, env in accepted:
                 self.single(inputs, env)
             return
@@ -219,7 +234,7 @@ class _Runner:
     def _confirm_alone(self, inputs, accepted, part) -> None:
         env = self.target.pre(inputs)
         self.result.forwards += 1
-        checks = self.target.post(env, self.target.call(inputs))
+        checks = self.target.post(env, call_or_found(self.target, inputs))
         bad = next(((name, v) for name, v in checks if v is not None), None)
         if bad is not None:  # fails alone too: report the exact violation
             raise _Found(bad[0], bad[1], inputs)
@@ -269,7 +284,11 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
             return [plan.draw(draw, bound)]
         lo, hi = plan.dims.bounds[bdim]
         k = draw(st.integers(1, group), label="examples in this forward")
-        return [plan.draw(draw, {**bound, bdim: draw(st.integers(lo, hi), label=bdim)}) for _ in range(k)]
+        sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
+        # one draw per input for the whole group (cheaper than k draws), cut into examples
+        whole = plan.draw(draw, {**bound, bdim: sum(sizes)})
+        starts = [sum(sizes[:i]) for i in range(k)]
+        return [{n: t.narrow(0, a, b) for n, t in whole.items()} for a, b in zip(starts, sizes)]
 
     runner = _Runner(target, res)
     start = time.perf_counter()
@@ -293,7 +312,8 @@ def _failure(call: str, found: _Found, iface_name: str, result: Any = None,
     evidence["seed"] = f"{found.seed} (pass seed={found.seed} to reproduce)"
     if getattr(found, "reproduce", None):
         evidence["reproduce"] = found.reproduce
-    head = headline or (f"{call}: {v.headline}" if v is not None else f"{call}: {found.check} failed")
+    head = headline or (f"{call}: {v.headline}" if v is not None else
+                        f"{call}: {found.headline}" if found.headline else f"{call}: {found.check} failed")
     err = ValidationFailure(
         head + " (on a generated example, shrunk)",
         module=getattr(v, "module", None), blame=getattr(v, "blame", found.blame),

@@ -99,7 +99,11 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
             elif d.kind == "expr":
                 for n in expr_names(d.name):
                     plan.bounds.setdefault(n, (min_side, max_side))
+    known = list(plan.bounds) + plan.variadic
     for name, value in (given or {}).items():
+        if name not in known:
+            raise SpecError(f"dims={{{name!r}: {value!r}}}: no dim {name!r} in the shapes "
+                            f"(dims: {', '.join(known) or 'none'})")
         if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
             lo, hi = value
         elif isinstance(value, int) and not isinstance(value, bool):

@@ -200,3 +200,36 @@ def test_multi_input_dims_are_shared():
             return a + b
 
     assert mp.validate(Add(), iface, max_examples=20, seed=0).examples >= 20
+
+
+@pytest.mark.cuda
+def test_validation_on_cuda_generates_on_the_device():
+    iface = mp.Interface("act", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10),
+                                                          device="cuda")},
+                         outputs={"y": mp.TensorSpec("batch 4", finite=True, device="cuda")})
+    res = mp.validate(Tanh(), iface, max_examples=20, seed=0, device="cuda")
+    assert res.examples >= 20
+    with pytest.raises(mp.ValidationFailure, match="finite expected finite values"):
+        mp.validate(NanAbove(), iface, max_examples=100, seed=0, device="cuda")
+
+
+def test_a_module_that_raises_on_valid_inputs_is_blamed():
+    class RaisesOnBigBatches(nn.Module):
+        def forward(self, x):
+            if x.shape[0] > 2:
+                raise RuntimeError("index out of range in self")
+            return torch.tanh(x)
+
+    with pytest.raises(mp.ValidationFailure) as e:
+        mp.validate(RaisesOnBigBatches(), ACT, max_examples=100, seed=0)
+    msg = str(e.value)
+    assert msg.startswith("validate(RaisesOnBigBatches): RaisesOnBigBatches raised RuntimeError: index out of range "
+                          "in self (on a generated example, shrunk)")
+    assert "condition: raises no exception" in msg
+    assert "blaming RaisesOnBigBatches (its inputs and preconditions held)" in msg
+    assert e.value.inputs["x"].shape[0] == 3
+
+
+def test_dims_naming_an_unknown_dim_is_rejected():
+    with pytest.raises(mp.SpecError, match=r"dims=\{'btach': 4\}: no dim 'btach' in the shapes \(dims: batch\)"):
+        mp.validate(Tanh(), ACT, dims={"btach": 4})
