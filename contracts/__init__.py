@@ -52,7 +52,8 @@ from .conditions import (
 )
 from .decorators import contract, ensures, get_contract, requires
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
-from .substitution import CompositionResult, SubstitutionResult, check_composition, check_substitutable
+from .composition import CompositionResult, check_composition
+from .substitution import SubstitutionResult, check_substitutable
 from .testing import given
 from .validation import ValidationResult, validate
 

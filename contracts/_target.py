@@ -14,8 +14,13 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import ContractError, ContractViolation, InterfaceViolation, PreconditionViolation
-from modpact.interfaces.errors import SpecError
+from modpact.interfaces.errors import (
+    ContractError,
+    ContractViolation,
+    InterfaceViolation,
+    PreconditionViolation,
+    SpecError,
+)
 
 from ._binding import Binder
 from ._modes import disabled
@@ -26,7 +31,7 @@ from .condition import BINDER, CALL
 from .decorators import get_contract
 from .guard import Guard, _conditions, get_guard
 
-__all__ = ["Target", "REJECTED"]
+__all__ = ["Target", "REJECTED"]  # internal: used by validation.py and substitution.py
 
 REJECTED = "rejected"
 _EAGER = EagerChecker()
@@ -101,7 +106,8 @@ class Target:
             return self.fn(**self.kwargs(inputs))
 
     def pre(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any] | str:
-        """The call's env when the preconditions hold; REJECTED when they do not."""
+        """The call's env when the preconditions hold; REJECTED when they do not.
+        A precondition that cannot be evaluated raises its ContractError."""
         g = self.guard
         env = g.binder.bind((), self.kwargs(inputs))
         if g.needs_call:

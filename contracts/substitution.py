@@ -1,14 +1,8 @@
-"""Differential checks between modules: substitution and composition.
-
-``check_substitutable(original, replacement)``: the replacement's interface
+"""``check_substitutable(original, replacement)``: the replacement's interface
 must be a subtype of the original's (``Interface.is_substitutable_for``), its
 outputs must satisfy the original's output interface, and it must agree with
 the original, elementwise within ``tolerance`` or by top-1 agreement rate
 (classifiers), on generated inputs and on a given dataset.
-
-``check_composition(producer, consumer)``: generated producer inputs ->
-producer -> the consumer's input interface and preconditions; catches a
-producer that keeps its own contract but breaks its consumer's.
 """
 
 from __future__ import annotations
@@ -24,9 +18,9 @@ from modpact.interfaces.summary import summarize
 
 from ._target import REJECTED, Target
 from .testing import default_examples
-from .validation import _failure, _Found, call_or_found, run_hypothesis
+from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
 
-__all__ = ["check_substitutable", "SubstitutionResult", "check_composition", "CompositionResult"]
+__all__ = ["check_substitutable", "SubstitutionResult", "Agreement"]
 
 
 @dataclass
@@ -51,9 +45,16 @@ class Agreement:
     def elementwise_agreement(self) -> float | None:
         return self.agreeing_elements / self.elements if self.elements else None
 
-    def worst_classes(self, n: int = 3) -> list[str]:
+    def worst_classes(self, n: int = 3, labels: Any = None) -> list[str]:
+        """The ``n`` classes (of the original's predictions) with the lowest agreement;
+        ``labels`` (a LabelSpace) adds each class's label when it differs from the index."""
         rates = sorted((a / r, c, a, r) for c, (a, r) in self.per_class.items() if r and a < r)
-        return [f"class {c}: {a}/{r} rows agree" for _, c, a, r in rates[:n]]
+        out = []
+        for _, c, a, r in rates[:n]:
+            name = labels.labels[c] if labels is not None and c < len(labels) else None
+            shown = f"class {c}" + (f" ({name!r})" if name is not None and name != str(c) else "")
+            out.append(f"{shown}: {a}/{r} rows agree")
+        return out
 
 
 @dataclass
@@ -169,8 +170,8 @@ def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tens
         yield one(item)
 
 
-def check_substitutable(original: Any, replacement: Any, interface: Any = None, tolerance: float | None = None, *,
-                        top1: float | None = None, data: Any = None, max_examples: int | None = None,
+def check_substitutable(original: Any, replacement: Any, interface: Any = None, tolerance: float | None = None,
+                        data: Any = None, max_examples: int | None = None, *, top1: float | None = None,
                         seed: int | None = None, device: Any = None, replacement_interface: Any = None,
                         raise_on_failure: bool = True, max_side: int = MAX_SIDE) -> SubstitutionResult:
     """Can ``replacement`` stand in for ``original``?
@@ -215,16 +216,17 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
                                  f"{orig.name}'s {iface.name!r}", compat.reasons)
     res = SubstitutionResult(orig.name, repl.name, mode, tol, top1, compatibility=compat)
     ldim = _label_dim(iface)
+    labels = next(iter(iface.outputs.values())).labels if iface.outputs else None
     # the replacement's outputs are checked against the original's output interface
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 
     def body(inputs):
-        env = orig.pre(inputs)
+        env = pre_or_found(orig, inputs)
         if env is REJECTED:
             from hypothesis import reject
 
             reject()
-        renv = checker.pre(inputs)
+        renv = pre_or_found(checker, inputs)
         if renv is REJECTED:
             raise _Found("replacement preconditions", None, inputs, blame=repl.name,
                          blame_reason="its preconditions are stronger than the original's",
@@ -257,11 +259,11 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
         res.failure = err  # type: ignore[attr-defined]
         return res
     if mode == "top1" and res.generated.rows and res.generated.top1_agreement < top1:
-        res.failures.append(_top1_failure("generated inputs", res.generated, top1))
+        res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
     if data is not None:
         res.data = _on_data(orig, repl, data, mode, tol, ldim)
         if mode == "top1" and res.data.rows and res.data.top1_agreement < top1:
-            res.failures.append(_top1_failure("data", res.data, top1))
+            res.failures.append(_top1_failure("data", res.data, top1, labels))
         elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
             res.failures.append(f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
                                 f"output elements differ beyond tolerance {tol} (max |diff| "
@@ -281,8 +283,8 @@ def _ev_text(ev: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in ev.items())
 
 
-def _top1_failure(where: str, ag: Agreement, top1: float) -> str:
-    worst = ag.worst_classes()
+def _top1_failure(where: str, ag: Agreement, top1: float, labels: Any = None) -> str:
+    worst = ag.worst_classes(labels=labels)
     return (f"on {where}: top-1 agreement {ag.top1_agreement:.4f} < required {top1} "
             f"({ag.rows - ag.agreeing_rows} of {ag.rows} rows disagree"
             + (f"; worst: {'; '.join(worst)}" if worst else "") + ")")
@@ -312,98 +314,3 @@ def _guard_of(fn: Any) -> Any:
 def _name(fn: Any) -> str:
     g = _guard_of(fn)
     return getattr(g, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
-
-
-# ---- composition ---------------------------------------------------------------------------
-
-@dataclass
-class CompositionResult:
-    """Figures of ``check_composition``: generated producer inputs, how many
-    outputs the consumer accepted, and the static compatibility check."""
-
-    producer: str
-    consumer: str
-    examples: int = 0
-    rejected: int = 0
-    compatibility: Any = None
-    seed: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return True
-
-    def __str__(self) -> str:
-        return (f"{self.producer} -> {self.consumer}: {self.examples} generated producer inputs, every output met "
-                f"the consumer's preconditions (seed={self.seed})")
-
-
-def _consumer_inputs(prod: Target, cons: Target, result: Any) -> dict[str, Any]:
-    named = prod.guard.named_outputs(result) or {"result": result}
-    want = list(cons.interface.inputs)
-    if set(want) <= set(named):
-        return {k: named[k] for k in want}
-    vals = list(named.values())
-    if len(vals) == len(want):
-        return dict(zip(want, vals))
-    return {want[0]: result} if len(want) == 1 else dict(zip(want, vals))
-
-
-def check_composition(producer: Any, consumer: Any, *, producer_interface: Any = None, consumer_interface: Any = None,
-                      max_examples: int | None = None, seed: int | None = None, device: Any = None,
-                      max_side: int = MAX_SIDE) -> CompositionResult:
-    """Generated producer inputs -> producer -> the consumer's input interface and
-    preconditions. A producer output that breaks its own contract is reported
-    against the producer; one that keeps it but breaks the consumer's
-    preconditions is reported against the wiring (naming both, with the static
-    ``check_compatible`` reasons). Raises :class:`ValidationFailure`."""
-    __tracebackhide__ = True
-    require_hypothesis("modpact.check_composition")
-    from hypothesis import strategies as st
-
-    max_examples = default_examples() if max_examples is None else max_examples
-    from modpact.interfaces.compat import check_compatible
-
-    prod = Target(producer, producer_interface, what="check_composition")
-    cons = Target(consumer, consumer_interface, what="check_composition")
-    res = CompositionResult(prod.name, cons.name, compatibility=check_compatible(prod.interface, cons.interface))
-
-    def body(inputs):
-        env = prod.pre(inputs)
-        if env is REJECTED:
-            from hypothesis import reject
-
-            res.rejected += 1
-            reject()
-        out = call_or_found(prod, inputs)
-        bad = next(((n, v) for n, v in prod.post(env, out) if v is not None), None)
-        if bad is not None:
-            raise _Found(bad[0], bad[1], inputs, note=f"{prod.name} breaks its own contract")
-        feed = _consumer_inputs(prod, cons, out)
-        cenv = cons.guard.binder.bind((), cons.kwargs(feed))
-        from .checking import EagerChecker
-        from modpact.interfaces.errors import ContractViolation
-
-        try:
-            EagerChecker().check_pre(cons.guard, cenv)
-        except ContractViolation as v:
-            raise _Found("consumer precondition", v, inputs,
-                         note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions")
-        res.examples += 1
-
-    plan = InputsPlan(prod.interface.inputs, None, device, max_side)
-    strategy = st.composite(lambda draw: plan.draw(draw))()
-    try:
-        res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_composition")
-    except _Found as found:
-        if found.check == "consumer precondition":
-            head = f"check_composition: {prod.name} -> {cons.name}: the producer's output breaks the consumer's input"
-            err = _failure("check_composition", found, prod.interface.name, res, headline=head)
-            err.blame = f"the wiring {prod.name} -> {cons.name}"
-            err.blame_reason = "the producer kept its own contract"
-            if not res.compatibility.ok:
-                err.evidence["static check"] = "; ".join(res.compatibility.reasons)
-            err.args = (err.render(),)
-        else:
-            err = _failure("check_composition", found, prod.interface.name, res)
-        raise err from None
-    return res

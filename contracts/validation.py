@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from modpact.interfaces.errors import ContractViolation, SpecError, ValidationFailure
+from modpact.interfaces.errors import ContractError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -106,7 +106,7 @@ class _Found(Exception):
 
 
 def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: int, seed: int | None,
-                   what: str) -> int:
+                   what: str, reproduce: str | None = None) -> int:
     """Run ``body(example)`` on ``max_examples`` draws of ``strategy``. Returns the seed; a
     :class:`_Found` raised by ``body`` comes back shrunk, with ``reproduce`` set."""
     require_hypothesis(what)
@@ -126,6 +126,8 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.large_base_example])(test)
     test = hseed(seed)(test)
+    if reproduce is not None:
+        test = _reproducing(test, reproduce, what)
     try:
         test()
     except _Found as found:
@@ -136,11 +138,27 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
         found.seed = seed  # type: ignore[attr-defined]
         raise
     except (Unsatisfiable, FailedHealthCheck) as e:
+        if isinstance(e, FailedHealthCheck) and "filter" not in str(e):
+            raise
         raise SpecError(f"{what}: the preconditions rejected (nearly) every generated input, so nothing was "
                         f"validated; loosen the requires(...) conditions or tighten the interface's inputs "
                         f"so that generated inputs satisfy them ({type(e).__name__}: {str(e).splitlines()[0]})") \
             from None
     return seed
+
+
+def _reproducing(test: Any, reproduce: str, what: str) -> Any:
+    """Apply ``@reproduce_failure(version, blob)`` given as the text a failure printed."""
+    import ast
+
+    from hypothesis import reproduce_failure
+
+    m = re.fullmatch(r"\s*@?reproduce_failure\(\s*('[^']*'|\"[^\"]*\")\s*,\s*(b'[^']*'|b\"[^\"]*\")\s*\)\s*",
+                     reproduce if isinstance(reproduce, str) else "")
+    if not m:
+        raise SpecError(f"{what}(reproduce={reproduce!r}): expected the text a failure printed, "
+                        "e.g. \"@reproduce_failure('6.170.15', b'AXic...')\"")
+    return reproduce_failure(ast.literal_eval(m.group(1)), ast.literal_eval(m.group(2)))(test)
 
 
 def _cat(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -178,6 +196,14 @@ def call_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
         raise found from e
 
 
+def pre_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
+    """The target's env (or REJECTED); a precondition that cannot be evaluated is a failure."""
+    try:
+        return target.pre(inputs)
+    except ContractError as e:
+        raise _Found(e.contract or "precondition", e, inputs) from None
+
+
 class _Runner:
     """Evaluates groups of generated examples against a Target and counts."""
 
@@ -204,7 +230,7 @@ class _Runner:
         self.result.test_cases += 1
         accepted = []
         for inputs in group:
-            env = self.target.pre(inputs)
+            env = pre_or_found(self.target, inputs)
             if env is REJECTED:
                 self.result.rejected += 1
             else:
@@ -247,7 +273,8 @@ class _Runner:
 
 def validate(module: Any, interface: Any = None, contracts: Any = None, max_examples: int | None = None,
              seed: int | None = None, device: Any = None, *, batch: bool | None = None, group: int = DEFAULT_GROUP,
-             dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE) -> ValidationResult:
+             dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE,
+             reproduce: str | None = None) -> ValidationResult:
     """Validate ``module`` against its interface and postconditions on generated inputs.
 
     ``interface`` and the conditions default to the module's guard (``mp.guard``
@@ -258,6 +285,8 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
     dim) each evaluates up to ``group`` generated inputs in one forward.
     Returns a :class:`ValidationResult`; raises :class:`ValidationFailure` with
     the shrunk counterexample, or ``SpecError`` when nothing can be generated.
+    ``reproduce``: the ``@reproduce_failure(...)`` text of a failure, to replay
+    exactly that counterexample (same modpact and Hypothesis versions, same arguments).
     """
     __tracebackhide__ = True
     require_hypothesis("modpact.validate")
@@ -293,7 +322,8 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
     runner = _Runner(target, res)
     start = time.perf_counter()
     try:
-        res.seed = run_hypothesis(runner.group, groups(), max_examples=max_examples, seed=seed, what="validate")
+        res.seed = run_hypothesis(runner.group, groups(), max_examples=max_examples, seed=seed, what="validate",
+                                  reproduce=reproduce)
     except _Found as found:
         raise _failure(f"validate({target.name})", found, iface.name) from None
     res.seconds = time.perf_counter() - start

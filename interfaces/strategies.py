@@ -282,8 +282,6 @@ def concrete_shape(draw, plan: TensorPlan, dims: Mapping[str, Any], max_side: in
 
     spec = plan.spec
     out: list[int] = []
-    label_pos = None
-    before, var, after = spec.shape.split()
     for d in spec.shape:
         if d.variadic:
             if d.kind == "named":

@@ -4,8 +4,6 @@ MODPACT_PROFILE; and the documented pytest example in docs/validation.md runs.""
 import re
 from pathlib import Path
 
-import pytest
-
 pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -165,3 +165,12 @@ def test_a_producer_breaking_its_own_contract_is_blamed():
         mp.check_composition(mp.guard(Inf(), interface=ENC, name="enc"), head, max_examples=20, seed=0)
     assert "note: enc breaks its own contract" in str(e.value)
     assert "blaming enc (its inputs and preconditions held)" in str(e.value)
+
+
+def test_worst_classes_name_their_labels():
+    from modpact.contracts.substitution import Agreement
+
+    ag = Agreement(per_class={0: (1, 4), 1: (4, 4), 2: (0, 2)})
+    pets = mp.LabelSpace("pets", ["cat", "dog", "2"])
+    assert ag.worst_classes(labels=pets) == ["class 2: 0/2 rows agree", "class 0 ('cat'): 1/4 rows agree"]
+    assert ag.worst_classes(n=1) == ["class 2: 0/2 rows agree"]

@@ -233,3 +233,22 @@ def test_a_module_that_raises_on_valid_inputs_is_blamed():
 def test_dims_naming_an_unknown_dim_is_rejected():
     with pytest.raises(mp.SpecError, match=r"dims=\{'btach': 4\}: no dim 'btach' in the shapes \(dims: batch\)"):
         mp.validate(Tanh(), ACT, dims={"btach": 4})
+
+
+def test_a_precondition_that_cannot_be_evaluated_is_reported():
+    with pytest.raises(mp.ValidationFailure) as e:
+        mp.validate(Tanh(), ACT, contracts={"requires": [lambda x: x.sum()]}, max_examples=5, seed=0)
+    assert "precondition could not be evaluated" in str(e.value)
+    assert "blaming the contract (not the module or its caller)" in str(e.value)
+
+
+def test_the_printed_reproduce_failure_replays_the_counterexample():
+    with pytest.raises(mp.ValidationFailure) as first:
+        mp.validate(NanAbove(), ACT, max_examples=100)  # random seed
+    blob = first.value.evidence["reproduce"]
+    assert blob.startswith("@reproduce_failure(")
+    with pytest.raises(mp.ValidationFailure) as again:
+        mp.validate(NanAbove(), ACT, max_examples=100, reproduce=blob)
+    assert torch.equal(first.value.inputs["x"], again.value.inputs["x"])
+    with pytest.raises(mp.SpecError, match="validate\\(reproduce='abc'\\): expected the text a failure printed"):
+        mp.validate(NanAbove(), ACT, reproduce="abc")
