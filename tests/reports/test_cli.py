@@ -167,3 +167,27 @@ def test_bad_targets(command, name, target, message, model_file, capsys):
     fill = {"dir": model_file.parent, "file": model_file}
     assert main([command, target.format(**fill)]) == 2
     assert capsys.readouterr().err == f"modpact {command}: error: {message.format(**fill)}\n"
+
+
+def test_inspect_finds_contract_decorated_classes(tmp_path, capsys):
+    path = tmp_path / "deco.py"
+    path.write_text(textwrap.dedent('''
+        from torch import nn
+        import modpact as mp
+
+        @mp.contract(interface=mp.Interface("blk", inputs={"x": mp.TensorSpec("b 4")},
+                                            outputs={"y": mp.TensorSpec("b 4", finite=True)}))
+        class Block(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.lin = nn.Linear(4, 4)
+
+            def forward(self, x):
+                return self.lin(x)
+
+        model = nn.Sequential(Block(), nn.ReLU(), Block())
+    '''))
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"Sequential ({path}): 2 guarded module(s) of 6"
+    assert out.count("interface blk") == 2 and "\n2 (Block)\n" in out
