@@ -16,7 +16,8 @@ _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def _clean(text: str) -> str:
-    return _INVALID_XML.sub("?", text)
+    """XML 1.0 cannot hold control characters: write them as ``\\u001f``."""
+    return _INVALID_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
