@@ -16,6 +16,10 @@ def _num(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def histogram_svg(h: Histogram, title: str = "") -> str:
     """Bars over the finite values; NaN/+inf/-inf as red bars on the right;
     the contract's bounds as dashed lines where they fall inside the range."""
@@ -27,7 +31,7 @@ def histogram_svg(h: Histogram, title: str = "") -> str:
     peak = max([*h.counts, *(n for _, n in extra), 1])
     parts = [f'<svg class="histogram" role="img" width="{w}" height="{ht}" viewBox="0 0 {w} {ht}">',
              f"<title>{escape(title or 'value histogram')}</title>",
-             f'<text x="{left}" y="12" class="hcap">{escape(title)}</text>',
+             f'<text x="{left}" y="12" class="hcap">{escape(_clip(title, 54))}</text>',
              f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" class="axis"/>',
              f'<text x="{left - 4}" y="{top + 8}" class="tick" text-anchor="end">{peak}</text>',
              f'<text x="{left - 4}" y="{top + plot_h}" class="tick" text-anchor="end">0</text>']
