@@ -15,6 +15,7 @@ from .errors import (
     ContractViolation,
     FormatVersionError,
     InterfaceViolation,
+    LoadError,
     ModpactError,
     MonitorError,
     ValidationFailure,
@@ -38,5 +39,5 @@ __all__ = [
     "describe", "summarize", "values", "strategies",
     "ModpactError", "SpecError", "FormatVersionError", "CompatibilityError",
     "ContractViolation", "PreconditionViolation", "PostconditionViolation",
-    "InterfaceViolation", "ContractError", "MonitorError", "ValidationFailure", "Problem",
+    "InterfaceViolation", "ContractError", "MonitorError", "ValidationFailure", "LoadError", "Problem",
 ]

@@ -33,6 +33,7 @@ __all__ = [
     "FormatVersionError",
     "Problem",
     "MonitorError",
+    "LoadError",
     "ValidationFailure",
 ]
 
@@ -216,6 +217,11 @@ class ContractError(ContractViolation):
 class MonitorError(ModpactError, RuntimeError):
     """The runtime monitor was misused (nested on the same modules, nothing to
     monitor) or a step could not be checked."""
+
+
+class LoadError(ModpactError, LookupError):
+    """A file, module or object named on the command line (``PATH[:OBJECT]``)
+    could not be found or loaded."""
 
 
 class ValidationFailure(ContractViolation):

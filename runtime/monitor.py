@@ -33,7 +33,9 @@ from modpact.contracts.checking import use_checker
 from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
 from modpact.runtime import distributed as D
 from modpact.runtime.checker import MonitorChecker
-from modpact.runtime.report import DiagnosisReport, ViolationRecord
+from modpact.runtime.contracts_info import guard_of as _guard_of, module_contracts
+from modpact.runtime.histogram import value_histogram
+from modpact.runtime.report import DiagnosisReport, Histogram, ViolationRecord
 from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, assign_roots
 
 __all__ = ["Monitor", "MonitorViolation", "active_monitor"]
@@ -109,15 +111,6 @@ def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
 _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
-
-
-def _guard_of(mod: nn.Module) -> Any:
-    """The contracts Guard of a module: attached with guard(), or on a
-    @contract-decorated class/forward."""
-    g = mod.__dict__.get("_modpact_guard")
-    if g is None:
-        g = getattr(getattr(type(mod), "forward", None), "__modpact_guard__", None)
-    return g
 
 
 def _rank() -> int | None:
@@ -210,6 +203,8 @@ class Monitor:
         self._world_size: int | None = None
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
         self._edges_now: set = set()
+        self._graph_edges: set[tuple[str, str]] = set()  # every call's edges, kept for the report's graph
+        self._violated_calls: set[tuple[int, int]] = set()  # their dataflow is kept for assign_roots
         self._stack: list[str] = []
         self._slot_index: dict[Slot, int] = {}
         self._slot_meta: list[tuple[Slot, str, str]] = []
@@ -398,6 +393,7 @@ class Monitor:
             if len(self._violations) == self.max_violations:
                 self._notes.append(f"stopped recording after {self.max_violations} violations")
             return
+        self._violated_calls.add((step, call))
         self._violations.append(
             RuntimeViolation(
                 step=step, call=call, seq=seq, module=slot.module, kind=slot.kind, check=slot.check,
@@ -416,6 +412,7 @@ class Monitor:
                 if fin.get("failing"):
                     ev = fin
         ev["value"] = summarize(t)
+        ev["histogram"] = value_histogram(t, slot.lo, slot.hi)
         self._replaying.setdefault(self._seq, (slot, ev))
 
     # ----------------------------------------------------------------- hooks
@@ -613,7 +610,11 @@ class Monitor:
         self._step += 1
         self._call = -1
         self._producers.clear()
-        self.flow.forget_before(self._step - 2)
+        old = self._step - 3  # the step whose calls leave the window now: keep their edges for the graph
+        for key, edges in self.flow.edges.items():
+            if key[0] == old:
+                self._graph_edges.update(edges)
+        self.flow.forget_before(self._step - 2, keep=self._violated_calls)
         for key in [k for k in self._inputs if k[0] < self._step - 2]:
             del self._inputs[key]
         if self.mode == "raise":
@@ -697,15 +698,16 @@ class Monitor:
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
         ordered = assign_roots(D.merge_ranks(self._violations + self._remote), self.flow)
-        records = [
-            ViolationRecord(
+        records = []
+        for v in ordered:
+            hist = v.evidence.get("histogram")
+            evidence = {k: x for k, x in v.evidence.items() if k != "histogram"}
+            records.append(ViolationRecord(
                 step=v.step, call=v.call, seq=v.seq, phase=v.phase, module=v.module, kind=v.kind, check=v.check,
                 tensor=v.tensor, blame=v.blame, blame_reason=v.blame_reason, declared_at=v.declared_at,
-                message=v.message, evidence=_jsonable(v.evidence), rank=v.rank, ranks=list(v.ranks), root=v.root,
-                caused_by=v.caused_by,
-            )
-            for v in ordered
-        ]
+                message=v.message, evidence=_jsonable(evidence), rank=v.rank, ranks=list(v.ranks), root=v.root,
+                caused_by=v.caused_by, histogram=Histogram(**hist) if isinstance(hist, dict) else None,
+            ))
         return DiagnosisReport(
             model=type(self.model).__name__,
             steps=self._step + (1 if self._call >= 0 else 0),
@@ -715,7 +717,36 @@ class Monitor:
             world_size=self._world_size,
             violations=records,
             notes=list(self._notes),
+            module_types={p or "<model>": type(m).__name__ for m, p in self._paths.items()},
+            edges=self._report_edges(),
+            contracts=self._contracts(),
         )
+
+    def _report_edges(self) -> list[tuple[str, str]]:
+        edges = set(self._graph_edges)
+        for e in self.flow.edges.values():
+            edges.update(e)
+        return sorted({(a or "<model>", b or "<model>") for a, b in edges if a != b})
+
+    def _contracts(self) -> list:
+        """Each monitored module's contracts as written, and the defaults added."""
+        out = []
+        for mod, path in self._paths.items():
+            defaults = []
+            if path in self._default_paths:
+                if mod is self.model:
+                    defaults.append("finite(input)")
+                defaults += ["finite(output)", "dtype stable"]
+            if self.backward:
+                defaults.append("finite(grad)")
+                if self.grad_norm:
+                    lo, hi = self.grad_norm
+                    defaults.append(f"grad_norm in [{lo}, {hi}]")
+            guard = self._guarded.get(path)
+            if guard is None and not defaults:
+                continue
+            out.append(module_contracts(path, mod, guard, defaults))
+        return out
 
     @property
     def violations(self) -> list[RuntimeViolation]:

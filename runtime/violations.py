@@ -81,8 +81,10 @@ class Dataflow:
                 todo.append(n)
         return seen
 
-    def forget_before(self, step: int) -> None:
-        for key in [k for k in self.edges if k[0] < step]:
+    def forget_before(self, step: int, keep: "set[tuple[int, int]] | frozenset" = frozenset()) -> None:
+        """Drop the edges of calls before ``step``, except the calls in ``keep``
+        (those with violations: root assignment needs their dataflow)."""
+        for key in [k for k in self.edges if k[0] < step and k not in keep]:
             del self.edges[key]
 
 
