@@ -54,6 +54,10 @@ from .decorators import contract, ensures, get_contract, requires
 from .envelope import Envelope, InBoxes, InClassBoxes, envelope, in_boxes, in_class_boxes
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
 from .inferred import InferredContracts, TensorEnvelope, infer_contracts
+from .composition import CompositionResult, check_composition
+from .substitution import SubstitutionResult, check_substitutable
+from .testing import given
+from .validation import ValidationResult, validate
 
 modes = MODES
 
@@ -122,6 +126,14 @@ __all__ = [
     "EagerChecker",
     "current_checker",
     "use_checker",
+    # property-based validation (needs modpact[hypothesis] when called)
+    "validate",
+    "ValidationResult",
+    "check_substitutable",
+    "SubstitutionResult",
+    "check_composition",
+    "CompositionResult",
+    "given",
     # violations (defined in modpact.interfaces.errors)
     "ContractViolation",
     "PreconditionViolation",

@@ -1,1 +1,28 @@
-"""modpact.decomposition"""
+"""modpact.decomposition: split a model into stages, decompose a classifier into
+per-class modules, recompose them, operate on a graph of modules with checked
+interfaces, and repair one blamed module.
+
+    stages = split(model, at=["encoder"], example=x)
+    modules = decompose_classes(model, x_train, y_train, labels, retention=0.6)
+    clf = compose_classes(modules, labels)
+"""
+
+from .compose import ComposedClassifier, compose_classes
+from .concern import ClassModule, decompose_classes
+from .modular import ModularModel
+from .repair import Compute, RepairResult, SubstitutionCheck, repair
+from .split import Split, split
+
+__all__ = [
+    "split",
+    "Split",
+    "decompose_classes",
+    "ClassModule",
+    "compose_classes",
+    "ComposedClassifier",
+    "ModularModel",
+    "repair",
+    "RepairResult",
+    "Compute",
+    "SubstitutionCheck",
+]

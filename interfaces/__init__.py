@@ -4,7 +4,7 @@ Dims and shapes, tensor specs, label spaces, interfaces, compatibility,
 serialization, and the project's errors and tensor summaries.
 """
 
-from . import values
+from . import strategies, values
 from .annotations import spec_from_annotation
 from .bindings import Bindings
 from .compat import Compatibility, check_compatible
@@ -15,8 +15,10 @@ from .errors import (
     ContractViolation,
     FormatVersionError,
     InterfaceViolation,
+    LoadError,
     ModpactError,
     MonitorError,
+    ValidationFailure,
     PostconditionViolation,
     PreconditionViolation,
     Problem,
@@ -34,8 +36,8 @@ __all__ = [
     "TensorSpec", "LabelSpace", "LabelAdapter", "Interface",
     "Compatibility", "check_compatible",
     "infer_interface", "spec_from_annotation", "FORMAT_VERSION",
-    "describe", "summarize", "values",
+    "describe", "summarize", "values", "strategies",
     "ModpactError", "SpecError", "FormatVersionError", "CompatibilityError",
     "ContractViolation", "PreconditionViolation", "PostconditionViolation",
-    "InterfaceViolation", "ContractError", "MonitorError", "Problem",
+    "InterfaceViolation", "ContractError", "MonitorError", "ValidationFailure", "LoadError", "Problem",
 ]

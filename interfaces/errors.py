@@ -33,6 +33,8 @@ __all__ = [
     "FormatVersionError",
     "Problem",
     "MonitorError",
+    "LoadError",
+    "ValidationFailure",
 ]
 
 
@@ -215,3 +217,19 @@ class ContractError(ContractViolation):
 class MonitorError(ModpactError, RuntimeError):
     """The runtime monitor was misused (nested on the same modules, nothing to
     monitor) or a step could not be checked."""
+
+
+class LoadError(ModpactError, LookupError):
+    """A file, module or object named on the command line (``PATH[:OBJECT]``)
+    could not be found or loaded."""
+
+
+class ValidationFailure(ContractViolation):
+    """Property-based validation (``validate``, ``check_substitutable``,
+    ``check_composition``) found a counterexample. The fields are those of the
+    violation it found; ``values`` also summarize the shrunk generated inputs,
+    ``evidence`` carries the seed and how to reproduce; ``violation`` is the
+    underlying ContractViolation (None for a disagreement), ``result`` the
+    run's figures."""
+
+    kind = "validation"

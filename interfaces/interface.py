@@ -127,6 +127,14 @@ class Interface:
             bindings=bindings.as_dict(), side=side, contract=f"interface {self.name!r} v{self.version}",
         )
 
+    # ---- generation ------------------------------------------------------------------------
+    def strategy(self, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int | None = None):
+        """Hypothesis strategy of ``{input name: tensor}`` satisfying the inputs; dims are
+        drawn once per example and shared by all inputs. Needs ``modpact[hypothesis]``."""
+        from .strategies import MAX_SIDE, interface_inputs
+
+        return interface_inputs(self, dims=dims, device=device, max_side=max_side or MAX_SIDE)
+
     # ---- variance --------------------------------------------------------------------------
     def is_substitutable_for(self, other: "Interface") -> Compatibility:
         """Can ``self`` replace ``other``? Inputs contravariant (other's inputs must

@@ -9,16 +9,22 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``. Importing modpact does not import Hypothesis.
+``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
+``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
 from modpact._version import __version__
 from modpact.contracts import (
+    CompositionResult,
     Condition,
     ContractWarning,
     Guard,
     agrees_with,
+    SubstitutionResult,
+    ValidationResult,
     batch_independent,
+    check_composition,
+    check_substitutable,
     clear_recorded,
     contract,
     disabled,
@@ -27,6 +33,7 @@ from modpact.contracts import (
     equivariant_under,
     finite,
     get_mode,
+    given,
     guard,
     guard_submodules,
     in_range,
@@ -45,6 +52,7 @@ from modpact.contracts import (
     shape_preserved,
     simplex,
     unguard,
+    validate,
 )
 from modpact.interfaces import (
     Bindings,
@@ -70,8 +78,24 @@ from modpact.interfaces.errors import (
     PostconditionViolation,
     PreconditionViolation,
     SpecError,
+    ValidationFailure,
 )
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
+from modpact.decomposition import (
+    ClassModule,
+    ComposedClassifier,
+    Compute,
+    ModularModel,
+    RepairResult,
+    Split,
+    SubstitutionCheck,
+    compose_classes,
+    decompose_classes,
+    repair,
+    split,
+)
+
+from modpact import strategies  # Hypothesis-free until a strategy is built
 
 __all__ = [
     "__version__",
@@ -119,10 +143,31 @@ __all__ = [
     "recorded",
     "clear_recorded",
     "ContractWarning",
+    # property-based validation (needs modpact[hypothesis] when called)
+    "validate",
+    "ValidationResult",
+    "check_substitutable",
+    "SubstitutionResult",
+    "check_composition",
+    "CompositionResult",
+    "given",
+    "strategies",
     # runtime
     "Monitor",
     "MonitorViolation",
     "DiagnosisReport",
+    # decomposition
+    "split",
+    "Split",
+    "decompose_classes",
+    "ClassModule",
+    "compose_classes",
+    "ComposedClassifier",
+    "ModularModel",
+    "repair",
+    "RepairResult",
+    "Compute",
+    "SubstitutionCheck",
     # errors
     "ModpactError",
     "SpecError",
@@ -134,4 +179,5 @@ __all__ = [
     "InterfaceViolation",
     "ContractError",
     "MonitorError",
+    "ValidationFailure",
 ]

@@ -9,9 +9,11 @@ bounds it must satisfy; nothing is read back on the host while the model runs:
   tensor against 35 us for ``torch.isfinite(t).all()``.
 * other conditions record the 0-dim bool tensor they computed (``device_ok``).
 
-At ``flush()`` the predicates of all checks of one dtype are evaluated in a
-handful of vectorised ops (``~((mins >= lo) & (maxs <= hi))``; NaN compares
-false, so it fails every bound), concatenated, and copied to (pinned, on CUDA)
+``aminmax`` writes into a preallocated [2, capacity] tensor per (dtype,
+device) through 0-dim views made once (``out=``), so recording allocates
+nothing. At ``flush()`` the predicates of all checks of one dtype are
+evaluated in three vectorised ops (``(mins >= lo) & (maxs <= hi)``; NaN
+compares false, so it fails every bound), concatenated, and copied to (pinned, on CUDA)
 host memory with ``non_blocking=True``; a CUDA event marks when the copy is
 done. ``poll()`` reads only copies whose event has completed, so the host
 never waits for the device in the steady state (one step late is fine).
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,10 +42,19 @@ def _bounds_for(dtype: torch.dtype, lo: float | None, hi: float | None, finite: 
     return (-big if lo is None else lo, big if hi is None else hi)
 
 
+_DTYPE_OK: dict[torch.dtype, bool] = {}
+
+
+def _dtype_ok(dtype: torch.dtype) -> bool:
+    ok = _DTYPE_OK.get(dtype)
+    if ok is None:
+        ok = _DTYPE_OK[dtype] = not (dtype == torch.bool or dtype.is_complex)
+    return ok
+
+
 def checkable(t: torch.Tensor) -> bool:
     """Whether ``t`` has values a range check can read (metadata only)."""
-    dtype = t.dtype
-    return not (dtype == torch.bool or dtype.is_complex or t.numel() == 0 or t.is_meta)
+    return _dtype_ok(t.dtype) and t.numel() > 0 and not t.is_meta
 
 
 def range_violated(t: torch.Tensor, lo: float | None, hi: float | None, finite: bool) -> torch.Tensor:
@@ -54,21 +65,35 @@ def range_violated(t: torch.Tensor, lo: float | None, hi: float | None, finite: 
     return ~((mn >= b_lo) & (mx <= b_hi))
 
 
-@dataclass
+GROUP_CAPACITY = 1024  # range checks per (dtype, device) before a partial flush
+
+
 class _Group:
-    mins: list = field(default_factory=list)
-    maxs: list = field(default_factory=list)
-    los: list = field(default_factory=list)
-    his: list = field(default_factory=list)
-    events: list = field(default_factory=list)
+    """Range checks of one (dtype, device). ``aminmax`` writes each check's
+    min and max straight into preallocated tensors through 0-dim views made
+    once, so recording allocates nothing and a flush reads two tensors
+    instead of stacking many small ones."""
+
+    __slots__ = ("vmin", "vmax", "mins", "maxs", "finite_bounds", "los", "his", "events")
+
+    def __init__(self, dtype: torch.dtype, device: torch.device, capacity: int = GROUP_CAPACITY) -> None:
+        with torch.inference_mode(False):  # written to inside and outside inference mode
+            self.vmin = torch.zeros(capacity, dtype=dtype, device=device)
+            self.vmax = torch.zeros(capacity, dtype=dtype, device=device)
+        self.mins = self.vmin.unbind()
+        self.maxs = self.vmax.unbind()
+        self.finite_bounds = _bounds_for(dtype, None, None, True)
+        self.los: list = []
+        self.his: list = []
+        self.events: list = []
 
 
 @dataclass
 class Pending:
     """One flushed batch of checks on its way to the host."""
 
-    host: torch.Tensor  # bool, one entry per event: True = violated
-    events: list  # event ids aligned with ``host``
+    host: torch.Tensor  # bool, one entry per event: True = the check held
+    events: list  # events aligned with ``host``
     done: Any  # torch.cuda.Event or None (CPU: ready at once)
 
     def ready(self) -> bool:
@@ -76,36 +101,46 @@ class Pending:
 
 
 class FlagBuffer:
+    """Events are opaque to the buffer: whatever the caller passes comes back
+    from ``poll`` when its check failed."""
+
     def __init__(self) -> None:
         self._groups: dict[tuple[torch.dtype, torch.device], _Group] = {}
         self._oks: dict[torch.device, tuple[list, list]] = {}
-        self._bound_cache: dict[tuple, torch.Tensor] = {}
-        self._signs: dict[tuple, torch.Tensor] = {}
+        self._bound_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pending: list[Pending] = []
         self.size = 0
 
     # -- recording (hot path: no sync, no host reads of data) -------------
-    def add_range(self, t: torch.Tensor, event: int, lo: float | None = None, hi: float | None = None, finite: bool = True) -> bool:
+    def add_range(self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None,
+                  finite: bool = True) -> bool:
         """Record that ``t`` must lie in [lo, hi] (and be finite). Returns False
         when the tensor has no values to check (empty, bool, complex, meta)."""
         if not checkable(t):
             return False
-        dtype = t.dtype
-        mn, mx = torch.aminmax(t.detach())
-        key = (dtype, t.device)
+        key = (t.dtype, t.device)
         g = self._groups.get(key)
         if g is None:
-            g = self._groups[key] = _Group()
-        b_lo, b_hi = _bounds_for(dtype, lo, hi, finite)
-        g.mins.append(mn)
-        g.maxs.append(mx)
+            g = self._groups[key] = _Group(t.dtype, t.device)
+        i = len(g.events)
+        if t.requires_grad:
+            t = t.detach()
+        torch.aminmax(t, out=(g.mins[i], g.maxs[i]))
+        if lo is None and hi is None and finite:
+            b_lo, b_hi = g.finite_bounds
+        else:
+            b_lo, b_hi = _bounds_for(t.dtype, lo, hi, finite)
         g.los.append(b_lo)
         g.his.append(b_hi)
         g.events.append(event)
         self.size += 1
+        if i + 1 == GROUP_CAPACITY:
+            self.push(self._evaluate(g), g.events)
+            self.size -= len(g.events)
+            g.los, g.his, g.events = [], [], []
         return True
 
-    def add_ok(self, ok: torch.Tensor | bool, event: int) -> None:
+    def add_ok(self, ok: torch.Tensor | bool, event: Any) -> None:
         """Record a condition's own device-side verdict (0-dim bool tensor)."""
         if not isinstance(ok, torch.Tensor):
             ok = torch.tensor(bool(ok))
@@ -116,70 +151,64 @@ class FlagBuffer:
         self.size += 1
 
     # -- flushing ----------------------------------------------------------
-    def _sign(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        key = (n, dtype, device)
-        sign = self._signs.get(key)
-        if sign is None:
-            sign = torch.ones(2, n, dtype=dtype if dtype.is_floating_point else torch.int64)
-            sign[0] = -1
-            sign = sign.to(device)
-            if len(self._signs) > 256:
-                self._signs.clear()
-            self._signs[key] = sign
-        return sign
-
-    def _bounds(self, los: list, his: list, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """[-lo..., hi...] as one tensor (cached: the same checks recur every step)."""
-        key = (tuple(los), tuple(his), dtype, device)
+    def _bounds(self, g: _Group) -> tuple[torch.Tensor, torch.Tensor]:
+        """The group's lower and upper bounds as tensors (cached: the same
+        checks recur every step)."""
+        key = (tuple(g.los), tuple(g.his), g.vmin.dtype, g.vmin.device)
         cached = self._bound_cache.get(key)
         if cached is None:
+            dtype, device = g.vmin.dtype, g.vmin.device
             cmp_dtype = torch.float64 if dtype.is_floating_point else torch.int64
             if device.type != "cpu" and cmp_dtype == torch.float64:
                 cmp_dtype = torch.float32
-            host = torch.tensor([-x for x in los] + list(his), dtype=cmp_dtype)
-            cached = host.to(device, non_blocking=True) if device.type != "cpu" else host
+            host = torch.tensor([g.los, g.his], dtype=cmp_dtype)
+            if device.type != "cpu":
+                host = host.to(device, non_blocking=True)
+            cached = (host[0], host[1])
             if len(self._bound_cache) > 256:
                 self._bound_cache.clear()
             self._bound_cache[key] = cached
         return cached
 
-    def flush(self) -> None:
-        """Evaluate every recorded predicate and start the copy to the host.
+    def _evaluate(self, g: _Group) -> torch.Tensor:
+        """Which of the group's checks held: three ops on the device (NaN
+        compares false, so it fails both bounds)."""
+        n = len(g.events)
+        lo, hi = self._bounds(g)
+        return (g.vmin[:n] >= lo) & (g.vmax[:n] <= hi)
 
-        Four ops per dtype group: stack mins and maxs together, flip the sign
-        of the mins, compare against [-lo, hi], and fold the two halves."""
+    def flush(self) -> None:
+        """Evaluate every recorded predicate and start the copy to the host:
+        one small vector per device."""
         if not self.size:
             return
         by_device: dict[torch.device, tuple[list, list]] = {}
         for (dtype, device), g in self._groups.items():
-            n = len(g.mins)
-            vals = torch.stack(g.mins + g.maxs).view(2, n)
-            bound = self._bounds(g.los, g.his, dtype, device).view(2, n)
-            vals = vals * self._sign(n, dtype, device)
-            bad = ~(vals <= bound).all(0)
-            bads, evs = by_device.setdefault(device, ([], []))
-            bads.append(bad)
+            if not g.events:
+                continue
+            oks, evs = by_device.setdefault(device, ([], []))
+            oks.append(self._evaluate(g))
             evs.extend(g.events)
-        for device, (oks, events) in self._oks.items():
-            bads, evs = by_device.setdefault(device, ([], []))
-            bads.append(~torch.stack(oks))
+            g.los, g.his, g.events = [], [], []
+        for device, (verdicts, events) in self._oks.items():
+            oks, evs = by_device.setdefault(device, ([], []))
+            oks.append(torch.stack(verdicts))
             evs.extend(events)
-        for device, (bads, evs) in by_device.items():
-            self.push(torch.cat(bads) if len(bads) > 1 else bads[0], list(evs))
-        self._groups.clear()
+        for device, (oks, evs) in by_device.items():
+            self.push(torch.cat(oks) if len(oks) > 1 else oks[0], evs)
         self._oks.clear()
         self.size = 0
 
-    def push(self, bad: torch.Tensor, events: list) -> None:
-        """Start the copy of a bool 'violated' vector to the host (pinned and
-        non-blocking on CUDA, with an event that says when it has arrived)."""
-        if bad.device.type == "cuda":
-            host = torch.empty(bad.shape, dtype=torch.bool, pin_memory=True)
-            host.copy_(bad, non_blocking=True)
+    def push(self, ok: torch.Tensor, events: list) -> None:
+        """Start the copy of a bool 'check held' vector to the host (pinned
+        and non-blocking on CUDA, with an event that says when it has arrived)."""
+        if ok.device.type == "cuda":
+            host = torch.empty(ok.shape, dtype=torch.bool, pin_memory=True)
+            host.copy_(ok, non_blocking=True)
             done = torch.cuda.Event()
             done.record()
         else:
-            host, done = bad, None
+            host, done = ok, None
         self.pending.append(Pending(host, events, done))
 
     def poll(self, block: bool = False) -> list[int]:
@@ -192,7 +221,7 @@ class FlagBuffer:
                 p.done.synchronize()
             if p.ready():
                 flags = p.host.tolist()
-                bad.extend(e for e, f in zip(p.events, flags) if f)
+                bad.extend(e for e, held in zip(p.events, flags) if not held)
             else:
                 still.append(p)
         self.pending = still

@@ -24,6 +24,7 @@ import torch
 
 from modpact.contracts.checking import Checker, current_checker
 from modpact.interfaces.summary import summarize
+from modpact.runtime.histogram import value_histogram
 from modpact.runtime.violations import INPUT_DATA
 
 if TYPE_CHECKING:
@@ -90,7 +91,8 @@ class MonitorChecker(Checker):
             if mon._replaying is not None:
                 mon._seq += 1
                 problems = spec.value_problems(t, tensor)
-                ev = {"problems": [str(p) for p in problems], "value": summarize(t)} if problems else {}
+                ev = {"problems": [str(p) for p in problems], "value": summarize(t),
+                      "histogram": value_histogram(t, slot.lo, slot.hi)} if problems else {}
                 mon._replaying.setdefault(mon._seq, (slot, ev))
             elif form is not None:
                 mon._check_range(slot, t, blame, reason)
@@ -115,6 +117,9 @@ class MonitorChecker(Checker):
                     out = c.check(env)
                     ev = dict(out.evidence)
                     ev.update({f"{n} was": v for n, v in out.values.items()})
+                    shown = next((env[n] for n in c.reads if isinstance(env.get(n), torch.Tensor)), None)
+                    if shown is not None and not out.ok:
+                        ev["histogram"] = value_histogram(shown, *_bounds(c))
                 except Exception as e:  # the contract itself is broken
                     ev = {"error": f"{type(e).__name__}: {e}"}
                 mon._replaying.setdefault(mon._seq, (slot, ev))
@@ -203,3 +208,11 @@ def _spec_text(spec: Any) -> str:
     if spec.indices is not None:
         parts.append(f"indices<{spec.indices}")
     return "value domain " + " ".join(parts)
+
+
+def _bounds(c: Any) -> tuple[float | None, float | None]:
+    """A range condition's bounds (for the histogram's marks), else none."""
+    p = getattr(c, "params", {}) or {}
+    lo, hi = p.get("lo", p.get("min")), p.get("hi", p.get("max"))
+    num = (int, float)
+    return (lo if isinstance(lo, num) else None, hi if isinstance(hi, num) else None)

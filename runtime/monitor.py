@@ -18,7 +18,7 @@ RNG state to collect evidence (which elements, which values).
 from __future__ import annotations
 
 import contextvars
-import os
+import datetime
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -31,8 +31,11 @@ from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe, summarize
 from modpact.contracts.checking import use_checker
 from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
+from modpact.runtime import distributed as D
 from modpact.runtime.checker import MonitorChecker
-from modpact.runtime.report import DiagnosisReport, ViolationRecord
+from modpact.runtime.contracts_info import guard_of as _guard_of, module_contracts
+from modpact.runtime.histogram import value_histogram
+from modpact.runtime.report import DiagnosisReport, Histogram, ViolationRecord
 from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, assign_roots
 
 __all__ = ["Monitor", "MonitorViolation", "active_monitor"]
@@ -87,6 +90,13 @@ def _flat(obj: Any, prefix: str) -> list[tuple[str, torch.Tensor]]:
     return list(_tensors(obj, prefix))
 
 
+def _flat_tensors(obj: Any) -> list[torch.Tensor]:
+    """The tensors in obj, without names (hot path)."""
+    if type(obj) is tuple and len(obj) == 1 and type(obj[0]) is _Tensor:
+        return [obj[0]]
+    return [t for _, t in _tensors(obj, "")]
+
+
 def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
     if isinstance(obj, torch.Tensor):
         yield prefix, obj
@@ -101,15 +111,6 @@ def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
 _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
-
-
-def _guard_of(mod: nn.Module) -> Any:
-    """The contracts Guard of a module: attached with guard(), or on a
-    @contract-decorated class/forward."""
-    g = mod.__dict__.get("_modpact_guard")
-    if g is None:
-        g = getattr(getattr(type(mod), "forward", None), "__modpact_guard__", None)
-    return g
 
 
 def _rank() -> int | None:
@@ -133,6 +134,11 @@ class Monitor:
         monitored module's outputs and, at ``step()``, each module's
         parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
     replay: replay a failing call synchronously to collect evidence.
+    sync_every: under torch.distributed, exchange violation flags across
+        ranks at every ``sync_every``-th ``step()`` (one all_reduce; 0: never).
+    group: the process group to exchange over (default: the world).
+    timeout: seconds to wait for the other ranks at an exchange before
+        raising MonitorError (a rank that died or hangs).
     """
 
     def __init__(
@@ -146,6 +152,9 @@ class Monitor:
         grad_norm: tuple[float | None, float | None] | None = None,
         replay: bool = True,
         max_violations: int = 10_000,
+        sync_every: int = 1,
+        group: Any = None,
+        timeout: float = D.DEFAULT_TIMEOUT.total_seconds(),
     ):
         if not isinstance(model, nn.Module):
             raise SpecError(f"Monitor(model=...): expected an nn.Module, got {type(model).__name__}")
@@ -157,6 +166,13 @@ class Monitor:
             lo, hi = grad_norm
             if lo is not None and hi is not None and lo > hi:
                 raise SpecError(f"Monitor(grad_norm={grad_norm!r}): min {lo} > max {hi}")
+        if not isinstance(sync_every, int) or isinstance(sync_every, bool) or sync_every < 0:
+            raise SpecError(f"Monitor(sync_every={sync_every!r}): expected an int >= 0 (0: never exchange across ranks)")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
+            raise SpecError(f"Monitor(timeout={timeout!r}): expected a positive number of seconds")
+        self.sync_every = sync_every
+        self.group = group
+        self.timeout = datetime.timedelta(seconds=float(timeout))
         self.model = model
         self.mode = mode
         self.defaults = defaults
@@ -175,16 +191,20 @@ class Monitor:
     def _reset_state(self) -> None:
         self.buffer = FlagBuffer()
         self.flow = Dataflow()
-        self._events: dict[int, tuple] = {}  # event id -> (slot, step, call, seq, blame, reason)
-        self._next_event = 0
+        self._grad_seq = 0  # execution order of gradient checks (backward and step phases)
         self._step = 0
         self._call = -1
         self._seq = 0
         self._calls_total = 0
         self._checks = 0
         self._violations: list[RuntimeViolation] = []
+        self._remote: list[RuntimeViolation] = []  # other ranks' records, from exchanges
+        self._shared = 0  # local records already sent in an exchange
+        self._world_size: int | None = None
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
         self._edges_now: set = set()
+        self._graph_edges: set[tuple[str, str]] = set()  # every call's edges, kept for the report's graph
+        self._violated_calls: set[tuple[int, int]] = set()  # their dataflow is kept for assign_roots
         self._stack: list[str] = []
         self._slot_index: dict[Slot, int] = {}
         self._slot_meta: list[tuple[Slot, str, str]] = []
@@ -302,13 +322,17 @@ class Monitor:
             s = self._slots[key] = Slot(module, kind, check, tensor, **kw)
         return s
 
-    def _new_event(self, slot: Slot, blame: str, reason: str) -> int:
-        eid = self._next_event
-        self._next_event += 1
+    def _new_event(self, slot: Slot, blame: str, reason: str) -> tuple:
+        """An event is what the buffer hands back when its check failed:
+        (slot, step, call, seq, blame, reason)."""
         self._seq += 1
         self._checks += 1
-        self._events[eid] = (slot, self._step, self._call, self._seq, blame, reason)
-        return eid
+        return (slot, self._step, self._call, self._seq, blame, reason)
+
+    def _grad_event(self, slot: Slot, step: int, call: int, blame: str, reason: str) -> tuple:
+        self._grad_seq += 1
+        self._checks += 1
+        return (slot, step, call, self._grad_seq, blame, reason)
 
     def _compiled_flag(self, slot: Slot, bad: torch.Tensor, blame: str, reason: str) -> None:
         """Under torch.compile: OR the verdict into the preallocated per-slot
@@ -333,9 +357,7 @@ class Monitor:
                 self._seq += 1
                 self._replay_evidence(slot, t)
             return
-        eid = self._new_event(slot, blame, reason)
-        if not self.buffer.add_range(t, eid, slot.lo, slot.hi, slot.finite):
-            del self._events[eid]
+        if not self.buffer.add_range(t, self._new_event(slot, blame, reason), slot.lo, slot.hi, slot.finite):
             self._checks -= 1
             self._seq -= 1
 
@@ -347,8 +369,7 @@ class Monitor:
         if self._replaying is not None:  # the checker collects condition evidence itself
             self._seq += 1
             return
-        eid = self._new_event(slot, blame, reason)
-        self.buffer.add_ok(ok, eid)
+        self.buffer.add_ok(ok, self._new_event(slot, blame, reason))
 
     def _host_violation(self, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None) -> None:
         """A violation known on the host at once (metadata, a contract that raised)."""
@@ -372,6 +393,7 @@ class Monitor:
             if len(self._violations) == self.max_violations:
                 self._notes.append(f"stopped recording after {self.max_violations} violations")
             return
+        self._violated_calls.add((step, call))
         self._violations.append(
             RuntimeViolation(
                 step=step, call=call, seq=seq, module=slot.module, kind=slot.kind, check=slot.check,
@@ -390,6 +412,7 @@ class Monitor:
                 if fin.get("failing"):
                     ev = fin
         ev["value"] = summarize(t)
+        ev["histogram"] = value_histogram(t, slot.lo, slot.hi)
         self._replaying.setdefault(self._seq, (slot, ev))
 
     # ----------------------------------------------------------------- hooks
@@ -405,11 +428,11 @@ class Monitor:
         edges = self._edges_now
         all_checked = True
         in_dtype = None
-        items = _flat(args, "inputs")
+        items = _flat_tensors(args)
         if kwargs:
-            items = items + _flat(kwargs, "inputs")
+            items = items + _flat_tensors(kwargs)
         producers = self._producers
-        for _, t in items:
+        for t in items:
             entry = producers.get(id(t))
             if entry is not None and entry[0]() is t:
                 if entry[1] != path:
@@ -453,33 +476,49 @@ class Monitor:
         blame_self = path or "<model>"
         out_slots: dict[str, Slot] = {}
 
+        def out_slot(name: str) -> Slot:
+            slot = out_slots.get(name)
+            if slot is None:
+                slot = out_slots[name] = self._slot(path, "postcondition", "finite(output)", name)
+            return slot
+
         def post_hook(module, args, kwargs, output):
             if has_pre and self._stack and self._stack[-1] == path:
                 self._stack.pop()
-            compiling = _is_compiling()
-            if compiling:
-                in_checked = False
-                in_dtype = None
-            elif has_pre:
+            if _is_compiling():  # traced: no dataflow, flags go to the per-slot buffer
+                if defaults:
+                    for name, t in _flat(output, "output"):
+                        if t.is_floating_point():
+                            self._check_range(out_slot(name), t, blame_self, "its inputs were finite")
+                return None
+            if has_pre:
                 in_checked, in_dtype = False, None
                 if defaults:
-                    for _, t in _flat(args, "inputs"):
+                    for t in _flat_tensors(args):
                         if t.is_floating_point():
                             in_dtype = t.dtype
                             break
             else:
                 in_checked, in_dtype = self._inputs_flow(path, args, kwargs)
             producers = self._producers
-            for name, t in _flat(output, "output"):
-                entry = None if compiling else producers.get(id(t))
+            replaying = self._replaying is not None
+            outputs = ((("output", output),) if type(output) is _Tensor else _flat(output, "output"))
+            for name, t in outputs:
+                entry = producers.get(id(t))
                 passed_through = entry is not None and entry[0]() is t
                 checked = passed_through and entry[2]
                 if defaults and t.is_floating_point():
                     if not passed_through and not (preserving and in_checked):
-                        slot = out_slots.get(name)
-                        if slot is None:
-                            slot = out_slots[name] = self._slot(path, "postcondition", "finite(output)", name)
-                        self._check_range(slot, t, blame_self, "its inputs were finite")
+                        slot = out_slot(name)
+                        if replaying:
+                            self._check_range(slot, t, blame_self, "its inputs were finite")
+                        else:  # _check_range's eager path, inlined: this runs for every leaf
+                            self._seq += 1
+                            self._checks += 1
+                            event = (slot, self._step, self._call, self._seq, blame_self, "its inputs were finite")
+                            if not self.buffer.add_range(t, event):
+                                self._seq -= 1
+                                self._checks -= 1
                         checked = True
                     elif preserving and in_checked:
                         checked = True
@@ -491,14 +530,14 @@ class Monitor:
                                 f"output dtype {t.dtype} differs from input dtype {in_dtype}",
                                 {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
                             )
-                        else:
-                            self._host_ok()
-                if compiling:
-                    continue
+                        else:  # _host_ok, inlined
+                            self._seq += 1
+                            if not replaying:
+                                self._checks += 1
                 producers[id(t)] = (weakref.ref(t), path, checked)
-                if self.backward and t.requires_grad and self._replaying is None:
+                if self.backward and t.requires_grad and not replaying:
                     self._watch_grad(path, t)
-            if is_root and not compiling:
+            if is_root:
                 self._end_call()
             return None
 
@@ -515,11 +554,8 @@ class Monitor:
             edges = self.flow.edges.get((step, call), ())
             consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
             blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
-            eid = self._next_event
-            self._next_event += 1
-            self._checks += 1
-            self._events[eid] = (slot, step, call, eid, blame, f"their backward produced a non-finite gradient for {path or '<model>'}'s output")
-            self.buffer.add_range(g, eid)
+            reason = f"their backward produced a non-finite gradient for {path or '<model>'}'s output"
+            self.buffer.add_range(g, self._grad_event(slot, step, call, blame, reason))
 
         t.register_hook(on_grad)
 
@@ -559,8 +595,9 @@ class Monitor:
             norms = torch._foreach_norm([g for _, g in grads])
             for (name, _), norm in zip(grads, norms):
                 slot = self._slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
-                eid = self._new_event(slot, path or "<model>", "its parameter gradient left the bound")
-                self.buffer.add_range(norm.reshape(1), eid, lo, hi, True)
+                event = self._grad_event(slot, self._step, self._call, path or "<model>",
+                                         "its parameter gradient left the bound")
+                self.buffer.add_range(norm, event, lo, hi, True)
 
     def step(self) -> None:
         """Mark a step boundary: flush this step's checks, read those that have
@@ -568,47 +605,57 @@ class Monitor:
         if self.backward:
             self._check_params()
         self._collect(block=False)
+        if self.sync_every and (self._step + 1) % self.sync_every == 0 and D.active(self.group):
+            self._exchange()
         self._step += 1
         self._call = -1
         self._producers.clear()
-        self.flow.forget_before(self._step - 2)
+        old = self._step - 3  # the step whose calls leave the window now: keep their edges for the graph
+        for key, edges in self.flow.edges.items():
+            if key[0] == old:
+                self._graph_edges.update(edges)
+        self.flow.forget_before(self._step - 2, keep=self._violated_calls)
         for key in [k for k in self._inputs if k[0] < self._step - 2]:
             del self._inputs[key]
         if self.mode == "raise":
             self._raise_if_violations()
+
+    def _exchange(self) -> None:
+        """One all_reduce of per-rank violation counts; records are gathered
+        only when some rank has new ones."""
+        new = self._violations[self._shared:]
+        counts = D.exchange_counts(len(new), self.group, self.timeout)
+        self._world_size = len(counts)
+        if any(counts):
+            me = torch.distributed.get_rank(self.group)
+            for r, records in enumerate(D.gather(new if counts[me] else [], self.group)):
+                if r != me:
+                    self._remote.extend(records)
+        self._shared = len(self._violations)
 
     def _flush_compiled(self) -> None:
         """Turn the per-slot flags written by compiled code into events."""
         n = len(self._slot_meta)
         if not n or self._slot_flags is None:
             return
-        eids = []
-        for idx in range(n):
-            slot, blame, reason = self._slot_meta[idx]
-            eid = self._next_event
-            self._next_event += 1
-            self._events[eid] = (slot, self._step, -1, idx, blame, reason)
-            eids.append(eid)
-        flags = self._slot_flags[:n].clone()
+        events = [(slot, self._step, -1, idx, blame, reason) for idx, (slot, blame, reason) in enumerate(self._slot_meta)]
+        held = ~self._slot_flags[:n]
         self._slot_flags[:n].zero_()
-        self.buffer.push(flags, eids)
+        self.buffer.push(held, events)
 
     def _collect(self, block: bool) -> None:
         self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
-        # events that arrived clean are dropped; violated ones become records
-        arrived = set(bad)
-        flagged: dict[tuple[int, int], list[int]] = {}
-        for eid in sorted(arrived):
-            slot, step, call, seq, blame, reason = self._events[eid]
-            flagged.setdefault((step, call), []).append(eid)
-        evidence_by_call = {}
-        for key, eids in flagged.items():
-            if self.replay and key[1] >= 0 and key in self._inputs:
-                evidence_by_call[key] = self._replay_call(key)
-        for eid in sorted(arrived):
-            slot, step, call, seq, blame, reason = self._events[eid]
+        if not bad:
+            return
+        # checks that arrived clean are dropped; violated ones become records
+        bad.sort(key=_event_order)
+        keys = {(step, call) for (_, step, call, *_rest) in bad}
+        evidence_by_call = {
+            key: self._replay_call(key) for key in sorted(keys) if self.replay and key[1] >= 0 and key in self._inputs
+        }
+        for slot, step, call, seq, blame, reason in bad:
             ev = {}
             rep = evidence_by_call.get((step, call))
             if rep is not None and slot.phase == "forward":
@@ -618,12 +665,6 @@ class Monitor:
                 else:
                     ev = {"replay": "not reproduced (weights or inputs changed since the step)"}
             self._add_violation(slot, step, call, seq, blame, reason, "", ev)
-        # forget events that were read
-        if not self.buffer.pending:
-            self._events.clear()
-        else:
-            pending_ids = {e for p in self.buffer.pending for e in p.events}
-            self._events = {k: v for k, v in self._events.items() if k in pending_ids}
 
     def _replay_call(self, key: tuple[int, int]) -> dict:
         """Re-run one root call synchronously (no grad, RNG and buffers restored)."""
@@ -656,31 +697,63 @@ class Monitor:
         """Read every outstanding flag (waits for in-flight copies) and return
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
-        ordered = assign_roots(self._violations, self.flow)
-        records = [
-            ViolationRecord(
+        ordered = assign_roots(D.merge_ranks(self._violations + self._remote), self.flow)
+        records = []
+        for v in ordered:
+            hist = v.evidence.get("histogram")
+            evidence = {k: x for k, x in v.evidence.items() if k != "histogram"}
+            records.append(ViolationRecord(
                 step=v.step, call=v.call, seq=v.seq, phase=v.phase, module=v.module, kind=v.kind, check=v.check,
                 tensor=v.tensor, blame=v.blame, blame_reason=v.blame_reason, declared_at=v.declared_at,
-                message=v.message, evidence=_jsonable(v.evidence), rank=v.rank, root=v.root, caused_by=v.caused_by,
-            )
-            for v in ordered
-        ]
+                message=v.message, evidence=_jsonable(evidence), rank=v.rank, ranks=list(v.ranks), root=v.root,
+                caused_by=v.caused_by, histogram=Histogram(**hist) if isinstance(hist, dict) else None,
+            ))
         return DiagnosisReport(
             model=type(self.model).__name__,
             steps=self._step + (1 if self._call >= 0 else 0),
             calls=self._calls_total,
             checks=self._checks,
             modules_monitored=sorted(p or "<model>" for p in self._paths.values()),
+            world_size=self._world_size,
             violations=records,
             notes=list(self._notes),
+            module_types={p or "<model>": type(m).__name__ for m, p in self._paths.items()},
+            edges=self._report_edges(),
+            contracts=self._contracts(),
         )
+
+    def _report_edges(self) -> list[tuple[str, str]]:
+        edges = set(self._graph_edges)
+        for e in self.flow.edges.values():
+            edges.update(e)
+        return sorted({(a or "<model>", b or "<model>") for a, b in edges if a != b})
+
+    def _contracts(self) -> list:
+        """Each monitored module's contracts as written, and the defaults added."""
+        out = []
+        for mod, path in self._paths.items():
+            defaults = []
+            if path in self._default_paths:
+                if mod is self.model:
+                    defaults.append("finite(input)")
+                defaults += ["finite(output)", "dtype stable"]
+            if self.backward:
+                defaults.append("finite(grad)")
+                if self.grad_norm:
+                    lo, hi = self.grad_norm
+                    defaults.append(f"grad_norm in [{lo}, {hi}]")
+            guard = self._guarded.get(path)
+            if guard is None and not defaults:
+                continue
+            out.append(module_contracts(path, mod, guard, defaults))
+        return out
 
     @property
     def violations(self) -> list[RuntimeViolation]:
         return list(self._violations)
 
     def _raise_if_violations(self) -> None:
-        if not self._violations:
+        if not self._violations and not self._remote:
             return
         rep = self.report()
         root = rep.root_cause
@@ -696,7 +769,17 @@ class Monitor:
         )
         err.report = rep
         self._violations.clear()
+        self._remote.clear()
+        self._shared = 0
         raise err
+
+
+_PHASE_ORDER = {"forward": 0, "backward": 1, "step": 2}
+
+
+def _event_order(event: tuple) -> tuple:
+    slot, step, call, seq = event[:4]
+    return (step, _PHASE_ORDER[slot.phase], call, seq)
 
 
 def _jsonable(d: dict) -> dict:

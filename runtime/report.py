@@ -10,13 +10,70 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from modpact.interfaces.errors import FormatVersionError
+from modpact.interfaces.errors import FormatVersionError, SpecError
 
-__all__ = ["DiagnosisReport", "ViolationRecord", "REPORT_FORMAT_VERSION"]
+__all__ = [
+    "DiagnosisReport", "ViolationRecord", "Histogram", "ConditionRecord", "ModuleContracts", "ViolationGroup",
+    "REPORT_FORMAT_VERSION",
+]
 
 REPORT_FORMAT_VERSION = 1
+
+
+class Histogram(BaseModel):
+    """Value histogram of an offending tensor, taken on the replay path only.
+
+    ``counts`` are equal-width bins over the finite values in [``lo``, ``hi``];
+    ``nan``/``posinf``/``neginf`` count the non-finite ones; ``bound_lo`` /
+    ``bound_hi`` are the contract's range (None: unbounded)."""
+
+    lo: float
+    hi: float
+    counts: list[int]
+    nan: int = 0
+    posinf: int = 0
+    neginf: int = 0
+    bound_lo: Optional[float] = None
+    bound_hi: Optional[float] = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts) + self.nan + self.posinf + self.neginf
+
+
+class ConditionRecord(BaseModel):
+    """One condition as written: its text, where it was declared, and why."""
+
+    text: str
+    declared_at: Optional[str] = None
+    why: Optional[str] = None
+
+
+class ModuleContracts(BaseModel):
+    """The contracts of one module as written: its interface (the JSON form of
+    ``Interface.to_dict()``), its pre- and postconditions, and the default
+    contracts the Monitor added."""
+
+    module: str
+    type: str = ""
+    interface: Optional[dict[str, Any]] = None
+    requires: list[ConditionRecord] = Field(default_factory=list)
+    ensures: list[ConditionRecord] = Field(default_factory=list)
+    defaults: list[str] = Field(default_factory=list)
+
+    @property
+    def interface_contract(self) -> str | None:
+        if self.interface is None:
+            return None
+        return f"interface {self.interface.get('name', '')}".rstrip()
+
+    def names(self) -> list[str]:
+        """Every contract of the module, by the name reports and JUnit use."""
+        out = [self.interface_contract] if self.interface is not None else []
+        out += [c.text for c in self.requires] + [c.text for c in self.ensures] + list(self.defaults)
+        return list(dict.fromkeys(out))
 
 
 class ViolationRecord(BaseModel):
@@ -34,12 +91,21 @@ class ViolationRecord(BaseModel):
     message: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
     rank: Optional[int] = None
+    ranks: list[int] = Field(default_factory=list)
     root: bool = True
     caused_by: Optional[int] = None
+    histogram: Optional[Histogram] = None
 
     @property
     def where(self) -> str:
         return self.module or "<model>"
+
+    @property
+    def rank_text(self) -> str:
+        """', rank 1' / ', ranks 0, 1' / '' (for headings)."""
+        if len(self.ranks) > 1:
+            return f", ranks {', '.join(map(str, self.ranks))}"
+        return f", rank {self.rank}" if self.rank is not None else ""
 
     def blame_sentence(self) -> str:
         return f"blaming {self.blame} ({self.blame_reason})"
@@ -47,13 +113,19 @@ class ViolationRecord(BaseModel):
 
 class DiagnosisReport(BaseModel):
     format_version: int = REPORT_FORMAT_VERSION
+    source: str = "monitor"  # "monitor" (a monitored run) or "validation" (modpact validate)
     model: str = ""
     steps: int = 0
     calls: int = 0
     checks: int = 0
     modules_monitored: list[str] = Field(default_factory=list)
+    world_size: Optional[int] = None
     violations: list[ViolationRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # added within format version 1 (optional: older files load without them)
+    module_types: dict[str, str] = Field(default_factory=dict)
+    edges: list[tuple[str, str]] = Field(default_factory=list)
+    contracts: list[ModuleContracts] = Field(default_factory=list)
 
     # -- queries ------------------------------------------------------------
     @property
@@ -81,12 +153,47 @@ class DiagnosisReport(BaseModel):
         """Violations per module path."""
         return dict(Counter(v.where for v in self.violations))
 
+    def rank_scope(self, v: ViolationRecord) -> str | None:
+        """In a distributed run: on which ranks ``v`` happened and what that points to."""
+        if not self.world_size or self.world_size < 2 or not v.ranks:
+            return None
+        where = ", ".join(map(str, v.ranks))
+        if len(v.ranks) == self.world_size:
+            return f"on all {self.world_size} ranks: points to the module, not to one rank's data"
+        return f"on rank {where} only (of {self.world_size}): points to the data fed to rank {where}"
+
+    def contract_of(self, v: ViolationRecord) -> str:
+        """The contract a violation broke, by name: an interface check counts
+        for the module's interface, every other check for itself."""
+        if v.kind == "interface":
+            for mc in self.contracts:
+                if mc.module == v.where and mc.interface is not None:
+                    return mc.interface_contract  # type: ignore[return-value]
+        return v.check
+
+    def groups(self) -> list["ViolationGroup"]:
+        """Violations collapsed by (module, contract), in order of first occurrence."""
+        by_key: dict[tuple[str, str], ViolationGroup] = {}
+        for i, v in enumerate(self.violations):
+            key = (v.where, self.contract_of(v))
+            g = by_key.get(key)
+            if g is None:
+                g = by_key[key] = ViolationGroup(module=key[0], contract=key[1], first=v, first_index=i)
+            g.add(v)
+        return list(by_key.values())
+
     def repair_hint(self) -> str | None:
         root = self.root_cause
         if root is None:
             return None
+        scope = self.rank_scope(root)
+        if scope is not None and len(root.ranks) < (self.world_size or 0) and root.kind != "contract-error":
+            return f"check the data fed to {root.where} on rank {', '.join(map(str, root.ranks))}"
         if root.kind == "contract-error":
             return f"fix the contract {root.check} (declared at {root.declared_at or 'unknown'})"
+        if root.blame.startswith("the generated inputs"):
+            return (f"a generated input that {root.where}'s interface and preconditions allow broke it: fix "
+                    f"{root.where}, or state the restriction in its interface or requires")
         if root.blame == "the input data" or root.blame.startswith("the caller"):
             return f"check the data fed to {root.where}"
         return f"replace or retrain {root.blame} against its interface and contracts"
@@ -97,56 +204,128 @@ class DiagnosisReport(BaseModel):
 
     @classmethod
     def from_json(cls, text: str) -> "DiagnosisReport":
+        """Load a report saved with ``to_json``. Raises ``FormatVersionError``
+        for another format version and ``SpecError`` naming the line (bad JSON)
+        or the field (e.g. ``violations[0].step``) that is wrong."""
         import json
 
-        data = json.loads(text)
-        version = data.get("format_version") if isinstance(data, dict) else None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"report is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        if not isinstance(data, dict):
+            raise SpecError(f"report: expected a JSON object, got {type(data).__name__}")
+        version = data.get("format_version")
         if version != REPORT_FORMAT_VERSION:
             raise FormatVersionError(
                 f"report format_version {version!r} is not supported; this modpact reads version {REPORT_FORMAT_VERSION}"
             )
-        return cls.model_validate(data)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in e.errors()[:5])
+            more = f" (+{e.error_count() - 5} more)" if e.error_count() > 5 else ""
+            raise SpecError(f"invalid report field(s): {problems}{more}") from None
+
+    @classmethod
+    def load(cls, path: Any) -> "DiagnosisReport":
+        """``from_json`` of a file."""
+        from pathlib import Path
+
+        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+
+    # -- renderers (modpact.runtime.render) --------------------------------------
+    def render_text(self, *, color: bool = False, width: int = 120) -> str:
+        """The terminal form as a string (rich; ANSI colours if ``color``)."""
+        from modpact.runtime.render.text import render_text
+
+        return render_text(self, color=color, width=width)
+
+    def print(self, console: Any = None) -> None:
+        """Print the terminal form with rich (to ``console`` or stdout)."""
+        from modpact.runtime.render.text import print_report
+
+        print_report(self, console)
+
+    def to_html(self, path: Any = None) -> str:
+        """A self-contained HTML page (inline CSS and SVG); written to ``path`` if given."""
+        from modpact.runtime.render.html import render_html
+
+        return _written(render_html(self), path)
+
+    def to_junit(self, path: Any = None) -> str:
+        """JUnit XML, one test case per contract; written to ``path`` if given."""
+        from modpact.runtime.render.junit import render_junit
+
+        return _written(render_junit(self), path)
 
     # -- text -----------------------------------------------------------------
     def headline(self) -> str:
         if self.ok:
+            if self.source == "validation":
+                return (f"OK: validation found no counterexample in {len(self.modules_monitored)} module(s), "
+                        f"{self.checks} generated example(s)")
             return f"OK: no contract violations in {self.steps} step(s), {self.calls} call(s), {self.checks} checks"
         root = self.root_cause
         assert root is not None
-        n_roots = len(self.roots)
-        extra = f" (+{n_roots - 1} independent root(s))" if n_roots > 1 else ""
+        # roots collapse by (module, contract): the same fault in every step is one cause
+        causes = {(v.where, self.contract_of(v)) for v in self.roots}
+        if len(causes) > 1:
+            extra = f" (+{len(causes) - 1} independent root cause(s))"
+        elif len(self.roots) > 1:
+            extra = f" (the same root cause in {len(self.roots)} calls)"
+        else:
+            extra = ""
+        if self.source == "validation":
+            return (f"FAILED: validation found {len(self.violations)} counterexample(s) in "
+                    f"{len(self.modules_monitored)} module(s); first: {root.kind} {root.check} at {root.where}")
         return (
             f"FAILED: {len(self.violations)} violation(s); root cause: {root.kind} {root.check} "
             f"at {root.where} in step {root.step}{extra}"
         )
 
     def __str__(self) -> str:
-        lines = [self.headline()]
-        for root in self.roots:
-            lines.append("")
-            lines.append(f"root cause: {root.where}: {root.kind} {root.check} on {root.tensor}"
-                         f" (step {root.step}, {root.phase}{_rank(root)})")
-            lines.append(f"  {root.blame_sentence()}")
-            if root.declared_at:
-                lines.append(f"  declared at {root.declared_at}")
-            for k, v in root.evidence.items():
-                lines.append(f"  {k}: {v}")
-            cons = self.consequences(root)
-            if cons:
-                lines.append(f"  consequences ({len(cons)}):")
-                for key, n in Counter((c.where, c.check) for c in cons).items():
-                    lines.append(f"    {key[0]}: {key[1]}" + (f" x{n}" if n > 1 else ""))
-        hint = self.repair_hint()
-        if hint:
-            lines.append("")
-            lines.append(f"repair hint: {hint}")
-        if self.violations:
-            lines.append("")
-            lines.append("violations per module: " + ", ".join(f"{m}={n}" for m, n in self.counts().items()))
-        for note in self.notes:
-            lines.append(f"note: {note}")
-        return "\n".join(lines)
+        return self.render_text(color=False)
 
 
-def _rank(v: ViolationRecord) -> str:
-    return f", rank {v.rank}" if v.rank is not None else ""
+class ViolationGroup(BaseModel):
+    """Violations of one contract at one module (the collapsed view)."""
+
+    module: str
+    contract: str
+    first: ViolationRecord
+    first_index: int
+    count: int = 0
+    roots: int = 0
+    first_step: int = 0
+    last_step: int = 0
+    blamed: list[str] = Field(default_factory=list)
+
+    def add(self, v: ViolationRecord) -> None:
+        if self.count == 0:
+            self.first_step = self.last_step = v.step
+        self.count += 1
+        self.roots += int(v.root)
+        self.first_step = min(self.first_step, v.step)
+        self.last_step = max(self.last_step, v.step)
+        if v.blame not in self.blamed:
+            self.blamed.append(v.blame)
+
+    @property
+    def steps(self) -> str:
+        return str(self.first_step) if self.first_step == self.last_step else f"{self.first_step}-{self.last_step}"
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "<root>"
+
+
+def _written(text: str, path: Any) -> str:
+    if path is not None:
+        from pathlib import Path
+
+        Path(path).write_text(text, encoding="utf-8")
+    return text

@@ -43,6 +43,7 @@ class RuntimeViolation:
     evidence: dict[str, Any] = field(default_factory=dict)
     rank: int | None = None
     phase: str = "forward"  # forward | backward | step
+    ranks: list[int] = field(default_factory=list)  # every rank it occurred on (distributed runs)
     root: bool = True
     caused_by: int | None = None  # index (in the report's list) of the root this follows from
 
@@ -52,7 +53,7 @@ class RuntimeViolation:
 
     def sort_key(self) -> tuple:
         phase_order = {"forward": 0, "backward": 1, "step": 2}[self.phase]
-        return (self.step, phase_order, self.call, self.seq)
+        return (self.step, phase_order, self.call, self.seq, self.rank or 0)
 
 
 class Dataflow:
@@ -80,8 +81,10 @@ class Dataflow:
                 todo.append(n)
         return seen
 
-    def forget_before(self, step: int) -> None:
-        for key in [k for k in self.edges if k[0] < step]:
+    def forget_before(self, step: int, keep: "set[tuple[int, int]] | frozenset" = frozenset()) -> None:
+        """Drop the edges of calls before ``step``, except the calls in ``keep``
+        (those with violations: root assignment needs their dataflow)."""
+        for key in [k for k in self.edges if k[0] < step and k not in keep]:
             del self.edges[key]
 
 
@@ -116,6 +119,8 @@ def assign_roots(violations: list[RuntimeViolation], flow: Dataflow) -> list[Run
         if v.root:
             start = _blamed_module(v) or v.module
             reach = flow.downstream(v.step, v.call, start) | {v.module}
+            if v.blame == INPUT_DATA:  # bad input data reaches every module that reads it
+                reach |= flow.downstream(v.step, v.call, INPUT_DATA)
             roots_by_call[key].append((i, reach))
             first_forward_root.setdefault(v.step, i)
     return ordered

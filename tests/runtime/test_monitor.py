@@ -206,3 +206,26 @@ def test_cuda_steady_state_makes_no_host_device_sync():
         finally:
             torch.cuda.set_sync_debug_mode(0)
     assert mon.report().ok
+
+
+def test_bad_input_data_is_one_root_even_when_a_guarded_module_also_rejects_it():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 2))
+    C.guard(model[0], interface=_range_interface(), name="0")
+    x = torch.rand(4, 8)
+    x[1, 2] = float("inf")
+    with Monitor(model, defaults=True) as mon:
+        model(x)
+        mon.step()
+    rep = mon.report()
+    assert [v.where for v in rep.roots] == ["<model>"]
+    assert rep.root_cause.blame == "the input data"
+    guard_violation = next(v for v in rep.violations if v.module == "0" and v.kind == "interface")
+    assert guard_violation.root is False and guard_violation.caused_by == 0
+
+
+def _range_interface():
+    from modpact.interfaces import Interface, TensorSpec
+
+    return Interface("enc", inputs={"x": TensorSpec("batch 8", range=(0, 1))},
+                     outputs={"h": TensorSpec("batch 8", finite=True)})

@@ -1,0 +1,447 @@
+"""Hypothesis strategies built from TensorSpecs and Interfaces.
+
+    import modpact as mp
+    mp.strategies.tensors(mp.TensorSpec("batch 10", dtype="float32", range=(0, 1)))
+    iface.strategy()            # dict name -> tensor, dims drawn once per example
+
+Strategies are built from the merged constraints of each spec (shape, dtype,
+device, range, finite, simplex, indices, labels), never from ``.filter()``
+chains. A spec that no tensor can satisfy fails when the strategy is built
+(:class:`SpecError` naming the conflicting constraints). Values come from
+``hypothesis.extra.numpy.arrays``, so edge values (0, the bounds of the range,
+subnormals, huge magnitudes and NaN/inf where the domain allows them) are
+reachable and shrinking gives small dims and mostly-zero tensors.
+
+Hypothesis is imported when a strategy is built, never at ``import modpact``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+
+from .dims import Dim, eval_expr, expr_names
+from .dtypes import describe_dtype
+from .errors import SpecError
+from .spec import TensorSpec, _fmt_range
+
+__all__ = ["tensors", "interface_inputs", "dim_sizes", "require_hypothesis", "HypothesisMissing", "INSTALL_HINT",
+           "MAX_SIDE"]
+
+INSTALL_HINT = 'pip install "modpact[hypothesis]"'
+#: default largest size drawn for a named or anonymous dim
+MAX_SIDE = 6
+#: default most dims a variadic (``*v``, ``...``) expands to
+MAX_VARIADIC = 2
+
+# the dtypes strategies generate, in shrinking order (the first allowed one is the simplest)
+_ORDER = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
+          torch.int8, torch.uint8, torch.bool)
+_SIMPLEX_DENOM = {torch.float16: 2 ** 8, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 20, torch.float64: 2 ** 20}
+
+
+class HypothesisMissing(SpecError, ImportError):
+    """Hypothesis is not installed; the message carries the install command."""
+
+
+def require_hypothesis(what: str = "property-based validation"):
+    """Import Hypothesis or raise with the install command."""
+    try:
+        import hypothesis  # noqa: F401
+        import hypothesis.extra.numpy  # noqa: F401
+    except ImportError:
+        raise HypothesisMissing(f"{what} needs Hypothesis, which is not installed; run: {INSTALL_HINT}") from None
+    return hypothesis
+
+
+# ---- dims -------------------------------------------------------------------------------
+
+@dataclass
+class DimPlan:
+    """Every dim name used by some specs, with its allowed sizes (merged constraints)."""
+
+    bounds: dict[str, tuple[int, int]] = field(default_factory=dict)  # scalar name -> (lo, hi)
+    why: dict[str, str] = field(default_factory=dict)  # name -> which constraint pinned it
+    variadic: list[str] = field(default_factory=list)  # named variadics (*v)
+    max_side: int = MAX_SIDE
+    max_variadic: int = MAX_VARIADIC
+
+
+def _pin(plan: DimPlan, name: str, lo: int, hi: int, why: str) -> None:
+    """Narrow ``name`` to [lo, hi]; the default sizes give way, an earlier constraint does not."""
+    if name in plan.why:
+        old_lo, old_hi = plan.bounds[name]
+        new = (max(old_lo, lo), min(old_hi, hi))
+        if new[0] > new[1]:
+            raise SpecError(f"cannot generate dim {name!r}: {why} conflicts with {plan.why[name]}")
+    else:
+        new = (lo, hi)
+    plan.bounds[name] = new
+    plan.why[name] = why if name not in plan.why or lo == hi else plan.why[name]
+
+
+def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None = None, min_side: int = 1,
+              max_side: int = MAX_SIDE, max_variadic: int = MAX_VARIADIC, prefix: str = "") -> DimPlan:
+    """Collect dim names and merge every constraint on them (given sizes, label counts, expressions)."""
+    if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
+        raise SpecError(f"Expected max_side to be a positive int, got {max_side!r}")
+    plan = DimPlan(max_side=max_side, max_variadic=max_variadic)
+    for spec in specs.values():
+        for d in spec.shape:
+            if d.kind == "named" and d.variadic:
+                if d.name not in plan.variadic:
+                    plan.variadic.append(d.name)
+            elif d.kind == "named":
+                plan.bounds.setdefault(d.name, (min_side, max_side))
+            elif d.kind == "expr":
+                for n in expr_names(d.name):
+                    plan.bounds.setdefault(n, (min_side, max_side))
+    known = list(plan.bounds) + plan.variadic
+    for name, value in (given or {}).items():
+        if name not in known:
+            raise SpecError(f"dims={{{name!r}: {value!r}}}: no dim {name!r} in the shapes "
+                            f"(dims: {', '.join(known) or 'none'})")
+        if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+            lo, hi = value
+        elif isinstance(value, int) and not isinstance(value, bool):
+            lo = hi = value
+        else:
+            raise SpecError(f"dims={{{name!r}: {value!r}}}: expected an int size or a (lo, hi) pair of ints")
+        if lo < 0 or lo > hi:
+            raise SpecError(f"dims={{{name!r}: {value!r}}}: expected 0 <= lo <= hi")
+        if name in plan.variadic:
+            raise SpecError(f"dims={{{name!r}: ...}}: '*{name}' is variadic; fixed sizes apply to scalar dims")
+        plan.bounds[name] = (lo, hi)
+        plan.why[name] = f"dims={{{name!r}: {value!r}}}"
+    for tname, spec in specs.items():
+        tname = prefix + tname
+        if spec.labels is not None:
+            d = spec._dim_at(spec.label_dim)
+            n = len(spec.labels)
+            if d is not None and d.kind == "named" and not d.broadcast:
+                _pin(plan, d.name, n, n, f"{tname}: labels={spec.labels.name!r} ({n} labels) along dim {spec.label_dim}")
+            elif d is not None and d.kind == "expr":
+                _solve_expr(plan, d.name, n, f"{tname}: labels={spec.labels.name!r} ({n} labels)")
+            elif d is None:
+                raise SpecError(f"cannot generate {tname}: the label axis (dim {spec.label_dim}) of shape "
+                                f"{str(spec.shape)!r} falls inside its variadic dims")
+    for tname, spec in specs.items():  # expressions must not go negative
+        tname = prefix + tname
+        for d in spec.shape:
+            if d.kind == "expr" and len(expr_names(d.name)) == 1:
+                n = expr_names(d.name)[0]
+                lo, hi = plan.bounds[n]
+                ok = [v for v in range(lo, hi + 1) if eval_expr(d.name, {n: v}) >= 0]
+                if not ok:
+                    raise SpecError(f"cannot generate {tname}: dim '{d.name}' is negative for every size of "
+                                    f"{n!r} in [{lo}, {hi}] ({plan.why.get(n, 'default sizes')})")
+                plan.bounds[n] = (ok[0], ok[-1])
+    return plan
+
+
+def _solve_expr(plan: DimPlan, expr: str, size: int, why: str) -> None:
+    names = expr_names(expr)
+    if len(names) != 1:
+        raise SpecError(f"cannot generate: {why} must equal dim '{expr}', which uses several dims")
+    n = names[0]
+    lo, hi = plan.bounds.get(n, (0, plan.max_side))
+    sols = [v for v in range(0, max(hi, size) + 1) if eval_expr(expr, {n: v}) == size]
+    if not sols:
+        raise SpecError(f"cannot generate: {why} needs dim '{expr}' == {size}, which no size of {n!r} gives")
+    _pin(plan, n, sols[0], sols[0], f"{why} via '{expr}'")
+
+
+def draw_dims(draw, plan: DimPlan) -> dict[str, Any]:
+    """One size per scalar name, one tuple per named variadic."""
+    from hypothesis import strategies as st
+
+    out: dict[str, Any] = {}
+    for name, (lo, hi) in plan.bounds.items():
+        out[name] = lo if lo == hi else draw(st.integers(lo, hi), label=f"dim {name}")
+    for name in plan.variadic:
+        out["*" + name] = tuple(draw(st.lists(st.integers(1, plan.max_side), max_size=plan.max_variadic),
+                                     label=f"dims *{name}"))
+    return out
+
+
+# ---- one tensor ---------------------------------------------------------------------------
+
+@dataclass
+class _Values:
+    """How the values of one dtype are drawn: bounds after merging range/indices/dtype limits."""
+
+    dtype: torch.dtype
+    lo: float | int | None
+    hi: float | int | None
+    allow_nan: bool = False
+    allow_inf: bool = False
+
+
+def _inward(x: float, dtype: torch.dtype, up: bool) -> float:
+    """``x`` rounded inward to a value representable in ``dtype``."""
+    t = torch.tensor(x, dtype=torch.float64).to(dtype)
+    if up and float(t) < x:
+        t = torch.nextafter(t, torch.tensor(math.inf, dtype=dtype))
+    if not up and float(t) > x:
+        t = torch.nextafter(t, torch.tensor(-math.inf, dtype=dtype))
+    return float(t)
+
+
+def _value_plan(spec: TensorSpec, dt: torch.dtype) -> _Values | str:
+    """The value bounds for ``dt``, or a string saying why ``dt`` cannot satisfy the spec."""
+    lo, hi = spec.range if spec.range is not None else (None, None)
+    if dt == torch.bool or not dt.is_floating_point:
+        if dt == torch.bool:
+            if spec.indices is not None:
+                return "bool is not an index dtype"
+            info_lo, info_hi = 0, 1
+        else:
+            info = torch.iinfo(dt)
+            info_lo, info_hi = info.min, info.max
+        if spec.indices is not None:
+            info_lo, info_hi = max(info_lo, 0), min(info_hi, spec.indices - 1)
+        ilo = info_lo if lo is None else max(info_lo, math.ceil(lo))
+        ihi = info_hi if hi is None else min(info_hi, math.floor(hi))
+        if ilo > ihi:
+            what = f"range={_fmt_range(spec.range)}" if spec.range is not None else ""
+            if spec.indices is not None:
+                what += (" and " if what else "") + f"indices={spec.indices} (values in [0, {spec.indices}))"
+            return f"{str(dt).replace('torch.', '')} has no value within {what}"
+        return _Values(dt, ilo, ihi)
+    if spec.indices is not None:
+        return f"{str(dt).replace('torch.', '')} is not an index dtype"
+    fmax = float(torch.finfo(dt).max)
+    if lo is not None and lo > fmax or hi is not None and hi < -fmax:
+        return f"{str(dt).replace('torch.', '')} cannot hold values in {_fmt_range(spec.range)}"
+    flo = None if lo is None else _inward(max(lo, -fmax), dt, up=True)
+    fhi = None if hi is None else _inward(min(hi, fmax), dt, up=False)
+    if flo is not None and fhi is not None and flo > fhi:
+        return f"{str(dt).replace('torch.', '')} has no value in {_fmt_range(spec.range)}"
+    nan = spec.range is None and not spec.finite
+    inf = not spec.finite and (flo is None or fhi is None)
+    return _Values(dt, flo, fhi, allow_nan=nan, allow_inf=inf)
+
+
+@dataclass
+class TensorPlan:
+    name: str
+    spec: TensorSpec
+    values: list[_Values]
+    device: str
+
+
+def plan_tensor(spec: TensorSpec, name: str = "x", device: str | torch.device | None = None) -> TensorPlan:
+    """Merge a spec's dtype, device and value constraints; SpecError names the conflict."""
+    if not isinstance(spec, TensorSpec):
+        raise SpecError(f"Expected a TensorSpec, got {spec!r} (type={type(spec).__name__})")
+    where = f"cannot generate {name} ({spec!r})"
+    cands = [d for d in _ORDER if d in spec.allowed]
+    if not cands:
+        raise SpecError(f"{where}: dtype={describe_dtype(spec.dtype)!r} has no dtype the strategies generate "
+                        f"({', '.join(str(d).replace('torch.', '') for d in _ORDER)})")
+    if spec.simplex is not None:
+        floats = [d for d in cands if d.is_floating_point]
+        if not floats:
+            raise SpecError(f"{where}: simplex={spec.simplex} needs a floating dtype, "
+                            f"dtype={describe_dtype(spec.dtype)!r} allows none")
+        if spec.range is not None and not ((spec.range[0] is None or spec.range[0] <= 0)
+                                           and (spec.range[1] is None or spec.range[1] >= 1)):
+            raise SpecError(f"{where}: simplex={spec.simplex} rows with range={_fmt_range(spec.range)}: "
+                            "the strategy generates simplex rows only when the range contains [0, 1]")
+        cands = floats
+    plans, reasons = [], []
+    for dt in cands:
+        p = _value_plan(spec, dt)
+        (reasons if isinstance(p, str) else plans).append(p)
+    if not plans:
+        raise SpecError(f"{where}: no allowed dtype satisfies the value constraints: " + "; ".join(reasons))
+    dev = _device(spec, device, where)
+    return TensorPlan(name, spec, plans, dev)
+
+
+def _device(spec: TensorSpec, device, where: str) -> str:
+    want = None if device is None else torch.device(device).type
+    if spec.device == "any":
+        return str(device) if device is not None else "cpu"
+    if want is not None and want != spec.device:
+        raise SpecError(f"{where}: device={spec.device!r} conflicts with the requested device {str(device)!r}")
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise SpecError(f"{where}: device='cuda' but no CUDA device is visible to torch")
+    if spec.device not in ("cpu", "cuda", "meta"):
+        raise SpecError(f"{where}: device={spec.device!r} is not generated (cpu, cuda and meta are)")
+    return str(device) if device is not None else spec.device
+
+
+def concrete_shape(draw, plan: TensorPlan, dims: Mapping[str, Any], max_side: int = MAX_SIDE,
+                   max_variadic: int = MAX_VARIADIC) -> tuple[int, ...]:
+    from hypothesis import assume
+    from hypothesis import strategies as st
+
+    spec = plan.spec
+    out: list[int] = []
+    for d in spec.shape:
+        if d.variadic:
+            if d.kind == "named":
+                out.extend(dims["*" + d.name])
+            else:
+                out.extend(draw(st.lists(st.integers(1, max_side), max_size=max_variadic), label=f"{plan.name} ..."))
+            continue
+        out.append(_one_dim(draw, d, dims, max_side, plan.name))
+    if spec.labels is not None:
+        label_pos = spec.label_dim % len(out) if out else None
+        d = spec._dim_at(spec.label_dim)
+        if label_pos is not None and d is not None and d.kind == "anon":
+            out[label_pos] = len(spec.labels)
+    assume(all(s >= 0 for s in out))  # only a multi-name dim expression can go negative
+    return tuple(out)
+
+
+def _one_dim(draw, d: Dim, dims: Mapping[str, Any], max_side: int, tname: str) -> int:
+    from hypothesis import strategies as st
+
+    if d.kind == "fixed":
+        return d.size
+    if d.kind == "named":
+        size = dims[d.name]
+        if d.broadcast and size != 1 and draw(st.booleans(), label=f"{tname} #{d.name} is 1"):
+            return 1
+        return size
+    if d.kind == "expr":
+        return eval_expr(d.name, dims)
+    return draw(st.integers(1, max_side), label=f"{tname} _")
+
+
+def draw_tensor(draw, plan: TensorPlan, shape: tuple[int, ...]) -> torch.Tensor:
+    """A tensor of ``shape`` satisfying the plan's dtype, device and value domain."""
+    from hypothesis import strategies as st
+
+    vp = plan.values[0] if len(plan.values) == 1 else draw(st.sampled_from(plan.values), label=f"{plan.name} dtype")
+    if plan.device == "meta":
+        return torch.empty(shape, dtype=vp.dtype, device="meta")
+    if plan.spec.simplex is not None:
+        t = _simplex(draw, plan, vp, shape)
+    else:
+        t = _array(draw, vp, shape)
+    return t if plan.device == "cpu" else t.to(plan.device)
+
+
+def _elements(vp: _Values):
+    from hypothesis import strategies as st
+
+    dt = vp.dtype
+    if dt == torch.bool:
+        return st.sampled_from([v for v in (False, True) if vp.lo <= v <= vp.hi])
+    if not dt.is_floating_point:
+        return st.integers(vp.lo, vp.hi)
+    width = {torch.float16: 16, torch.float64: 64}.get(dt, 32)
+    return st.floats(min_value=vp.lo, max_value=vp.hi, allow_nan=vp.allow_nan, allow_infinity=vp.allow_inf,
+                     width=width)
+
+
+_NP = {torch.float16: "float16", torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "float32",
+       torch.int64: "int64", torch.int32: "int32", torch.int16: "int16", torch.int8: "int8",
+       torch.uint8: "uint8", torch.bool: "bool"}
+
+
+def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
+    import numpy as np
+    from hypothesis.extra.numpy import arrays
+
+    from hypothesis import strategies as st
+
+    elements = _elements(vp)
+    # fill: the value nearest 0, or one drawn value; shrinking goes to the first, so a shrunk
+    # counterexample is that value with a few drawn entries
+    near0 = 0 if vp.lo is None or vp.lo <= 0 else vp.lo
+    near0 = near0 if vp.hi is None or near0 <= vp.hi else vp.hi
+    near0 = bool(near0) if vp.dtype == torch.bool else near0
+    arr = draw(arrays(np.dtype(_NP[vp.dtype]), shape, elements=elements, fill=st.just(near0) | elements))
+    t = torch.from_numpy(np.array(arr, copy=True, order="C"))
+    return t.to(vp.dtype) if vp.dtype == torch.bfloat16 else t
+
+
+def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
+    """Rows of multiples of 1/2^k (exact in the dtype, so sums are exactly 1); shrinks to one-hot rows."""
+    import numpy as np
+    from hypothesis.extra.numpy import arrays
+    from hypothesis import strategies as st
+
+    denom = _SIMPLEX_DENOM[vp.dtype]
+    w = torch.from_numpy(np.array(
+        draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights"), copy=True, order="C"))
+    if w.numel() == 0:
+        return w.to(vp.dtype)
+    dim = plan.spec.simplex
+    w = w.movedim(dim, -1)
+    if w.shape[-1] == 0:
+        return w.movedim(-1, dim).to(vp.dtype)
+    w[..., 0] += (w.sum(-1) == 0).long()  # an all-zero row becomes one-hot
+    q = w * denom // w.sum(-1, keepdim=True)
+    q[..., 0] += denom - q.sum(-1)  # the rounding remainder goes to the first entry
+    return (q.to(torch.float64) / denom).to(vp.dtype).movedim(-1, dim).contiguous()
+
+
+# ---- public strategies ---------------------------------------------------------------------
+
+def tensors(spec: TensorSpec, *, dims: Mapping[str, Any] | None = None, device: Any = None,
+            max_side: int = MAX_SIDE):
+    """A strategy of tensors satisfying ``spec`` (shape, dtype, device, value domain).
+
+    ``dims`` fixes sizes (``{"batch": 4}``) or bounds them (``{"batch": (1, 64)}``);
+    ``device`` is used where the spec says ``device="any"``.
+    """
+    require_hypothesis("modpact.strategies.tensors")
+    from hypothesis import strategies as st
+
+    dplan = plan_dims({"x": spec}, dims, max_side=max_side)
+    tplan = plan_tensor(spec, "x", device)
+
+    @st.composite
+    def _draw(draw):
+        bound = draw_dims(draw, dplan)
+        return draw_tensor(draw, tplan, concrete_shape(draw, tplan, bound, max_side))
+
+    return _draw()
+
+
+class InputsPlan:
+    """Merged constraints of an interface's inputs: dims shared across tensors."""
+
+    def __init__(self, specs: Mapping[str, TensorSpec], dims: Mapping[str, Any] | None = None, device: Any = None,
+                 max_side: int = MAX_SIDE, prefix: str = "inputs."):
+        self.dims = plan_dims(specs, dims, max_side=max_side, prefix=prefix)
+        self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in specs.items()}
+        self.max_side = max_side
+
+    def draw(self, draw, bound: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+        bound = draw_dims(draw, self.dims) if bound is None else bound
+        return {k: draw_tensor(draw, p, concrete_shape(draw, p, bound, self.max_side)) for k, p in self.tensors.items()}
+
+
+def interface_inputs(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None,
+                     max_side: int = MAX_SIDE):
+    """A strategy of ``{input name: tensor}`` for ``interface``; dims are drawn once per example
+    and shared by every input (a dim ``batch`` has one size across ``x`` and ``mask``)."""
+    require_hypothesis("Interface.strategy()")
+    from hypothesis import strategies as st
+
+    plan = InputsPlan(interface.inputs, dims, device, max_side)
+
+    @st.composite
+    def _draw(draw):
+        return plan.draw(draw)
+
+    return _draw()
+
+
+def dim_sizes(interface: Any, dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE):
+    """A strategy of the dim bindings alone (name -> size, ``*name`` -> tuple)."""
+    require_hypothesis("modpact.strategies.dim_sizes")
+    from hypothesis import strategies as st
+
+    plan = plan_dims(interface.inputs, dims, max_side=max_side)
+    return st.composite(lambda draw: draw_dims(draw, plan))()
+

@@ -1,0 +1,121 @@
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from torch import nn
+
+import modpact as mp
+from modpact.decomposition.training import make_cnn, make_mlp
+from modpact.interfaces.errors import SpecError
+
+
+class Residual(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = nn.Linear(6, 6), nn.Linear(6, 6), nn.Linear(6, 3)
+
+    def forward(self, x):
+        h = self.a(x)
+        g = self.b(torch.relu(h))
+        return self.c(g + h + x)
+
+
+def test_mlp_stages_reproduce_outputs_exactly(mlp, digits):
+    x = digits.x_test
+    parts = mp.split(mlp, at=["1", "3"], example=x[:8])
+    assert len(parts) == 3 and parts.cuts == ["1", "3"]
+    assert torch.equal(parts(x), mlp(x))
+    h = x
+    for stage in parts:
+        h = stage(h)
+    assert torch.equal(h, mlp(x))
+
+
+def test_interfaces_have_symbolic_batch_and_chain(mlp, digits):
+    parts = mp.split(mlp, at=["1"], example=digits.x_test[:5])
+    first, last = parts.interfaces
+    assert str(first.inputs["input"].shape) == "batch 64"
+    assert str(next(iter(first.outputs.values())).shape) == "batch 64"
+    assert str(last.outputs["result"].shape) == "batch 10"
+    assert all(parts.edges())
+    first.check_inputs(torch.rand(17, 64))  # any batch size
+
+
+def test_skip_connection_crosses_the_cut_as_several_values():
+    torch.manual_seed(0)
+    model, x = Residual(), torch.randn(4, 6)
+    parts = mp.split(model, at=["a", "b"], example=x)
+    assert list(parts.interfaces[0].outputs) == ["x", "a"]  # x is still needed after the cut
+    assert list(parts.interfaces[1].inputs) == ["x", "a"]
+    assert torch.equal(parts(x), model(x))
+
+
+def test_cnn_split_is_exact_and_cut_order_follows_execution():
+    torch.manual_seed(0)
+    model, x = make_cnn(), torch.rand(6, 64)
+    parts = mp.split(model, at=["6", "2"], example=x)
+    assert parts.cuts == ["2", "6"]
+    assert str(parts.interfaces[0].outputs["_2"].shape) == "batch 8 8 8"
+    assert torch.equal(parts(x), model(x))
+
+
+@settings(max_examples=15, deadline=None)
+@given(widths=st.lists(st.integers(1, 9), min_size=1, max_size=4), data=st.data())
+def test_any_cuts_of_any_mlp_reproduce_exactly(widths, data):
+    torch.manual_seed(len(widths))
+    model = make_mlp(5, widths, 3)
+    cuttable = [str(i) for i in range(len(model) - 1)]
+    at = data.draw(st.lists(st.sampled_from(cuttable), min_size=1, unique=True))
+    x = torch.randn(data.draw(st.integers(1, 6)), 5)
+    assert torch.equal(mp.split(model, at=at, example=x)(x), model(x))
+
+
+def test_stages_share_parameters_with_the_model(mlp):
+    parts = mp.split(mlp, at=["1"], example=torch.rand(2, 64))
+    assert parts[0].get_submodule("0").weight is mlp[0].weight
+
+
+def test_refuses_unknown_submodule(mlp):
+    with pytest.raises(SpecError, match=r"split\(at=\['9'\]\): no submodule named '9'; submodules are: 0, 1, 2"):
+        mp.split(mlp, at=["9"], example=torch.rand(2, 64))
+
+
+def test_refuses_a_module_called_twice():
+    class Twice(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.f(self.f(x))
+
+    with pytest.raises(SpecError, match="submodule 'f' is called 2 times in forward; a cut needs exactly one call"):
+        mp.split(Twice(), at=["f"], example=torch.rand(2, 3))
+
+
+def test_refuses_an_empty_last_stage(mlp):
+    with pytest.raises(SpecError, match="the cut after '4' leaves stage 1 empty"):
+        mp.split(mlp, at=["4"], example=torch.rand(2, 64))
+
+
+def test_refuses_untraceable_models():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.f = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.f(x) if x.sum() > 0 else x
+
+    with pytest.raises(SpecError, match="torch.fx could not trace Branchy"):
+        mp.split(Branchy(), at=["f"], example=torch.rand(2, 3))
+
+
+@pytest.mark.parametrize("at", [[], "1", ["1", "1"]], ids=["empty", "string", "twice"])
+def test_refuses_bad_cut_lists(mlp, at):
+    with pytest.raises(SpecError, match=r"split\(at="):
+        mp.split(mlp, at=at, example=torch.rand(2, 64))
+
+
+def test_an_example_that_does_not_fit_is_named(mlp):
+    with pytest.raises(SpecError, match=r"split: stage 0 of Sequential failed on the example \(f32\[2,32\]\)"):
+        mp.split(mlp, at=["1"], example=torch.rand(2, 32))
