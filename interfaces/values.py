@@ -47,6 +47,13 @@ def finite_ok(t: torch.Tensor) -> torch.Tensor:
 
 
 def _range_mask(t: torch.Tensor, lo, hi) -> torch.Tensor:
+    if _is_integer(t):
+        # a bound the dtype cannot hold would wrap around (300 -> 44 in int8): clamp it to the dtype
+        info = torch.iinfo(t.dtype)
+        if (lo is not None and lo > info.max) or (hi is not None and hi < info.min):
+            return torch.zeros_like(t, dtype=torch.bool)
+        lo = None if lo is not None and lo <= info.min else lo
+        hi = None if hi is not None and hi >= info.max else hi
     mask = torch.ones_like(t, dtype=torch.bool)
     if lo is not None:
         mask = mask & (t >= lo)
