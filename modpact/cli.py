@@ -35,7 +35,9 @@ def _parser() -> argparse.ArgumentParser:
                      epilog="exit codes: 0 success, 1 check failed, 2 bad input or arguments")
     parser.add_argument("--version", action="version", version=f"modpact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("demo", help="guard a small model, monitor it, inject a fault and print the diagnosis")
+    demo = sub.add_parser("demo", help="the main job on digits: train, decompose, monitor, inject a fault, "
+                                       "diagnose, repair, validate; writes modpact-report.html/.json")
+    demo.add_argument("--out", default=".", metavar="DIR", help="where to write the report files (default: .)")
 
     rep = sub.add_parser("report", help="re-render a saved diagnosis report (JSON) as text, HTML, JUnit XML")
     rep.add_argument("file", metavar="FILE.json", help="a report saved with DiagnosisReport.to_json()")
@@ -67,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from modpact.runtime.demo import run_demo
+            from modpact.demo import run_demo
 
-            return run_demo()
+            return run_demo(args.out)
         return {"report": _report, "inspect": _inspect, "validate": _validate}[args.command](args)
     except ModpactError as e:
         print(f"modpact {args.command}: error: {e}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """The public API: every export imports and is documented; importing modpact
 stays free of Hypothesis; the CLI answers."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,11 +27,23 @@ def test_import_does_not_import_hypothesis():
     assert out.stdout.strip() == "False"
 
 
-def test_cli_demo_blames_the_injected_module():
-    out = subprocess.run([sys.executable, "-m", "modpact", "demo"], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert "root cause: hidden: postcondition in_range(result, -1000.0, 1000.0)" in out.stdout
-    assert "blaming hidden (its preconditions held)" in out.stdout
+def test_cli_demo_finds_blames_repairs_and_validates(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "modpact", "demo", "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    assert "OK: no contract violations in 5 step(s)" in text  # the clean run, before the fault
+    assert "root cause: hidden.2: postcondition finite(output) on output" in text
+    assert "blaming hidden.2 (its inputs were finite)" in text
+    assert "the monitor blamed 'hidden': the injected module" in text
+    assert "repair of 'hidden' (retrain): accuracy 10.00% -> " in text
+    assert "substitutable: yes" in text
+    assert "validate(hidden) against 'hidden':" in text
+    assert text.rstrip().endswith("demo finished: fault found, blamed, repaired and validated")
+    report = modpact.DiagnosisReport.from_json((tmp_path / "modpact-report.json").read_text())
+    assert report.root_cause.module == "hidden.2"
+    html = (tmp_path / "modpact-report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "hidden.2" in html
 
 
 def test_cli_version():
