@@ -29,6 +29,8 @@ from rich.console import Console
 import modpact as mp
 from modpact.decomposition.data import DIGITS, load
 from modpact.decomposition.training import accuracy, digits_modular, train_digits_mlp
+from modpact.runtime.contracts_info import model_contracts
+from modpact.runtime.render.text import contracts_tree
 
 FAULTY = "hidden"
 
@@ -50,27 +52,37 @@ def _monitored_run(mm: mp.ModularModel, x: torch.Tensor) -> mp.DiagnosisReport:
     return mon.report()
 
 
+def build(data=None) -> mp.ModularModel:
+    """The demo's model: a digits MLP trained from seed 0, as stages
+    ``encoder -> hidden -> head``, each guarded with its interface
+    (``modpact inspect modpact.demo:build`` prints them)."""
+    return _trained(data)[1]
+
+
+def _trained(data=None) -> tuple[torch.nn.Sequential, mp.ModularModel]:
+    model, _ = train_digits_mlp(seed=0, data=data)
+    mm = digits_modular(model)  # shares model's layers
+    for name, node in mm.nodes.items():
+        mp.guard(mm.module(name), interface=node.interface, name=name)
+    return model, mm
+
+
 def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
     console = console or Console(highlight=False)
     out = Path(out_dir)
     torch.manual_seed(0)
     with _step(console, "1. train a digits classifier (scikit-learn's load_digits, 64 -> 64 -> 32 -> 10 MLP)"):
         data = load("digits")
-        model, data = train_digits_mlp(seed=0, data=data)
+        model, mm = _trained(data)
         base_acc = accuracy(model, data.x_test, data.y_test)
     console.print(f"   test accuracy {base_acc:.1%} on {len(data.y_test)} held-out digits")
 
     with _step(console, "2. decompose it into modules with interfaces and contracts"):
-        mm = digits_modular(model)
-        for name, node in mm.nodes.items():
-            mp.guard(mm.module(name), interface=node.interface, name=name)
+        # the stages (guarded) were made by build(); here the per-class modules
         modules = mp.decompose_classes(model, data.x_train, data.y_train, DIGITS, retention=0.6)
         composed_acc = float((mp.compose_classes(modules, DIGITS).predict(data.x_test) == data.y_test).float().mean())
-    for name, node in mm.nodes.items():
-        iface = node.interface
-        ins = ", ".join(f"{k}: {s}" for k, s in iface.inputs.items())
-        outs = ", ".join(f"{k}: {s}" for k, s in iface.outputs.items())
-        console.print(f"   stage {name}: {ins} -> {outs}")
+    _, tree = contracts_tree("the stages and their contracts", model_contracts(mm), len(list(mm.modules())))
+    console.print(tree)
     console.print(f"   edges checked: {'all compatible' if not mm.check() else mm.check()}")
     console.print(f"   10 per-class modules keeping 60% of the edges each, recomposed by vote: "
                   f"{composed_acc:.1%} (original {base_acc:.1%})")

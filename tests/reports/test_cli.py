@@ -106,8 +106,8 @@ def test_inspect_prints_the_tree_and_exports_json(model_file, tmp_path):
 
 
 def test_inspect_a_module_path_and_the_default_object(model_file, capsys):
-    assert main(["inspect", "modpact.runtime.demo:build"]) == 0
-    assert "Sequential (modpact.runtime.demo:build): 3 guarded module(s) of 6" in capsys.readouterr().out
+    assert main(["inspect", "modpact.demo:build"]) == 0
+    assert "ModularModel (modpact.demo:build): 3 guarded module(s) of" in capsys.readouterr().out
     assert main(["inspect", str(model_file)]) == 0  # build_model is found by name
     assert "2 guarded module(s)" in capsys.readouterr().out
 
