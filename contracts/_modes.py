@@ -9,10 +9,10 @@ The global default mode starts from the environment variable
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 from typing import Iterator
 
+from ._context import ContextFlag
 from modpact.interfaces.errors import ContractViolation, SpecError
 
 __all__ = [
@@ -54,7 +54,7 @@ def _mode_from_env() -> str:
 
 # A one-element list is faster to read on the hot path than a contextvar.
 _GLOBAL_MODE = [_mode_from_env()]
-_DISABLED: contextvars.ContextVar[bool] = contextvars.ContextVar("modpact_contracts_disabled", default=False)
+_DISABLED: ContextFlag[bool] = ContextFlag("modpact_contracts_disabled", False)
 _RECORDED: list[ContractViolation] = []
 
 

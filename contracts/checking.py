@@ -17,11 +17,11 @@ local to the thread / task) to write device-side flags instead.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import torch
 
+from ._context import ContextFlag
 from ._violations import condition_violation, contract_error, interface_violation, report
 
 if TYPE_CHECKING:
@@ -136,7 +136,7 @@ def _value_problems(specs: Any, named: Mapping[str, Any], side: str) -> list:
 
 
 _EAGER = EagerChecker()
-_CHECKER: contextvars.ContextVar[Checker] = contextvars.ContextVar("modpact_checker", default=_EAGER)
+_CHECKER: ContextFlag[Checker] = ContextFlag("modpact_checker", _EAGER)
 
 
 def current_checker() -> Checker:

@@ -17,7 +17,6 @@ RNG state to collect evidence (which elements, which values).
 
 from __future__ import annotations
 
-import contextvars
 import datetime
 import weakref
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from torch import nn
 from modpact.interfaces.errors import ContractViolation, MonitorError, SpecError
 from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe, summarize
+from modpact.contracts._context import ContextFlag
 from modpact.contracts.checking import use_checker
 from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
 from modpact.runtime import distributed as D
@@ -41,7 +41,7 @@ from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, a
 __all__ = ["Monitor", "MonitorViolation", "active_monitor"]
 
 MODES = ("raise", "record")
-_ACTIVE: contextvars.ContextVar["Monitor | None"] = contextvars.ContextVar("modpact_monitor", default=None)
+_ACTIVE: ContextFlag["Monitor | None"] = ContextFlag("modpact_monitor", None)
 _CLAIMED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
 
 

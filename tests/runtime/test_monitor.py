@@ -229,3 +229,28 @@ def _range_interface():
 
     return Interface("enc", inputs={"x": TensorSpec("batch 8", range=(0, 1))},
                      outputs={"h": TensorSpec("batch 8", finite=True)})
+
+
+def test_guarded_modules_trace_under_torch_compile_without_graph_breaks():
+    # the contracts' context variables (disabled(), the installed checker) are
+    # read through ContextFlag, which dynamo can trace
+    model = MLP()
+    x = example_input(model, 4)
+    C.guard(model.body[0], ensures=[C.in_range("result", -1e3, 1e3)], name="body.0")
+    C.guard(model.head, ensures=[C.finite("result")], name="head")
+    with Monitor(model, defaults=True):
+        explained = torch._dynamo.explain(lambda inp: model(inp))(x)
+    assert explained.graph_break_count == 0, [r.reason for r in explained.break_reasons]
+
+
+def test_context_flag_keeps_per_context_values_in_eager_code():
+    import contextvars
+
+    from modpact.contracts._context import ContextFlag
+
+    flag = ContextFlag("t", 0)
+    token = flag.set(1)
+    assert contextvars.copy_context().run(flag.get) == 1
+    assert contextvars.Context().run(flag.get) == 0  # a fresh context sees the default
+    flag.reset(token)
+    assert flag.get() == 0 and flag.last == 0
