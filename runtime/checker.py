@@ -61,10 +61,15 @@ class MonitorChecker(Checker):
         """(blamed party, reason) for an input-side failure reading ``names``."""
         hint = guard.producer
         for n in names:
+            who = None
             if isinstance(hint, str):
-                return hint, "it produced an input that broke the precondition"
-            if isinstance(hint, dict) and (n in hint or "*" in hint):
-                return hint.get(n, hint.get("*")), "it produced an input that broke the precondition"
+                who = hint
+            elif isinstance(hint, dict) and (n in hint or "*" in hint):
+                who = hint.get(n, hint.get("*"))
+            if who is not None:
+                if who == INPUT_DATA:
+                    return INPUT_DATA, "the model's inputs broke the precondition"
+                return who, "it produced an input that broke the precondition"
             t = env.get(n)
             if isinstance(t, torch.Tensor):
                 p = self.monitor._producer_of(t)

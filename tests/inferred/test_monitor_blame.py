@@ -36,6 +36,7 @@ def test_bad_inputs_are_blamed_on_the_input_data(digits, installed):
     root = rep.root_cause
     assert root is not None and root.module == "0" and root.kind == "precondition"
     assert root.blame == INPUT_DATA
+    assert root.blame_reason == "the model's inputs broke the precondition"
     assert root.check == "envelope(input, 64 features)"
     assert root.evidence["rows_outside"] == 16
 
