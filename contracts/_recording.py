@@ -57,20 +57,14 @@ def reduce(t: torch.Tensor, gran: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @dataclass
-class Stats:
-    """Running envelope of one tensor of one module."""
+class TensorSite:
+    """Which tensor of which module: the key and label shared by the running
+    statistics and the inferred envelope."""
 
     module: str
     side: str  # "input" | "output"
     name: str  # argument name, or "result"
     index: int | str | None
-    granularity: str
-    lo: torch.Tensor | None = None  # float64 on CPU
-    hi: torch.Tensor | None = None
-    rows: int = 0
-    sources: set[str] = field(default_factory=set)  # producers of an input
-    kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
-    kept_labels: list[torch.Tensor] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, str, str, Any]:
@@ -80,6 +74,19 @@ class Stats:
     def label(self) -> str:
         where = self.name if self.index is None else f"{self.name}[{self.index!r}]"
         return f"{self.module or '<model>'} {self.side} {where}"
+
+
+@dataclass
+class Stats(TensorSite):
+    """Running envelope of one tensor of one module."""
+
+    granularity: str
+    lo: torch.Tensor | None = None  # float64 on CPU
+    hi: torch.Tensor | None = None
+    rows: int = 0
+    sources: set[str] = field(default_factory=set)  # producers of an input
+    kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
+    kept_labels: list[torch.Tensor] = field(default_factory=list)
 
     def add(self, t: torch.Tensor) -> None:
         x = t.detach()

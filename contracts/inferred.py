@@ -34,7 +34,7 @@ from modpact.interfaces.labels import LabelSpace
 
 from ._boxes import build_boxes, grow_boxes
 from ._modes import disabled
-from ._recording import (GRANULARITIES, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
+from ._recording import (GRANULARITIES, TensorSite, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
                          record, select_modules)
 from ._source import user_site
 from .condition import Condition
@@ -52,7 +52,7 @@ ROUNDOFF = 1e-4
 
 
 @dataclass
-class TensorEnvelope:
+class TensorEnvelope(TensorSite):
     """What was seen for one tensor of one module: the raw (un-widened)
     per-element/channel min and max, the rows seen, whether it is a module
     input that no other recorded module produced (``boundary``), whether it
@@ -61,10 +61,6 @@ class TensorEnvelope:
     checked as a union (``box_mode="union"``) or against the predicted class
     (``"class"``, on the input of the module producing the model's scores)."""
 
-    module: str
-    side: str
-    name: str
-    index: int | str | None
     granularity: str
     lo: torch.Tensor
     hi: torch.Tensor
@@ -75,15 +71,6 @@ class TensorEnvelope:
     box_hi: torch.Tensor | None = None
     box_labels: list[int] = field(default_factory=list)
     box_mode: str | None = None  # "union": rows inside any box; "class": inside a box of the predicted class
-
-    @property
-    def key(self) -> tuple[str, str, str, Any]:
-        return (self.module, self.side, self.name, self.index)
-
-    @property
-    def label(self) -> str:
-        where = self.name if self.index is None else f"{self.name}[{self.index!r}]"
-        return f"{self.module or '<model>'} {self.side} {where}"
 
     @property
     def span(self) -> float:
