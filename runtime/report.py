@@ -203,6 +203,16 @@ class DiagnosisReport(BaseModel):
         return self.model_dump_json(indent=indent)
 
     @classmethod
+    def from_failure(cls, failure: Any) -> "DiagnosisReport":
+        """The report of a ``validate()``, ``check_substitutable()`` or
+        ``check_composition()`` failure (a ``ValidationFailure``): the
+        counterexample as its one violation, ready for ``print``, ``to_html``,
+        ``to_junit`` and ``to_json``."""
+        from modpact.runtime.validation_report import failure_report
+
+        return failure_report(failure)
+
+    @classmethod
     def from_json(cls, text: str) -> "DiagnosisReport":
         """Load a report saved with ``to_json``. Raises ``FormatVersionError``
         for another format version and ``SpecError`` naming the line (bad JSON)

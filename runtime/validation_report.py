@@ -12,7 +12,7 @@ import torch
 from modpact.runtime.histogram import value_histogram
 from modpact.runtime.report import DiagnosisReport, Histogram, ModuleContracts, ViolationRecord
 
-__all__ = ["ValidationOutcome", "validation_report"]
+__all__ = ["ValidationOutcome", "failure_report", "validation_report"]
 
 
 @dataclass
@@ -68,3 +68,15 @@ def validation_report(model: str, outcomes: list[ValidationOutcome]) -> Diagnosi
         violations=violations, notes=notes, contracts=[o.contracts for o in outcomes],
         module_types={o.module: o.contracts.type for o in outcomes},
     )
+
+
+def failure_report(failure: Any) -> DiagnosisReport:
+    """A report of one ``validate`` / ``check_substitutable`` /
+    ``check_composition`` failure (a ValidationFailure), for the renderers."""
+    from modpact.interfaces.errors import ValidationFailure
+
+    if not isinstance(failure, ValidationFailure):
+        raise TypeError(f"DiagnosisReport.from_failure: expected a ValidationFailure, got {type(failure).__name__}")
+    module = failure.module or "<model>"
+    outcome = ValidationOutcome(module=module, contracts=ModuleContracts(module=module), failure=failure)
+    return validation_report(module, [outcome])
