@@ -136,6 +136,34 @@ def test_a_hung_rank_gives_a_clear_error_after_the_timeout(tmp_path):
     assert res["waited"] < 4
 
 
+def _die(rank: int, world: int, init: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    model = _model()
+    with mp.Monitor(model, defaults=True, timeout=30) as mon:
+        model(torch.rand(2, 8))
+        if rank == 1:
+            os._exit(0)  # dies without a word, before step()
+        t0 = time.monotonic()
+        try:
+            mon.step()
+            message = "no error"
+        except mp.MonitorError as e:
+            message = str(e)
+        waited = time.monotonic() - t0
+    with open(os.path.join(out, "die.json"), "w") as f:
+        json.dump({"message": message, "waited": waited}, f)
+
+
+def test_a_dead_rank_gives_a_clear_error_without_waiting_for_the_timeout(tmp_path):
+    _spawn(_die, 2, tmp_path)
+    res = json.loads((tmp_path / "die.json").read_text())
+    assert res["message"].startswith(
+        "Monitor.step() on rank 0: the exchange of violation flags across 2 ranks did not complete within 30 s; "
+        "another rank has probably died or hangs")
+    assert "Backend said: " in res["message"]
+    assert res["waited"] < 25  # the closed connection is seen long before the timeout
+
+
 def test_merge_ranks_keeps_one_record_per_violation():
     def v(rank, module="a", seq=1):
         return RuntimeViolation(step=0, call=0, seq=seq, module=module, kind="postcondition", check="finite(output)",
