@@ -107,42 +107,16 @@ def test_every_rank_gets_the_same_diagnosis_naming_the_rank(tmp_path):
     assert all("root cause" in r["message"] and "at <model> in step 1" in r["message"] for r in raised)
 
 
-def _hang(rank: int, world: int, init: str, out: str) -> None:
+def _lost_rank(rank: int, world: int, init: str, out: str, how: str, timeout: float) -> None:
+    """Rank 1 never reaches step(): it hangs (``how="hang"``) or dies (``"die"``);
+    rank 0 records what its step() raised and how long it waited."""
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     model = _model()
-    with mp.Monitor(model, defaults=True, timeout=1.5) as mon:
+    with mp.Monitor(model, defaults=True, timeout=timeout) as mon:
         model(torch.rand(2, 8))
         if rank == 1:
-            time.sleep(4)  # never reaches step(): a hung rank
-            os._exit(0)
-        t0 = time.monotonic()
-        try:
-            mon.step()
-            message = "no error"
-        except mp.MonitorError as e:
-            message = str(e)
-        waited = time.monotonic() - t0
-    with open(os.path.join(out, "hang.json"), "w") as f:
-        json.dump({"message": message, "waited": waited}, f)
-    os._exit(0)  # as in _die: no teardown of a process group with a timed-out collective
-
-
-def test_a_hung_rank_gives_a_clear_error_after_the_timeout(tmp_path):
-    _spawn(_hang, 2, tmp_path)
-    res = json.loads((tmp_path / "hang.json").read_text())
-    assert res["message"].startswith(
-        "Monitor.step() on rank 0: the exchange of violation flags across 2 ranks did not complete within 1.5 s; "
-        "another rank has probably died or hangs (it must call Monitor.step() at the same steps)."
-    )
-    assert res["waited"] < 4
-
-
-def _die(rank: int, world: int, init: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
-    model = _model()
-    with mp.Monitor(model, defaults=True, timeout=30) as mon:
-        model(torch.rand(2, 8))
-        if rank == 1:
+            if how == "hang":
+                time.sleep(4)
             os._exit(0)  # dies without a word, before step()
         t0 = time.monotonic()
         try:
@@ -151,15 +125,26 @@ def _die(rank: int, world: int, init: str, out: str) -> None:
         except mp.MonitorError as e:
             message = str(e)
         waited = time.monotonic() - t0
-    with open(os.path.join(out, "die.json"), "w") as f:
+    with open(os.path.join(out, f"{how}.json"), "w") as f:
         json.dump({"message": message, "waited": waited}, f)
-    # gloo may abort in its destructor once a peer is gone ("terminate called
-    # without an active exception"); the error above is what is under test
+    # gloo may abort tearing down a group whose peer is gone or whose collective
+    # timed out ("terminate called without an active exception"); the error
+    # above is what is under test
     os._exit(0)
 
 
+def test_a_hung_rank_gives_a_clear_error_after_the_timeout(tmp_path):
+    _spawn(_lost_rank, 2, tmp_path, "hang", 1.5)
+    res = json.loads((tmp_path / "hang.json").read_text())
+    assert res["message"].startswith(
+        "Monitor.step() on rank 0: the exchange of violation flags across 2 ranks did not complete within 1.5 s; "
+        "another rank has probably died or hangs (it must call Monitor.step() at the same steps)."
+    )
+    assert res["waited"] < 4
+
+
 def test_a_dead_rank_gives_a_clear_error_without_waiting_for_the_timeout(tmp_path):
-    _spawn(_die, 2, tmp_path)
+    _spawn(_lost_rank, 2, tmp_path, "die", 30.0)
     res = json.loads((tmp_path / "die.json").read_text())
     assert res["message"].startswith(
         "Monitor.step() on rank 0: the exchange of violation flags across 2 ranks did not complete within 30 s; "
