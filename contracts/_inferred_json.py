@@ -11,9 +11,9 @@ from typing import Any, Literal, Optional, Union
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.interfaces.errors import SpecError
 from modpact.interfaces.labels import LabelSpace
-from modpact.interfaces.serialize import LabelSpaceModel
+from modpact.interfaces.serialize import LabelSpaceModel, check_document
 
 __all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict"]
 
@@ -119,16 +119,7 @@ def _pair(lo: Any, hi: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
 def from_dict(data: Any) -> Any:
     from .inferred import InferredContracts, TensorEnvelope
 
-    if not isinstance(data, dict):
-        raise SpecError(f"{KIND}.from_dict: expected a dict, got {type(data).__name__}")
-    found = data.get("format_version")
-    if found not in SUPPORTED_FORMAT_VERSIONS:
-        raise FormatVersionError(
-            f"{KIND}.from_dict: format_version {found!r} is not supported; "
-            f"this modpact reads {', '.join(map(repr, SUPPORTED_FORMAT_VERSIONS))}"
-        )
-    if data.get("kind") != KIND:
-        raise SpecError(f"{KIND}.from_dict: document kind is {data.get('kind')!r}, expected {KIND!r}")
+    check_document(data, KIND, SUPPORTED_FORMAT_VERSIONS, kind_required=True)
     try:
         doc = _Doc.model_validate(data)
     except ValidationError as e:

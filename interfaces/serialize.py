@@ -106,18 +106,25 @@ def to_dict(obj) -> dict:
     raise TypeError(f"to_dict: cannot serialize {kind}")
 
 
-def from_dict(data: Any, cls) -> Any:
-    kind = cls.__name__
+def check_document(data: Any, kind: str, supported: tuple, *, kind_required: bool = False) -> None:
+    """A JSON document's envelope: a dict of a supported ``format_version``
+    and of ``kind`` (which may be left out unless ``kind_required``)."""
     if not isinstance(data, dict):
         raise SpecError(f"{kind}.from_dict: expected a dict, got {type(data).__name__}")
     found = data.get("format_version")
-    if found not in SUPPORTED_FORMAT_VERSIONS:
+    if found not in supported:
         raise FormatVersionError(
             f"{kind}.from_dict: format_version {found!r} is not supported; "
-            f"this modpact reads {', '.join(map(repr, SUPPORTED_FORMAT_VERSIONS))}"
+            f"this modpact reads {', '.join(map(repr, supported))}"
         )
-    if data.get("kind", kind) != kind:
+    if data.get("kind", None if kind_required else kind) != kind:
         raise SpecError(f"{kind}.from_dict: document kind is {data.get('kind')!r}, expected {kind!r}")
+
+
+def from_dict(data: Any, cls) -> Any:
+    kind = cls.__name__
+    check_document(data, kind, SUPPORTED_FORMAT_VERSIONS)
+    found = data["format_version"]
     body = {k: v for k, v in data.items() if k not in ("format_version", "kind")}
     try:
         if kind == "LabelSpace":
