@@ -7,6 +7,14 @@ bounds it must satisfy; nothing is read back on the host while the model runs:
   ``torch.aminmax(t)``: one pass, no full-size temporary, and NaN/Inf
   propagate into min/max. Measured on the 2-core CPU: 3 us for a 64x256
   tensor against 35 us for ``torch.isfinite(t).all()``.
+* finite-only checks on floating tensors (the Monitor's default
+  ``finite(output)``) record ``t.sum()`` instead: half the cost of
+  ``aminmax`` on the CPU, and any NaN or Inf makes the sum NaN or Inf.
+  Half-precision tensors are summed in float32, so their sum cannot
+  overflow; a float32 (or bfloat16) tensor whose elements are all finite but
+  so large that their sum overflows (|x| of about 1e33 and more) is
+  reported as a violation too, a false alarm about values that are about
+  to overflow anyway.
 * other conditions record the 0-dim bool tensor they computed (``device_ok``).
 
 ``aminmax`` writes into a preallocated [2, capacity] tensor per (dtype,
@@ -17,6 +25,11 @@ compares false, so it fails every bound), concatenated, and copied to (pinned, o
 host memory with ``non_blocking=True``; a CUDA event marks when the copy is
 done. ``poll()`` reads only copies whose event has completed, so the host
 never waits for the device in the steady state (one step late is fine).
+
+On the CPU a read is not a sync, and three tensor ops cost more than the
+comparisons themselves: there the mins and maxs are read with one
+``tolist()`` each and compared with the bounds in Python (``host_compare``;
+the tests run both paths on the CPU).
 """
 
 from __future__ import annotations
@@ -65,6 +78,11 @@ def range_violated(t: torch.Tensor, lo: float | None, hi: float | None, finite: 
     return ~((mn >= b_lo) & (mx <= b_hi))
 
 
+# finite-only checks read the sum, accumulated in this dtype (None: the tensor's own)
+_SUM_DTYPE: dict[torch.dtype, torch.dtype | None] = {
+    torch.float32: None, torch.float64: None, torch.float16: torch.float32, torch.bfloat16: torch.float32,
+}
+
 GROUP_CAPACITY = 1024  # range checks per (dtype, device) before a partial flush
 
 
@@ -104,9 +122,12 @@ class FlagBuffer:
     """Events are opaque to the buffer: whatever the caller passes comes back
     from ``poll`` when its check failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_compare: bool = True) -> None:
+        self.host_compare = host_compare  # compare CPU groups in Python (see the module docstring)
+        self._ready: list = []  # events of violated checks already read on the host
         self._groups: dict[tuple[torch.dtype, torch.device], _Group] = {}
         self._oks: dict[torch.device, tuple[list, list]] = {}
+        self._sums: dict[tuple[torch.dtype, torch.device], tuple[list, list]] = {}
         self._bound_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         self.pending: list[Pending] = []
         self.size = 0
@@ -118,6 +139,8 @@ class FlagBuffer:
         when the tensor has no values to check (empty, bool, complex, meta)."""
         if not checkable(t):
             return False
+        if finite and lo is None and hi is None and t.dtype in _SUM_DTYPE:
+            return self._add_sum(t, event)
         key = (t.dtype, t.device)
         g = self._groups.get(key)
         if g is None:
@@ -135,9 +158,23 @@ class FlagBuffer:
         g.events.append(event)
         self.size += 1
         if i + 1 == GROUP_CAPACITY:
-            self.push(self._evaluate(g), g.events)
             self.size -= len(g.events)
-            g.los, g.his, g.events = [], [], []
+            self._drain(g)
+        return True
+
+    def _add_sum(self, t: torch.Tensor, event: Any) -> bool:
+        """A finite-only check on a floating tensor: its sum (see the module docstring)."""
+        if t.requires_grad:
+            t = t.detach()
+        acc = _SUM_DTYPE[t.dtype]
+        total = t.sum() if acc is None else t.sum(dtype=acc)
+        key = (total.dtype, t.device)
+        entry = self._sums.get(key)
+        if entry is None:
+            entry = self._sums[key] = ([], [])
+        entry[0].append(total)
+        entry[1].append(event)
+        self.size += 1
         return True
 
     def add_ok(self, ok: torch.Tensor | bool, event: Any) -> None:
@@ -177,6 +214,24 @@ class FlagBuffer:
         lo, hi = self._bounds(g)
         return (g.vmin[:n] >= lo) & (g.vmax[:n] <= hi)
 
+    def _drain(self, g: _Group) -> None:
+        """Read a full group at once (CPU, host_compare) or start its copy."""
+        if self.host_compare and g.vmin.device.type == "cpu":
+            self._compare_on_host(g)
+        else:
+            self.push(self._evaluate(g), g.events)
+        g.los, g.his, g.events = [], [], []
+
+    def _compare_on_host(self, g: _Group) -> None:
+        """CPU: read the mins and maxs once and compare in Python (NaN
+        compares false, so it fails both bounds)."""
+        n = len(g.events)
+        mins = g.vmin[:n].tolist()
+        maxs = g.vmax[:n].tolist()
+        self._ready.extend(
+            e for e, lo, hi, a, b in zip(g.events, g.los, g.his, mins, maxs) if not (a >= lo and b <= hi)
+        )
+
     def flush(self) -> None:
         """Evaluate every recorded predicate and start the copy to the host:
         one small vector per device."""
@@ -186,10 +241,25 @@ class FlagBuffer:
         for (dtype, device), g in self._groups.items():
             if not g.events:
                 continue
-            oks, evs = by_device.setdefault(device, ([], []))
-            oks.append(self._evaluate(g))
-            evs.extend(g.events)
+            if self.host_compare and device.type == "cpu":
+                self._compare_on_host(g)
+            else:
+                oks, evs = by_device.setdefault(device, ([], []))
+                oks.append(self._evaluate(g))
+                evs.extend(g.events)
             g.los, g.his, g.events = [], [], []
+        for (_, device), (sums, events) in self._sums.items():
+            if not events:
+                continue
+            totals = torch.stack(sums)
+            if self.host_compare and device.type == "cpu":
+                self._ready.extend(e for e, v in zip(events, totals.tolist()) if not math.isfinite(v))
+            else:
+                oks, evs = by_device.setdefault(device, ([], []))
+                oks.append(torch.isfinite(totals))
+                evs.extend(events)
+            sums.clear()
+            events.clear()
         for device, (verdicts, events) in self._oks.items():
             oks, evs = by_device.setdefault(device, ([], []))
             oks.append(torch.stack(verdicts))
@@ -214,7 +284,7 @@ class FlagBuffer:
     def poll(self, block: bool = False) -> list[int]:
         """Event ids of violated checks among the copies that have arrived.
         With ``block=True`` waits for every copy (used by report())."""
-        bad: list[int] = []
+        bad, self._ready = self._ready, []
         still: list[Pending] = []
         for p in self.pending:
             if block and p.done is not None:

@@ -81,6 +81,39 @@ FINITE_PRESERVING = (
 )
 
 
+# Modules whose output is non-finite somewhere whenever an input element is
+# (every input element reaches some output element through +, * or a mean;
+# inf * 0 is NaN). A default ``finite(output)`` check on a tensor consumed by
+# one of them is covered by the check on its output, so it can be elided.
+# ReLU (-inf -> 0), sigmoid, tanh, softmax, max pooling and strided
+# convolutions (which skip input positions) absorb values and are not here.
+_PROPAGATING = (
+    nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+    nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
+)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
+_CONV = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def propagates_non_finite(mod: nn.Module) -> bool:
+    """Whether a non-finite element anywhere in ``mod``'s input always makes
+    some element of its output non-finite (checked per instance: a subclass
+    that overrides ``forward`` is not trusted)."""
+    for base in _PROPAGATING + _DROPOUT + _CONV + (nn.LeakyReLU,):
+        if isinstance(mod, base):
+            if type(mod).forward is not base.forward:
+                return False
+            if base in _CONV:
+                return all(s == 1 for s in mod.stride) and all(d == 1 for d in mod.dilation)
+            if base in _DROPOUT:
+                return mod.p < 1
+            if base is nn.LeakyReLU:
+                return mod.negative_slope > 0
+            return True
+    return False
+
+
 def _flat(obj: Any, prefix: str) -> list[tuple[str, torch.Tensor]]:
     """Tensors in obj with their names; fast path for the common shapes."""
     if type(obj) is _Tensor or isinstance(obj, _Tensor):
@@ -134,6 +167,12 @@ class Monitor:
         monitored module's outputs and, at ``step()``, each module's
         parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
     replay: replay a failing call synchronously to collect evidence.
+    elide: skip a default ``finite(output)`` check when the tensor's next
+        consumer is a module that propagates non-finite values (Linear,
+        stride-1 Conv, norms, ...) whose own output is checked: a bad value
+        still sets a flag, one module later, and the replay finds the module
+        that produced it. Default: on when ``replay`` is on (without a replay
+        the blame could land one module downstream).
     sync_every: under torch.distributed, exchange violation flags across
         ranks at every ``sync_every``-th ``step()`` (one all_reduce; 0: never).
     group: the process group to exchange over (default: the world).
@@ -151,6 +190,7 @@ class Monitor:
         backward: bool = False,
         grad_norm: tuple[float | None, float | None] | None = None,
         replay: bool = True,
+        elide: bool | None = None,
         max_violations: int = 10_000,
         sync_every: int = 1,
         group: Any = None,
@@ -180,6 +220,7 @@ class Monitor:
         self.backward = backward or grad_norm is not None
         self.grad_norm = grad_norm
         self.replay = replay
+        self.elide = replay if elide is None else bool(elide)
         self.max_violations = max_violations
         self._handles: list[Any] = []
         self._token = None
@@ -202,6 +243,8 @@ class Monitor:
         self._shared = 0  # local records already sent in an exchange
         self._world_size: int | None = None
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
+        # default output checks waiting for the next monitored call: id -> (tensor, event)
+        self._pending: dict[int, tuple[torch.Tensor, tuple]] = {}
         self._edges_now: set = set()
         self._graph_edges: set[tuple[str, str]] = set()  # every call's edges, kept for the report's graph
         self._violated_calls: set[tuple[int, int]] = set()  # their dataflow is kept for assign_roots
@@ -422,9 +465,14 @@ class Monitor:
             return entry[1], entry[2]
         return None
 
-    def _inputs_flow(self, path: str, args: Any, kwargs: Any) -> tuple[bool, torch.dtype | None]:
+    def _inputs_flow(self, path: str, args: Any, kwargs: Any, propagates: bool = False,
+                     held: list | None = None) -> tuple[bool, torch.dtype | None]:
         """Add dataflow edges from the producers of the inputs; return whether
-        every input tensor came from a checked producer, and the first floating dtype."""
+        every input tensor came from a checked producer, and the first floating dtype.
+
+        Inputs whose check is pending: a propagating consumer puts their ids
+        in ``held`` (its own output check may cover them); any other consumer
+        (``held`` given) runs their check now."""
         edges = self._edges_now
         all_checked = True
         in_dtype = None
@@ -432,12 +480,22 @@ class Monitor:
         if kwargs:
             items = items + _flat_tensors(kwargs)
         producers = self._producers
+        pending = self._pending
         for t in items:
-            entry = producers.get(id(t))
+            key = id(t)
+            entry = producers.get(key)
             if entry is not None and entry[0]() is t:
                 if entry[1] != path:
                     edges.add((entry[1], path))
-                all_checked = all_checked and entry[2]
+                checked = entry[2]
+                if not checked and held is not None and key in pending:
+                    if propagates:
+                        held.append(key)
+                    else:
+                        self._run_check(*pending.pop(key))
+                        producers[key] = (entry[0], entry[1], True)
+                        checked = True
+                all_checked = all_checked and checked
             else:
                 # computed by code in the enclosing container's forward (e.g.
                 # `out + shortcut(x)`): it may depend on anything that container
@@ -473,6 +531,7 @@ class Monitor:
         is_root = mod is self.model
         defaults = path in self._default_paths
         preserving = isinstance(mod, FINITE_PRESERVING)
+        propagates = propagates_non_finite(mod)
         blame_self = path or "<model>"
         out_slots: dict[str, Slot] = {}
 
@@ -485,6 +544,7 @@ class Monitor:
         def post_hook(module, args, kwargs, output):
             if has_pre and self._stack and self._stack[-1] == path:
                 self._stack.pop()
+            held: list | None = None if has_pre else []
             if _is_compiling():  # traced: no dataflow, flags go to the per-slot buffer
                 if defaults:
                     for name, t in _flat(output, "output"):
@@ -499,27 +559,35 @@ class Monitor:
                             in_dtype = t.dtype
                             break
             else:
-                in_checked, in_dtype = self._inputs_flow(path, args, kwargs)
+                in_checked, in_dtype = self._inputs_flow(path, args, kwargs, propagates, held)
             producers = self._producers
             replaying = self._replaying is not None
+            pending = self._pending
+            defer = self.elide and not replaying
+            new: dict = {}  # this call's pending checks (its outputs; pending tensors passed through)
             outputs = ((("output", output),) if type(output) is _Tensor else _flat(output, "output"))
             for name, t in outputs:
-                entry = producers.get(id(t))
+                key = id(t)
+                entry = producers.get(key)
                 passed_through = entry is not None and entry[0]() is t
                 checked = passed_through and entry[2]
+                if passed_through and key in pending:
+                    new[key] = pending.pop(key)
                 if defaults and t.is_floating_point():
                     if not passed_through and not (preserving and in_checked):
                         slot = out_slot(name)
                         if replaying:
                             self._check_range(slot, t, blame_self, "its inputs were finite")
-                        else:  # _check_range's eager path, inlined: this runs for every leaf
+                            checked = True
+                        elif checkable(t):  # _check_range's eager path, inlined: this runs for every leaf
                             self._seq += 1
-                            self._checks += 1
                             event = (slot, self._step, self._call, self._seq, blame_self, "its inputs were finite")
-                            if not self.buffer.add_range(t, event):
-                                self._seq -= 1
-                                self._checks -= 1
-                        checked = True
+                            if defer:  # wait for the consumer: its check may cover this one
+                                new[key] = (t, event)
+                            else:
+                                self._checks += 1
+                                self.buffer.add_range(t, event)
+                                checked = True
                     elif preserving and in_checked:
                         checked = True
                     if in_dtype is not None:
@@ -534,9 +602,19 @@ class Monitor:
                             self._seq += 1
                             if not replaying:
                                 self._checks += 1
-                producers[id(t)] = (weakref.ref(t), path, checked)
+                producers[key] = (weakref.ref(t), path, checked)
                 if self.backward and t.requires_grad and not replaying:
                     self._watch_grad(path, t)
+            if pending:
+                # held inputs are covered when this call's own output check is
+                # pending; everything else that waited runs now
+                covered = held and any(k not in held for k in new)
+                for key, item in pending.items():
+                    if not (covered and key in held):
+                        self._run_check(*item)
+                pending.clear()
+            if new:
+                pending.update(new)
             if is_root:
                 self._end_call()
             return None
@@ -564,6 +642,7 @@ class Monitor:
         if self._replaying is not None:
             self._seq = 0
             return
+        self._flush_pending()  # left by a forward that raised
         self._call += 1
         self._calls_total += 1
         self._seq = 0
@@ -578,9 +657,23 @@ class Monitor:
         for _, t in _tensors((args, kwargs), "inputs"):
             self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, checked)
 
+    def _run_check(self, t: torch.Tensor, event: tuple) -> None:
+        """Record a default output check whose event was made (and its seq
+        taken) when the tensor was produced."""
+        self._checks += 1
+        self.buffer.add_range(t, event)
+
+    def _flush_pending(self) -> None:
+        """Run the output checks still waiting for a consumer."""
+        if self._pending:
+            for item in self._pending.values():
+                self._run_check(*item)
+            self._pending.clear()
+
     def _end_call(self) -> None:
         """End of a root forward: checks stay pending until step()/report();
         past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
+        self._flush_pending()
         if self._replaying is None and self.buffer.size > FLUSH_AT:
             self._collect(block=False)
 
@@ -644,6 +737,7 @@ class Monitor:
         self.buffer.push(held, events)
 
     def _collect(self, block: bool) -> None:
+        self._flush_pending()
         self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
@@ -655,7 +749,7 @@ class Monitor:
         evidence_by_call = {
             key: self._replay_call(key) for key in sorted(keys) if self.replay and key[1] >= 0 and key in self._inputs
         }
-        for slot, step, call, seq, blame, reason in bad:
+        for slot, step, call, seq, blame, reason in self._elided_roots(bad, evidence_by_call):
             ev = {}
             rep = evidence_by_call.get((step, call))
             if rep is not None and slot.phase == "forward":
@@ -665,6 +759,27 @@ class Monitor:
                 else:
                     ev = {"replay": "not reproduced (weights or inputs changed since the step)"}
             self._add_violation(slot, step, call, seq, blame, reason, "", ev)
+
+    def _elided_roots(self, bad: list, evidence_by_call: dict) -> list:
+        """The flagged events, plus the default output checks that the replay
+        found failing before the first flagged check of their call: checks
+        that were elided at run time because a downstream check covered them
+        (that downstream module's violation follows from them)."""
+        first: dict[tuple[int, int], int] = {}
+        for slot, step, call, seq, *_ in bad:
+            if slot.phase == "forward":
+                first.setdefault((step, call), seq)
+        found: list = []
+        if not self.elide:
+            return bad
+        for key, rep in evidence_by_call.items():
+            for seq, (slot, ev) in rep.items():
+                if (seq < first.get(key, 0) and slot.check == "finite(output)" and slot.kind == "postcondition"
+                        and ev.get("failing")):
+                    ev.setdefault("found", "by the replay: the run-time check was elided, since the check "
+                                           "of the module that consumed this output covers it")
+                    found.append((slot, key[0], key[1], seq, slot.module or "<model>", "its inputs were finite"))
+        return sorted(bad + found, key=_event_order) if found else bad
 
     def _replay_call(self, key: tuple[int, int]) -> dict:
         """Re-run one root call synchronously (no grad, RNG and buffers restored)."""

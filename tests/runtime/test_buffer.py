@@ -13,6 +13,16 @@ from hypothesis.extra.numpy import arrays
 from modpact.runtime._buffer import GROUP_CAPACITY, FlagBuffer, checkable
 
 
+@pytest.fixture(autouse=True, scope="module", params=[True, False], ids=["host-compare", "device-evaluate"])
+def both_read_paths(request):
+    """Every test runs on both read paths: CPU groups compared in Python, and
+    the device-side evaluation that CUDA groups always use."""
+    init = FlagBuffer.__init__
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(FlagBuffer, "__init__", lambda self, host_compare=request.param: init(self, host_compare))
+        yield request.param
+
+
 def _violated(buf: FlagBuffer) -> list:
     buf.flush()
     return buf.poll(block=True)
@@ -35,7 +45,40 @@ def test_range_verdict_matches_direct_check(values, lo, hi):
     t = torch.from_numpy(values)
     buf = FlagBuffer()
     buf.add_range(t, "e", lo, hi, True)
-    assert (_violated(buf) == ["e"]) == _direct(t, lo, hi)
+    # finite-only checks read the sum: only values far past any activation's
+    # scale can overflow it (test_sum_overflow_of_huge_finite_values_is_flagged)
+    overflow = lo is None and hi is None and not math.isfinite(float(t.sum()))
+    assert (_violated(buf) == ["e"]) == (_direct(t, lo, hi) or overflow)
+
+
+BIG = float(np.float32(1e30))
+moderate = st.one_of(st.floats(-BIG, BIG, width=32), st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+@given(arrays(np.float32, st.integers(1, 64), elements=moderate))
+def test_finite_verdict_is_exact_below_overflow_scale(values):
+    t = torch.from_numpy(values)
+    buf = FlagBuffer()
+    buf.add_range(t, "e")
+    assert (_violated(buf) == ["e"]) == (not torch.isfinite(t).all())
+
+
+def test_sum_overflow_of_huge_finite_values_is_flagged():
+    """The documented false alarm: finite float32 values whose sum overflows."""
+    buf = FlagBuffer()
+    buf.add_range(torch.full((4,), 2e38), "huge")
+    assert _violated(buf) == ["huge"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_sums_accumulate_in_float32(dtype):
+    """64*256 values of 8 sum to 131072, past float16's largest value: no false alarm."""
+    buf = FlagBuffer()
+    buf.add_range(torch.full((64, 256), 8.0, dtype=dtype), "large sum")
+    t = torch.ones(5, dtype=dtype)
+    t[1] = math.inf
+    buf.add_range(t, "inf")
+    assert _violated(buf) == ["inf"]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
