@@ -2,7 +2,8 @@
 
 Variants, each a ratio to the bare model measured in the same round:
   (a) bare model
-  (b) modpact Monitor with default contracts (finite outputs, stable dtype) on every leaf
+  (b) modpact Monitor with default contracts (finite outputs, stable dtype) on every leaf,
+      with its default settings (replay on, so covered checks are elided)
   (c) naive per-module checks: torch.isfinite(out).all().item() in a forward hook
       on every leaf (like fairseq's NanDetector)
   (d) torch.autograd.detect_anomaly (forward+backward only)
@@ -62,7 +63,7 @@ def run_case(name, batch, backward, device, min_time):
     mon_holder = {}
 
     def monitored():
-        mon = Monitor(model, defaults=True, replay=False)
+        mon = Monitor(model, defaults=True)
         mon_holder["m"] = mon
         return mon
 

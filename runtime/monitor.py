@@ -142,6 +142,7 @@ def _tensors(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 _is_compiling = torch.compiler.is_compiling
+_CUDA = torch.cuda.is_available()
 SLOT_CAPACITY = 4096
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 
@@ -245,6 +246,10 @@ class Monitor:
         self._producers: dict[int, tuple[weakref.ref, str, bool]] = {}
         # default output checks waiting for the next monitored call: id -> (tensor, event)
         self._pending: dict[int, tuple[torch.Tensor, tuple]] = {}
+        # modules whose output a propagating consumer took last time: their
+        # check waits for that consumer; every other check runs at once, while
+        # the tensor is still in cache
+        self._coverable: set[str] = set()
         self._edges_now: set = set()
         self._graph_edges: set[tuple[str, str]] = set()  # every call's edges, kept for the report's graph
         self._violated_calls: set[tuple[int, int]] = set()  # their dataflow is kept for assign_roots
@@ -488,13 +493,16 @@ class Monitor:
                 if entry[1] != path:
                     edges.add((entry[1], path))
                 checked = entry[2]
-                if not checked and held is not None and key in pending:
-                    if propagates:
-                        held.append(key)
-                    else:
-                        self._run_check(*pending.pop(key))
-                        producers[key] = (entry[0], entry[1], True)
-                        checked = True
+                if held is not None:
+                    if not checked and key in pending:
+                        if propagates:
+                            held.append(key)
+                        else:
+                            self._run_check(*pending.pop(key), uncovered=True)
+                            producers[key] = (entry[0], entry[1], True)
+                            checked = True
+                    elif propagates and entry[1] not in self._coverable:
+                        self._coverable.add(entry[1])
                 all_checked = all_checked and checked
             else:
                 # computed by code in the enclosing container's forward (e.g.
@@ -510,6 +518,7 @@ class Monitor:
     def _make_pre(self, path: str, mod: nn.Module):
         is_root = mod is self.model
         defaults = path in self._default_paths
+        in_slots: dict[str, Slot] = {}
 
         def pre_hook(module, args, kwargs):
             compiling = _is_compiling()
@@ -521,7 +530,9 @@ class Monitor:
             if is_root and defaults:
                 for name, t in _flat(args, "inputs"):
                     if t.is_floating_point():
-                        slot = self._slot(path, "precondition", "finite(input)", name)
+                        slot = in_slots.get(name)
+                        if slot is None:
+                            slot = in_slots[name] = self._slot(path, "precondition", "finite(input)", name)
                         self._check_range(slot, t, INPUT_DATA, "the model's inputs broke its precondition")
             return None
 
@@ -563,8 +574,9 @@ class Monitor:
             producers = self._producers
             replaying = self._replaying is not None
             pending = self._pending
-            defer = self.elide and not replaying
+            defer = self.elide and not replaying and path in self._coverable
             new: dict = {}  # this call's pending checks (its outputs; pending tensors passed through)
+            made_check = False  # this call checks its own output (now or pending)
             outputs = ((("output", output),) if type(output) is _Tensor else _flat(output, "output"))
             for name, t in outputs:
                 key = id(t)
@@ -580,6 +592,7 @@ class Monitor:
                             self._check_range(slot, t, blame_self, "its inputs were finite")
                             checked = True
                         elif checkable(t):  # _check_range's eager path, inlined: this runs for every leaf
+                            made_check = True
                             self._seq += 1
                             event = (slot, self._step, self._call, self._seq, blame_self, "its inputs were finite")
                             if defer:  # wait for the consumer: its check may cover this one
@@ -606,12 +619,12 @@ class Monitor:
                 if self.backward and t.requires_grad and not replaying:
                     self._watch_grad(path, t)
             if pending:
-                # held inputs are covered when this call's own output check is
-                # pending; everything else that waited runs now
-                covered = held and any(k not in held for k in new)
+                # held inputs are covered by this call's own output check;
+                # everything else that waited runs now
+                covered = held and made_check
                 for key, item in pending.items():
                     if not (covered and key in held):
-                        self._run_check(*item)
+                        self._run_check(*item, uncovered=True)
                 pending.clear()
             if new:
                 pending.update(new)
@@ -650,24 +663,30 @@ class Monitor:
         self._producers.clear()
         if self.replay:
             rng = torch.get_rng_state()
-            cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+            cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
             self._inputs[(self._step, self._call)] = (args, dict(kwargs), rng, cuda_rng)
         self._edges_now = self.flow.edges[(self._step, self._call)]
         checked = "" in self._default_paths
-        for _, t in _tensors((args, kwargs), "inputs"):
+        items = _flat_tensors(args)
+        if kwargs:
+            items = items + _flat_tensors(kwargs)
+        for t in items:
             self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, checked)
 
-    def _run_check(self, t: torch.Tensor, event: tuple) -> None:
+    def _run_check(self, t: torch.Tensor, event: tuple, uncovered: bool = False) -> None:
         """Record a default output check whose event was made (and its seq
-        taken) when the tensor was produced."""
+        taken) when the tensor was produced. ``uncovered``: it waited for a
+        consumer that did not cover it, so its module's next checks run at once."""
         self._checks += 1
         self.buffer.add_range(t, event)
+        if uncovered:
+            self._coverable.discard(event[0].module)
 
     def _flush_pending(self) -> None:
         """Run the output checks still waiting for a consumer."""
         if self._pending:
             for item in self._pending.values():
-                self._run_check(*item)
+                self._run_check(*item, uncovered=True)
             self._pending.clear()
 
     def _end_call(self) -> None:

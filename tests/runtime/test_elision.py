@@ -57,43 +57,64 @@ def test_which_modules_propagate_non_finite_values(module, expected):
     assert propagates_non_finite(module) is expected
 
 
-def _root(model, x, **kw):
+def _root(model, x, fault=None, **kw):
+    """Two steps: the first (clean) shows the monitor which outputs a
+    propagating module consumes; ``fault`` is injected before the second."""
     with Monitor(model, defaults=True, **kw) as mon:
+        model(x)
+        mon.step()
+        if fault is not None:
+            fault()
         out = model(x)
         mon.step()
     return out, mon.report()
 
 
-def _nan_mlp():
+def _mlp():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 2))
-    with torch.no_grad():
-        model[0].weight[0, 0] = float("nan")
-    return model, torch.randn(6, 8)
+
+    def nan_weight():
+        with torch.no_grad():
+            model[0].weight[0, 0] = float("nan")
+
+    return model, torch.randn(6, 8), nan_weight
 
 
 def test_elided_check_is_recovered_by_the_replay():
-    model, x = _nan_mlp()
-    _, rep = _root(model, x)
+    model, x, fault = _mlp()
+    _, rep = _root(model, x, fault)
     root = rep.root_cause
-    assert root.module == "0" and root.check == "finite(output)", str(rep)
+    assert root.module == "0" and root.check == "finite(output)" and root.step == 1, str(rep)
     assert root.evidence["failing"] == 6 and "elided" in root.evidence["found"]
     assert all(not v.root for v in rep.violations if v is not root)
 
 
 def test_elision_runs_fewer_checks_and_finds_the_same_root():
-    model, x = _nan_mlp()
-    _, elided = _root(model, x)
-    _, full = _root(model, x, elide=False)
+    model, x, fault = _mlp()
+    _, elided = _root(model, x, fault)
+    model, x, fault = _mlp()
+    _, full = _root(model, x, fault, elide=False)
     assert elided.checks < full.checks
     assert elided.root_cause.module == full.root_cause.module == "0"
 
 
+def test_the_first_call_checks_every_output_at_once():
+    """Nothing is elided before the monitor has seen who consumes what."""
+    model, x, fault = _mlp()
+    fault()
+    with Monitor(model, defaults=True) as mon:
+        model(x)
+        rep = mon.report()
+    assert rep.root_cause.module == "0" and "found" not in rep.root_cause.evidence, str(rep)
+
+
 def test_without_replay_elision_is_off_unless_asked_and_then_blames_one_module_later():
-    model, x = _nan_mlp()
-    _, rep = _root(model, x, replay=False)
+    model, x, fault = _mlp()
+    _, rep = _root(model, x, fault, replay=False)
     assert rep.root_cause.module == "0"
-    _, rep = _root(model, x, replay=False, elide=True)  # the documented trade
+    model, x, fault = _mlp()
+    _, rep = _root(model, x, fault, replay=False, elide=True)  # the documented trade
     assert rep.root_cause.module == "1"
 
 
@@ -145,24 +166,30 @@ def test_pass_through_keeps_the_check_pending():
     assert rep.root_cause.module == "1", str(rep)
 
 
-class Crashes(nn.Module):
+class CrashesBetween(nn.Module):
     def __init__(self):
         super().__init__()
         self.a = nn.Linear(4, 4)
         self.b = nn.Linear(4, 4)
+        self.c = nn.Linear(4, 2)
 
-    def forward(self, x):
-        self.b(self.a(x))
-        raise RuntimeError("crash after b")
+    def forward(self, x, crash=False):
+        h = self.b(self.a(x))
+        if crash:
+            raise RuntimeError("crash before c")
+        return self.c(h)
 
 
 def test_checks_pending_when_the_forward_raises_are_run_at_report():
-    model = Crashes()
-    with torch.no_grad():
-        model.b.weight[0, 0] = float("nan")
+    model = CrashesBetween()
+    x = torch.rand(2, 4)
     with Monitor(model, defaults=True) as mon:
-        with pytest.raises(RuntimeError, match="crash after b"):
-            model(torch.rand(2, 4))
+        model(x)  # c consumed b's output: b's check now waits for c
+        mon.step()
+        with torch.no_grad():
+            model.b.weight[0, 0] = float("nan")
+        with pytest.raises(RuntimeError, match="crash before c"):
+            model(x, crash=True)
         assert mon._pending  # b's output waited for a consumer that never came
         rep = mon.report()
     assert not mon._pending
