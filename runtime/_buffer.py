@@ -214,9 +214,13 @@ class FlagBuffer:
         lo, hi = self._bounds(g)
         return (g.vmin[:n] >= lo) & (g.vmax[:n] <= hi)
 
+    def _on_host(self, device: torch.device) -> bool:
+        """Whether checks on ``device`` are compared in Python (CPU, host_compare)."""
+        return self.host_compare and device.type == "cpu"
+
     def _drain(self, g: _Group) -> None:
         """Read a full group at once (CPU, host_compare) or start its copy."""
-        if self.host_compare and g.vmin.device.type == "cpu":
+        if self._on_host(g.vmin.device):
             self._compare_on_host(g)
         else:
             self.push(self._evaluate(g), g.events)
@@ -241,7 +245,7 @@ class FlagBuffer:
         for (dtype, device), g in self._groups.items():
             if not g.events:
                 continue
-            if self.host_compare and device.type == "cpu":
+            if self._on_host(device):
                 self._compare_on_host(g)
             else:
                 oks, evs = by_device.setdefault(device, ([], []))
@@ -252,7 +256,7 @@ class FlagBuffer:
             if not events:
                 continue
             totals = torch.stack(sums)
-            if self.host_compare and device.type == "cpu":
+            if self._on_host(device):
                 self._ready.extend(e for e, v in zip(events, totals.tolist()) if not math.isfinite(v))
             else:
                 oks, evs = by_device.setdefault(device, ([], []))

@@ -501,7 +501,7 @@ class Monitor:
                             self._run_check(*pending.pop(key), uncovered=True)
                             producers[key] = (entry[0], entry[1], True)
                             checked = True
-                    elif propagates and entry[1] not in self._coverable:
+                    elif propagates:
                         self._coverable.add(entry[1])
                 all_checked = all_checked and checked
             else:
