@@ -28,8 +28,9 @@ never waits for the device in the steady state (one step late is fine).
 
 On the CPU a read is not a sync, and three tensor ops cost more than the
 comparisons themselves: there the mins and maxs are read with one
-``tolist()`` each and compared with the bounds in Python (``host_compare``;
-the tests run both paths on the CPU).
+``tolist()`` each and compared with the bounds in Python, and a sum is read
+(``item()``) as soon as it is recorded (``host_compare``; the tests run both
+paths on the CPU).
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ class FlagBuffer:
         self._oks: dict[torch.device, tuple[list, list]] = {}
         self._sums: dict[tuple[torch.dtype, torch.device], tuple[list, list]] = {}
         self._bound_cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._host_devices: dict[torch.device, bool] = {}
         self.pending: list[Pending] = []
         self.size = 0
 
@@ -162,13 +164,24 @@ class FlagBuffer:
             self._drain(g)
         return True
 
+    def add_finite(self, t: torch.Tensor, event: Any) -> bool:
+        """``add_range(t, event)`` for a floating tensor: that it is finite."""
+        if t.dtype in _SUM_DTYPE and t.numel() and not t.is_meta:
+            return self._add_sum(t, event)
+        return self.add_range(t, event)
+
     def _add_sum(self, t: torch.Tensor, event: Any) -> bool:
         """A finite-only check on a floating tensor: its sum (see the module docstring)."""
         if t.requires_grad:
             t = t.detach()
         acc = _SUM_DTYPE[t.dtype]
         total = t.sum() if acc is None else t.sum(dtype=acc)
-        key = (total.dtype, t.device)
+        device = t.device
+        if self._on_host(device):  # a read is not a sync here: keeping the sum costs more
+            if not math.isfinite(total.item()):
+                self._ready.append(event)
+            return True
+        key = (total.dtype, device)
         entry = self._sums.get(key)
         if entry is None:
             entry = self._sums[key] = ([], [])
@@ -216,7 +229,10 @@ class FlagBuffer:
 
     def _on_host(self, device: torch.device) -> bool:
         """Whether checks on ``device`` are compared in Python (CPU, host_compare)."""
-        return self.host_compare and device.type == "cpu"
+        on = self._host_devices.get(device)
+        if on is None:
+            on = self._host_devices[device] = self.host_compare and device.type == "cpu"
+        return on
 
     def _drain(self, g: _Group) -> None:
         """Read a full group at once (CPU, host_compare) or start its copy."""
@@ -255,13 +271,9 @@ class FlagBuffer:
         for (_, device), (sums, events) in self._sums.items():
             if not events:
                 continue
-            totals = torch.stack(sums)
-            if self._on_host(device):
-                self._ready.extend(e for e, v in zip(events, totals.tolist()) if not math.isfinite(v))
-            else:
-                oks, evs = by_device.setdefault(device, ([], []))
-                oks.append(torch.isfinite(totals))
-                evs.extend(events)
+            oks, evs = by_device.setdefault(device, ([], []))
+            oks.append(torch.isfinite(torch.stack(sums)))
+            evs.extend(events)
             sums.clear()
             events.clear()
         for device, (verdicts, events) in self._oks.items():

@@ -6,6 +6,11 @@
             mon.step()
     print(mon.report())
 
+By default (``leaf_checks="on_violation"``) only the model and its guarded
+modules are hooked between failures: each call checks the model's outputs,
+and the first call and any call that breaks a check or raises run again with
+every leaf hooked, which locates the module (``_diagnose``).
+
 Hot path (per monitored module call): metadata checks on the host (free),
 value checks recorded as one ``aminmax`` per tensor into a FlagBuffer (no
 host-device sync), a dataflow edge per input tensor. At ``step()`` the
@@ -17,7 +22,9 @@ RNG state to collect evidence (which elements, which values).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import sys
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -41,6 +48,7 @@ from modpact.runtime.violations import INPUT_DATA, Dataflow, RuntimeViolation, a
 __all__ = ["Monitor", "MonitorViolation", "active_monitor"]
 
 MODES = ("raise", "record")
+LEAF_CHECKS = ("on_violation", "every_call")
 _ACTIVE: ContextFlag["Monitor | None"] = ContextFlag("modpact_monitor", None)
 _CLAIMED: "weakref.WeakKeyDictionary[nn.Module, Monitor]" = weakref.WeakKeyDictionary()
 
@@ -168,6 +176,15 @@ class Monitor:
         monitored module's outputs and, at ``step()``, each module's
         parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
     replay: replay a failing call synchronously to collect evidence.
+    leaf_checks: when the default contracts of the leaves run.
+        "on_violation" (the default with ``defaults=True``, ``replay=True``,
+        no ``modules`` and no gradient checks): every call checks the
+        model's inputs and outputs and every guarded module; a call that
+        breaks one of these checks or raises is re-run with every leaf
+        checked, which finds the first module whose output went bad. A
+        non-finite value or dtype change that never reaches a checked tensor
+        (a -inf a ReLU turns into 0) is not seen.
+        "every_call": every leaf is checked on every call.
     elide: skip a default ``finite(output)`` check when the tensor's next
         consumer is a module that propagates non-finite values (Linear,
         stride-1 Conv, norms, ...) whose own output is checked: a bad value
@@ -191,6 +208,7 @@ class Monitor:
         backward: bool = False,
         grad_norm: tuple[float | None, float | None] | None = None,
         replay: bool = True,
+        leaf_checks: str | None = None,
         elide: bool | None = None,
         max_violations: int = 10_000,
         sync_every: int = 1,
@@ -221,9 +239,22 @@ class Monitor:
         self.backward = backward or grad_norm is not None
         self.grad_norm = grad_norm
         self.replay = replay
+        if leaf_checks is None:
+            leaf_checks = "on_violation" if replay and modules is None and not self.backward else "every_call"
+        elif leaf_checks not in LEAF_CHECKS:
+            raise SpecError(
+                f"Monitor(leaf_checks={leaf_checks!r}): expected one of {', '.join(map(repr, LEAF_CHECKS))}")
+        elif leaf_checks == "on_violation" and not replay:
+            raise SpecError("Monitor(leaf_checks='on_violation', replay=False): leaves are checked when a failing "
+                            "call is replayed; pass replay=True, or leaf_checks='every_call'")
+        elif leaf_checks == "on_violation" and modules is not None:
+            raise SpecError("Monitor(leaf_checks='on_violation', modules=...): the model's outputs stand in for "
+                            "the leaves only when every leaf has default contracts; pass leaf_checks='every_call'")
+        self.leaf_checks = leaf_checks
         self.elide = replay if elide is None else bool(elide)
         self.max_violations = max_violations
         self._handles: list[Any] = []
+        self._leaf_mods: dict[nn.Module, str] = {}  # on_violation: leaves hooked only while a call is re-run
         self._token = None
         self._checker_cm = None
         self._entered = False
@@ -259,6 +290,13 @@ class Monitor:
         self._slot_flags: torch.Tensor | None = None
         self._inputs: dict[tuple[int, int], tuple] = {}
         self._replaying: dict | None = None
+        self._diagnosing: tuple[int, int] | None = None  # the call being re-run with every leaf checked
+        self._to_diagnose: set[tuple[int, int]] = set()  # calls that raised or broke a host-side check
+        self._diagnosed: set[tuple[int, int]] = set()
+        self._first_call: list = []  # on_violation: the leaf hooks of the first call
+        self._steady = False  # on_violation, between failures: only the model's outputs are checked
+        self._lean = False  # ... and nothing else is hooked: the model's hooks take a short path
+        self._learned: set[tuple[str, str]] = set()  # on_violation: the first call's edges, between leaves too
         self._paths: dict[nn.Module, str] = {}
         self._default_paths: set[str] = set()
         self._guarded: dict[str, Any] = {}
@@ -303,20 +341,13 @@ class Monitor:
                 "guard modules with modpact.guard(...) / @modpact.contract, or pass defaults=True to check every "
                 "leaf module with default contracts (finite outputs, stable dtype)"
             )
+        if self.defaults and self.leaf_checks == "on_violation":
+            self._leaf_mods = {m: p for m, p in self._paths.items()
+                               if m is not self.model and p not in self._guarded}
         try:
-            for mod, path in self._paths.items():
-                # leaves checked by default contracts only need the post hook
-                # (inputs are still at hand there); containers, guarded modules
-                # and the model itself also need the pre hook
-                has_pre = mod is self.model or path in self._guarded or any(True for _ in mod.children())
-                if has_pre:
-                    # prepend: the monitor's pre hook runs before a guard's, so the
-                    # call is open and the module is on the stack when the guard checks
-                    self._handles.append(
-                        mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True, prepend=True)
-                    )
-                self._handles.append(mod.register_forward_hook(self._make_post(path, mod, has_pre), with_kwargs=True))
+            for mod in self._paths:
                 _CLAIMED[mod] = self
+            self._install({m: p for m, p in self._paths.items() if m not in self._leaf_mods}, self._handles)
             self._token = _ACTIVE.set(self)
             if self._guarded:
                 self._checker_cm = use_checker(MonitorChecker(self))
@@ -331,6 +362,11 @@ class Monitor:
         try:
             if exc_type is None:
                 self._collect(block=True)
+            elif self._entered and issubclass(exc_type, Exception):
+                try:  # read what the calls left (a forward that raised is re-run) without hiding the error
+                    self._collect(block=True)
+                except Exception as e:
+                    self._notes.append(f"reading the flags after {exc_type.__name__} raised {type(e).__name__}: {e}")
         finally:
             self._remove_hooks()
             if self._checker_cm is not None:
@@ -349,7 +385,43 @@ class Monitor:
         if exc_type is None and self.mode == "raise":
             self._raise_if_violations()
 
+    def _install(self, mods: dict[nn.Module, str], handles: list) -> None:
+        for mod, path in mods.items():
+            # leaves checked by default contracts only need the post hook
+            # (inputs are still at hand there); containers, guarded modules
+            # and the model itself also need the pre hook
+            has_pre = mod is self.model or path in self._guarded or any(True for _ in mod.children())
+            if has_pre:
+                # prepend: the monitor's pre hook runs before a guard's, so the
+                # call is open and the module is on the stack when the guard checks
+                handles.append(
+                    mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True, prepend=True)
+                )
+            # always_call: the model's post hook also sees a forward that raised
+            handles.append(mod.register_forward_hook(self._make_post(path, mod, has_pre), with_kwargs=True,
+                                                     always_call=mod is self.model))
+
+    @contextlib.contextmanager
+    def _leaf_hooks(self):
+        """Hook the leaves that on_violation leaves unhooked between failures."""
+        handles: list = []
+        try:
+            self._install(self._leaf_mods, handles)
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _remove_first_call_hooks(self) -> None:
+        if self._first_call:
+            self._learned = set(self._edges_now)
+            self._lean = not self._guarded and not self.backward
+        for h in self._first_call:
+            h.remove()
+        self._first_call.clear()
+
     def _remove_hooks(self) -> None:
+        self._remove_first_call_hooks()
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -427,6 +499,8 @@ class Monitor:
         self._seq += 1
         self._checks += 1
         self._add_violation(slot, self._step, self._call, self._seq, blame, reason, message, evidence or {})
+        if self._leaf_mods and self._diagnosing is None and slot.phase == "forward":
+            self._to_diagnose.add((self._step, self._call))
 
     def _host_ok(self) -> None:
         """A host-side check that passed (counts, keeps seq aligned with replay)."""
@@ -522,12 +596,17 @@ class Monitor:
 
         def pre_hook(module, args, kwargs):
             compiling = _is_compiling()
+            if is_root and self._lean and not compiling and self._replaying is None and self._diagnosing is None:
+                self._lean_start(args, kwargs)
+                return None
             if is_root and not compiling:
                 self._start_call(args, kwargs)
             if not compiling:
                 self._inputs_flow(path, args, kwargs)
             self._stack.append(path)
-            if is_root and defaults:
+            # on_violation's steady state checks the model's outputs only: the
+            # inputs are checked in the first call and when a call is re-run
+            if is_root and defaults and not self._steady:
                 for name, t in _flat(args, "inputs"):
                     if t.is_floating_point():
                         slot = in_slots.get(name)
@@ -555,8 +634,15 @@ class Monitor:
         def post_hook(module, args, kwargs, output):
             if has_pre and self._stack and self._stack[-1] == path:
                 self._stack.pop()
+            if is_root and output is None and sys.exc_info()[1] is not None:
+                self._raised()  # the forward raised (this hook is always called)
+                return None
+            compiling = _is_compiling()
+            if is_root and self._lean and not compiling and self._replaying is None and self._diagnosing is None:
+                self._lean_end(args, output, out_slot)
+                return None
             held: list | None = None if has_pre else []
-            if _is_compiling():  # traced: no dataflow, flags go to the per-slot buffer
+            if compiling:  # traced: no dataflow, flags go to the per-slot buffer
                 if defaults:
                     for name, t in _flat(output, "output"):
                         if t.is_floating_point():
@@ -605,12 +691,7 @@ class Monitor:
                         checked = True
                     if in_dtype is not None:
                         if t.dtype != in_dtype:
-                            dslot = self._slot(path, "postcondition", "dtype stable", name)
-                            self._host_violation(
-                                dslot, blame_self, "its preconditions held",
-                                f"output dtype {t.dtype} differs from input dtype {in_dtype}",
-                                {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
-                            )
+                            self._dtype_changed(path, name, t, in_dtype)
                         else:  # _host_ok, inlined
                             self._seq += 1
                             if not replaying:
@@ -634,6 +715,47 @@ class Monitor:
 
         return post_hook
 
+    def _dtype_changed(self, path: str, name: str, t: torch.Tensor, in_dtype: torch.dtype) -> None:
+        self._host_violation(
+            self._slot(path, "postcondition", "dtype stable", name), path or "<model>", "its preconditions held",
+            f"output dtype {t.dtype} differs from input dtype {in_dtype}",
+            {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
+        )
+
+    # on_violation between failures, with no guarded module and no gradient
+    # checks: the model's hooks only keep the call for a re-run and check its
+    # outputs (no dataflow: a re-run records the call's edges)
+    def _lean_start(self, args, kwargs) -> None:
+        self._call += 1
+        self._calls_total += 1
+        self._seq = 0
+        rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
+        self._inputs[(self._step, self._call)] = (args, dict(kwargs) if kwargs else {}, rng, cuda_rng)
+
+    def _lean_end(self, args, output, out_slot: Callable[[str], Slot]) -> None:
+        in_dtype = None
+        for t in _flat_tensors(args):
+            if t.is_floating_point():
+                in_dtype = t.dtype
+                break
+        outputs = ((("output", output),) if type(output) is _Tensor else _flat(output, "output"))
+        for name, t in outputs:
+            if t.is_floating_point():
+                self._seq += 1
+                self._checks += 1
+                event = (out_slot(name), self._step, self._call, self._seq, "<model>", "its inputs were finite")
+                if not self.buffer.add_finite(t, event):
+                    self._checks -= 1
+                if in_dtype is not None:
+                    if t.dtype != in_dtype:
+                        self._dtype_changed("", name, t, in_dtype)
+                    else:
+                        self._seq += 1
+                        self._checks += 1
+        if self.buffer.size > FLUSH_AT:
+            self._collect(block=False)
+
     def _watch_grad(self, path: str, t: torch.Tensor) -> None:
         slot = self._slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
         step, call = self._step, self._call
@@ -652,12 +774,28 @@ class Monitor:
 
     # ------------------------------------------------------------ call/step
     def _start_call(self, args, kwargs) -> None:
-        if self._replaying is not None:
+        if self._replaying is not None or self._diagnosing is not None:
+            if self._diagnosing is not None:  # a re-run: its checks and edges replace the call's own
+                self._step, self._call = self._diagnosing
+                self._edges_now = self.flow.edges[self._diagnosing]
+                self._edges_now.clear()
+            else:  # a replay for evidence: its edges are the call's, already recorded
+                self._edges_now = set()
             self._seq = 0
+            self._steady = False
+            self._stack.clear()
+            self._producers.clear()
+            for t in _flat_tensors((args, kwargs)):
+                self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, "" in self._default_paths)
             return
         self._flush_pending()  # left by a forward that raised
         self._call += 1
         self._calls_total += 1
+        if self._leaf_mods and self._calls_total == 1:
+            # on_violation checks every leaf in the first call (and learns the
+            # module graph); hooks added here already run in this call
+            self._install(self._leaf_mods, self._first_call)
+        self._steady = bool(self._leaf_mods) and not self._first_call
         self._seq = 0
         self._stack.clear()
         self._producers.clear()
@@ -666,7 +804,7 @@ class Monitor:
             cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
             self._inputs[(self._step, self._call)] = (args, dict(kwargs), rng, cuda_rng)
         self._edges_now = self.flow.edges[(self._step, self._call)]
-        checked = "" in self._default_paths
+        checked = "" in self._default_paths and not self._steady
         items = _flat_tensors(args)
         if kwargs:
             items = items + _flat_tensors(kwargs)
@@ -692,9 +830,21 @@ class Monitor:
     def _end_call(self) -> None:
         """End of a root forward: checks stay pending until step()/report();
         past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
+        if self._first_call and self._diagnosing is None and self._replaying is None:
+            self._remove_first_call_hooks()
         self._flush_pending()
-        if self._replaying is None and self.buffer.size > FLUSH_AT:
+        if self._replaying is None and self._diagnosing is None and self.buffer.size > FLUSH_AT:
             self._collect(block=False)
+
+    def _raised(self) -> None:
+        """The model's forward raised: run the checks it left; on_violation
+        re-runs the call with every leaf checked at the next read."""
+        self._stack.clear()
+        if self._replaying is None and self._diagnosing is None and not _is_compiling():
+            self._remove_first_call_hooks()
+            self._flush_pending()
+            if self._leaf_mods:
+                self._to_diagnose.add((self._step, self._call))
 
     def _check_params(self) -> None:
         """Gradient contracts on parameters, one foreach reduction per step."""
@@ -722,13 +872,19 @@ class Monitor:
         self._step += 1
         self._call = -1
         self._producers.clear()
-        old = self._step - 3  # the step whose calls leave the window now: keep their edges for the graph
+        # the calls of the step that leaves the window now: their edges stay
+        # in the report's graph (and in the flow, for calls with violations)
+        old = self._step - 3
         for key, edges in self.flow.edges.items():
             if key[0] == old:
                 self._graph_edges.update(edges)
         self.flow.forget_before(self._step - 2, keep=self._violated_calls)
-        for key in [k for k in self._inputs if k[0] < self._step - 2]:
-            del self._inputs[key]
+        inputs = self._inputs
+        if inputs and next(iter(inputs))[0] < self._step - 2:  # kept in call order
+            for key in [k for k in inputs if k[0] < self._step - 2]:
+                del inputs[key]
+        if self._diagnosed:
+            self._diagnosed = {k for k in self._diagnosed if k[0] >= self._step - 2}
         if self.mode == "raise":
             self._raise_if_violations()
 
@@ -760,14 +916,16 @@ class Monitor:
         self._flush_compiled()
         self.buffer.flush()
         bad = self.buffer.poll(block=block)
+        evidence_by_call: dict = {}
+        if self._leaf_mods and (bad or self._to_diagnose):
+            bad = self._diagnose(bad, evidence_by_call)
         if not bad:
             return
         # checks that arrived clean are dropped; violated ones become records
         bad.sort(key=_event_order)
-        keys = {(step, call) for (_, step, call, *_rest) in bad}
-        evidence_by_call = {
-            key: self._replay_call(key) for key in sorted(keys) if self.replay and key[1] >= 0 and key in self._inputs
-        }
+        for key in sorted({(step, call) for (_, step, call, *_rest) in bad}):
+            if key not in evidence_by_call and self.replay and key[1] >= 0 and key in self._inputs:
+                evidence_by_call[key] = self._replay_call(key)
         for slot, step, call, seq, blame, reason in self._elided_roots(bad, evidence_by_call):
             ev = {}
             rep = evidence_by_call.get((step, call))
@@ -778,6 +936,69 @@ class Monitor:
                 else:
                     ev = {"replay": "not reproduced (weights or inputs changed since the step)"}
             self._add_violation(slot, step, call, seq, blame, reason, "", ev)
+
+    def _diagnose(self, bad: list, evidence_by_call: dict) -> list:
+        """on_violation: re-run every call that broke a forward check or
+        raised, with every leaf hooked. The re-run's violations replace the
+        call's run-time forward events (they include them, one module
+        earlier at the latest), and its replay gives their evidence. A call
+        the re-run does not reproduce keeps its own events."""
+        keys = {(step, call) for (slot, step, call, *_rest) in bad if slot.phase == "forward"} | self._to_diagnose
+        self._to_diagnose = set()
+        if any(call < 0 for _, call in keys):
+            note = ("a check in code compiled by torch.compile failed: compiled calls cannot be re-run, so "
+                    "leaf_checks='on_violation' reports the model's output, not the leaf that produced the value; "
+                    "use leaf_checks='every_call' to check every leaf in compiled code")
+            if note not in self._notes:
+                self._notes.append(note)
+        # the first call checked every leaf already, but its evidence replay
+        # needs the leaves hooked too: it is re-run like the others
+        keys = sorted(k for k in keys if k[1] >= 0 and k in self._inputs)
+        if not keys:
+            return bad
+        with self._leaf_hooks():
+            for key in keys:
+                if key in self._diagnosed:  # flags that arrived late for a call already re-run
+                    bad = [e for e in bad if (e[1], e[2]) != key or e[0].phase != "forward"]
+                    continue
+                found = self._rerun(key)
+                if found is None:
+                    evidence_by_call[key] = {}  # not reproduced: the events keep a note saying so
+                    continue
+                self._diagnosed.add(key)
+                bad = [e for e in bad if (e[1], e[2]) != key or e[0].phase != "forward"] + found
+                if found:
+                    evidence_by_call[key] = self._replay_call(key)
+        return bad
+
+    def _rerun(self, key: tuple[int, int]) -> list | None:
+        """Run call ``key`` again with every leaf checked and read its flags at
+        once. Returns the failed checks' events (host-side violations are
+        recorded directly), or None when the re-run found no violation."""
+        saved = (self.buffer, self._step, self._call, self._seq, self._checks, self.elide, self._edges_now,
+                 set(self._coverable), self._violations)
+        # the re-run records this call's host-side violations again
+        self._violations = [v for v in self._violations if (v.step, v.call) != key or v.phase != "forward"]
+        kept = len(self._violations)
+        self.buffer = FlagBuffer()
+        self.elide = False
+        self._diagnosing = key
+        try:
+            self._run_again(key)
+            self._flush_pending()
+            self.buffer.flush()
+            found = self.buffer.poll(block=True)
+        finally:
+            self._diagnosing = None
+            self._stack.clear()
+            self._producers.clear()
+            self._pending.clear()
+            (self.buffer, self._step, self._call, self._seq, self._checks, self.elide, self._edges_now,
+             self._coverable, old) = saved
+        if not found and len(self._violations) == kept:
+            self._violations = old
+            return None
+        return found
 
     def _elided_roots(self, bad: list, evidence_by_call: dict) -> list:
         """The flagged events, plus the default output checks that the replay
@@ -801,12 +1022,25 @@ class Monitor:
         return sorted(bad + found, key=_event_order) if found else bad
 
     def _replay_call(self, key: tuple[int, int]) -> dict:
-        """Re-run one root call synchronously (no grad, RNG and buffers restored)."""
+        """Replay one root call for evidence: every check computes its
+        evidence at once, keyed by its seq (the hooks are the run's)."""
+        self._replaying = {}
+        saved_seq, saved_edges = self._seq, self._edges_now
+        try:
+            # a re-run (on_violation) already noted the call's exception
+            self._run_again(key, note=key not in self._diagnosed)
+            return self._replaying
+        finally:
+            self._replaying = None
+            self._seq, self._edges_now = saved_seq, saved_edges
+
+    def _run_again(self, key: tuple[int, int], note: bool = True) -> None:
+        """Run one root call again from its kept inputs, synchronously (no
+        grad; the RNG state of the call; RNG and buffers restored after)."""
         args, kwargs, rng, cuda_rng = self._inputs[key]
         saved_rng = torch.get_rng_state()
+        saved_cuda_rng = torch.cuda.get_rng_state_all() if cuda_rng is not None else None
         saved_buffers = {n: b.detach().clone() for n, b in self.model.named_buffers()}
-        self._replaying = {}
-        saved_seq = self._seq
         try:
             torch.set_rng_state(rng)
             if cuda_rng is not None:
@@ -814,13 +1048,13 @@ class Monitor:
             with torch.no_grad():
                 try:
                     self.model(*args, **kwargs)
-                except Exception as e:  # a replay that fails still leaves the flags' facts
-                    self._notes.append(f"replay of step {key[0]} call {key[1]} raised {type(e).__name__}: {e}")
-            return self._replaying
+                except Exception as e:  # a run that fails still leaves the flags' facts
+                    if note:
+                        self._notes.append(f"replay of step {key[0]} call {key[1]} raised {type(e).__name__}: {e}")
         finally:
-            self._replaying = None
-            self._seq = saved_seq
             torch.set_rng_state(saved_rng)
+            if saved_cuda_rng is not None:
+                torch.cuda.set_rng_state_all(saved_cuda_rng)
             with torch.no_grad():
                 for n, b in self.model.named_buffers():
                     if n in saved_buffers:
@@ -831,7 +1065,14 @@ class Monitor:
         """Read every outstanding flag (waits for in-flight copies) and return
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
-        ordered = assign_roots(D.merge_ranks(self._violations + self._remote), self.flow)
+        merged = D.merge_ranks(self._violations + self._remote)
+        flow = self.flow
+        if self._learned:  # on_violation: calls not re-run here know the leaves' edges from the first call
+            flow = Dataflow()
+            for v in merged:
+                key = (v.step, v.call)
+                flow.edges[key] = self.flow.edges.get(key, set()) | self._learned
+        ordered = assign_roots(merged, flow)
         records = []
         for v in ordered:
             hist = v.evidence.get("histogram")

@@ -19,7 +19,7 @@ def test_faulty_report_text_names_root_blame_evidence_and_hint(faulty_report):
     text = faulty_report.render_text()
     lines = text.splitlines()
     assert lines[0] == faulty_report.headline()
-    assert lines[0].startswith("FAILED: 39 violation(s); root cause: postcondition in_range(result, -10000.0, 10000.0)"
+    assert lines[0].startswith("FAILED: 44 violation(s); root cause: postcondition in_range(result, -10000.0, 10000.0)"
                                " at layer1.conv2 in step 0 (the same root cause in 2 calls)")
     assert f"root cause: {FAULTY}: postcondition in_range(result, -10000.0, 10000.0) on result (Conv2d, step 0, " \
            "forward)  x2 in steps 0-1" in text
@@ -70,7 +70,7 @@ def test_print_goes_to_the_given_console(faulty_report):
 
 def test_clean_report_text(clean_report):
     text = clean_report.render_text()
-    assert text.splitlines()[0] == "OK: no contract violations in 2 step(s), 2 call(s), 103 checks"
+    assert text.splitlines()[0] == "OK: no contract violations in 2 step(s), 2 call(s), 86 checks"
     assert "root cause" not in text and "repair hint" not in text
 
 

@@ -60,7 +60,7 @@ def test_which_modules_propagate_non_finite_values(module, expected):
 def _root(model, x, fault=None, **kw):
     """Two steps: the first (clean) shows the monitor which outputs a
     propagating module consumes; ``fault`` is injected before the second."""
-    with Monitor(model, defaults=True, **kw) as mon:
+    with Monitor(model, defaults=True, leaf_checks="every_call", **kw) as mon:
         model(x)
         mon.step()
         if fault is not None:
@@ -103,7 +103,7 @@ def test_the_first_call_checks_every_output_at_once():
     """Nothing is elided before the monitor has seen who consumes what."""
     model, x, fault = _mlp()
     fault()
-    with Monitor(model, defaults=True) as mon:
+    with Monitor(model, defaults=True, leaf_checks="every_call") as mon:
         model(x)
         rep = mon.report()
     assert rep.root_cause.module == "0" and "found" not in rep.root_cause.evidence, str(rep)
@@ -180,17 +180,19 @@ class CrashesBetween(nn.Module):
         return self.c(h)
 
 
-def test_checks_pending_when_the_forward_raises_are_run_at_report():
+def test_checks_pending_when_the_forward_raises_are_run_at_once():
     model = CrashesBetween()
     x = torch.rand(2, 4)
-    with Monitor(model, defaults=True) as mon:
+    with Monitor(model, defaults=True, leaf_checks="every_call") as mon:
         model(x)  # c consumed b's output: b's check now waits for c
         mon.step()
         with torch.no_grad():
             model.b.weight[0, 0] = float("nan")
         with pytest.raises(RuntimeError, match="crash before c"):
             model(x, crash=True)
-        assert mon._pending  # b's output waited for a consumer that never came
+        # b's output waited for a consumer that never came: the model's
+        # post hook (always called) ran its check when the forward raised
+        assert not mon._pending
         rep = mon.report()
     assert not mon._pending
     assert rep.root_cause.module == "b", str(rep)
@@ -198,7 +200,7 @@ def test_checks_pending_when_the_forward_raises_are_run_at_report():
 
 def test_nothing_stays_pending_after_a_forward():
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
-    with Monitor(model, defaults=True) as mon:
+    with Monitor(model, defaults=True, leaf_checks="every_call") as mon:
         model(torch.rand(3, 4))
         assert not mon._pending
     assert mon.report().ok

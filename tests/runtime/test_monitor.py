@@ -149,7 +149,7 @@ def test_compiled_model_flags_reach_the_report():
     model = MLP()
     x = example_input(model, 4)
     compiled = torch.compile(model, backend="eager")
-    with Monitor(model, defaults=True) as mon:
+    with Monitor(model, defaults=True, leaf_checks="every_call") as mon:
         compiled(x)
         mon.step()
         with torch.no_grad():
@@ -160,6 +160,23 @@ def test_compiled_model_flags_reach_the_report():
     root = report.root_cause
     assert root is not None and root.module == "body.2" and root.step == 1, str(report)
     assert all(not v.root for v in report.violations if v is not root)
+
+
+def test_compiled_calls_fall_back_to_the_model_output_under_on_violation():
+    """Compiled calls keep no inputs, so they cannot be re-run with every
+    leaf checked: the model's output carries the blame, and a note says why."""
+    model = MLP()
+    x = example_input(model, 4)
+    compiled = torch.compile(model, backend="eager")
+    with Monitor(model, defaults=True) as mon:
+        assert mon.leaf_checks == "on_violation"
+        with torch.no_grad():
+            model.body[2].weight[0, 0] = float("nan")
+        compiled(x)
+        mon.step()
+    report = mon.report()
+    assert report.root_cause.where == "<model>" and report.root_cause.check == "finite(output)", str(report)
+    assert any("leaf_checks='every_call'" in n and "torch.compile" in n for n in report.notes), report.notes
 
 
 def test_report_json_round_trip_and_version_check():
