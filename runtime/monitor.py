@@ -978,7 +978,11 @@ class Monitor:
         saved = (self.buffer, self._step, self._call, self._seq, self._checks, self.elide, self._edges_now,
                  set(self._coverable), self._violations)
         # the re-run records this call's host-side violations again
-        self._violations = [v for v in self._violations if (v.step, v.call) != key or v.phase != "forward"]
+        def redone(v: RuntimeViolation) -> bool:
+            return (v.step, v.call) == key and v.phase == "forward"
+        shared = self._shared
+        self._shared -= sum(map(redone, self._violations[:shared]))  # keep the exchange's index on the same records
+        self._violations = [v for v in self._violations if not redone(v)]
         kept = len(self._violations)
         self.buffer = FlagBuffer()
         self.elide = False
@@ -996,7 +1000,7 @@ class Monitor:
             (self.buffer, self._step, self._call, self._seq, self._checks, self.elide, self._edges_now,
              self._coverable, old) = saved
         if not found and len(self._violations) == kept:
-            self._violations = old
+            self._violations, self._shared = old, shared
             return None
         return found
 
