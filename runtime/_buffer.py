@@ -176,11 +176,11 @@ class FlagBuffer:
             t = t.detach()
         acc = _SUM_DTYPE[t.dtype]
         total = t.sum() if acc is None else t.sum(dtype=acc)
-        device = t.device
-        if self._on_host(device):  # a read is not a sync here: keeping the sum costs more
+        if t.is_cpu and self.host_compare:  # a read is not a sync here: keeping the sum costs more
             if not math.isfinite(total.item()):
                 self._ready.append(event)
             return True
+        device = t.device
         key = (total.dtype, device)
         entry = self._sums.get(key)
         if entry is None:

@@ -232,3 +232,23 @@ def test_bad_leaf_checks_name_the_problem(kwargs, message):
     with pytest.raises(SpecError) as e:
         Monitor(MLP(), defaults=True, **kwargs)
     assert message in str(e.value)
+
+
+def test_re_run_works_with_flags_read_one_step_late(monkeypatch):
+    """The CUDA path on the CPU: sums are kept and read at step() (not at
+    once), as on a GPU; the re-run still finds the leaf."""
+    from modpact.runtime import _buffer
+
+    monkeypatch.setattr(_buffer.FlagBuffer.__init__, "__defaults__", (False,))  # host_compare=False
+    model, target, x = _model("mlp")
+    with Monitor(model, defaults=True) as mon:
+        assert not mon.buffer.host_compare
+        model(x)
+        mon.step()
+        with torch.no_grad():
+            target.weight[0, 0] = NAN
+        model(x)
+        assert mon.buffer.size == 1  # the output's sum, waiting for step()
+        mon.step()
+    root = mon.report().root_cause
+    assert root.module == "body.2" and root.step == 1 and root.evidence["failing"] > 0
