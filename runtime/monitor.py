@@ -179,9 +179,9 @@ class Monitor:
     leaf_checks: when the default contracts of the leaves run.
         "on_violation" (the default with ``defaults=True``, ``replay=True``,
         no ``modules`` and no gradient checks): every call checks the
-        model's inputs and outputs and every guarded module; a call that
-        breaks one of these checks or raises is re-run with every leaf
-        checked, which finds the first module whose output went bad. A
+        model's outputs and every guarded module; the first call, and a call
+        that breaks one of these checks or raises, is run (again) with every
+        leaf checked, which finds the first module whose output went bad. A
         non-finite value or dtype change that never reaches a checked tensor
         (a -inf a ReLU turns into 0) is not seen.
         "every_call": every leaf is checked on every call.
@@ -940,9 +940,9 @@ class Monitor:
     def _diagnose(self, bad: list, evidence_by_call: dict) -> list:
         """on_violation: re-run every call that broke a forward check or
         raised, with every leaf hooked. The re-run's violations replace the
-        call's run-time forward events (they include them, one module
-        earlier at the latest), and its replay gives their evidence. A call
-        the re-run does not reproduce keeps its own events."""
+        call's run-time forward events (it checks everything those checked,
+        and every leaf), and its replay gives their evidence. A call the
+        re-run does not reproduce keeps its own events."""
         keys = {(step, call) for (slot, step, call, *_rest) in bad if slot.phase == "forward"} | self._to_diagnose
         self._to_diagnose = set()
         if any(call < 0 for _, call in keys):
