@@ -134,6 +134,11 @@ class FlagBuffer:
         self.pending: list[Pending] = []
         self.size = 0
 
+    @property
+    def has_ready(self) -> bool:
+        """Violated checks already read on the host, waiting for ``poll``."""
+        return bool(self._ready)
+
     # -- recording (hot path: no sync, no host reads of data) -------------
     def add_range(self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None,
                   finite: bool = True) -> bool:

@@ -597,7 +597,13 @@ class Monitor:
         def pre_hook(module, args, kwargs):
             compiling = _is_compiling()
             if is_root and self._lean and not compiling and self._replaying is None and self._diagnosing is None:
-                self._lean_start(args, kwargs)
+                # on_violation between failures, nothing else hooked: keep the call for a re-run
+                self._call += 1
+                self._calls_total += 1
+                self._seq = 0
+                cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
+                self._inputs[(self._step, self._call)] = (args, dict(kwargs) if kwargs else {}, torch.get_rng_state(),
+                                                         cuda_rng)
                 return None
             if is_root and not compiling:
                 self._start_call(args, kwargs)
@@ -723,16 +729,8 @@ class Monitor:
         )
 
     # on_violation between failures, with no guarded module and no gradient
-    # checks: the model's hooks only keep the call for a re-run and check its
-    # outputs (no dataflow: a re-run records the call's edges)
-    def _lean_start(self, args, kwargs) -> None:
-        self._call += 1
-        self._calls_total += 1
-        self._seq = 0
-        rng = torch.get_rng_state()
-        cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-        self._inputs[(self._step, self._call)] = (args, dict(kwargs) if kwargs else {}, rng, cuda_rng)
-
+    # checks: the model's pre hook only keeps the call for a re-run, and its
+    # post hook checks the outputs (no dataflow: a re-run records the edges)
     def _lean_end(self, args, output, out_slot: Callable[[str], Slot]) -> None:
         in_dtype = None
         for t in _flat_tensors(args):
@@ -912,6 +910,9 @@ class Monitor:
         self.buffer.push(held, events)
 
     def _collect(self, block: bool) -> None:
+        buf = self.buffer
+        if not (buf.size or buf.pending or buf.has_ready or self._pending or self._slot_meta or self._to_diagnose):
+            return  # nothing recorded, nothing in flight (CPU between failures: sums were read at once)
         self._flush_pending()
         self._flush_compiled()
         self.buffer.flush()
