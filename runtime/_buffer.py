@@ -169,12 +169,6 @@ class FlagBuffer:
             self._drain(g)
         return True
 
-    def add_finite(self, t: torch.Tensor, event: Any) -> bool:
-        """``add_range(t, event)`` for a floating tensor: that it is finite."""
-        if t.dtype in _SUM_DTYPE and t.numel() and not t.is_meta:
-            return self._add_sum(t, event)
-        return self.add_range(t, event)
-
     def _add_sum(self, t: torch.Tensor, event: Any) -> bool:
         """A finite-only check on a floating tensor: its sum (see the module docstring)."""
         if t.requires_grad:

@@ -412,7 +412,8 @@ class Monitor:
             for h in handles:
                 h.remove()
 
-    def _remove_first_call_hooks(self) -> None:
+    def _end_first_call(self) -> None:
+        """Unhook the leaves hooked for the first call; keep what it learned."""
         if self._first_call:
             self._learned = set(self._edges_now)
             self._lean = not self._guarded and not self.backward
@@ -421,7 +422,7 @@ class Monitor:
         self._first_call.clear()
 
     def _remove_hooks(self) -> None:
-        self._remove_first_call_hooks()
+        self._end_first_call()
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -601,9 +602,7 @@ class Monitor:
                 self._call += 1
                 self._calls_total += 1
                 self._seq = 0
-                cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-                self._inputs[(self._step, self._call)] = (args, dict(kwargs) if kwargs else {}, torch.get_rng_state(),
-                                                         cuda_rng)
+                self._keep_call(args, kwargs)
                 return None
             if is_root and not compiling:
                 self._start_call(args, kwargs)
@@ -743,7 +742,7 @@ class Monitor:
                 self._seq += 1
                 self._checks += 1
                 event = (out_slot(name), self._step, self._call, self._seq, "<model>", "its inputs were finite")
-                if not self.buffer.add_finite(t, event):
+                if not self.buffer.add_range(t, event):
                     self._checks -= 1
                 if in_dtype is not None:
                     if t.dtype != in_dtype:
@@ -798,9 +797,7 @@ class Monitor:
         self._stack.clear()
         self._producers.clear()
         if self.replay:
-            rng = torch.get_rng_state()
-            cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-            self._inputs[(self._step, self._call)] = (args, dict(kwargs), rng, cuda_rng)
+            self._keep_call(args, kwargs)
         self._edges_now = self.flow.edges[(self._step, self._call)]
         checked = "" in self._default_paths and not self._steady
         items = _flat_tensors(args)
@@ -808,6 +805,11 @@ class Monitor:
             items = items + _flat_tensors(kwargs)
         for t in items:
             self._producers[id(t)] = (weakref.ref(t), INPUT_DATA, checked)
+
+    def _keep_call(self, args, kwargs) -> None:
+        """Keep the call's inputs and RNG state for a replay or re-run."""
+        cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
+        self._inputs[(self._step, self._call)] = (args, dict(kwargs), torch.get_rng_state(), cuda_rng)
 
     def _run_check(self, t: torch.Tensor, event: tuple, uncovered: bool = False) -> None:
         """Record a default output check whose event was made (and its seq
@@ -829,7 +831,7 @@ class Monitor:
         """End of a root forward: checks stay pending until step()/report();
         past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
         if self._first_call and self._diagnosing is None and self._replaying is None:
-            self._remove_first_call_hooks()
+            self._end_first_call()
         self._flush_pending()
         if self._replaying is None and self._diagnosing is None and self.buffer.size > FLUSH_AT:
             self._collect(block=False)
@@ -839,7 +841,7 @@ class Monitor:
         re-runs the call with every leaf checked at the next read."""
         self._stack.clear()
         if self._replaying is None and self._diagnosing is None and not _is_compiling():
-            self._remove_first_call_hooks()
+            self._end_first_call()
             self._flush_pending()
             if self._leaf_mods:
                 self._to_diagnose.add((self._step, self._call))
