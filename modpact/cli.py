@@ -143,7 +143,8 @@ def _validate(args: argparse.Namespace) -> int:
     from modpact.contracts.validation import validate
     from modpact.interfaces.errors import SpecError, ValidationFailure
     from modpact.runtime.contracts_info import guard_of, module_contracts
-    from modpact.runtime.validation_report import ValidationOutcome, validation_report
+    from modpact.runtime.report import DiagnosisReport
+    from modpact.runtime.validation_report import ValidationOutcome
 
     name, model = load_model(args.target)
     guarded = [(path or "<model>", mod, guard_of(mod)) for path, mod in model.named_modules()
@@ -172,7 +173,7 @@ def _validate(args: argparse.Namespace) -> int:
     if all(o.skipped is not None for o in outcomes):
         raise SpecError(f"{args.target}: none of the {len(outcomes)} guarded module(s) could be validated: "
                         + "; ".join(f"{o.module}: {o.skipped}" for o in outcomes))
-    report = validation_report(type(model).__name__, outcomes)
+    report = DiagnosisReport.from_validation(type(model).__name__, outcomes)
     console.print()
     report.print(console)
     if args.json:

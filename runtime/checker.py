@@ -1,5 +1,8 @@
 """The Monitor's checker: guarded modules write device flags instead of raising.
 
+It writes through the Monitor's ``Recording`` seam (``runtime/recording.py``)
+and touches nothing else of the Monitor.
+
 Installed with ``modpact.contracts.checking.use_checker`` while a Monitor is
 active. For each guarded call it
 
@@ -18,17 +21,15 @@ condition that raised blames the contract.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from modpact.contracts.checking import Checker, current_checker
 from modpact.interfaces.summary import summarize
 from modpact.runtime.histogram import value_histogram
-from modpact.runtime.violations import INPUT_DATA
-
-if TYPE_CHECKING:
-    from modpact.runtime.monitor import Monitor
+from modpact.runtime.records import INPUT_DATA
+from modpact.runtime.recording import Recording
 
 __all__ = ["MonitorChecker"]
 
@@ -46,16 +47,16 @@ def _range_form(spec: Any) -> tuple[float | None, float | None, bool] | None:
 
 
 class MonitorChecker(Checker):
-    def __init__(self, monitor: "Monitor", fallback: Checker | None = None):
-        self.monitor = monitor
+    """Writes through a Monitor's ``Recording``; a guard that is not one of the
+    Monitor's modules (or runs outside the model's forward) goes to ``fallback``."""
+
+    def __init__(self, recording: Recording, fallback: Checker | None = None):
+        self.rec = recording
         self.fallback = fallback or current_checker()
 
     # -- helpers ---------------------------------------------------------------
     def _path(self, guard: Any) -> str | None:
-        mon = self.monitor
-        if mon._stack and mon._guarded.get(mon._stack[-1]) is guard:
-            return mon._stack[-1]
-        return None
+        return self.rec.path_of(guard)
 
     def _producer(self, guard: Any, names: Any, env: dict) -> tuple[str, str]:
         """(blamed party, reason) for an input-side failure reading ``names``."""
@@ -72,16 +73,15 @@ class MonitorChecker(Checker):
                 return who, "it produced an input that broke the precondition"
             t = env.get(n)
             if isinstance(t, torch.Tensor):
-                p = self.monitor._producer_of(t)
-                if p is not None:
-                    who = p[0]
+                who = self.rec.producer_of(t)
+                if who is not None:
                     if who == INPUT_DATA:
                         return INPUT_DATA, "the model's inputs broke the precondition"
                     return who or "<model>", "its output broke its consumer's precondition"
         return "the caller", "the caller's arguments broke the precondition"
 
     def _value_specs(self, specs: Any, named: dict, path: str, side: str, blame_fn) -> None:
-        mon = self.monitor
+        rec = self.rec
         for k, spec in specs:
             t = named.get(k)
             if not isinstance(t, torch.Tensor) or t.is_meta:
@@ -91,23 +91,22 @@ class MonitorChecker(Checker):
             blame, reason = blame_fn(k)
             form = _range_form(spec)
             check = _spec_text(spec)
-            slot = mon._slot(path, kind, check, tensor, lo=form[0] if form else None,
-                             hi=form[1] if form else None, finite=form[2] if form else True)
-            if mon._replaying is not None:
-                mon._seq += 1
+            slot = rec.slot(path, kind, check, tensor, lo=form[0] if form else None,
+                            hi=form[1] if form else None, finite=form[2] if form else True)
+            if rec.replaying:
                 problems = spec.value_problems(t, tensor)
                 ev = {"problems": [str(p) for p in problems], "value": summarize(t),
                       "histogram": value_histogram(t, slot.lo, slot.hi)} if problems else {}
-                mon._replaying.setdefault(mon._seq, (slot, ev))
+                rec.evidence(slot, ev)
             elif form is not None:
-                mon._check_range(slot, t, blame, reason)
+                rec.range(slot, t, blame, reason)
             else:
                 ok = spec.value_ok(t)
                 if ok is not None:
-                    mon._check_ok(slot, ok, blame, reason)
+                    rec.ok(slot, ok, blame, reason)
 
     def _conditions(self, conds: Any, env: dict, path: str, post: bool, guard: Any) -> None:
-        mon = self.monitor
+        rec = self.rec
         for c in conds:
             kind = "postcondition" if post else "precondition"
             if post:
@@ -115,9 +114,8 @@ class MonitorChecker(Checker):
             else:
                 blame, reason = self._producer(guard, c.reads, env)
             tensor = ", ".join(c.reads) or "result"
-            slot = mon._slot(path, kind, c.text, tensor, declared_at=c.declared_at)
-            if mon._replaying is not None:
-                mon._seq += 1
+            slot = rec.slot(path, kind, c.text, tensor, declared_at=c.declared_at)
+            if rec.replaying:
                 try:
                     out = c.check(env)
                     ev = dict(out.evidence)
@@ -127,36 +125,36 @@ class MonitorChecker(Checker):
                         ev["histogram"] = value_histogram(shown, *_bounds(c))
                 except Exception as e:  # the contract itself is broken
                     ev = {"error": f"{type(e).__name__}: {e}"}
-                mon._replaying.setdefault(mon._seq, (slot, ev))
+                rec.evidence(slot, ev)
                 continue
             try:
                 ok = c.device_ok(env)
                 if isinstance(ok, torch.Tensor) and ok.numel() != 1:
                     raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
             except Exception as e:
-                err = mon._slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
-                mon._host_violation(err, f"the contract {c.text}", "the condition itself raised",
-                                    f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
+                err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
+                rec.violation(err, f"the contract {c.text}", "the condition itself raised",
+                              f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
                 continue
             if isinstance(ok, bool):
                 if ok:
-                    mon._host_ok()
+                    rec.passed()
                 else:
-                    mon._host_violation(slot, blame, reason, "", {"values": c.values(env)})
+                    rec.violation(slot, blame, reason, "", {"values": c.values(env)})
             else:
-                mon._check_ok(slot, ok, blame, reason)
+                rec.ok(slot, ok, blame, reason)
 
     def _metadata(self, problems: Any, path: str, blame_fn) -> None:
-        mon = self.monitor
+        rec = self.rec
         if not problems:
-            mon._host_ok()
+            rec.passed()
             return
         for p in problems:
             name = p.tensor.split(".", 1)[-1]
             blame, reason = blame_fn(name)
-            slot = mon._slot(path, "interface", f"{p.field} {p.expected}", p.tensor)
-            mon._host_violation(slot, blame, reason, str(p), {"expected": p.expected, "actual": p.actual,
-                                                              "detail": p.detail})
+            slot = rec.slot(path, "interface", f"{p.field} {p.expected}", p.tensor)
+            rec.violation(slot, blame, reason, str(p), {"expected": p.expected, "actual": p.actual,
+                                                        "detail": p.detail})
 
     # -- protocol ----------------------------------------------------------------
     def check_pre(self, guard: Any, env: dict) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from torch import nn
 
-from modpact.runtime.report import ConditionRecord, ModuleContracts
+from modpact.runtime.records import ConditionRecord, ModuleContracts
 
 __all__ = ["guard_of", "module_contracts", "model_contracts"]
 

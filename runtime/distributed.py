@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from modpact.interfaces.errors import MonitorError
-from modpact.runtime.violations import RuntimeViolation
+from modpact.runtime.records import ViolationRecord
 
 __all__ = ["DEFAULT_TIMEOUT", "active", "exchange_counts", "gather", "merge_ranks"]
 
@@ -65,7 +65,7 @@ def exchange_counts(local: int, group: Any = None, timeout: datetime.timedelta =
     return [int(c) for c in counts.tolist()]
 
 
-def gather(records: list[RuntimeViolation], group: Any = None) -> list[list[RuntimeViolation]]:
+def gather(records: list[ViolationRecord], group: Any = None) -> list[list[ViolationRecord]]:
     """Every rank's records (only called after a successful exchange that
     found a violation, so every rank is alive and participates)."""
     out: list[Any] = [None] * dist.get_world_size(group)
@@ -73,9 +73,9 @@ def gather(records: list[RuntimeViolation], group: Any = None) -> list[list[Runt
     return [list(r or []) for r in out]
 
 
-def merge_ranks(violations: Sequence[RuntimeViolation]) -> list[RuntimeViolation]:
+def merge_ranks(violations: Sequence[ViolationRecord]) -> list[ViolationRecord]:
     """One record per violation with the ranks it occurred on (``ranks``)."""
-    merged: dict[tuple, RuntimeViolation] = {}
+    merged: dict[tuple, ViolationRecord] = {}
     for v in violations:
         key = (v.step, v.phase, v.call, v.seq, v.module, v.check, v.tensor)
         first = merged.get(key)

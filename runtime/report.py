@@ -1,5 +1,9 @@
 """DiagnosisReport: what a monitored run found, as data (pydantic) and text.
 
+The records it holds are defined in ``modpact.runtime.records`` (re-exported
+here); the renderers in ``modpact.runtime.render`` read a report and know
+nothing of this module.
+
 Field names are stable: the JSON form is the report's schema
 (``DiagnosisReport.model_json_schema()``) and loads back with
 ``DiagnosisReport.from_json``.
@@ -7,108 +11,33 @@ Field names are stable: the JSON form is the report's schema
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 from typing import Any, Optional
 
 from pydantic import BaseModel, Field, ValidationError
 
 from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.runtime.records import (
+    INPUT_DATA,
+    ConditionRecord,
+    Histogram,
+    ModuleContracts,
+    ViolationGroup,
+    ViolationRecord,
+)
+from modpact.runtime.render.html import render_html
+from modpact.runtime.render.junit import render_junit
+from modpact.runtime.render.text import print_report, render_text
+from modpact.runtime.validation_report import ValidationOutcome, failure_outcome, validation_fields
 
 __all__ = [
     "DiagnosisReport", "ViolationRecord", "Histogram", "ConditionRecord", "ModuleContracts", "ViolationGroup",
-    "REPORT_FORMAT_VERSION",
+    "REPORT_FORMAT_VERSION", "INPUT_DATA",
 ]
 
 REPORT_FORMAT_VERSION = 1
-
-
-class Histogram(BaseModel):
-    """Value histogram of an offending tensor, taken on the replay path only.
-
-    ``counts`` are equal-width bins over the finite values in [``lo``, ``hi``];
-    ``nan``/``posinf``/``neginf`` count the non-finite ones; ``bound_lo`` /
-    ``bound_hi`` are the contract's range (None: unbounded)."""
-
-    lo: float
-    hi: float
-    counts: list[int]
-    nan: int = 0
-    posinf: int = 0
-    neginf: int = 0
-    bound_lo: Optional[float] = None
-    bound_hi: Optional[float] = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts) + self.nan + self.posinf + self.neginf
-
-
-class ConditionRecord(BaseModel):
-    """One condition as written: its text, where it was declared, and why."""
-
-    text: str
-    declared_at: Optional[str] = None
-    why: Optional[str] = None
-
-
-class ModuleContracts(BaseModel):
-    """The contracts of one module as written: its interface (the JSON form of
-    ``Interface.to_dict()``), its pre- and postconditions, and the default
-    contracts the Monitor added."""
-
-    module: str
-    type: str = ""
-    interface: Optional[dict[str, Any]] = None
-    requires: list[ConditionRecord] = Field(default_factory=list)
-    ensures: list[ConditionRecord] = Field(default_factory=list)
-    defaults: list[str] = Field(default_factory=list)
-
-    @property
-    def interface_contract(self) -> str | None:
-        if self.interface is None:
-            return None
-        return f"interface {self.interface.get('name', '')}".rstrip()
-
-    def names(self) -> list[str]:
-        """Every contract of the module, by the name reports and JUnit use."""
-        out = [self.interface_contract] if self.interface is not None else []
-        out += [c.text for c in self.requires] + [c.text for c in self.ensures] + list(self.defaults)
-        return list(dict.fromkeys(out))
-
-
-class ViolationRecord(BaseModel):
-    step: int
-    call: int
-    seq: int
-    phase: str
-    module: str
-    kind: str
-    check: str
-    tensor: str
-    blame: str
-    blame_reason: str
-    declared_at: Optional[str] = None
-    message: str = ""
-    evidence: dict[str, Any] = Field(default_factory=dict)
-    rank: Optional[int] = None
-    ranks: list[int] = Field(default_factory=list)
-    root: bool = True
-    caused_by: Optional[int] = None
-    histogram: Optional[Histogram] = None
-
-    @property
-    def where(self) -> str:
-        return self.module or "<model>"
-
-    @property
-    def rank_text(self) -> str:
-        """', rank 1' / ', ranks 0, 1' / '' (for headings)."""
-        if len(self.ranks) > 1:
-            return f", ranks {', '.join(map(str, self.ranks))}"
-        return f", rank {self.rank}" if self.rank is not None else ""
-
-    def blame_sentence(self) -> str:
-        return f"blaming {self.blame} ({self.blame_reason})"
 
 
 class DiagnosisReport(BaseModel):
@@ -208,17 +137,20 @@ class DiagnosisReport(BaseModel):
         ``check_composition()`` failure (a ``ValidationFailure``): the
         counterexample as its one violation, ready for ``print``, ``to_html``,
         ``to_junit`` and ``to_json``."""
-        from modpact.runtime.validation_report import failure_report
+        outcome = failure_outcome(failure)
+        return cls.from_validation(outcome.module, [outcome])
 
-        return failure_report(failure)
+    @classmethod
+    def from_validation(cls, model: str, outcomes: list[ValidationOutcome]) -> "DiagnosisReport":
+        """The report of ``validate()`` runs over a model's modules (``modpact
+        validate``): one violation per counterexample, passing modules as notes."""
+        return cls(**validation_fields(model, outcomes))
 
     @classmethod
     def from_json(cls, text: str) -> "DiagnosisReport":
         """Load a report saved with ``to_json``. Raises ``FormatVersionError``
         for another format version and ``SpecError`` naming the line (bad JSON)
         or the field (e.g. ``violations[0].step``) that is wrong."""
-        import json
-
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
@@ -240,33 +172,23 @@ class DiagnosisReport(BaseModel):
     @classmethod
     def load(cls, path: Any) -> "DiagnosisReport":
         """``from_json`` of a file."""
-        from pathlib import Path
-
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
     # -- renderers (modpact.runtime.render) --------------------------------------
     def render_text(self, *, color: bool = False, width: int = 120) -> str:
         """The terminal form as a string (rich; ANSI colours if ``color``)."""
-        from modpact.runtime.render.text import render_text
-
         return render_text(self, color=color, width=width)
 
     def print(self, console: Any = None) -> None:
         """Print the terminal form with rich (to ``console`` or stdout)."""
-        from modpact.runtime.render.text import print_report
-
         print_report(self, console)
 
     def to_html(self, path: Any = None) -> str:
         """A self-contained HTML page (inline CSS and SVG); written to ``path`` if given."""
-        from modpact.runtime.render.html import render_html
-
         return _written(render_html(self), path)
 
     def to_junit(self, path: Any = None) -> str:
         """JUnit XML, one test case per contract; written to ``path`` if given."""
-        from modpact.runtime.render.junit import render_junit
-
         return _written(render_junit(self), path)
 
     # -- text -----------------------------------------------------------------
@@ -298,34 +220,6 @@ class DiagnosisReport(BaseModel):
         return self.render_text(color=False)
 
 
-class ViolationGroup(BaseModel):
-    """Violations of one contract at one module (the collapsed view)."""
-
-    module: str
-    contract: str
-    first: ViolationRecord
-    first_index: int
-    count: int = 0
-    roots: int = 0
-    first_step: int = 0
-    last_step: int = 0
-    blamed: list[str] = Field(default_factory=list)
-
-    def add(self, v: ViolationRecord) -> None:
-        if self.count == 0:
-            self.first_step = self.last_step = v.step
-        self.count += 1
-        self.roots += int(v.root)
-        self.first_step = min(self.first_step, v.step)
-        self.last_step = max(self.last_step, v.step)
-        if v.blame not in self.blamed:
-            self.blamed.append(v.blame)
-
-    @property
-    def steps(self) -> str:
-        return str(self.first_step) if self.first_step == self.last_step else f"{self.first_step}-{self.last_step}"
-
-
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -335,7 +229,5 @@ def _loc(loc: tuple) -> str:
 
 def _written(text: str, path: Any) -> str:
     if path is not None:
-        from pathlib import Path
-
         Path(path).write_text(text, encoding="utf-8")
     return text

@@ -1,6 +1,7 @@
-"""A ``DiagnosisReport`` from ``validate()`` runs over a model's guarded
-modules (``modpact validate``): one violation per counterexample found, the
-passing modules as notes, the contracts as written."""
+"""The content of a ``DiagnosisReport`` from ``validate()`` runs over a
+model's guarded modules (``modpact validate``): one violation per
+counterexample found, the passing modules as notes, the contracts as written.
+``DiagnosisReport.from_validation`` and ``from_failure`` build the report."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from typing import Any
 
 import torch
 
+from modpact.interfaces.errors import ValidationFailure
 from modpact.runtime.histogram import value_histogram
-from modpact.runtime.report import DiagnosisReport, Histogram, ModuleContracts, ViolationRecord
+from modpact.runtime.records import Histogram, ModuleContracts, ViolationRecord
 
-__all__ = ["ValidationOutcome", "failure_report", "validation_report"]
+__all__ = ["ValidationOutcome", "validation_fields", "failure_outcome"]
 
 
 @dataclass
@@ -52,7 +54,8 @@ def _record(i: int, o: ValidationOutcome) -> ViolationRecord:
     )
 
 
-def validation_report(model: str, outcomes: list[ValidationOutcome]) -> DiagnosisReport:
+def validation_fields(model: str, outcomes: list[ValidationOutcome]) -> dict[str, Any]:
+    """The fields of the validation report of ``model``."""
     violations = [_record(i, o) for i, o in enumerate(outcomes) if o.failure is not None]
     notes = []
     for o in outcomes:
@@ -60,7 +63,7 @@ def validation_report(model: str, outcomes: list[ValidationOutcome]) -> Diagnosi
             notes.append(str(o.result).splitlines()[0])
         elif o.skipped is not None:
             notes.append(f"validate({o.module}) skipped: {o.skipped}")
-    return DiagnosisReport(
+    return dict(
         source="validation", model=model, steps=0,
         calls=sum(getattr(o.result, "forwards", 0) for o in outcomes),
         checks=sum(getattr(o.result, "examples", 0) for o in outcomes),
@@ -70,13 +73,10 @@ def validation_report(model: str, outcomes: list[ValidationOutcome]) -> Diagnosi
     )
 
 
-def failure_report(failure: Any) -> DiagnosisReport:
-    """A report of one ``validate`` / ``check_substitutable`` /
-    ``check_composition`` failure (a ValidationFailure), for the renderers."""
-    from modpact.interfaces.errors import ValidationFailure
-
+def failure_outcome(failure: Any) -> ValidationOutcome:
+    """One ``validate`` / ``check_substitutable`` / ``check_composition``
+    failure (a ValidationFailure) as the outcome of its module."""
     if not isinstance(failure, ValidationFailure):
         raise TypeError(f"DiagnosisReport.from_failure: expected a ValidationFailure, got {type(failure).__name__}")
     module = failure.module or "<model>"
-    outcome = ValidationOutcome(module=module, contracts=ModuleContracts(module=module), failure=failure)
-    return validation_report(module, [outcome])
+    return ValidationOutcome(module=module, contracts=ModuleContracts(module=module), failure=failure)

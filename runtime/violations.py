@@ -1,4 +1,4 @@
-"""What the monitor found, and who is to blame.
+"""Root cause: which violations start a fault and which follow from one.
 
 Blame follows docs/contracts.md (Findler-Felleisen): a failed precondition or
 input check blames the producer of the input (the upstream module, or the
@@ -19,41 +19,16 @@ one by execution order.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Iterable
 
-__all__ = ["RuntimeViolation", "Dataflow", "assign_roots"]
+from modpact.runtime.records import INPUT_DATA, ViolationRecord
 
-INPUT_DATA = "the input data"
+__all__ = ["RuntimeViolation", "Dataflow", "assign_roots", "INPUT_DATA"]
 
 
-@dataclass
-class RuntimeViolation:
-    step: int
-    call: int  # index of the root forward call within the step (-1: backward/step checks)
-    seq: int  # execution order within the call
-    module: str  # module path ("" is the model itself)
-    kind: str  # precondition | postcondition | interface | contract-error | gradient
-    check: str  # the condition, as written ("finite(output)", "in_range(probs, 0, 1)")
-    tensor: str  # which value ("output", "inputs.x", "grad(output)", "weight.grad")
-    blame: str  # the blamed party
-    blame_reason: str
-    declared_at: str | None = None
-    message: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-    rank: int | None = None
-    phase: str = "forward"  # forward | backward | step
-    ranks: list[int] = field(default_factory=list)  # every rank it occurred on (distributed runs)
-    root: bool = True
-    caused_by: int | None = None  # index (in the report's list) of the root this follows from
-
-    @property
-    def where(self) -> str:
-        return self.module or "<model>"
-
-    def sort_key(self) -> tuple:
-        phase_order = {"forward": 0, "backward": 1, "step": 2}[self.phase]
-        return (self.step, phase_order, self.call, self.seq, self.rank or 0)
+# one violation model from the hook to the report: the Monitor records
+# ViolationRecords directly (the old name stays an alias)
+RuntimeViolation = ViolationRecord
 
 
 class Dataflow:
@@ -95,9 +70,9 @@ def _ancestors(path: str) -> list[str]:
     return [".".join(parts[:i]) for i in range(len(parts) - 1, -1, -1)]
 
 
-def assign_roots(violations: list[RuntimeViolation], flow: Dataflow) -> list[RuntimeViolation]:
+def assign_roots(violations: list[ViolationRecord], flow: Dataflow) -> list[ViolationRecord]:
     """Sort by execution order and mark consequences; returns the sorted list."""
-    ordered = sorted(violations, key=RuntimeViolation.sort_key)
+    ordered = sorted(violations, key=ViolationRecord.sort_key)
     roots_by_call: dict[tuple[int, int], list[tuple[int, set[str]]]] = defaultdict(list)
     first_forward_root: dict[int, int] = {}
     for i, v in enumerate(ordered):
@@ -126,14 +101,14 @@ def assign_roots(violations: list[RuntimeViolation], flow: Dataflow) -> list[Run
     return ordered
 
 
-def _blamed_module(v: RuntimeViolation) -> str:
+def _blamed_module(v: ViolationRecord) -> str:
     """The module a violation blames, if it blames a module."""
     if v.kind in ("precondition",) or (v.kind == "interface" and v.tensor.startswith("inputs")):
         return v.blame if v.blame not in (INPUT_DATA,) and not v.blame.startswith("the ") else v.module
     return v.module
 
 
-def counts_by_module(violations: Iterable[RuntimeViolation]) -> dict[str, int]:
+def counts_by_module(violations: Iterable[ViolationRecord]) -> dict[str, int]:
     out: dict[str, int] = defaultdict(int)
     for v in violations:
         out[v.where] += 1

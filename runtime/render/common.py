@@ -7,7 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from modpact.runtime.report import DiagnosisReport, ViolationRecord
+from typing import TYPE_CHECKING
+
+from modpact.runtime.records import ViolationRecord
+
+if TYPE_CHECKING:
+    from modpact.runtime.report import DiagnosisReport
 
 __all__ = ["RootGroup", "TreeNode", "root_groups", "consequence_tree", "evidence_lines", "fmt_value",
            "natural_key", "spec_text", "MAX_ROOT_GROUPS", "MAX_ROWS"]

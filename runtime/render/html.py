@@ -13,8 +13,13 @@ from modpact.runtime.render.common import (
     spec_text,
 )
 from modpact.runtime.render.svg import graph_svg, histogram_svg
-from modpact.runtime.report import DiagnosisReport, ModuleContracts
-from modpact.runtime.violations import INPUT_DATA
+from typing import TYPE_CHECKING
+
+from modpact._version import __version__
+from modpact.runtime.records import INPUT_DATA, ModuleContracts
+
+if TYPE_CHECKING:
+    from modpact.runtime.report import DiagnosisReport
 
 __all__ = ["render_html"]
 
@@ -239,8 +244,6 @@ def _contracts(report: DiagnosisReport) -> str:
 
 
 def render_html(report: DiagnosisReport) -> str:
-    from modpact import __version__
-
     groups = root_groups(report)
     verdict_cls = "ok" if report.ok else "failed"
     if report.source == "validation":

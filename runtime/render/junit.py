@@ -8,7 +8,12 @@ import re
 import xml.etree.ElementTree as ET
 
 from modpact.runtime.render.common import evidence_lines
-from modpact.runtime.report import DiagnosisReport, ViolationGroup
+from typing import TYPE_CHECKING
+
+from modpact.runtime.records import ViolationGroup
+
+if TYPE_CHECKING:
+    from modpact.runtime.report import DiagnosisReport
 
 __all__ = ["render_junit"]
 

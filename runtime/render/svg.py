@@ -7,7 +7,7 @@ import re
 from html import escape
 from typing import Iterable
 
-from modpact.runtime.report import Histogram
+from modpact.runtime.records import Histogram
 
 __all__ = ["histogram_svg", "graph_layout", "graph_svg"]
 

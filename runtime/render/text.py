@@ -15,7 +15,12 @@ from rich.tree import Tree
 from modpact.runtime.render.common import (
     MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, root_groups, spec_text,
 )
-from modpact.runtime.report import DiagnosisReport, Histogram, ModuleContracts
+from typing import TYPE_CHECKING
+
+from modpact.runtime.records import Histogram, ModuleContracts
+
+if TYPE_CHECKING:
+    from modpact.runtime.report import DiagnosisReport
 
 __all__ = ["render_text", "print_report", "report_renderable", "sparkline", "contracts_tree"]
 

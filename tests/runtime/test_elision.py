@@ -192,9 +192,9 @@ def test_checks_pending_when_the_forward_raises_are_run_at_once():
             model(x, crash=True)
         # b's output waited for a consumer that never came: the model's
         # post hook (always called) ran its check when the forward raised
-        assert not mon._pending
+        assert not mon._hooks.state.pending
         rep = mon.report()
-    assert not mon._pending
+    assert not mon._hooks.state.pending
     assert rep.root_cause.module == "b", str(rep)
 
 
@@ -202,5 +202,5 @@ def test_nothing_stays_pending_after_a_forward():
     model = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
     with Monitor(model, defaults=True, leaf_checks="every_call") as mon:
         model(torch.rand(3, 4))
-        assert not mon._pending
+        assert not mon._hooks.state.pending
     assert mon.report().ok

@@ -242,13 +242,13 @@ def test_re_run_works_with_flags_read_one_step_late(monkeypatch):
     monkeypatch.setattr(_buffer.FlagBuffer.__init__, "__defaults__", (False,))  # host_compare=False
     model, target, x = _model("mlp")
     with Monitor(model, defaults=True) as mon:
-        assert not mon.buffer.host_compare
+        assert not mon._recorder.buffer.host_compare
         model(x)
         mon.step()
         with torch.no_grad():
             target.weight[0, 0] = NAN
         model(x)
-        assert mon.buffer.size == 1  # the output's sum, waiting for step()
+        assert mon._recorder.buffer.size == 1  # the output's sum, waiting for step()
         mon.step()
     root = mon.report().root_cause
     assert root.module == "body.2" and root.step == 1 and root.evidence["failing"] > 0

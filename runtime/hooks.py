@@ -1,0 +1,456 @@
+"""The Monitor's hot path: the forward hooks, and the calls they see.
+
+Per monitored module call: metadata checks on the host (free), value checks
+as one reduction per tensor into the flag buffer (no host-device sync), and a
+dataflow edge per input tensor. The model's own pre hook starts a root call
+(``_start_call``: a ``CallState``, the inputs and RNG state kept for a
+replay); its post hook ends it. Between failures under
+``leaf_checks="on_violation"`` only the model (and guarded modules) are
+hooked, and with nothing else hooked the model's hooks take a short path
+(``Phase.LEAN``): keep the call, check the outputs.
+
+Elision (``elide``): a default ``finite(output)`` check whose tensor a
+propagating module (``propagation.py``) consumed last time waits for that
+consumer: if the consumer checks its own output, the check is covered and
+dropped; otherwise it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import weakref
+from typing import Any, Callable, Iterator
+
+import torch
+from torch import nn
+
+from modpact.interfaces.summary import describe
+from modpact.interfaces.tree import named_tensors, tensors, tensors_of_call
+from modpact.runtime._buffer import checkable
+from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
+from modpact.runtime.records import INPUT_DATA
+from modpact.runtime.recording import Recorder
+from modpact.runtime.scope import Scope, Settings
+from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, Slot
+from modpact.runtime.violations import Dataflow
+
+__all__ = ["Hooks", "FLUSH_AT"]
+
+_Tensor = torch.Tensor
+_is_compiling = torch.compiler.is_compiling
+_CUDA = torch.cuda.is_available()
+FLUSH_AT = 4096  # pending checks that trigger a flush without step()
+WINDOW = 2  # steps whose dataflow and kept inputs stay at hand
+
+
+class Hooks:
+    """Installs the Monitor's hooks and runs them; keeps the calls they see.
+
+    ``state`` is the call now running (between calls: the last one, or the
+    idle state of a new step); ``kept`` the inputs and RNG state of recent
+    calls; ``flow`` their dataflow; ``forced`` the state the next root call
+    runs with (set by the diagnosis for a re-run or a replay)."""
+
+    def __init__(self, settings: Settings, scope: Scope, recorder: Recorder,
+                 collect: Callable[[bool], None]) -> None:
+        self.settings = settings
+        self.scope = scope
+        self.rec = recorder
+        self.collect = collect  # read the flags (past FLUSH_AT pending checks)
+        self.handles: list[Any] = []
+        self.first_call: list[Any] = []  # on_violation: the leaf hooks of the first call
+        self.lean = False  # on_violation, nothing but the model hooked: the short path
+        self.learned: set[tuple[str, str]] = set()  # on_violation: the first call's edges, between leaves too
+        self.step = 0
+        self.call = -1
+        self.calls_total = 0
+        self.kept: dict[CallKey, KeptCall] = {}
+        self.flow = Dataflow()
+        self.graph_edges: set[tuple[str, str]] = set()  # edges of calls that left the window
+        self.coverable: set[str] = set()  # modules whose output a propagating consumer took last time
+        self.raised: set[CallKey] = set()  # calls whose forward raised
+        self.forced: CallState | None = None
+        self.state = self._idle()
+
+    def _idle(self) -> CallState:
+        return CallState(self.step, self.call, Phase.EVERY, self.rec.buffer)
+
+    # -- installing ----------------------------------------------------------
+    def install(self) -> None:
+        self._install({m: p for m, p in self.scope.paths.items() if m not in self.scope.leaves}, self.handles)
+
+    def _install(self, mods: dict[nn.Module, str], handles: list) -> None:
+        model = self.scope.model
+        for mod, path in mods.items():
+            # leaves checked by default contracts only need the post hook
+            # (inputs are still at hand there); containers, guarded modules
+            # and the model itself also need the pre hook
+            has_pre = mod is model or path in self.scope.guarded or any(True for _ in mod.children())
+            if has_pre:
+                # prepend: the monitor's pre hook runs before a guard's, so the
+                # call is open and the module is on the stack when the guard checks
+                handles.append(mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True,
+                                                             prepend=True))
+            # always_call: the model's post hook also sees a forward that raised
+            handles.append(mod.register_forward_hook(self._make_post(path, mod, has_pre), with_kwargs=True,
+                                                     always_call=mod is model))
+
+    @contextlib.contextmanager
+    def leaf_hooks(self) -> Iterator[None]:
+        """Hook the leaves that on_violation leaves unhooked between failures."""
+        handles: list = []
+        try:
+            self._install(self.scope.leaves, handles)
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def end_first_call(self) -> None:
+        """Unhook the leaves hooked for the first call; keep what it learned."""
+        if self.first_call:
+            self.learned = set(self.state.edges)
+            self.lean = not self.scope.guarded and not self.settings.backward
+        for h in self.first_call:
+            h.remove()
+        self.first_call.clear()
+
+    def remove(self) -> None:
+        self.end_first_call()
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+
+    # -- calls -------------------------------------------------------------
+    def _start_call(self, args: tuple, kwargs: dict) -> CallState:
+        """A root call begins: its state, its kept inputs, its inputs' producer."""
+        forced = self.forced
+        if forced is not None:  # a re-run or a replay of a kept call
+            self.forced = None
+            self.state = forced
+            for t in tensors_of_call(args, kwargs):
+                forced.produced(t, INPUT_DATA, "" in self.scope.defaults)
+            return forced
+        self.flush_pending(self.state)  # left by a forward that raised
+        self.call += 1
+        self.calls_total += 1
+        key = (self.step, self.call)
+        if self.lean:
+            state = self.state = CallState(self.step, self.call, Phase.LEAN, self.rec.buffer)
+            self._keep(key, args, kwargs)
+            return state
+        leaves = self.scope.leaves
+        if leaves and self.calls_total == 1:
+            # on_violation checks every leaf in the first call (and learns the
+            # module graph); hooks added here already run in this call
+            self._install(leaves, self.first_call)
+        phase = Phase.EVERY if not leaves else Phase.FIRST if self.first_call else Phase.STEADY
+        state = self.state = CallState(self.step, self.call, phase, self.rec.buffer, edges=self.flow.edges[key])
+        if self.settings.replay:
+            self._keep(key, args, kwargs)
+        checked = "" in self.scope.defaults and phase is not Phase.STEADY
+        for t in tensors_of_call(args, kwargs):
+            state.produced(t, INPUT_DATA, checked)
+        return state
+
+    def _keep(self, key: CallKey, args: tuple, kwargs: dict) -> None:
+        """Keep the call's inputs and RNG state for a replay or re-run."""
+        cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
+        self.kept[key] = KeptCall(args, dict(kwargs), torch.get_rng_state(), cuda_rng)
+
+    def _end_call(self, state: CallState) -> None:
+        """End of a root forward: checks stay pending until step()/report();
+        past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
+        again = state.phase.again
+        if self.first_call and not again:
+            self.end_first_call()
+        self.flush_pending(state)
+        if not again and state.buffer.size > FLUSH_AT:
+            self.collect(False)
+
+    def _raised(self, state: CallState) -> None:
+        """The model's forward raised: run the checks it left; on_violation
+        re-runs the call with every leaf checked at the next read."""
+        state.stack.clear()
+        if not state.phase.again and not _is_compiling():
+            self.end_first_call()
+            self.flush_pending(state)
+            if self.scope.leaves:
+                self.raised.add(state.key)
+
+    def next_step(self) -> None:
+        """A step ends: a new idle state; dataflow and kept inputs older than
+        the window are dropped (the edges stay in the report's graph, and the
+        dataflow of calls with violations stays for root assignment)."""
+        self.step += 1
+        self.call = -1
+        self.state = self._idle()
+        old = self.step - WINDOW - 1
+        for key, edges in self.flow.edges.items():
+            if key[0] == old:
+                self.graph_edges.update(edges)
+        self.flow.forget_before(self.step - WINDOW, keep=self.rec.violated_calls)
+        kept = self.kept
+        if kept and next(iter(kept))[0] < self.step - WINDOW:  # kept in call order
+            for key in [k for k in kept if k[0] < self.step - WINDOW]:
+                del kept[key]
+
+    # -- checks left pending by elision --------------------------------------
+    def _run_check(self, state: CallState, t: torch.Tensor, event: tuple, uncovered: bool = False) -> None:
+        """Record a default output check whose event was made (and its seq
+        taken) when the tensor was produced. ``uncovered``: it waited for a
+        consumer that did not cover it, so its module's next checks run at once."""
+        if state.counted:
+            self.rec.checks += 1
+        state.buffer.add_range(t, event)
+        if uncovered:
+            self.coverable.discard(event[0].module)
+
+    def flush_pending(self, state: CallState) -> None:
+        """Run the output checks still waiting for a consumer."""
+        if state.pending:
+            for t, event in state.pending.values():
+                self._run_check(state, t, event, uncovered=True)
+            state.pending.clear()
+
+    # -- the hooks -------------------------------------------------------------
+    def _inputs_flow(self, state: CallState, path: str, args: Any, kwargs: Any, propagates: bool = False,
+                     held: list | None = None) -> tuple[bool, torch.dtype | None]:
+        """Add dataflow edges from the producers of the inputs; return whether
+        every input tensor came from a checked producer, and the first floating dtype.
+
+        Inputs whose check is pending: a propagating consumer puts their ids
+        in ``held`` (its own output check may cover them); any other consumer
+        (``held`` given) runs their check now."""
+        edges = state.edges
+        all_checked = True
+        in_dtype = None
+        producers = state.producers
+        pending = state.pending
+        for t in tensors_of_call(args, kwargs):
+            key = id(t)
+            entry = producers.get(key)
+            if entry is not None and entry[0]() is t:
+                if entry[1] != path:
+                    edges.add((entry[1], path))
+                checked = entry[2]
+                if held is not None:
+                    if not checked and key in pending:
+                        if propagates:
+                            held.append(key)
+                        else:
+                            self._run_check(state, *pending.pop(key), uncovered=True)
+                            producers[key] = (entry[0], entry[1], True)
+                            checked = True
+                    elif propagates:
+                        self.coverable.add(entry[1])
+                all_checked = all_checked and checked
+            else:
+                # computed by code in the enclosing container's forward (e.g.
+                # `out + shortcut(x)`): it may depend on anything that container
+                # has seen, which the child -> container edges already capture
+                all_checked = False
+                if state.stack:
+                    edges.add((state.stack[-1], path))
+            if in_dtype is None and t.is_floating_point():
+                in_dtype = t.dtype
+        return all_checked, in_dtype
+
+    def _make_pre(self, path: str, mod: nn.Module) -> Callable:
+        is_root = mod is self.scope.model
+        defaults = path in self.scope.defaults
+        in_slots: dict[str, Slot] = {}
+        rec = self.rec
+
+        def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            compiling = _is_compiling()
+            if is_root and not compiling:
+                state = self._start_call(args, kwargs)
+                if state.phase is Phase.LEAN:
+                    return None
+            else:
+                state = self.state
+            if not compiling:
+                self._inputs_flow(state, path, args, kwargs)
+            state.stack.append(path)
+            # on_violation's steady state checks the model's outputs only: the
+            # inputs are checked in the first call and when a call is re-run
+            if is_root and defaults and state.phase is not Phase.STEADY:
+                for name, t in named_tensors(args, "inputs"):
+                    if t.is_floating_point():
+                        slot = in_slots.get(name)
+                        if slot is None:
+                            slot = in_slots[name] = rec.slot(path, "precondition", "finite(input)", name)
+                        rec.range(state, slot, t, INPUT_DATA, "the model's inputs broke its precondition")
+            return None
+
+        return pre_hook
+
+    def _make_post(self, path: str, mod: nn.Module, has_pre: bool) -> Callable:
+        is_root = mod is self.scope.model
+        defaults = path in self.scope.defaults
+        preserving = isinstance(mod, FINITE_PRESERVING)
+        propagates = propagates_non_finite(mod)
+        blame_self = path or "<model>"
+        out_slots: dict[str, Slot] = {}
+        rec = self.rec
+        settings = self.settings
+
+        def out_slot(name: str) -> Slot:
+            slot = out_slots.get(name)
+            if slot is None:
+                slot = out_slots[name] = rec.slot(path, "postcondition", "finite(output)", name)
+            return slot
+
+        def post_hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            state = self.state
+            if has_pre and state.stack and state.stack[-1] == path:
+                state.stack.pop()
+            if is_root and output is None and sys.exc_info()[1] is not None:
+                self._raised(state)  # the forward raised (this hook is always called)
+                return None
+            compiling = _is_compiling()
+            if is_root and state.phase is Phase.LEAN and not compiling:
+                self._lean_end(state, args, output, out_slot)
+                return None
+            held: list | None = None if has_pre else []
+            if compiling:  # traced: no dataflow, flags go to the per-slot buffer
+                if defaults:
+                    for name, t in named_tensors(output, "output"):
+                        if t.is_floating_point():
+                            rec.range(state, out_slot(name), t, blame_self, "its inputs were finite")
+                return None
+            if has_pre:
+                in_checked, in_dtype = False, None
+                if defaults:
+                    for t in tensors(args):
+                        if t.is_floating_point():
+                            in_dtype = t.dtype
+                            break
+            else:
+                in_checked, in_dtype = self._inputs_flow(state, path, args, kwargs, propagates, held)
+            producers = state.producers
+            phase = state.phase
+            replaying = phase is Phase.REPLAY
+            counted = state.counted
+            pending = state.pending
+            defer = settings.elide and not phase.again and path in self.coverable
+            new: dict = {}  # this call's pending checks (its outputs; pending tensors passed through)
+            made_check = False  # this call checks its own output (now or pending)
+            outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
+            for name, t in outputs:
+                key = id(t)
+                entry = producers.get(key)
+                passed_through = entry is not None and entry[0]() is t
+                checked = passed_through and entry[2]
+                if passed_through and key in pending:
+                    new[key] = pending.pop(key)
+                if defaults and t.is_floating_point():
+                    if not passed_through and not (preserving and in_checked):
+                        slot = out_slot(name)
+                        if replaying:
+                            rec.range(state, slot, t, blame_self, "its inputs were finite")
+                            checked = True
+                        elif checkable(t):  # Recorder.range's eager path, inlined: this runs for every leaf
+                            made_check = True
+                            state.seq += 1
+                            event = (slot, state.step, state.call, state.seq, blame_self, "its inputs were finite")
+                            if defer:  # wait for the consumer: its check may cover this one
+                                new[key] = (t, event)
+                            else:
+                                if counted:
+                                    rec.checks += 1
+                                state.buffer.add_range(t, event)
+                                checked = True
+                    elif preserving and in_checked:
+                        checked = True
+                    if in_dtype is not None:
+                        if t.dtype != in_dtype:
+                            self._dtype_changed(state, path, name, t, in_dtype)
+                        else:  # Recorder.host_ok, inlined
+                            state.seq += 1
+                            if counted:
+                                rec.checks += 1
+                producers[key] = (weakref.ref(t), path, checked)
+                if settings.backward and t.requires_grad and not replaying:
+                    self._watch_grad(path, t)
+            if pending:
+                # held inputs are covered by this call's own output check;
+                # everything else that waited runs now
+                covered = held and made_check
+                for key, item in pending.items():
+                    if not (covered and key in held):
+                        self._run_check(state, *item, uncovered=True)
+                pending.clear()
+            if new:
+                pending.update(new)
+            if is_root:
+                self._end_call(state)
+            return None
+
+        return post_hook
+
+    def _dtype_changed(self, state: CallState, path: str, name: str, t: torch.Tensor, in_dtype: torch.dtype) -> None:
+        self.rec.host_violation(
+            state, self.rec.slot(path, "postcondition", "dtype stable", name), path or "<model>",
+            "its preconditions held", f"output dtype {t.dtype} differs from input dtype {in_dtype}",
+            {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
+        )
+
+    def _lean_end(self, state: CallState, args: tuple, output: Any, out_slot: Callable[[str], Slot]) -> None:
+        """The short path's post hook: check the model's outputs (no dataflow:
+        a re-run records the edges)."""
+        in_dtype = None
+        for t in tensors(args):
+            if t.is_floating_point():
+                in_dtype = t.dtype
+                break
+        rec = self.rec
+        outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
+        for name, t in outputs:
+            if t.is_floating_point():
+                rec.range(state, out_slot(name), t, "<model>", "its inputs were finite")
+                if in_dtype is not None:
+                    if t.dtype != in_dtype:
+                        self._dtype_changed(state, "", name, t, in_dtype)
+                    else:
+                        state.seq += 1
+                        rec.checks += 1
+        if state.buffer.size > FLUSH_AT:
+            self.collect(False)
+
+    def _watch_grad(self, path: str, t: torch.Tensor) -> None:
+        rec = self.rec
+        slot = rec.slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
+        step, call = self.step, self.call
+        flow = self.flow
+
+        def on_grad(g: torch.Tensor) -> None:
+            # the consumers ran after this hook was set: read them now, in backward.
+            # Edges into path's own children come from code inside its forward,
+            # not from its output, so they are not consumers.
+            edges = flow.edges.get((step, call), ())
+            consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
+            blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
+            reason = f"their backward produced a non-finite gradient for {path or '<model>'}'s output"
+            rec.buffer.add_range(g, rec.grad_event(slot, step, call, blame, reason))
+
+        t.register_hook(on_grad)
+
+    def check_params(self) -> None:
+        """Gradient contracts on parameters, one foreach reduction per module and step."""
+        rec = self.rec
+        grad_norm = self.settings.grad_norm
+        lo, hi = grad_norm if grad_norm else (None, None)
+        check = f"grad_norm in [{lo}, {hi}]" if grad_norm else "finite(grad)"
+        for mod, path in self.scope.paths.items():
+            grads = [(n, p.grad) for n, p in mod.named_parameters(recurse=False) if p.grad is not None]
+            if not grads:
+                continue
+            norms = torch._foreach_norm([g for _, g in grads])
+            for (name, _), norm in zip(grads, norms):
+                slot = rec.slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
+                event = rec.grad_event(slot, self.step, self.call, path or "<model>",
+                                       "its parameter gradient left the bound")
+                rec.buffer.add_range(norm, event, lo, hi, True)
