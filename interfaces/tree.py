@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["named_tensors", "tensors", "tensors_of_call"]
+__all__ = ["named_tensors", "tensors", "tensors_of_call", "input_names"]
 
 _Tensor = torch.Tensor
 
@@ -49,6 +49,15 @@ def tensors_of_call(args: tuple, kwargs: Mapping[str, Any] | None) -> list[torch
     if kwargs:
         items = items + tensors(kwargs)
     return items
+
+
+def input_names(args: tuple, kwargs: Mapping[str, Any] | None) -> list[tuple[str, torch.Tensor]]:
+    """The tensors a call was given, named ``inputs[0]`` (positional) and
+    ``inputs.name`` (keyword)."""
+    out = named_tensors(args, "inputs")
+    if kwargs:
+        out = out + named_tensors(kwargs, "inputs")
+    return out
 
 
 def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:

@@ -11,7 +11,8 @@ active. For each guarded call it
 * records value domains (range, finite, integer labels) as one ``aminmax``
   per tensor and every other condition as its own ``device_ok`` 0-dim bool
   tensor in the FlagBuffer: no host-device sync;
-* on replay (after a flag was set) computes the evidence synchronously.
+* in the re-run of a failing call (``Recording.sync``) evaluates every
+  condition at once and records each failure with its evidence.
 
 Blame: input-side failures blame the producer of the offending tensor (the
 upstream module from the dataflow, the input data at the model boundary, or
@@ -93,11 +94,14 @@ class MonitorChecker(Checker):
             check = _spec_text(spec)
             slot = rec.slot(path, kind, check, tensor, lo=form[0] if form else None,
                             hi=form[1] if form else None, finite=form[2] if form else True)
-            if rec.replaying:
+            if rec.sync and form is None:  # the re-run of a failing call: evaluated now, with evidence
                 problems = spec.value_problems(t, tensor)
-                ev = {"problems": [str(p) for p in problems], "value": summarize(t),
-                      "histogram": value_histogram(t, slot.lo, slot.hi)} if problems else {}
-                rec.evidence(slot, ev)
+                if problems:
+                    rec.violation(slot, blame, reason, str(problems[0]), {
+                        "problems": [str(p) for p in problems], "value": summarize(t),
+                        "histogram": value_histogram(t, slot.lo, slot.hi)})
+                else:
+                    rec.passed()
             elif form is not None:
                 rec.range(slot, t, blame, reason)
             else:
@@ -115,17 +119,23 @@ class MonitorChecker(Checker):
                 blame, reason = self._producer(guard, c.reads, env)
             tensor = ", ".join(c.reads) or "result"
             slot = rec.slot(path, kind, c.text, tensor, declared_at=c.declared_at)
-            if rec.replaying:
+            if rec.sync:  # the re-run of a failing call: evaluated now, with evidence
                 try:
                     out = c.check(env)
-                    ev = dict(out.evidence)
-                    ev.update({f"{n} was": v for n, v in out.values.items()})
-                    shown = next((env[n] for n in c.reads if isinstance(env.get(n), torch.Tensor)), None)
-                    if shown is not None and not out.ok:
-                        ev["histogram"] = value_histogram(shown, *_bounds(c))
                 except Exception as e:  # the contract itself is broken
-                    ev = {"error": f"{type(e).__name__}: {e}"}
-                rec.evidence(slot, ev)
+                    err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
+                    rec.violation(err, f"the contract {c.text}", "the condition itself raised",
+                                  f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
+                    continue
+                if out.ok:
+                    rec.passed()
+                    continue
+                ev = dict(out.evidence)
+                ev.update({f"{n} was": v for n, v in out.values.items()})
+                shown = next((env[n] for n in c.reads if isinstance(env.get(n), torch.Tensor)), None)
+                if shown is not None:
+                    ev["histogram"] = value_histogram(shown, *_bounds(c))
+                rec.violation(slot, blame, reason, "", ev)
                 continue
             try:
                 ok = c.device_ok(env)
@@ -161,6 +171,10 @@ class MonitorChecker(Checker):
         path = self._path(guard)
         if path is None:
             return ("fallback", self.fallback.check_pre(guard, env))
+        with self.rec.quiet():
+            return self._check_pre(guard, env, path)
+
+    def _check_pre(self, guard: Any, env: dict, path: str) -> Any:
         bindings = None
         iface = guard.interface
         if iface is not None:
@@ -184,6 +198,10 @@ class MonitorChecker(Checker):
         path = self._path(guard)
         if path is None:
             return None
+        with self.rec.quiet():
+            self._check_post(guard, env, inner, path)
+
+    def _check_post(self, guard: Any, env: dict, inner: Any, path: str) -> None:
         iface = guard.interface
         blame_self = path or "<model>"
         if iface is not None:

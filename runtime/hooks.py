@@ -26,8 +26,9 @@ import torch
 from torch import nn
 
 from modpact.interfaces.summary import describe
-from modpact.interfaces.tree import named_tensors, tensors, tensors_of_call
+from modpact.interfaces.tree import input_names, named_tensors, tensors, tensors_of_call
 from modpact.runtime._buffer import checkable
+from modpact.runtime.blame import exception_blame
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.recording import Recorder
@@ -42,6 +43,34 @@ _is_compiling = torch.compiler.is_compiling
 _CUDA = torch.cuda.is_available()
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 WINDOW = 2  # steps whose dataflow and kept inputs stay at hand
+_MODEL_OUTPUT = "the model's output is checked on every call; the module that made the value is found by a re-run"
+_DEVICE_TYPES = ("cpu", "cuda")
+
+
+def reason(inputs_checked: bool) -> str:
+    """A default output check's reason, as far as the run itself knows:
+    only a check of every input makes "its inputs were finite" a fact (the
+    first failed check in execution order; an input check that failed would
+    come before it)."""
+    if inputs_checked:
+        return "its inputs were checked and finite in this call"
+    return "its output was the first non-finite value seen; its inputs were not all checked in this call"
+
+
+def autocast_state() -> tuple[tuple[str, torch.dtype], ...]:
+    """The autocast regions active now: (device type, dtype) for each."""
+    return tuple((d, torch.get_autocast_dtype(d)) for d in _DEVICE_TYPES if torch.is_autocast_enabled(d))
+
+
+def autocast_allows(in_dtype: torch.dtype, t: torch.Tensor) -> bool:
+    """Whether autocast explains a module's dtype change: inside an autocast
+    region of ``t``'s device, casts between float32 and the region's dtype
+    are what autocast does."""
+    device = t.device.type
+    if device not in _DEVICE_TYPES or not torch.is_autocast_enabled(device):
+        return False
+    allowed = (torch.float32, torch.get_autocast_dtype(device))
+    return in_dtype in allowed and t.dtype in allowed
 
 
 class Hooks:
@@ -79,9 +108,20 @@ class Hooks:
     # -- installing ----------------------------------------------------------
     def install(self) -> None:
         self._install({m: p for m, p in self.scope.paths.items() if m not in self.scope.leaves}, self.handles)
+        inner = self.scope.inner
+        if inner is not self.scope.model:  # torch.compile(model): tracing starts at the wrapped module
+            rec = self.rec
+
+            def trace_start(module: nn.Module, args: tuple) -> None:
+                if _is_compiling():
+                    rec.trace_start()
+
+            self.handles.append(inner.register_forward_pre_hook(trace_start))
 
     def _install(self, mods: dict[nn.Module, str], handles: list) -> None:
         model = self.scope.model
+        if model not in mods and self.scope.inner is not model and "" in mods.values():
+            model = self.scope.inner  # a compiled model run eagerly (its re-run): hook the module that runs
         for mod, path in mods.items():
             # leaves checked by default contracts only need the post hook
             # (inputs are still at hand there); containers, guarded modules
@@ -97,15 +137,36 @@ class Hooks:
                                                      always_call=mod is model))
 
     @contextlib.contextmanager
-    def leaf_hooks(self) -> Iterator[None]:
-        """Hook the leaves that on_violation leaves unhooked between failures."""
+    def rerun_hooks(self) -> Iterator[None]:
+        """For the re-run of a failing call: the leaves that on_violation
+        leaves unhooked between failures, the root on the module that runs
+        (a compiled model's ``_orig_mod``), and on every module a pair of
+        hooks that keeps ``state.running`` (the modules running, innermost last)."""
         handles: list = []
         try:
             self._install(self.scope.leaves, handles)
+            inner = self.scope.inner
+            if inner is not self.scope.model:
+                self._install({inner: ""}, handles)
+            for path, mod in self.scope.running_modules():
+                handles.append(mod.register_forward_pre_hook(self._push(path, mod), prepend=True))
+                handles.append(mod.register_forward_hook(self._pop(mod), always_call=True))
             yield
         finally:
             for h in handles:
                 h.remove()
+
+    def _push(self, path: str, mod: nn.Module) -> Callable:
+        def push(module: nn.Module, args: tuple) -> None:
+            self.state.running.append((path, mod))
+        return push
+
+    def _pop(self, mod: nn.Module) -> Callable:
+        def pop(module: nn.Module, args: tuple, output: Any) -> None:
+            running = self.state.running
+            if running and running[-1][1] is mod:
+                running.pop()
+        return pop
 
     def end_first_call(self) -> None:
         """Unhook the leaves hooked for the first call; keep what it learned."""
@@ -126,7 +187,7 @@ class Hooks:
     def _start_call(self, args: tuple, kwargs: dict) -> CallState:
         """A root call begins: its state, its kept inputs, its inputs' producer."""
         forced = self.forced
-        if forced is not None:  # a re-run or a replay of a kept call
+        if forced is not None:  # the re-run of a kept call
             self.forced = None
             self.state = forced
             for t in tensors_of_call(args, kwargs):
@@ -155,28 +216,52 @@ class Hooks:
         return state
 
     def _keep(self, key: CallKey, args: tuple, kwargs: dict) -> None:
-        """Keep the call's inputs and RNG state for a replay or re-run."""
+        """Keep what a re-run needs, and what tells whether it would still be
+        the same call: RNG and autocast state, train/eval modes, the inputs'
+        version counters (the parameters' are taken when the call ends)."""
         cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-        self.kept[key] = KeptCall(args, dict(kwargs), torch.get_rng_state(), cuda_rng)
+        inputs = tuple(tensors_of_call(args, kwargs))
+        self.kept[key] = KeptCall(
+            args, dict(kwargs), torch.get_rng_state(), cuda_rng, autocast=autocast_state(),
+            training=self.scope.training(), inputs=inputs, input_versions=tuple([t._version for t in inputs]))
+
+    def _kept_end(self, key: CallKey) -> None:
+        """The call ended: the version counters a faithful re-run must find again."""
+        kept = self.kept.get(key)
+        if kept is not None and kept.versions is None:
+            kept.versions = self.scope.versions()
+            kept.changed_own_inputs = tuple([t._version for t in kept.inputs]) != kept.input_versions
 
     def _end_call(self, state: CallState) -> None:
         """End of a root forward: checks stay pending until step()/report();
         past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
         again = state.phase.again
-        if self.first_call and not again:
-            self.end_first_call()
+        if not again:
+            self._kept_end(state.key)
+            if self.first_call:
+                self.end_first_call()
         self.flush_pending(state)
         if not again and state.buffer.size > FLUSH_AT:
             self.collect(False)
 
-    def _raised(self, state: CallState) -> None:
-        """The model's forward raised: run the checks it left; on_violation
-        re-runs the call with every leaf checked at the next read."""
+    def _raised(self, state: CallState, exc: BaseException) -> None:
+        """The model's forward raised: a violation of its own, blamed on the
+        innermost module it was raised in (or on the input data where the
+        error shows bad input); the checks the call left run, and the call is
+        re-run at the next read."""
         state.stack.clear()
-        if not state.phase.again and not _is_compiling():
+        if _is_compiling():
+            return
+        kept = self.kept.get(state.key)
+        inputs = {} if kept is None else {id(t): n for n, t in input_names(kept.args, kept.kwargs)}
+        path, blame, reason, evidence = exception_blame(exc, self.scope.modules, inputs)
+        slot = self.rec.slot(path, "exception", "forward raised", type(exc).__name__)
+        self.rec.host_violation(state, slot, blame, reason, evidence["error"], evidence)
+        if not state.phase.again:
+            self._kept_end(state.key)
             self.end_first_call()
             self.flush_pending(state)
-            if self.scope.leaves:
+            if self.settings.replay:
                 self.raised.add(state.key)
 
     def next_step(self) -> None:
@@ -257,8 +342,18 @@ class Hooks:
                 in_dtype = t.dtype
         return all_checked, in_dtype
 
+    def _quiet(self, hook: Callable) -> Callable:
+        """While a call is re-run, the hooks' own tensor work stays out of its provenance."""
+        def quiet(*args: Any) -> None:
+            tracer = (self.forced or self.state).tracer
+            if tracer is None:
+                return hook(*args)
+            with tracer.paused():
+                return hook(*args)
+        return quiet
+
     def _make_pre(self, path: str, mod: nn.Module) -> Callable:
-        is_root = mod is self.scope.model
+        is_root = path == "" and mod in (self.scope.model, self.scope.inner)
         defaults = path in self.scope.defaults
         in_slots: dict[str, Slot] = {}
         rec = self.rec
@@ -271,13 +366,15 @@ class Hooks:
                     return None
             else:
                 state = self.state
+                if is_root:
+                    rec.trace_start()  # torch.compile traces the model's forward: new check sites
             if not compiling:
                 self._inputs_flow(state, path, args, kwargs)
             state.stack.append(path)
             # on_violation's steady state checks the model's outputs only: the
             # inputs are checked in the first call and when a call is re-run
             if is_root and defaults and state.phase is not Phase.STEADY:
-                for name, t in named_tensors(args, "inputs"):
+                for name, t in input_names(args, kwargs):
                     if t.is_floating_point():
                         slot = in_slots.get(name)
                         if slot is None:
@@ -285,10 +382,10 @@ class Hooks:
                         rec.range(state, slot, t, INPUT_DATA, "the model's inputs broke its precondition")
             return None
 
-        return pre_hook
+        return self._quiet(pre_hook)
 
     def _make_post(self, path: str, mod: nn.Module, has_pre: bool) -> Callable:
-        is_root = mod is self.scope.model
+        is_root = path == "" and mod in (self.scope.model, self.scope.inner)
         defaults = path in self.scope.defaults
         preserving = isinstance(mod, FINITE_PRESERVING)
         propagates = propagates_non_finite(mod)
@@ -307,9 +404,11 @@ class Hooks:
             state = self.state
             if has_pre and state.stack and state.stack[-1] == path:
                 state.stack.pop()
-            if is_root and output is None and sys.exc_info()[1] is not None:
-                self._raised(state)  # the forward raised (this hook is always called)
-                return None
+            if is_root and output is None:
+                exc = sys.exc_info()[1]
+                if exc is not None:
+                    self._raised(state, exc)  # the forward raised (this hook is always called)
+                    return None
             compiling = _is_compiling()
             if is_root and state.phase is Phase.LEAN and not compiling:
                 self._lean_end(state, args, output, out_slot)
@@ -332,7 +431,7 @@ class Hooks:
                 in_checked, in_dtype = self._inputs_flow(state, path, args, kwargs, propagates, held)
             producers = state.producers
             phase = state.phase
-            replaying = phase is Phase.REPLAY
+            diagnosing = phase is Phase.DIAGNOSE
             counted = state.counted
             pending = state.pending
             defer = settings.elide and not phase.again and path in self.coverable
@@ -349,13 +448,13 @@ class Hooks:
                 if defaults and t.is_floating_point():
                     if not passed_through and not (preserving and in_checked):
                         slot = out_slot(name)
-                        if replaying:
-                            rec.range(state, slot, t, blame_self, "its inputs were finite")
+                        if diagnosing:
+                            rec.range(state, slot, t, blame_self, reason(in_checked))
                             checked = True
                         elif checkable(t):  # Recorder.range's eager path, inlined: this runs for every leaf
                             made_check = True
                             state.seq += 1
-                            event = (slot, state.step, state.call, state.seq, blame_self, "its inputs were finite")
+                            event = (slot, state.step, state.call, state.seq, blame_self, reason(in_checked))
                             if defer:  # wait for the consumer: its check may cover this one
                                 new[key] = (t, event)
                             else:
@@ -366,14 +465,14 @@ class Hooks:
                     elif preserving and in_checked:
                         checked = True
                     if in_dtype is not None:
-                        if t.dtype != in_dtype:
+                        if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                             self._dtype_changed(state, path, name, t, in_dtype)
                         else:  # Recorder.host_ok, inlined
                             state.seq += 1
                             if counted:
                                 rec.checks += 1
                 producers[key] = (weakref.ref(t), path, checked)
-                if settings.backward and t.requires_grad and not replaying:
+                if settings.backward and t.requires_grad and not diagnosing:
                     self._watch_grad(path, t)
             if pending:
                 # held inputs are covered by this call's own output check;
@@ -389,7 +488,7 @@ class Hooks:
                 self._end_call(state)
             return None
 
-        return post_hook
+        return self._quiet(post_hook)
 
     def _dtype_changed(self, state: CallState, path: str, name: str, t: torch.Tensor, in_dtype: torch.dtype) -> None:
         self.rec.host_violation(
@@ -410,13 +509,14 @@ class Hooks:
         outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
         for name, t in outputs:
             if t.is_floating_point():
-                rec.range(state, out_slot(name), t, "<model>", "its inputs were finite")
+                rec.range(state, out_slot(name), t, "<model>", _MODEL_OUTPUT)
                 if in_dtype is not None:
-                    if t.dtype != in_dtype:
+                    if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                         self._dtype_changed(state, "", name, t, in_dtype)
                     else:
                         state.seq += 1
                         rec.checks += 1
+        self._kept_end(state.key)
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from modpact.contracts._context import ContextFlag
 from modpact.contracts.checking import use_checker
@@ -42,7 +43,7 @@ from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.records import ViolationRecord
 from modpact.runtime.recording import Recorder, Recording
 from modpact.runtime.report import DiagnosisReport
-from modpact.runtime.scope import LEAF_CHECKS, MODES, LeafChecks, Mode, ModuleSelection, Scope, Settings
+from modpact.runtime.scope import LEAF_CHECKS, MODES, LeafChecks, Mode, ModuleSelection, Scope, Settings, Settle
 
 __all__ = ["Monitor", "MonitorViolation", "active_monitor", "propagates_non_finite", "FINITE_PRESERVING",
            "MODES", "LEAF_CHECKS"]
@@ -79,7 +80,9 @@ class Monitor:
     backward: also check gradients: finite gradients arriving at each
         monitored module's outputs and, at ``step()``, each module's
         parameter gradients (finite; within ``grad_norm=(lo, hi)`` if given).
-    replay: replay a failing call synchronously to collect evidence.
+    replay: keep each call's inputs and RNG state, so that a failing call can
+        be re-run with every check evaluated at once: the re-run locates the
+        module, traces where a non-finite value began, and collects evidence.
     leaf_checks: when the default contracts of the leaves run.
         "on_violation" (the default with ``defaults=True``, ``replay=True``,
         no ``modules`` and no gradient checks): every call checks the
@@ -100,6 +103,13 @@ class Monitor:
     group: the process group to exchange over (default: the world).
     timeout: seconds to wait for the other ranks at an exchange before
         raising MonitorError (a rank that died or hangs).
+    settle: when a training loop's flags are read, so that a failing call
+        can be re-run as it was: "optimizer" (default) reads them before
+        every ``optimizer.step()`` (a global optimizer step pre-hook), while
+        the weights the call used are still there; on CUDA that waits for
+        the device once per optimizer step. "step" reads them only at
+        ``step()``/``report()``: a call whose weights an optimizer changed
+        in the meantime is not re-run, and the report says so.
     """
 
     def __init__(
@@ -118,6 +128,7 @@ class Monitor:
         sync_every: int = 1,
         group: Any = None,
         timeout: float = D.DEFAULT_TIMEOUT.total_seconds(),
+        settle: Settle = "optimizer",
     ):
         if not isinstance(model, nn.Module):
             raise SpecError(f"Monitor(model=...): expected an nn.Module, got {type(model).__name__}")
@@ -125,8 +136,9 @@ class Monitor:
         self.settings = Settings.build(
             mode=mode, defaults=defaults, modules=modules, backward=backward, grad_norm=grad_norm, replay=replay,
             leaf_checks=leaf_checks, elide=elide, max_violations=max_violations, sync_every=sync_every,
-            group=group, timeout=timeout)
+            group=group, timeout=timeout, settle=settle)
         self._token = None
+        self._optimizer_hook: Any = None
         self._checker_cm: Any = None
         self._entered = False
         self._scope = Scope(model)
@@ -148,6 +160,7 @@ class Monitor:
     sync_every = _setting("sync_every")
     group = _setting("group")
     timeout = _setting("timeout")
+    settle = _setting("settle")
 
     def _collect(self, block: bool) -> None:
         self._diagnosis.collect(block)
@@ -176,6 +189,8 @@ class Monitor:
             for mod in self._scope.paths:
                 _CLAIMED[mod] = self
             self._hooks.install()
+            if self.settings.settle == "optimizer" and self.settings.replay:
+                self._optimizer_hook = register_optimizer_step_pre_hook(self._before_optimizer_step)
             self._token = _ACTIVE.set(self)
             if self._scope.guarded:
                 self._checker_cm = use_checker(MonitorChecker(self.recording))
@@ -214,7 +229,15 @@ class Monitor:
         if exc_type is None and self.settings.mode == "raise":
             self._raise_if_violations()
 
+    def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        """Read the flags while the weights a failing call used are still
+        there, so that its re-run is the call that failed (settle="optimizer")."""
+        self._collect(block=True)
+
     def _remove_hooks(self) -> None:
+        if self._optimizer_hook is not None:
+            self._optimizer_hook.remove()
+            self._optimizer_hook = None
         self._hooks.remove()
         for mod in list(self._scope.paths):
             if _CLAIMED.get(mod) is self:

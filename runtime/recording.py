@@ -8,10 +8,12 @@ the call it belongs to, and the call's phase decides how:
 
 * a normal call: value checks become events in the flag buffer (no host
   read); metadata checks and contracts that raised become records at once;
-* a replay (``Phase.REPLAY``): every check computes its evidence now,
-  keyed by its ``seq``;
+* the re-run of a failing call (``Phase.DIAGNOSE``): every check is
+  evaluated now, and a failed one becomes a record with its evidence; a
+  non-finite value is traced back to where it began (``provenance.py``),
+  and the record says only what the re-run checked;
 * code traced by torch.compile: the verdict is ORed into a preallocated
-  per-slot flag (the slot index is a trace-time constant).
+  flag per check site (the index is a trace-time constant).
 
 ``Recording`` is the small public seam through which the contracts'
 checker (``runtime/checker.py``) writes while a Monitor runs, instead of
@@ -20,14 +22,13 @@ reaching into the Monitor.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from modpact.interfaces import values as V
-from modpact.interfaces.summary import summarize
 from modpact.runtime._buffer import FlagBuffer, checkable, range_violated
-from modpact.runtime.histogram import value_histogram
+from modpact.runtime.blame import LOCATED_RERUN, LOCATED_RUN, blame_in_rerun, origin_evidence, range_evidence
 from modpact.runtime.records import Histogram, ViolationRecord, jsonable_evidence
 from modpact.runtime.state import CallKey, CallState, Phase, Slot
 
@@ -63,8 +64,9 @@ class Recorder:
         self.host_failed: set[CallKey] = set()  # calls whose forward broke a host-side check
         # torch.compile: verdicts ORed into one flag per slot
         self.slot_flags: torch.Tensor | None = None
-        self.slot_index: dict[Slot, int] = {}
+        self.slot_index: dict[tuple[Slot, int], int] = {}  # (slot, its call within the trace) -> flag index
         self.slot_meta: list[tuple[Slot, str, str]] = []
+        self._calls_in_trace: dict[Slot, int] = {}
 
     def allocate(self, device: torch.device) -> None:
         """The per-slot flags that compiled code writes, on the model's device."""
@@ -103,9 +105,11 @@ class Recorder:
             return
         if not checkable(t):
             return
-        if state.phase is Phase.REPLAY:
+        if state.phase is Phase.DIAGNOSE:
             state.seq += 1
-            self._replay_evidence(state, slot, t)
+            ev = range_evidence(slot, t)
+            if ev.get("failing"):
+                self._found(state, slot, blame, reason, ev, t)
             return
         state.buffer.add_range(t, self.event(state, slot, blame, reason), slot.lo, slot.hi, slot.finite)
 
@@ -115,28 +119,50 @@ class Recorder:
             if isinstance(ok, torch.Tensor):
                 self._compiled_flag(slot, ~ok.reshape(()).to(torch.bool), blame, reason)
             return
-        if state.phase is Phase.REPLAY:  # the checker collects condition evidence itself
+        if state.phase is Phase.DIAGNOSE:
             state.seq += 1
+            if not bool(ok):
+                self._found(state, slot, blame, reason, {})
             return
         state.buffer.add_ok(ok, self.event(state, slot, blame, reason))
 
     def host_violation(self, state: CallState, slot: Slot, blame: str, reason: str, message: str,
                        evidence: dict | None = None) -> None:
-        """A violation known on the host at once (metadata, a contract that raised)."""
-        state.seq += 1
-        if state.phase is Phase.REPLAY or _is_compiling():
+        """A violation known on the host at once (metadata, a contract that
+        raised, a condition evaluated now)."""
+        if _is_compiling():
             return
+        state.seq += 1
         if state.counted:
             self.checks += 1
-        record = self.record(slot, state.step, state.call, state.seq, blame, reason, message, evidence or {})
-        if state.found is not None:
-            state.found.append(record)
-        else:
-            self.add(record)
+        if state.phase is Phase.DIAGNOSE:
+            self._found(state, slot, blame, reason, evidence or {}, message=message)
+            return
+        self.add(self.record(slot, state.step, state.call, state.seq, blame, reason, message, evidence or {}))
         if slot.phase == "forward":
             state.host_failed = True
             if state.counted:
                 self.host_failed.add(state.key)
+
+    def _found(self, state: CallState, slot: Slot, blame: str, reason: str, ev: dict,
+               t: torch.Tensor | None = None, message: str = "") -> None:
+        """A violation the re-run found: where a non-finite value began
+        decides whom it blames (``blame_in_rerun``)."""
+        assert state.found is not None
+        origin = state.tracer.origin_of(t) if state.tracer is not None and t is not None else None
+        if t is not None and slot.finite and not (t.is_floating_point() and bool(torch.isfinite(t).all())):
+            blame, reason, cause = blame_in_rerun(slot, origin, blame, reason)
+            if cause is not None and origin is not None and origin.record is None:
+                origin.record = self.record(cause[0], state.step, state.call, origin.seq, cause[1], cause[2], "",
+                                            origin_evidence(origin), LOCATED_RERUN, origin.id)
+                state.found.append(origin.record)
+            if origin is not None:
+                ev = {**ev, "began": origin.describe()}
+        record = self.record(slot, state.step, state.call, state.seq, blame, reason, message, ev, LOCATED_RERUN,
+                             origin.id if origin is not None else None)
+        if origin is not None and origin.record is None and origin.blamed == slot.module:
+            origin.record = record  # the value began in the module this check is on: it stands for the origin
+        state.found.append(record)
 
     def host_ok(self, state: CallState) -> None:
         """A host-side check that passed (counted; keeps seq aligned with a replay)."""
@@ -146,14 +172,29 @@ class Recorder:
         if state.counted:
             self.checks += 1
 
+    def trace_start(self) -> None:
+        """torch.compile begins tracing the model's forward: count each
+        module's calls afresh, so a module called twice gets two flags."""
+        self._calls_in_trace: dict[Slot, int] = {}
+
     def _compiled_flag(self, slot: Slot, bad: torch.Tensor, blame: str, reason: str) -> None:
-        idx = self.slot_index.get(slot)
+        """OR a verdict into the flag of this check site. Each call of a module
+        within the traced forward is its own site (a ReLU reused in a block is
+        told apart), allocated in trace order, so the first flag set is the
+        first check in execution order."""
+        n = self._calls_in_trace.get(slot, 0) + 1
+        self._calls_in_trace[slot] = n
+        site = (slot, n)
+        idx = self.slot_index.get(site)
         if idx is None:
             idx = len(self.slot_meta)
             if idx >= SLOT_CAPACITY:
                 return
-            self.slot_index[slot] = idx
-            self.slot_meta.append((slot, blame, reason))
+            self.slot_index[site] = idx
+            shown = slot if n == 1 else self.slot(slot.module, slot.kind, slot.check, f"{slot.tensor} (call {n})",
+                                                   lo=slot.lo, hi=slot.hi, finite=slot.finite,
+                                                   declared_at=slot.declared_at, phase=slot.phase)
+            self.slot_meta.append((shown, blame, reason))
         flags = self.slot_flags
         assert flags is not None
         flags[idx] = flags[idx] | bad.to(flags.device)
@@ -168,29 +209,11 @@ class Recorder:
         self.slot_flags[:n].zero_()
         self.buffer.push(held, events)
 
-    def _replay_evidence(self, state: CallState, slot: Slot, t: torch.Tensor) -> None:
-        if slot.lo is None and slot.hi is None:
-            ev = V.finite_evidence(t)
-        else:
-            ev = V.range_evidence(t, slot.lo, slot.hi)
-            if slot.finite and t.is_floating_point():
-                fin = V.finite_evidence(t)
-                if fin.get("failing"):
-                    ev = fin
-        ev["value"] = summarize(t)
-        ev["histogram"] = value_histogram(t, slot.lo, slot.hi)
-        self.evidence(state, slot, ev)
-
-    @staticmethod
-    def evidence(state: CallState, slot: Slot, ev: dict) -> None:
-        """REPLAY: the evidence of the check numbered ``state.seq``."""
-        assert state.evidence is not None
-        state.evidence.setdefault(state.seq, (slot, ev))
-
     # -- records ---------------------------------------------------------------
     @staticmethod
     def record(slot: Slot, step: int, call: int, seq: int, blame: str, reason: str, message: str = "",
-               evidence: dict | None = None) -> ViolationRecord:
+               evidence: dict | None = None, located_by: str = LOCATED_RUN,
+               origin: int | None = None) -> ViolationRecord:
         """The one violation model (evidence made JSON-able, the histogram apart)."""
         ev = dict(evidence or {})
         hist = ev.pop("histogram", None)
@@ -198,7 +221,8 @@ class Recorder:
             step=step, call=call, seq=seq, phase=slot.phase, module=slot.module, kind=slot.kind,
             check=slot.check, tensor=slot.tensor, blame=blame, blame_reason=reason,
             declared_at=slot.declared_at, message=message, evidence=jsonable_evidence(ev), rank=_rank(),
-            histogram=Histogram(**hist) if isinstance(hist, dict) else None,
+            histogram=Histogram(**hist) if isinstance(hist, dict) else None, located_by=located_by,
+            origin=origin,
         )
 
     def add(self, record: ViolationRecord) -> None:
@@ -229,9 +253,12 @@ class Recording:
     ``path_of(guard)`` is the monitored path of the guarded module now
     running (None: the guard is not this Monitor's module, or it runs
     outside the model's forward); ``producer_of(t)`` who produced an input
-    tensor in this call (a module path or ``INPUT_DATA``); ``replaying``
-    whether checks compute their evidence now (then ``evidence`` takes it);
-    otherwise ``range``, ``ok``, ``violation`` and ``passed`` record a check.
+    tensor in this call (a module path or ``INPUT_DATA``); ``sync`` whether
+    checks are evaluated now (the re-run of a failing call: the checker then
+    reports each outcome with ``violation`` or ``passed``, with its evidence);
+    otherwise ``range`` and ``ok`` record device verdicts, and ``violation``
+    and ``passed`` host-side ones. ``quiet()`` keeps the checker's own
+    tensor work out of the re-run's provenance.
     """
 
     def __init__(self, recorder: Recorder, current: Any, guarded: dict[str, Any]) -> None:
@@ -253,13 +280,12 @@ class Recording:
         return self._recorder.slot(module, kind, check, tensor, **kw)
 
     @property
-    def replaying(self) -> bool:
-        return self._current().phase is Phase.REPLAY
+    def sync(self) -> bool:
+        return self._current().phase is Phase.DIAGNOSE
 
-    def evidence(self, slot: Slot, ev: dict) -> None:
-        state = self._current()
-        state.seq += 1
-        self._recorder.evidence(state, slot, ev)
+    def quiet(self) -> Any:
+        tracer = self._current().tracer
+        return tracer.paused() if tracer is not None else contextlib.nullcontext()
 
     def range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
         self._recorder.range(self._current(), slot, t, blame, reason)

@@ -101,6 +101,11 @@ class ViolationRecord(BaseModel):
     root: bool = True
     caused_by: Optional[int] = None  # index (in the report's list) of the root this follows from
     histogram: Optional[Histogram] = None
+    # how it was located: "run" (the run's own checks), "re-run" (a re-run of
+    # the call, unchanged since), "not located" (a model-level check failed
+    # and the call could not be re-run as it was)
+    located_by: Optional[str] = None
+    origin: Optional[int] = None  # re-run: which non-finite value's origin it shows (one per call)
 
     @property
     def where(self) -> str:

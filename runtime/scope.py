@@ -12,17 +12,20 @@ import datetime
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Literal
 
+import torch
 from torch import nn
 
 from modpact.interfaces.errors import MonitorError, SpecError
 from modpact.runtime.contracts_info import guard_of
 
-__all__ = ["Mode", "LeafChecks", "MODES", "LEAF_CHECKS", "Settings", "Scope"]
+__all__ = ["Mode", "LeafChecks", "Settle", "MODES", "LEAF_CHECKS", "SETTLES", "Settings", "Scope"]
 
 Mode = Literal["raise", "record"]
 LeafChecks = Literal["on_violation", "every_call"]
+Settle = Literal["optimizer", "step"]
 MODES: tuple[Mode, ...] = ("raise", "record")
 LEAF_CHECKS: tuple[LeafChecks, ...] = ("on_violation", "every_call")
+SETTLES: tuple[Settle, ...] = ("optimizer", "step")
 ModuleSelection = Iterable[str] | Callable[[str, nn.Module], bool] | None
 
 
@@ -42,13 +45,16 @@ class Settings:
     sync_every: int
     group: Any
     timeout: datetime.timedelta
+    settle: Settle
 
     @classmethod
     def build(cls, *, mode: Any, defaults: bool, modules: ModuleSelection, backward: bool, grad_norm: Any,
               replay: bool, leaf_checks: Any, elide: Any, max_violations: int, sync_every: Any, group: Any,
-              timeout: Any) -> Settings:
+              timeout: Any, settle: Any) -> Settings:
         if mode not in MODES:
             raise SpecError(f"Monitor(mode={mode!r}): expected one of {', '.join(map(repr, MODES))}")
+        if settle not in SETTLES:
+            raise SpecError(f"Monitor(settle={settle!r}): expected one of {', '.join(map(repr, SETTLES))}")
         if grad_norm is not None:
             if not (isinstance(grad_norm, tuple) and len(grad_norm) == 2):
                 raise SpecError(f"Monitor(grad_norm={grad_norm!r}): expected a (min, max) tuple; either may be None")
@@ -74,7 +80,7 @@ class Settings:
         return cls(mode=mode, defaults=defaults, modules=modules, backward=backward, grad_norm=grad_norm,
                    replay=replay, leaf_checks=leaf_checks, elide=replay if elide is None else bool(elide),
                    max_violations=max_violations, sync_every=sync_every, group=group,
-                   timeout=datetime.timedelta(seconds=float(timeout)))
+                   timeout=datetime.timedelta(seconds=float(timeout)), settle=settle)
 
 
 @dataclass
@@ -82,22 +88,63 @@ class Scope:
     """The modules a Monitor hooks, by path ("" is the model).
 
     ``paths``: every hooked module (guarded, or with default contracts);
-    ``defaults``: the paths with default contracts; ``guarded``: path -> Guard;
+    ``defaults``: the paths with default contracts (leaves, the model, and
+    modules with parameters of their own); ``guarded``: path -> Guard;
     ``leaves``: on_violation's leaves, hooked only for the first call and
-    while a failing call runs again."""
+    while a failing call runs again. A model compiled with ``torch.compile``
+    keeps its own paths: the wrapper is the model, ``_orig_mod`` is not a path."""
 
     model: nn.Module
     paths: dict[nn.Module, str] = field(default_factory=dict)
     defaults: set[str] = field(default_factory=set)
     guarded: dict[str, Any] = field(default_factory=dict)
     leaves: dict[nn.Module, str] = field(default_factory=dict)
+    # every module of the model by id: (path, module); the model's parameters and buffers, with names
+    modules: dict[int, tuple[str, nn.Module]] = field(default_factory=dict)
+    state: list[torch.Tensor] = field(default_factory=list)
+    state_names: list[str] = field(default_factory=list)
+
+    @property
+    def inner(self) -> nn.Module:
+        """The module that runs the forward: ``torch.compile(m)`` wraps ``m``,
+        whose paths are the model's (no ``_orig_mod.`` prefix)."""
+        return getattr(self.model, "_orig_mod", self.model) if _is_compiled(self.model) else self.model
+
+    def named_modules(self) -> list[tuple[str, nn.Module]]:
+        """(path, module) of the model as the user wrote it (a compiled
+        model's paths without ``_orig_mod.``); the model itself is ""."""
+        inner = self.inner
+        out = [("", self.model)]
+        out += [(p, m) for p, m in inner.named_modules() if m is not inner]
+        return out
+
+    def running_modules(self) -> list[tuple[str, nn.Module]]:
+        """(path, module) of every module that runs in the forward (a
+        compiled model's ``_orig_mod`` as "", not its wrapper)."""
+        return [("", self.inner), *self.named_modules()[1:]]
+
+    def versions(self) -> tuple[int, ...]:
+        """The version counters of the model's parameters and buffers (host only)."""
+        return tuple([t._version for t in self.state])
+
+    def training(self) -> tuple[bool, ...]:
+        return tuple([m.training for _, m in self.modules.values()])
 
     def select(self, settings: Settings) -> None:
         """Resolve the modules (when the Monitor is entered: guards may have
         been added since it was made)."""
         model = self.model
         self.paths, self.defaults, self.guarded, self.leaves = {}, set(), {}, {}
-        for path, mod in model.named_modules():
+        named = self.named_modules()
+        self.modules = {id(m): (p, m) for p, m in named}
+        inner = self.inner
+        if inner is not model:
+            self.modules[id(inner)] = ("", inner)
+        self.state_names, self.state = [], []
+        for name, t in (*inner.named_parameters(), *inner.named_buffers()):
+            self.state_names.append(name)
+            self.state.append(t)
+        for path, mod in named:
             guard = guard_of(mod)
             if guard is not None:
                 self.guarded[path] = guard
@@ -117,11 +164,18 @@ class Scope:
             self.leaves = {m: p for m, p in self.paths.items() if m is not model and p not in self.guarded}
 
 
+def _is_compiled(model: nn.Module) -> bool:
+    return type(model).__name__ == "OptimizedModule" and isinstance(getattr(model, "_orig_mod", None), nn.Module)
+
+
 def _wants_defaults(settings: Settings, model: nn.Module, path: str, mod: nn.Module) -> bool:
     if not settings.defaults:
         return False
     if settings.modules is None:
-        return len(list(mod.children())) == 0 or mod is model
+        # leaves, the model, and modules that compute with parameters of their
+        # own (nn.MultiheadAttention never calls its out_proj as a module)
+        return (mod is model or len(list(mod.children())) == 0
+                or any(True for _ in mod.parameters(recurse=False)))
     if callable(settings.modules):
         return bool(settings.modules(path, mod))
     return path in set(settings.modules)

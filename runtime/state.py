@@ -6,9 +6,9 @@ A pending check is an *event* ``(slot, step, call, seq, blame, reason)``: a
 plain tuple on the hot path, handed back by the flag buffer when its check
 failed (``Event`` names its fields for the code that reads them).
 
-Each root call of the model runs with a ``CallState`` of its own; a re-run or
-a replay of a failing call gets a fresh one, so nothing is saved and restored
-field by field while it runs.
+Each root call of the model runs with a ``CallState`` of its own; the re-run
+of a failing call gets a fresh one, so nothing is saved and restored field by
+field while it runs.
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ class Phase(enum.Enum):
     FIRST = "first"  # on_violation's first call: the leaves are hooked for it, the module graph is learned
     STEADY = "steady"  # on_violation between failures: the model's outputs and the guarded modules
     LEAN = "lean"  # STEADY with nothing but the model hooked: the model's hooks take a short path
-    RERUN = "rerun"  # a failing call run again with every leaf hooked; its flags are read at once
-    REPLAY = "replay"  # a failing call run again for evidence: every check computes it now
+    DIAGNOSE = "diagnose"  # a failing call run again: every check is evaluated now, with evidence and provenance
 
     @property
     def again(self) -> bool:
         """A call run again from its kept inputs (not counted, no elision)."""
-        return self is Phase.RERUN or self is Phase.REPLAY
+        return self is Phase.DIAGNOSE
 
 
 @dataclass(frozen=True)
@@ -78,20 +77,28 @@ def event_order(event: tuple) -> tuple:
 
 @dataclass
 class KeptCall:
-    """What a replay or re-run needs to run a call again."""
+    """What a re-run needs to run a call again, and what tells whether it
+    would still be the same call: the autocast state and train/eval modes it
+    ran in, the version counters of the model's parameters and buffers when
+    it ended, and those of its input tensors when it began and ended."""
 
     args: tuple
     kwargs: dict
     rng: torch.Tensor
     cuda_rng: list | None
+    autocast: tuple[tuple[str, torch.dtype], ...] = ()
+    training: tuple[bool, ...] = ()
+    inputs: tuple[torch.Tensor, ...] = ()
+    input_versions: tuple[int, ...] = ()
+    versions: tuple[int, ...] | None = None  # set when the call ends
+    changed_own_inputs: bool = False
 
 
 @dataclass(eq=False)
 class CallState:
     """One root call of the model while it runs.
 
-    ``seq`` numbers its checks in execution order (a replay numbers them the
-    same way, which is how its evidence finds the check that failed);
+    ``seq`` numbers its checks in execution order;
     ``producers`` maps a tensor's id to (weakref, producing module, whether
     its value was checked); ``pending`` holds default output checks waiting
     for their consumer (elision); ``edges`` the producer -> consumer edges
@@ -107,8 +114,9 @@ class CallState:
     stack: list[str] = field(default_factory=list)
     producers: dict[int, tuple[weakref.ref, str, bool]] = field(default_factory=dict)
     pending: dict[int, tuple[torch.Tensor, tuple]] = field(default_factory=dict)
-    evidence: dict[int, tuple[Slot, dict[str, Any]]] | None = None  # REPLAY: seq -> (slot, evidence)
-    found: list | None = None  # RERUN: its host-side violations (else they go to the Recorder)
+    found: list | None = None  # DIAGNOSE: the violations it finds (else they go to the Recorder)
+    tracer: Any = None  # DIAGNOSE: the Provenance of non-finite values
+    running: list[tuple[str, Any]] = field(default_factory=list)  # DIAGNOSE: every module running, innermost last
     host_failed: bool = False  # a host-side check (metadata, a contract that raised) failed
 
     @property

@@ -81,12 +81,13 @@ def _mlp():
     return model, torch.randn(6, 8), nan_weight
 
 
-def test_elided_check_is_recovered_by_the_replay():
+def test_elided_check_is_recovered_by_the_re_run():
     model, x, fault = _mlp()
     _, rep = _root(model, x, fault)
     root = rep.root_cause
     assert root.module == "0" and root.check == "finite(output)" and root.step == 1, str(rep)
-    assert root.evidence["failing"] == 6 and "elided" in root.evidence["found"]
+    assert root.evidence["failing"] == 6 and root.located_by == "re-run"
+    assert "parameter weight holds" in root.blame_reason
     assert all(not v.root for v in rep.violations if v is not root)
 
 

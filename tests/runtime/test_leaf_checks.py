@@ -119,7 +119,9 @@ def test_a_forward_that_raises_is_re_run_with_every_leaf_checked():
         rep = mon.report()
     root = rep.root_cause
     assert root is not None and root.module == "body.2" and root.check == "dtype stable" and root.step == 1, str(rep)
-    assert sum("replay of step 1 call 0 raised RuntimeError" in n for n in rep.notes) == 1, rep.notes
+    raised = [v for v in rep.violations if v.kind == "exception"]
+    assert len(raised) == 1 and raised[0].module == "body.4" and "RuntimeError" in raised[0].message, str(rep)
+    assert not raised[0].root and raised[0].located_by == "re-run"
 
 
 def test_leaving_the_block_by_an_exception_still_diagnoses_the_call():
@@ -145,9 +147,10 @@ def test_raise_mode_names_the_leaf_found_by_the_re_run():
     assert e.value.module == "layer1.conv2"
 
 
-def test_a_fault_the_re_run_cannot_reproduce_is_reported_at_the_output():
-    """The weight is mended before the flags are read: the re-run finds
-    nothing, so the model's output check is the root, with a note."""
+def test_a_call_whose_weights_changed_since_is_not_re_run_and_not_located():
+    """The weight is mended before the flags are read: a re-run would not be
+    the call that failed (its version counter says so), so there is none,
+    and the model's output check stands, saying the module was not located."""
     model, target, x = _model("mlp")
     with Monitor(model, defaults=True) as mon:
         model(x)
@@ -160,7 +163,28 @@ def test_a_fault_the_re_run_cannot_reproduce_is_reported_at_the_output():
         mon.step()
     root = mon.report().root_cause
     assert root.where == "<model>" and root.check == "finite(output)" and root.step == 1
-    assert root.evidence["replay"].startswith("not reproduced")
+    assert root.located_by == "not located" and root.blame == "<model>"
+    assert "body.2.weight" in root.evidence["re-run"] and "changed in place" in root.evidence["re-run"]
+    assert "not located" in root.blame_reason
+
+
+def test_a_fault_the_re_run_cannot_reproduce_keeps_the_run_s_record():
+    """A fault that depends on something no version counter sees (a Python
+    flag) is gone by the re-run: the run's own record stays, with a note."""
+    model, target, x = _model("mlp")
+    broken = {"now": False}
+    target.register_forward_hook(lambda m, i, o: o * float("nan") if broken["now"] else None)
+    with Monitor(model, defaults=True) as mon:
+        model(x)
+        mon.step()
+        broken["now"] = True
+        model(x)
+        broken["now"] = False
+        mon.step()
+    root = mon.report().root_cause
+    assert root.where == "<model>" and root.check == "finite(output)" and root.step == 1
+    assert root.evidence["re-run"].startswith("a re-run of the call") and "did not reproduce" in root.evidence["re-run"]
+    assert root.located_by == "not located"
 
 
 def test_a_value_that_never_reaches_the_output_is_seen_only_by_every_call():

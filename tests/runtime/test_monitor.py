@@ -175,8 +175,10 @@ def test_compiled_calls_fall_back_to_the_model_output_under_on_violation():
         compiled(x)
         mon.step()
     report = mon.report()
-    assert report.root_cause.where == "<model>" and report.root_cause.check == "finite(output)", str(report)
-    assert any("leaf_checks='every_call'" in n and "torch.compile" in n for n in report.notes), report.notes
+    root = report.root_cause
+    assert root.where == "<model>" and root.check == "finite(output)", str(report)
+    assert root.located_by == "not located" and "torch.compile" in root.evidence["re-run"]
+    assert any("not kept" in n and "torch.compile" in n for n in report.notes), report.notes
 
 
 def test_report_json_round_trip_and_version_check():
