@@ -85,6 +85,11 @@ def relation(o: Outcome) -> str:
     return "blamed another module"
 
 
+def _root(o: Outcome) -> str:
+    """The root cause's check and module, as the run's one-line summary gives them."""
+    return o.said.partition("root: ")[2]
+
+
 def pct(good: int, total: int) -> str:
     return f"{good:4d}/{total:<4d} {100 * good / total:5.1f}%" if total else "    -     "
 
@@ -99,7 +104,14 @@ def print_tables(outcomes: list[Outcome], regimes: list[str], models: list[str])
         at_step = {at: [o.correct for o in rows if o.inject_at == at] for at in sorted({o.inject_at for o in rows})}
         steps = "   ".join(f"at {at}: {pct(sum(v), len(v))}" for at, v in at_step.items())
         print(f"{r:16s} {pct(sum(o.correct for o in rows), len(rows))}   {steps}")
-    print(f"{'overall':16s} {pct(sum(o.correct for o in faulty), len(faulty))}\n")
+    print(f"{'overall':16s} {pct(sum(o.correct for o in faulty), len(faulty))}")
+    alarmed = {(o.model, o.regime, _root(o)) for o in clean if not o.ok}
+    lucky = Counter(o.regime for o in faulty if o.correct and (o.model, o.regime, _root(o)) in alarmed)
+    if lucky:
+        print(f"  of the correct runs, {sum(lucky.values())} have the root cause (check and module) of a false alarm "
+              f"in a clean run of the same model and regime: right by coincidence: "
+              + ", ".join(f"{r} {n}" for r, n in lucky.items()))
+    print()
 
     print(f"{'model':16s} " + " ".join(f"{r[:13]:>13s}" for r in regimes) + f" {'all':>16s}")
     for m in models:
