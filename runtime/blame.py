@@ -106,8 +106,18 @@ def blame_in_rerun(slot: Slot, origin: Origin | None, blame: str,
         (cause, party, why)
 
 
+def _input_of(t: torch.Tensor, inputs: list[tuple[str, torch.Tensor]]) -> str | None:
+    """The model input ``t`` is, or is a view of (models reshape their
+    inputs, ``input_ids.view(-1, n)``, before they use them)."""
+    base = t._base if t._base is not None else t
+    for name, x in inputs:
+        if x is t or x is base or (x._base is not None and x._base is base):
+            return name
+    return None
+
+
 def exception_blame(exc: BaseException, modules: dict[int, tuple[str, nn.Module]],
-                    inputs: dict[int, str]) -> tuple[str, str, str, dict[str, Any]]:
+                    inputs: list[tuple[str, torch.Tensor]]) -> tuple[str, str, str, dict[str, Any]]:
     """A forward that raised: the innermost module of the model on the
     traceback, and whom to blame: the input data when the error shows bad
     input that came from the model's inputs (ids out of an Embedding's
@@ -130,9 +140,11 @@ def exception_blame(exc: BaseException, modules: dict[int, tuple[str, nn.Module]
             n = mod.num_embeddings
             ev["ids"] = f"{describe(ids)} min={lo} max={hi}; valid ids are 0..{n - 1}"
             if lo < 0 or hi >= n:
-                if id(ids) in inputs:
-                    return path, INPUT_DATA, (f"the model input {inputs[id(ids)]} holds ids from {lo} to {hi}, "
+                name = _input_of(ids, inputs)
+                if name is not None:
+                    return path, INPUT_DATA, (f"the model input {name} holds ids from {lo} to {hi}, "
                                               f"outside {where}'s 0..{n - 1} (checked when it raised)"), ev
-                return path, where, (f"its input ids run from {lo} to {hi}, outside 0..{n - 1}; they were not "
-                                     "a model input, so the module that made them is not known"), ev
+                return path, f"the caller of {where}", (
+                    f"its input ids run from {lo} to {hi}, outside 0..{n - 1} (checked when it raised); they are "
+                    "not a model input, so the code that made them is not known"), ev
     return path, where, f"its forward raised {error}", ev

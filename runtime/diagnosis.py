@@ -58,6 +58,8 @@ class Diagnosis:
         self.hooks = hooks
         self.rerun: set[CallKey] = set()  # calls whose records came from a re-run
         self.reruns = 0
+        self.failed: dict[CallKey, tuple[int, ...]] = {}  # re-run calls that failed: their parameters' versions
+        self.optimizer_steps: list[int] = []  # steps in which an optimizer step ran
 
     def collect(self, block: bool) -> None:
         """Read every verdict that has arrived (``block``: wait for all),
@@ -102,6 +104,11 @@ class Diagnosis:
         if self.rerun:
             self.rerun = {k for k in self.rerun if k[0] >= step - window}
 
+    def optimizer_step(self, step: int) -> None:
+        """An optimizer step runs now, in ``step``."""
+        if not self.optimizer_steps or self.optimizer_steps[-1] != step:
+            self.optimizer_steps.append(step)
+
     # -- the re-run -------------------------------------------------------------
     def _diagnose(self, key: CallKey) -> str | None:
         """Re-run call ``key`` if it would be the call that failed. Returns
@@ -121,9 +128,34 @@ class Diagnosis:
         assert state.found is not None
         if not state.found:
             return _NOT_REPRODUCED
+        self._after_earlier_failure(key, kept, state)
         self.rec.replace_forward(key, state.found)
         self.rerun.add(key)
+        assert kept.versions is not None
+        self.failed[key] = kept.versions
         return None
+
+    def _after_earlier_failure(self, key: CallKey, kept: KeptCall, state: CallState) -> None:
+        """A parameter where a non-finite value began, changed in place since
+        an earlier call failed, with an optimizer step in between: the
+        earlier failure's gradients may have put the value there. Its record
+        says so and follows from that failure (``violations.assign_roots``)."""
+        index = {id(t): i for i, t in enumerate(self.scope.state)}
+        for origin in state.tracer.origins:
+            i = index.get(origin.tensor_id) if origin.record is not None else None
+            if i is None or kept.versions is None:
+                continue
+            for (step, call), versions in sorted(self.failed.items()):
+                if step >= key[0] or versions[i] == kept.versions[i]:
+                    continue
+                ran = [s for s in self.optimizer_steps if step <= s < key[0]]
+                if ran:
+                    origin.record.evidence["follows"] = [step, call]
+                    origin.record.evidence["changed since"] = (
+                        f"{self.scope.state_names[i]} was changed in place after the call that failed in step "
+                        f"{step}, and an optimizer step ran in step {ran[0]}: that failure's gradients may "
+                        "have put the value there")
+                    break
 
     def _changed_since(self, kept: KeptCall) -> str | None:
         """What changed since the call that a re-run could not undo, or None."""

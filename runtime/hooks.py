@@ -253,7 +253,7 @@ class Hooks:
         if _is_compiling():
             return
         kept = self.kept.get(state.key)
-        inputs = {} if kept is None else {id(t): n for n, t in input_names(kept.args, kept.kwargs)}
+        inputs = [] if kept is None else input_names(kept.args, kept.kwargs)
         path, blame, reason, evidence = exception_blame(exc, self.scope.modules, inputs)
         slot = self.rec.slot(path, "exception", "forward raised", type(exc).__name__)
         self.rec.host_violation(state, slot, blame, reason, evidence["error"], evidence)

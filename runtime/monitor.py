@@ -189,7 +189,7 @@ class Monitor:
             for mod in self._scope.paths:
                 _CLAIMED[mod] = self
             self._hooks.install()
-            if self.settings.settle == "optimizer" and self.settings.replay:
+            if self.settings.replay:
                 self._optimizer_hook = register_optimizer_step_pre_hook(self._before_optimizer_step)
             self._token = _ACTIVE.set(self)
             if self._scope.guarded:
@@ -230,9 +230,11 @@ class Monitor:
             self._raise_if_violations()
 
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        """Read the flags while the weights a failing call used are still
-        there, so that its re-run is the call that failed (settle="optimizer")."""
-        self._collect(block=True)
+        """settle="optimizer": read the flags while the weights a failing call
+        used are still there, so that its re-run is the call that failed."""
+        self._diagnosis.optimizer_step(self._hooks.step)
+        if self.settings.settle == "optimizer":
+            self._collect(block=True)
 
     def _remove_hooks(self) -> None:
         if self._optimizer_hook is not None:

@@ -58,6 +58,7 @@ class Origin:
     owner: str | None = None  # kind "parameter": module owning the tensor
     name: str | None = None  # kind "parameter": its attribute name; kind "input": which input
     operand: str | None = None  # summary of the non-finite operand
+    tensor_id: int | None = None  # kind "parameter": id() of the parameter or buffer
     result: str = ""  # summary of the result
     record: Any = field(default=None, repr=False)  # the violation record made for it (once)
 
@@ -184,7 +185,7 @@ class Provenance(TorchFunctionMode):
     def _new_origin(self, func: Callable, bad_in: list[torch.Tensor], result: torch.Tensor) -> Origin:
         running = self._stack()
         path, mod = running[-1] if running else ("", None)
-        kind, owner, name, operand = "computed", None, None, None
+        kind, owner, name, operand, tensor_id = "computed", None, None, None, None
         for t in bad_in:
             holders = self._owners.get(id(t))
             if holders:
@@ -192,7 +193,7 @@ class Provenance(TorchFunctionMode):
                 # a tied weight: the holder that is running now, else the first
                 on_stack = {p for p, _ in running}
                 owner, name = next(((p, n) for p, n in holders if p in on_stack), holders[0])
-                operand = describe_values(t)
+                operand, tensor_id = describe_values(t), id(t)
                 break
             if id(t) in self._inputs:
                 kind, name, operand = "input", self._inputs[id(t)], describe_values(t)
@@ -203,7 +204,7 @@ class Provenance(TorchFunctionMode):
         origin = Origin(
             id=len(self.origins), kind=kind, op=_op_name(func), module=path,
             module_type=type(mod).__name__ if mod is not None else "", site=user_site(), seq=self._next_seq(),
-            owner=owner, name=name, operand=operand, result=describe_values(result),
+            owner=owner, name=name, operand=operand, result=describe_values(result), tensor_id=tensor_id,
         )
         self.origins.append(origin)
         return origin

@@ -124,6 +124,17 @@ class ViolationRecord(BaseModel):
     def blame_sentence(self) -> str:
         return f"blaming {self.blame} ({self.blame_reason})"
 
+    def located_text(self) -> str | None:
+        """How the violation was located, in words (None for old reports)."""
+        return _LOCATED.get(self.located_by or "")
+
+
+_LOCATED = {
+    "re-run": "located by a re-run of the call, unchanged since it ran, with every check evaluated at once",
+    "run": "located by the run's own checks: the first failed check in execution order",
+    "not located": "not located: only the model's output was checked, and the call could not be re-run as it was",
+}
+
 
 class ViolationGroup(BaseModel):
     """Violations of one contract at one module (the collapsed view)."""

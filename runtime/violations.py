@@ -71,9 +71,16 @@ def _ancestors(path: str) -> list[str]:
 
 
 def assign_roots(violations: list[ViolationRecord], flow: Dataflow) -> list[ViolationRecord]:
-    """Sort by execution order and mark consequences; returns the sorted list."""
+    """Sort by execution order and mark consequences; returns the sorted list.
+
+    Within a call, a violation follows from an earlier root when the re-run
+    traced its non-finite value to the same origin (``origin``), or else when
+    its module is reachable from the root's in the call's dataflow. A root
+    whose evidence says it ``follows`` an earlier failed call (a parameter an
+    optimizer step changed after that failure) follows from that call's root."""
     ordered = sorted(violations, key=ViolationRecord.sort_key)
     roots_by_call: dict[tuple[int, int], list[tuple[int, set[str]]]] = defaultdict(list)
+    by_origin: dict[tuple[int, int, int], int] = {}
     first_forward_root: dict[int, int] = {}
     for i, v in enumerate(ordered):
         v.root, v.caused_by = True, None
@@ -85,12 +92,20 @@ def assign_roots(violations: list[ViolationRecord], flow: Dataflow) -> list[Viol
         if v.call == -1 and roots_by_call[key]:
             # checked inside torch.compile: no dataflow was recorded, so later
             # violations of the step are linked to its first by execution order
-            v.root, v.caused_by = False, roots_by_call[key][0][0]
+            _follows(ordered, v, roots_by_call[key][0][0])
+            continue
+        same = by_origin.get((*key, v.origin)) if v.origin is not None else None
+        if same is not None:
+            _follows(ordered, v, same)
             continue
         for root_index, reach in roots_by_call[key]:
             if v.module in reach or _blamed_module(v) in reach:
-                v.root, v.caused_by = False, root_index
+                _follows(ordered, v, root_index)
                 break
+        if v.root:
+            earlier = v.evidence.get("follows")
+            if isinstance(earlier, list) and len(earlier) == 2 and roots_by_call.get((earlier[0], earlier[1])):
+                _follows(ordered, v, roots_by_call[(earlier[0], earlier[1])][0][0])
         if v.root:
             start = _blamed_module(v) or v.module
             reach = flow.downstream(v.step, v.call, start) | {v.module}
@@ -98,7 +113,19 @@ def assign_roots(violations: list[ViolationRecord], flow: Dataflow) -> list[Viol
                 reach |= flow.downstream(v.step, v.call, INPUT_DATA)
             roots_by_call[key].append((i, reach))
             first_forward_root.setdefault(v.step, i)
+        if v.origin is not None:
+            by_origin.setdefault((*key, v.origin), i if v.root else v.caused_by)  # type: ignore[arg-type]
     return ordered
+
+
+def _follows(ordered: list[ViolationRecord], v: ViolationRecord, root_index: int) -> None:
+    """Mark ``v`` a consequence of ``ordered[root_index]``; a postcondition
+    that said its preconditions held says otherwise when they did not."""
+    v.root, v.caused_by = False, root_index
+    root = ordered[root_index]
+    if (v.kind == "postcondition" and v.blame_reason == "its preconditions held" and root.module == v.module
+            and (root.kind == "precondition" or (root.kind == "interface" and root.tensor.startswith("inputs")))):
+        v.blame_reason = "its preconditions did not hold in this call (see the root cause)"
 
 
 def _blamed_module(v: ViolationRecord) -> str:

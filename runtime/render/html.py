@@ -86,6 +86,10 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     rank = v.rank_text
     scope = report.rank_scope(v)
     scope_html = f'<p class="blame">{_e(scope)}</p>' if scope else ""
+    located = v.located_text()
+    if located:
+        scope_html += f'<p class="dim">{_e(located)}</p>'
+
     rows = "".join(f"<tr><th>{_e(k)}</th><td class=\"mono\">{_e(x)}</td></tr>" for k, x in evidence_lines(v))
     validation = report.source == "validation"
     shown = v.tensor or ("the first generated input" if validation else "value")

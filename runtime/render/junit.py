@@ -30,6 +30,8 @@ def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
     lines = [f"{g.count} violation(s) of {g.contract} at {g.module} in step(s) {g.steps}; {g.roots} root(s)",
              f"first: {v.kind} {v.check} on {v.tensor} (step {v.step}, {v.phase})",
              v.blame_sentence()]
+    if v.located_text():
+        lines.append(v.located_text())
     if v.declared_at:
         lines.append(f"declared at {v.declared_at}")
     lines += [f"{k}: {x}" for k, x in evidence_lines(v)]

@@ -58,6 +58,9 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Group:
         head.append(f"  x{g.count} in steps {g.step_range}", style="magenta")
     tree = Tree(Text(""), guide_style="dim", hide_root=True)  # the heading stays one line, outside the tree
     tree.add(Text(v.blame_sentence(), style="bold"))
+    located = v.located_text()
+    if located:
+        tree.add(Text(located, style="dim"))
     scope = report.rank_scope(v)
     if scope:
         tree.add(Text(scope, style="bold"))

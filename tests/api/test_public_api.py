@@ -34,7 +34,8 @@ def test_cli_demo_finds_blames_repairs_and_validates(tmp_path):
     text = out.stdout
     assert "OK: no contract violations in 5 step(s)" in text  # the clean run, before the fault
     assert "root cause: hidden.2: postcondition finite(output) on output" in text
-    assert "blaming hidden.2 (its inputs were finite)" in text
+    assert "blaming hidden.2 (its parameter weight holds f32[32,64] nan=" in text
+    assert "located by a re-run of the call" in text
     assert "the monitor blamed 'hidden': the injected module" in text
     assert "repair of 'hidden' (retrain): accuracy 10.00% -> " in text
     assert "substitutable: yes" in text
