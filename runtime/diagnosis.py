@@ -32,7 +32,7 @@ import torch
 
 from modpact.interfaces.tree import input_names
 from modpact.runtime._buffer import FlagBuffer
-from modpact.runtime.blame import LOCATED_RUN, NOT_LOCATED
+from modpact.runtime.blame import LOCATED_RERUN, LOCATED_RUN, NOT_LOCATED
 from modpact.runtime.hooks import Hooks
 from modpact.runtime.provenance import Provenance
 from modpact.runtime.recording import Recorder
@@ -78,16 +78,15 @@ class Diagnosis:
         bad = buf.poll(block=block)
         keys = {(e[1], e[2]) for e in bad if e[0].phase == "forward"} | hooks.raised | rec.host_failed
         hooks.raised, rec.host_failed = set(), set()
-        if any(call < 0 for _, call in keys):
-            rec.note(_COMPILED_NOTE)
         outcome: dict[CallKey, str] = {}  # why a failing call's records are the run's own
         for key in sorted(k for k in keys if k[1] >= 0 and k not in self.rerun):
             outcome[key] = self._diagnose(key) or ""
+        bad = [e for e in bad if not self._covered(e)]
+        if any(e[2] < 0 and e[0].phase == "forward" for e in bad):
+            rec.note(_COMPILED_NOTE)
         bad.sort(key=event_order)
         for slot, step, call, seq, blame, reason in bad:
             key = (step, call)
-            if slot.phase == "forward" and key in self.rerun:
-                continue  # the re-run's records replaced the call's own (flags can arrive late on CUDA)
             ev: dict = {}
             located = LOCATED_RUN
             why = outcome.get(key) if call >= 0 else "not re-run: calls compiled by torch.compile are not kept"
@@ -99,6 +98,19 @@ class Diagnosis:
                     reason = (f"the model's output broke {slot.check}; which module made the value was not "
                               f"located ({why})")
             rec.add(rec.record(slot, step, call, seq, blame, reason, "", ev, located_by=located))
+
+    def _covered(self, event: tuple) -> bool:
+        """A forward event that a re-run's records replace: its call was
+        re-run (flags can arrive late on CUDA), or it was checked in compiled
+        code (call -1) in a step where a re-run of a kept call (a compiled
+        model's eager wrapper keeps its calls) found the same check failing."""
+        slot, step, call = event[0], event[1], event[2]
+        if slot.phase != "forward":
+            return False
+        if call >= 0:
+            return (step, call) in self.rerun
+        return any(r.step == step and r.located_by == LOCATED_RERUN and (r.module, r.check) == (slot.module, slot.check)
+                   for r in self.rec.records)
 
     def next_step(self, step: int, window: int) -> None:
         if self.rerun:
