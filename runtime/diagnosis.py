@@ -102,15 +102,16 @@ class Diagnosis:
     def _covered(self, event: tuple) -> bool:
         """A forward event that a re-run's records replace: its call was
         re-run (flags can arrive late on CUDA), or it was checked in compiled
-        code (call -1) in a step where a re-run of a kept call (a compiled
-        model's eager wrapper keeps its calls) found the same check failing."""
+        code (call -1) in a step all of whose calls were kept and re-run (a
+        compiled model's eager wrapper keeps its calls): the re-runs checked
+        everything the compiled code did, one call at a time."""
         slot, step, call = event[0], event[1], event[2]
         if slot.phase != "forward":
             return False
         if call >= 0:
             return (step, call) in self.rerun
-        return any(r.step == step and r.located_by == LOCATED_RERUN and (r.module, r.check) == (slot.module, slot.check)
-                   for r in self.rec.records)
+        calls = {k for k in self.hooks.kept if k[0] == step}
+        return bool(calls) and calls <= self.rerun
 
     def next_step(self, step: int, window: int) -> None:
         if self.rerun:
