@@ -11,7 +11,7 @@
 See docs/contracts.md.
 """
 
-from modpact.interfaces.errors import (
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,
@@ -134,7 +134,7 @@ __all__ = [
     "check_composition",
     "CompositionResult",
     "given",
-    # violations (defined in modpact.interfaces.errors)
+    # violations (defined in modpact.errors)
     "ContractViolation",
     "PreconditionViolation",
     "PostconditionViolation",

@@ -11,7 +11,7 @@ from typing import Any, Literal, Optional, Union
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.labels import LabelSpace
 from modpact.interfaces.serialize import LabelSpaceModel, check_document
 

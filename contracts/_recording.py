@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
 from ._binding import Binder

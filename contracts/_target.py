@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import (
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,

@@ -7,7 +7,7 @@ import sys
 import warnings
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from modpact.interfaces.errors import (
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import torch
 
+from modpact.errors import SpecError
+
 from ._context import ContextFlag
 from ._violations import condition_violation, contract_error, interface_violation, report
 
@@ -148,8 +150,6 @@ def current_checker() -> Checker:
 def use_checker(checker: Checker) -> Iterator[Checker]:
     """Install ``checker`` for the duration of the block (context-local)."""
     if not (hasattr(checker, "check_pre") and hasattr(checker, "check_post")):
-        from modpact.interfaces.errors import SpecError
-
         raise SpecError(f"Expected a checker with check_pre/check_post, got {checker!r}")
     token = _CHECKER.set(checker)
     try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from modpact.interfaces.errors import ContractViolation
+from modpact.errors import ContractViolation
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 
 from ._target import _EAGER, REJECTED, Target

@@ -24,7 +24,7 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.summary import describe, summarize
 
 from ._modes import disabled

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 from ._binding import Binder
 from ._modes import _mode_from_env, check_mode

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import torch
 
 from modpact.interfaces import values as V
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
 from .condition import Condition, register

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 from ._binding import Binder
 from ._fastmeta import MetaPlan, compile_side

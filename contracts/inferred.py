@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.infer import interface_from_tensors
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.labels import LabelSpace

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from modpact.interfaces.errors import CompatibilityError, SpecError, ValidationFailure
+from modpact.errors import CompatibilityError, SpecError, ValidationFailure
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 

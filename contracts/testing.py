@@ -19,7 +19,7 @@ import functools
 import inspect
 from typing import Any, Callable, Mapping
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.strategies import MAX_SIDE, require_hypothesis
 
 __all__ = ["given", "CONFIG", "default_examples"]

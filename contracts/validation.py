@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from modpact.interfaces.errors import ContractError, ContractViolation, SpecError, ValidationFailure
+from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from modpact.interfaces import Interface, LabelSpace, TensorSpec, check_compatible
-from modpact.interfaces.errors import CompatibilityError, SpecError
+from modpact.errors import CompatibilityError, SpecError
 
 __all__ = ["ComposedClassifier", "compose_classes"]
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from modpact.interfaces import Interface, LabelSpace, TensorSpec
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 __all__ = ["ClassModule", "Channel", "decompose_classes", "edge_scores", "class_label_space"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from modpact.interfaces import Interface, LabelSpace, TensorSpec
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 __all__ = ["Dataset", "load", "DIGITS", "digits_interface"]
 

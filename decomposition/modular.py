@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from modpact.interfaces import Interface, TensorSpec, check_compatible
-from modpact.interfaces.errors import CompatibilityError, SpecError
+from modpact.errors import CompatibilityError, SpecError
 
 __all__ = ["ModularModel", "Node"]
 

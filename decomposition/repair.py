@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from modpact.contracts import disabled
-from modpact.interfaces.errors import ContractViolation, SpecError
+from modpact.errors import ContractViolation, SpecError
 
 from .modular import ModularModel
 from .training import accuracy

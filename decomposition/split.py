@@ -22,7 +22,7 @@ import torch.fx as fx
 from torch import nn
 
 from modpact.interfaces import Interface, check_compatible, describe, infer_interface
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 __all__ = ["split", "Split"]
 

@@ -6,7 +6,8 @@ import inspect
 import typing
 from typing import Any
 
-from .errors import SpecError
+from modpact.errors import SpecError
+
 from .spec import TensorSpec
 
 __all__ = ["interface_from_annotations", "spec_from_annotation"]

@@ -15,9 +15,10 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
+from modpact.errors import CompatibilityError
+
 from .dims import Dim, Shape, eval_expr, expr_names
 from .dtypes import describe_dtype, dtype_name
-from .errors import CompatibilityError
 from .spec import TensorSpec, _fmt_range
 
 __all__ = ["Compatibility", "check_compatible", "spec_reasons"]

@@ -6,9 +6,10 @@ from typing import Any, Mapping
 
 import torch
 
+from modpact.errors import InterfaceViolation, Problem, SpecError
+
 from .bindings import Bindings
 from .compat import Compatibility, mapping_compat
-from .errors import InterfaceViolation, Problem, SpecError
 from .spec import TensorSpec
 from .summary import describe, summarize
 

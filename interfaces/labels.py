@@ -8,7 +8,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .errors import CompatibilityError, SpecError
+from modpact.errors import CompatibilityError, SpecError
 
 __all__ = ["LabelSpace", "LabelAdapter"]
 

@@ -14,7 +14,7 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, SpecError
 
 __all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict", "to_json", "from_json",
            "interface_json_schema", "LabelSpaceModel", "TensorSpecModel", "InterfaceModel"]

@@ -7,11 +7,12 @@ from typing import Any
 
 import torch
 
+from modpact.errors import Problem, SpecError
+
 from . import values as V
 from .bindings import Bindings, unify
 from .dims import Shape
 from .dtypes import allowed_dtypes, describe_dtype, normalize_dtype
-from .errors import Problem, SpecError
 from .labels import LabelSpace
 from .summary import describe
 

@@ -8,7 +8,7 @@
         model(x)
     print(mon.report())
 
-The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
+The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``modpact.contracts``,
 ``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
 ``modpact.strategies``, ``validate`` and friends import it when called.
 """
@@ -67,7 +67,7 @@ from modpact.interfaces import (
     infer_interface,
     summarize,
 )
-from modpact.interfaces.errors import (
+from modpact.errors import (
     CompatibilityError,
     ContractError,
     ContractViolation,

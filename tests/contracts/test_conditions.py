@@ -11,7 +11,7 @@ from modpact.contracts import Condition, conditions as C
 from modpact.contracts.condition import BINDER, CALL
 from modpact.contracts._binding import Binder
 from modpact.interfaces import LabelSpace
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 import inspect
 

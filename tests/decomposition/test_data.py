@@ -3,7 +3,7 @@ import torch
 
 from modpact.decomposition.data import DIGITS, digits_interface, load
 from modpact.interfaces import LabelSpace
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 
 def test_digits_is_deterministic_and_scaled(digits):

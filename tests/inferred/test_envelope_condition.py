@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from modpact.contracts import Condition, envelope, in_boxes, mostly
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 
 def test_device_ok_is_a_0dim_bool_tensor_without_host_sync(monkeypatch):

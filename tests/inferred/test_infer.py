@@ -7,7 +7,7 @@ from torch import nn
 import modpact as mp
 from modpact.contracts import Envelope, get_guard
 from modpact.contracts.conditions import LabelsWithin
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 
 
