@@ -25,13 +25,14 @@ from modpact.errors import (
 from . import errors, strategies, values
 from .annotations import spec_from_annotation
 from .bindings import Bindings
-from .compat import Compatibility, check_compatible
+from .compat import check_compatible
 from .dims import Dim, Shape, parse_shape
 from .infer import infer_interface
 from .interface import Interface
 from .labels import LabelAdapter, LabelSpace
 from .serialize import FORMAT_VERSION
 from .spec import TensorSpec
+from .subtyping import Compatibility
 from .summary import describe, summarize
 
 __all__ = [
