@@ -15,16 +15,11 @@ The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``mo
 
 from modpact._version import __version__
 from modpact.contracts import (
-    CompositionResult,
     Condition,
     ContractWarning,
     Guard,
     agrees_with,
-    SubstitutionResult,
-    ValidationResult,
     batch_independent,
-    check_composition,
-    check_substitutable,
     clear_recorded,
     contract,
     disabled,
@@ -33,7 +28,6 @@ from modpact.contracts import (
     equivariant_under,
     finite,
     get_mode,
-    given,
     guard,
     guard_submodules,
     in_range,
@@ -52,7 +46,6 @@ from modpact.contracts import (
     shape_preserved,
     simplex,
     unguard,
-    validate,
 )
 from modpact.interfaces import (
     Bindings,
@@ -81,6 +74,15 @@ from modpact.errors import (
     ValidationFailure,
 )
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
+from modpact.validation import (
+    CompositionResult,
+    SubstitutionResult,
+    ValidationResult,
+    check_composition,
+    check_substitutable,
+    given,
+    validate,
+)
 from modpact.decomposition import (
     ClassModule,
     ComposedClassifier,

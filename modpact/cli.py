@@ -140,7 +140,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from modpact._load import load_model
-    from modpact.contracts.validation import validate
+    from modpact.validation import validate
     from modpact.errors import SpecError, ValidationFailure
     from modpact.runtime.contracts_info import guard_of, module_contracts
     from modpact.runtime.validation_report import ValidationOutcome, validation_report

@@ -12,11 +12,11 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
+from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
-from ._target import REJECTED, Target
 from .testing import default_examples
 from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
 
@@ -208,7 +208,7 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface
-    repl_iface = replacement_interface or getattr(_guard_of(replacement), "interface", None) or iface
+    repl_iface = replacement_interface or getattr(existing_guard(replacement), "interface", None) or iface
     repl = Target(replacement, repl_iface, name=_name(replacement), what="check_substitutable")
     compat = repl_iface.is_substitutable_for(iface)
     if not compat.ok:
@@ -305,12 +305,6 @@ def _on_data(orig: Target, repl: Target, data: Any, mode: str, tol: float | None
     return ag
 
 
-def _guard_of(fn: Any) -> Any:
-    from ._target import _existing
-
-    return _existing(fn)
-
-
 def _name(fn: Any) -> str:
-    g = _guard_of(fn)
+    g = existing_guard(fn)
     return getattr(g, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__

@@ -8,14 +8,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from modpact.contracts.checking import EagerChecker
+from modpact.contracts.target import REJECTED, Target
 from modpact.errors import ContractViolation
+from modpact.interfaces.compat import check_compatible
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 
-from ._target import _EAGER, REJECTED, Target
 from .testing import default_examples
 from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
 
 __all__ = ["check_composition", "CompositionResult"]
+
+_EAGER = EagerChecker()
 
 
 @dataclass
@@ -63,8 +67,6 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
     from hypothesis import strategies as st
 
     max_examples = default_examples() if max_examples is None else max_examples
-    from modpact.interfaces.compat import check_compatible
-
     prod = Target(producer, producer_interface, what="check_composition")
     cons = Target(consumer, consumer_interface, what="check_composition")
     res = CompositionResult(prod.name, cons.name, compatibility=check_compatible(prod.interface, cons.interface))

@@ -24,11 +24,11 @@ from typing import Any, Callable, Mapping
 
 import torch
 
+from modpact.contracts.target import REJECTED, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
-from ._target import REJECTED, Target
 from .testing import default_examples
 
 __all__ = ["validate", "ValidationResult", "batch_dim_of", "run_hypothesis", "DEFAULT_GROUP"]
