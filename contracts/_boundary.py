@@ -14,9 +14,9 @@ import torch
 
 from modpact.errors import SpecError
 
-from ._binding import Binder
 from ._fastmeta import MetaPlan, compile_side
 from ._modes import check_mode
+from .binding import Binder
 from .condition import Condition, Custom
 
 __all__ = ["Boundary"]

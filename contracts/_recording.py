@@ -14,8 +14,8 @@ from torch import nn
 from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
-from ._binding import Binder
 from ._modes import disabled
+from .binding import Binder
 
 __all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce",
            "record", "Run", "eval_mode", "device_of", "is_boundary"]

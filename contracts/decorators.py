@@ -18,10 +18,10 @@ from torch import nn
 
 from modpact.errors import SpecError
 
-from ._binding import Binder
 from ._modes import _mode_from_env, check_mode
-from ._source import user_site
+from .binding import Binder
 from .guard import Guard, _conditions
+from .source import user_site
 
 __all__ = ["requires", "ensures", "contract", "get_contract"]
 

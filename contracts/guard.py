@@ -11,13 +11,13 @@ from torch import nn
 
 from modpact.errors import SpecError
 
-from ._binding import Binder
 from ._boundary import Boundary
 from ._modes import _DISABLED, _GLOBAL_MODE, _mode_from_env, check_mode
 from ._old import Old
-from ._source import user_site
+from .binding import Binder
 from .checking import _CHECKER
 from .condition import BINDER, CALL, Condition, as_condition
+from .source import user_site
 
 __all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
 

@@ -36,11 +36,11 @@ from ._boxes import build_boxes, grow_boxes
 from ._modes import disabled
 from ._recording import (GRANULARITIES, TensorSite, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
                          record, select_modules)
-from ._source import user_site
 from .condition import Condition
 from .conditions import LabelsWithin
 from .envelope import Envelope, InBoxes, InClassBoxes
 from .guard import get_guard, guard, unguard
+from .source import user_site
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 

@@ -24,10 +24,10 @@ from modpact.errors import (
     SpecError,
 )
 
-from ._binding import Binder
 from ._modes import disabled
 from ._old import Old
 from ._violations import condition_violation, contract_error, interface_violation
+from .binding import Binder
 from .checking import EagerChecker
 from .condition import BINDER, CALL
 from .decorators import get_contract

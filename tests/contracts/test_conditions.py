@@ -9,7 +9,7 @@ from torch import nn
 import modpact.contracts as mc
 from modpact.contracts import Condition, conditions as C
 from modpact.contracts.condition import BINDER, CALL
-from modpact.contracts._binding import Binder
+from modpact.contracts.binding import Binder
 from modpact.interfaces import LabelSpace
 from modpact.errors import SpecError
 
