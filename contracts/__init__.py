@@ -9,8 +9,10 @@
     guard(model.head, interface=iface, ensures=[finite("logits")])
 
 See docs/contracts.md. Property-based validation moved to
-``modpact.validation``; its old names here (``validate``, ...) and old module
-paths (``modpact.contracts.validation``, ...) are deprecated aliases.
+``modpact.validation`` and contracts inferred from data (with the envelope
+conditions) to ``modpact.inference``; their old names here (``validate``,
+``infer_contracts``, ``envelope``, ...) and old module paths
+(``modpact.contracts.validation``, ``.inferred``, ...) are deprecated aliases.
 """
 
 from typing import Any
@@ -55,9 +57,7 @@ from .conditions import (
     simplex,
 )
 from .decorators import contract, ensures, get_contract, requires
-from .envelope import Envelope, InBoxes, InClassBoxes, envelope, in_boxes, in_class_boxes
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
-from .inferred import InferredContracts, TensorEnvelope, infer_contracts
 from ._moved import warn_moved
 
 modes = MODES
@@ -99,16 +99,6 @@ __all__ = [
     "monotone",
     "lipschitz_at_most",
     "agrees_with",
-    "envelope",
-    "in_boxes",
-    "in_class_boxes",
-    "Envelope",
-    "InBoxes",
-    "InClassBoxes",
-    # inferred from data
-    "infer_contracts",
-    "InferredContracts",
-    "TensorEnvelope",
     # modes
     "modes",
     "MODES",
@@ -142,6 +132,8 @@ _MOVED = {
     **dict.fromkeys(["validate", "ValidationResult", "check_substitutable", "SubstitutionResult",
                      "check_composition", "CompositionResult", "given",
                      "validation", "substitution", "composition", "testing"], "modpact.validation"),
+    **dict.fromkeys(["infer_contracts", "InferredContracts", "TensorEnvelope", "envelope", "in_boxes",
+                     "in_class_boxes", "Envelope", "InBoxes", "InClassBoxes", "inferred"], "modpact.inference"),
 }
 
 
@@ -151,6 +143,8 @@ def __getattr__(name: str) -> Any:
     new = _MOVED.get(name)
     if new == "modpact.validation":
         from modpact import validation as package
+    elif new == "modpact.inference":
+        from modpact import inference as package
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warn_moved(f"{__name__}.{name}", f"{new}.{name}")

@@ -9,7 +9,7 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
+``modpact.validation``, ``modpact.inference``, ``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
 ``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
@@ -31,8 +31,6 @@ from modpact.contracts import (
     guard,
     guard_submodules,
     in_range,
-    InferredContracts,
-    infer_contracts,
     invariant_under,
     labels_within,
     lipschitz_at_most,
@@ -73,6 +71,7 @@ from modpact.errors import (
     SpecError,
     ValidationFailure,
 )
+from modpact.inference import InferredContracts, infer_contracts
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 from modpact.validation import (
     CompositionResult,

@@ -5,7 +5,8 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 import modpact as mp
-from modpact.contracts import Envelope, get_guard
+from modpact.contracts import get_guard
+from modpact.inference import Envelope
 from modpact.contracts.conditions import LabelsWithin
 from modpact.errors import SpecError
 

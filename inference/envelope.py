@@ -23,11 +23,10 @@ from typing import Any, Mapping
 
 import torch
 
-from modpact.interfaces import values as V
+from modpact.contracts.condition import Condition, register
 from modpact.errors import SpecError
+from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe
-
-from .condition import Condition, register
 
 __all__ = ["Envelope", "InBoxes", "InClassBoxes", "envelope", "in_boxes", "in_class_boxes"]
 

@@ -27,26 +27,27 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
+from modpact.contracts import disabled
+from modpact.contracts.condition import Condition
+from modpact.contracts.conditions import LabelsWithin
+from modpact.contracts.guard import get_guard, guard, unguard
+from modpact.contracts.source import user_site
 from modpact.errors import SpecError
 from modpact.interfaces.infer import interface_from_tensors
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.labels import LabelSpace
 
 from ._boxes import build_boxes, grow_boxes
-from ._modes import disabled
+from ._inferred_json import read_document, to_dict
 from ._recording import (GRANULARITIES, TensorSite, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
                          record, select_modules)
-from .condition import Condition
-from .conditions import LabelsWithin
 from .envelope import Envelope, InBoxes, InClassBoxes
-from .guard import get_guard, guard, unguard
-from .source import user_site
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
 PRECONDITIONS = ("boundary", "all")
 BOX_MODES = ("head", "every")
-#: the party blamed for the model's inputs (the runtime's INPUT_DATA; contracts cannot import runtime)
+#: the party blamed for the model's inputs (the runtime's INPUT_DATA; inference and runtime are siblings)
 INPUT_DATA = "the input data"
 ROUNDOFF = 1e-4
 
@@ -367,8 +368,6 @@ class InferredContracts:
 
     # ---------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
-        from ._inferred_json import to_dict
-
         return to_dict(self)
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -378,9 +377,9 @@ class InferredContracts:
 
     @classmethod
     def from_dict(cls, data: Any) -> "InferredContracts":
-        from ._inferred_json import from_dict
-
-        return from_dict(data)
+        doc = read_document(data)
+        envelopes = [TensorEnvelope(**e) for e in doc.pop("envelopes")]
+        return cls(envelopes, doc.pop("shapes"), **doc)
 
     @classmethod
     def from_json(cls, text: str) -> "InferredContracts":
