@@ -1,0 +1,11 @@
+"""Deprecated path of :mod:`modpact.inference.envelope` (moved there): importing it
+gives that module, with a DeprecationWarning."""
+
+import sys
+
+import modpact.inference.envelope
+
+from ._moved import warn_moved
+
+warn_moved("modpact.contracts.envelope", "modpact.inference.envelope")
+sys.modules[__name__] = sys.modules["modpact.inference.envelope"]

@@ -1,0 +1,11 @@
+"""Deprecated path of :mod:`modpact.validation.testing` (moved there): importing it
+gives that module, with a DeprecationWarning."""
+
+import sys
+
+import modpact.validation.testing
+
+from ._moved import warn_moved
+
+warn_moved("modpact.contracts.testing", "modpact.validation.testing")
+sys.modules[__name__] = sys.modules["modpact.validation.testing"]
