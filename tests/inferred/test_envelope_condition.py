@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from modpact.contracts import Condition, mostly
-from modpact.inference import envelope, in_boxes
 from modpact.errors import SpecError
+from modpact.inference import envelope, in_boxes
 
 
 def test_device_ok_is_a_0dim_bool_tensor_without_host_sync(monkeypatch):

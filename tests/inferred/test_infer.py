@@ -6,9 +6,9 @@ from torch import nn
 
 import modpact as mp
 from modpact.contracts import get_guard
-from modpact.inference import Envelope
 from modpact.contracts.conditions import LabelsWithin
 from modpact.errors import SpecError
+from modpact.inference import Envelope
 
 
 
