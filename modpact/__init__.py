@@ -71,8 +71,6 @@ from modpact.errors import (
     SpecError,
     ValidationFailure,
 )
-from modpact.inference import InferredContracts, infer_contracts
-from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 from modpact.validation import (
     CompositionResult,
     SubstitutionResult,
@@ -82,6 +80,8 @@ from modpact.validation import (
     given,
     validate,
 )
+from modpact.inference import InferredContracts, infer_contracts
+from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 from modpact.decomposition import (
     ClassModule,
     ComposedClassifier,
