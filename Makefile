@@ -9,7 +9,9 @@ PYTEST_ARGS ?=
 PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.modpact-dev
 
-.PHONY: test demo bench clean venv
+LAYOUT := build/layout
+
+.PHONY: test lint demo bench clean venv
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +26,13 @@ venv: $(DEV_STAMP)
 
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The import contracts in pyproject's [tool.importlinter]. import-linter finds a package by walking
+# its folder, so it runs on a view of the installed layout (.ci/layout.py), from inside the view:
+# it puts the current folder first on sys.path, where the checkout's modpact/ would shadow the view.
+lint: $(DEV_STAMP)
+	$(PY) .ci/layout.py $(LAYOUT)
+	cd $(LAYOUT) && $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
 
 demo: $(DEV_STAMP)
 	$(VENV)/bin/modpact demo

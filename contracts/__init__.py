@@ -8,10 +8,16 @@
 
     guard(model.head, interface=iface, ensures=[finite("logits")])
 
-See docs/contracts.md.
+See docs/contracts.md. Property-based validation moved to
+``modpact.validation`` and contracts inferred from data (with the envelope
+conditions) to ``modpact.inference``; their old names here (``validate``,
+``infer_contracts``, ``envelope``, ...) and old module paths
+(``modpact.contracts.validation``, ``.inferred``, ...) are deprecated aliases.
 """
 
-from modpact.interfaces.errors import (
+from typing import Any
+
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,
@@ -51,13 +57,8 @@ from .conditions import (
     simplex,
 )
 from .decorators import contract, ensures, get_contract, requires
-from .envelope import Envelope, InBoxes, InClassBoxes, envelope, in_boxes, in_class_boxes
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
-from .inferred import InferredContracts, TensorEnvelope, infer_contracts
-from .composition import CompositionResult, check_composition
-from .substitution import SubstitutionResult, check_substitutable
-from .testing import given
-from .validation import ValidationResult, validate
+from ._moved import warn_moved
 
 modes = MODES
 
@@ -98,16 +99,6 @@ __all__ = [
     "monotone",
     "lipschitz_at_most",
     "agrees_with",
-    "envelope",
-    "in_boxes",
-    "in_class_boxes",
-    "Envelope",
-    "InBoxes",
-    "InClassBoxes",
-    # inferred from data
-    "infer_contracts",
-    "InferredContracts",
-    "TensorEnvelope",
     # modes
     "modes",
     "MODES",
@@ -126,18 +117,36 @@ __all__ = [
     "EagerChecker",
     "current_checker",
     "use_checker",
-    # property-based validation (needs modpact[hypothesis] when called)
-    "validate",
-    "ValidationResult",
-    "check_substitutable",
-    "SubstitutionResult",
-    "check_composition",
-    "CompositionResult",
-    "given",
-    # violations (defined in modpact.interfaces.errors)
+    # violations (defined in modpact.errors)
     "ContractViolation",
     "PreconditionViolation",
     "PostconditionViolation",
     "InterfaceViolation",
     "ContractError",
 ]
+
+#: names that moved to another package -> that package (deprecated aliases, see __getattr__); the
+#: old submodules are names too (``modpact.contracts.validation``), and shim modules of the same
+#: names serve ``import modpact.contracts.validation``
+_MOVED = {
+    **dict.fromkeys(["validate", "ValidationResult", "check_substitutable", "SubstitutionResult",
+                     "check_composition", "CompositionResult", "given",
+                     "validation", "substitution", "composition", "testing"], "modpact.validation"),
+    **dict.fromkeys(["infer_contracts", "InferredContracts", "TensorEnvelope", "envelope", "in_boxes",
+                     "in_class_boxes", "Envelope", "InBoxes", "InClassBoxes", "inferred"], "modpact.inference"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Deprecated aliases of the names that moved out of modpact.contracts:
+    imported from their new package on first access, with a DeprecationWarning."""
+    new = _MOVED.get(name)
+    if new == "modpact.validation":
+        from modpact import validation as package
+    elif new == "modpact.inference":
+        from modpact import inference as package
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warn_moved(f"{__name__}.{name}", f"{new}.{name}")
+    return getattr(package, name)
+

@@ -13,7 +13,7 @@ import os
 from typing import Iterator
 
 from ._context import ContextFlag
-from modpact.interfaces.errors import ContractViolation, SpecError
+from modpact.errors import ContractViolation, SpecError
 
 __all__ = [
     "MODES",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from modpact.interfaces.errors import (
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,
@@ -18,17 +18,15 @@ from modpact.interfaces.errors import (
 
 from modpact.interfaces.summary import describe, summarize
 
+from ._boundary import Boundary
 from ._modes import _GLOBAL_MODE, ContractWarning, _record
 from .condition import Condition
-
-if TYPE_CHECKING:
-    from .guard import Guard
 
 _PKG = os.path.dirname(os.path.abspath(__file__))
 _TORCH_NN = os.sep + os.path.join("torch", "nn") + os.sep
 
 
-def caller_party(guard: Guard, reads: Sequence[str] = ()) -> str:
+def caller_party(guard: Boundary, reads: Sequence[str] = ()) -> str:
     """Who is blamed for a bad input: the producer hint, else the caller."""
     p = guard.producer
     if isinstance(p, str):
@@ -50,7 +48,7 @@ def _bindings(b: Any) -> dict[str, Any]:
     return dict(b)
 
 
-def _headline(guard: Guard, what: str, cond: Condition) -> str:
+def _headline(guard: Boundary, what: str, cond: Condition) -> str:
     return f"{guard.name}: {what} failed: {cond.why}" if cond.why else f"{guard.name}: {what} failed"
 
 
@@ -61,7 +59,7 @@ def _values(cond: Condition, env: Mapping[str, Any]) -> dict[str, str]:
         return {}
 
 
-def condition_violation(guard: Guard, cond: Condition, env: Mapping[str, Any], bindings: Any, *, post: bool,
+def condition_violation(guard: Boundary, cond: Condition, env: Mapping[str, Any], bindings: Any, *, post: bool,
                         pre_failed: bool = False) -> ContractViolation:
     try:
         outcome = cond.check(env)
@@ -99,7 +97,7 @@ def _compact(evidence: dict[str, Any], values: Mapping[str, str]) -> dict[str, A
     return out
 
 
-def contract_error(guard: Guard, cond: Condition, env: Mapping[str, Any], error: BaseException,
+def contract_error(guard: Boundary, cond: Condition, env: Mapping[str, Any], error: BaseException,
                    *, post: bool) -> ContractError:
     what = "postcondition" if post else "precondition"
     reason = cond.why or cond.text
@@ -120,7 +118,7 @@ def contract_error(guard: Guard, cond: Condition, env: Mapping[str, Any], error:
 _META_FIELDS = frozenset({"shape", "dtype", "device", "type", "labels", "missing", "unexpected", "count"})
 
 
-def interface_violation(guard: Guard, problems: Sequence[Problem], bindings: Any, *, side: str,
+def interface_violation(guard: Boundary, problems: Sequence[Problem], bindings: Any, *, side: str,
                         pre_failed: bool = False, values: Mapping[str, Any] | None = None) -> InterfaceViolation:
     iface = guard.interface
     iname = getattr(iface, "name", None)
@@ -143,7 +141,7 @@ def interface_violation(guard: Guard, problems: Sequence[Problem], bindings: Any
                               declared_at=getattr(guard, "declared_at", None))
 
 
-def report(guard: Guard, violation: ContractViolation) -> None:
+def report(guard: Boundary, violation: ContractViolation) -> None:
     """Raise, warn or record ``violation`` according to the guard's mode."""
     __tracebackhide__ = True
     mode = guard.mode or _GLOBAL_MODE[0]

@@ -17,15 +17,15 @@ local to the thread / task) to write device-side flags instead.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import torch
 
+from modpact.errors import SpecError
+
+from ._boundary import Boundary
 from ._context import ContextFlag
 from ._violations import condition_violation, contract_error, interface_violation, report
-
-if TYPE_CHECKING:
-    from .guard import Guard
 
 __all__ = ["Checker", "EagerChecker", "current_checker", "use_checker"]
 
@@ -37,15 +37,16 @@ class Checker:
     (anything) that is passed back to ``check_post(guard, env, state)`` after
     it. ``env`` maps argument names to values (defaults applied, ``self``
     excluded); in ``check_post`` it also holds ``result``, the interface's named
-    outputs and, when a postcondition asks for it, ``old``. The guard carries
-    ``interface``, ``requires``, ``ensures``, ``name``, ``mode``, ``producer``
-    and the helpers ``input_values(env)`` / ``output_values(env)``.
+    outputs and, when a postcondition asks for it, ``old``. The guard (a
+    :class:`Boundary`: a ``Guard``, attached or not) carries ``interface``,
+    ``requires``, ``ensures``, ``name``, ``mode``, ``producer`` and the
+    helpers ``input_values(env)`` / ``output_values(env)``.
     """
 
-    def check_pre(self, guard: Guard, env: dict[str, Any]) -> Any:
+    def check_pre(self, guard: Boundary, env: dict[str, Any]) -> Any:
         raise NotImplementedError
 
-    def check_post(self, guard: Guard, env: dict[str, Any], state: Any) -> None:
+    def check_post(self, guard: Boundary, env: dict[str, Any], state: Any) -> None:
         raise NotImplementedError
 
 
@@ -57,7 +58,7 @@ class EagerChecker(Checker):
     condition that failed.
     """
 
-    def check_pre(self, guard: Guard, env: dict[str, Any]) -> Any:
+    def check_pre(self, guard: Boundary, env: dict[str, Any]) -> Any:
         __tracebackhide__ = True
         failed = False
         bindings = None
@@ -89,7 +90,7 @@ class EagerChecker(Checker):
                 report(guard, condition_violation(guard, c, env, bindings, post=False))
         return (bindings, failed)
 
-    def check_post(self, guard: Guard, env: dict[str, Any], state: Any) -> None:
+    def check_post(self, guard: Boundary, env: dict[str, Any], state: Any) -> None:
         __tracebackhide__ = True
         bindings, pre_failed = state
         iface = guard.interface
@@ -148,8 +149,6 @@ def current_checker() -> Checker:
 def use_checker(checker: Checker) -> Iterator[Checker]:
     """Install ``checker`` for the duration of the block (context-local)."""
     if not (hasattr(checker, "check_pre") and hasattr(checker, "check_post")):
-        from modpact.interfaces.errors import SpecError
-
         raise SpecError(f"Expected a checker with check_pre/check_post, got {checker!r}")
     token = _CHECKER.set(checker)
     try:

@@ -24,11 +24,11 @@ from typing import Any, Callable, ClassVar, Mapping
 
 import torch
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.summary import describe, summarize
 
 from ._modes import disabled
-from ._source import callable_text, code_site, user_site
+from .source import callable_text, code_site, user_site
 
 __all__ = [
     "CALL",

@@ -12,8 +12,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from modpact.errors import SpecError
 from modpact.interfaces import values as V
-from modpact.interfaces.errors import SpecError
 from modpact.interfaces.labels import LabelSpace
 from modpact.interfaces.summary import describe
 

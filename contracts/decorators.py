@@ -16,12 +16,12 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
-from ._binding import Binder
 from ._modes import _mode_from_env, check_mode
-from ._source import user_site
+from .binding import Binder
 from .guard import Guard, _conditions
+from .source import user_site
 
 __all__ = ["requires", "ensures", "contract", "get_contract"]
 

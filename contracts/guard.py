@@ -1,23 +1,23 @@
-"""``Guard``: the contract state of one boundary, and ``guard``/``unguard``
-to attach it to an existing module through forward hooks."""
+"""``Guard``: a :class:`Boundary` attached to a module or a function, that runs
+each call through the current checker; ``guard``/``unguard`` attach it to an
+existing module through forward hooks."""
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping
 
-import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
-from ._binding import Binder
-from ._fastmeta import MetaPlan, compile_side
+from ._boundary import Boundary
 from ._modes import _DISABLED, _GLOBAL_MODE, _mode_from_env, check_mode
 from ._old import Old
-from ._source import user_site
+from .binding import Binder
 from .checking import _CHECKER
-from .condition import BINDER, CALL, Condition, Custom, as_condition
+from .condition import BINDER, CALL, Condition, as_condition
+from .source import user_site
 
 __all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
 
@@ -39,142 +39,20 @@ def _conditions(items: Any, what: str, declared_at: str | None) -> tuple[Conditi
     return tuple(out)
 
 
-class Guard:
-    """Contracts of one boundary (a module or a function).
+class Guard(Boundary):
+    """Contracts of one boundary (a module or a function), attached: each call
+    runs through the current checker (``begin`` before it, ``end`` after it).
 
-    Attributes: ``interface``, ``requires``, ``ensures`` (tuples of
-    Condition), ``name`` (module path used in messages; the Monitor may set
-    it), ``mode`` (None: the global mode), ``every`` (check every N-th call),
-    ``producer`` (blame hint for inputs: a party name, or a mapping argument
-    name -> party, ``"*"`` for any), ``snapshot`` (old.<name> copies),
-    ``handles`` (the registered hook handles), ``violations`` (record mode).
+    Attributes: those of :class:`Boundary` (``interface``, ``requires``,
+    ``ensures``, ``name``, ``mode``, ``every``, ``producer``, ``snapshot``,
+    ``violations``), and ``handles`` (the registered hook handles).
     """
 
-    def __init__(self, *, interface: Any = None, requires: Sequence[Condition] = (),
-                 ensures: Sequence[Condition] = (), name: str = "", mode: str | None = None, every: int = 1,
-                 producer: str | Mapping[str, str] | None = None, snapshot: Mapping[str, Any] | None = None,
-                 binder: Binder, owner: str, declared_at: str | None = None):
-        check_mode(mode)
-        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-            raise SpecError(f"Expected every to be a positive int, got {every!r}")
-        if producer is not None and not isinstance(producer, (str, Mapping)):
-            raise SpecError(f"Expected producer to be a party name or a mapping argument -> party, got {producer!r}")
-        self.interface = interface
-        self.requires = tuple(requires)
-        self.ensures = tuple(ensures)
-        self.name = name
-        self.mode = mode
-        self.every = every
-        self.producer = producer
-        self.snapshot: dict[str, Custom] = {}
-        self.binder = binder
-        self.owner = owner
-        self.declared_at = declared_at
+    def __init__(self, **kw: Any):
+        super().__init__(**kw)
         self.handles: list[Any] = []
-        self.violations: list[Any] = []
         self.calls = 0
         self._pending: list[Any] = []
-        self.add_snapshot(snapshot)
-        self._prepare()
-
-    def add_snapshot(self, snapshot: Mapping[str, Any] | None) -> None:
-        """``old.<key>`` = ``fn(<its arguments>)`` taken before each checked call."""
-        if snapshot is None:
-            return
-        if not isinstance(snapshot, Mapping):
-            raise SpecError(f"Expected snapshot to be a mapping name -> callable, got {snapshot!r}")
-        for k, fn in snapshot.items():
-            if not isinstance(k, str) or not k.isidentifier():
-                raise SpecError(f"Expected snapshot keys to be identifiers, got {k!r}")
-            c = fn if isinstance(fn, Custom) else Custom(fn, declared_at=self.declared_at)
-            for n in c.reads:
-                if n not in self.binder.all_names and n not in c.optional and self.binder.var_kw is None:
-                    raise SpecError(f"snapshot {k!r} ({c.text}) on {self.owner}: parameter {n!r} is not an "
-                                    f"argument (arguments: {self.binder.describe()})")
-            self.snapshot[k] = c
-
-    # --- precomputation -------------------------------------------------
-    def _prepare(self) -> None:
-        iface = self.interface
-        self._in_pairs: tuple[tuple[str, str], ...] = ()  # (interface input name, argument name)
-        self.out_names: tuple[str, ...] = ()
-        self.in_value_specs: tuple[tuple[str, Any], ...] = ()
-        self.out_value_specs: tuple[tuple[str, Any], ...] = ()
-        self.fast_in: MetaPlan | None = None  # compiled metadata fast paths (None: always the full check)
-        self.fast_out: MetaPlan | None = None
-        if iface is not None:
-            if not (hasattr(iface, "input_problems") and hasattr(iface, "output_problems")):
-                raise SpecError(f"Expected interface to be a modpact Interface, got {iface!r}")
-            ins = tuple(getattr(iface, "inputs", {}) or {})
-            names = self.binder.all_names
-            if all(n in names for n in ins):
-                self._in_pairs = tuple((n, n) for n in ins)
-            elif len(ins) <= len(self.binder.names):
-                self._in_pairs = tuple(zip(ins, self.binder.names))
-            else:
-                raise SpecError(
-                    f"interface {getattr(iface, 'name', '')!r} declares inputs {', '.join(ins)} but "
-                    f"{self.owner} takes ({self.binder.describe()}): neither names nor positions match"
-                )
-            self.out_names = tuple(getattr(iface, "outputs", {}) or {})
-            self.fast_in = compile_side(iface.inputs, tuple(a for _, a in self._in_pairs))
-            self.fast_out = compile_side(iface.outputs) if self.fast_in is not None else None
-            self.in_value_specs = tuple((k, s) for k, s in iface.inputs.items() if _has_domain(s))
-            self.out_value_specs = tuple((k, s) for k, s in iface.outputs.items() if _has_domain(s))
-        conds = self.requires + self.ensures
-        self.needs_call = any(c.needs_call for c in conds)
-        self.needs_old = any("old" in c.reads or getattr(c, "takes_any", False) for c in self.ensures)
-        self._validate()
-
-    def _validate(self) -> None:
-        args = self.binder.all_names
-        open_kw = self.binder.var_kw is not None
-        post_extra = ("result", "old") + tuple(n for n in self.out_names if n not in args)
-        for what, conds, extra in (("requires", self.requires, ()), ("ensures", self.ensures, post_extra)):
-            for c in conds:
-                optional = getattr(c, "optional", frozenset())
-                for n in c.reads:
-                    if n in args or n in extra or open_kw or n in optional:
-                        continue
-                    also = f"; also {', '.join(extra)}" if extra else ""
-                    nm = self.owner.rsplit(".", 1)[-1]
-                    kind = f"condition parameter {n!r} is" if isinstance(c, Custom) else \
-                        f"condition reads {n!r}, which is"
-                    raise SpecError(
-                        f"{what}({c.text}) on {nm}({self.binder.describe()}): {kind} not an argument "
-                        f"of {nm} (arguments: {self.binder.describe()}{also})"
-                    )
-                if what == "requires" and ("result" in c.reads or "old" in c.reads) and "result" not in args \
-                        and "old" not in args:
-                    bad = "result" if "result" in c.reads else "old"
-                    raise SpecError(f"requires({c.text}) on {self.owner}: a precondition cannot read {bad!r}; "
-                                    "use ensures")
-
-    def add(self, requires: Sequence[Condition] = (), ensures: Sequence[Condition] = ()) -> None:
-        """Add conditions (checked first, in the given order) and re-validate."""
-        self.requires = tuple(requires) + self.requires
-        self.ensures = tuple(ensures) + self.ensures
-        self._prepare()
-
-    # --- helpers for checkers -------------------------------------------
-    def input_values(self, env: Mapping[str, Any]) -> dict[str, Any]:
-        """The interface's inputs by interface name (matched by name, else by position)."""
-        return {k: env[a] for k, a in self._in_pairs}
-
-    def output_values(self, env: Mapping[str, Any]) -> Any:
-        """The call's result as given (tensor, tuple or mapping)."""
-        return env["result"]
-
-    def named_outputs(self, result: Any) -> dict[str, Any]:
-        """The result named after the interface's outputs."""
-        names = self.out_names
-        if isinstance(result, torch.Tensor):
-            return {names[0]: result} if len(names) == 1 else {}
-        if isinstance(result, (tuple, list)):
-            return dict(zip(names, result))
-        if isinstance(result, Mapping):
-            return {n: result[n] for n in names if n in result}
-        return {}
 
     # --- the hot path ---------------------------------------------------
     def begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
@@ -242,10 +120,6 @@ class Guard:
         if self.every != 1:
             parts.append(f"every={self.every}")
         return f"Guard({', '.join(parts)})"
-
-
-def _has_domain(spec: Any) -> bool:
-    return bool(getattr(spec, "has_value_domain", False))
 
 
 def _forward_binder(module: nn.Module) -> Binder:

@@ -19,8 +19,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import Interface, LabelSpace, TensorSpec, check_compatible
-from modpact.interfaces.errors import CompatibilityError, SpecError
 
 __all__ = ["ComposedClassifier", "compose_classes"]
 

@@ -35,8 +35,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from modpact.errors import SpecError
 from modpact.interfaces import Interface, LabelSpace, TensorSpec
-from modpact.interfaces.errors import SpecError
 
 __all__ = ["ClassModule", "Channel", "decompose_classes", "edge_scores", "class_label_space"]
 

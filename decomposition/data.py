@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from modpact.errors import SpecError
 from modpact.interfaces import Interface, LabelSpace, TensorSpec
-from modpact.interfaces.errors import SpecError
 
 __all__ = ["Dataset", "load", "DIGITS", "digits_interface"]
 

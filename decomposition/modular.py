@@ -21,8 +21,8 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import Interface, TensorSpec, check_compatible
-from modpact.interfaces.errors import CompatibilityError, SpecError
 
 __all__ = ["ModularModel", "Node"]
 

@@ -36,7 +36,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from modpact.contracts import disabled
-from modpact.interfaces.errors import ContractViolation, SpecError
+from modpact.errors import ContractViolation, SpecError
 
 from .modular import ModularModel
 from .training import accuracy
@@ -214,7 +214,7 @@ def _substitutable(model: ModularModel, node: str, before: nn.Module, x: torch.T
     checked = f"interface {iface.name!r}, contracts and every edge on {len(x)} evaluation inputs"
     result = None
     if examples > 0 and importlib.util.find_spec("hypothesis") is not None:
-        from modpact.contracts.substitution import check_substitutable
+        from modpact.validation import check_substitutable
 
         with disabled(), torch.no_grad():
             env = _upstream_cache(model, x, [])

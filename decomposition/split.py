@@ -21,8 +21,8 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from modpact.errors import SpecError
 from modpact.interfaces import Interface, check_compatible, describe, infer_interface
-from modpact.interfaces.errors import SpecError
 
 __all__ = ["split", "Split"]
 

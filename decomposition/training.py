@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 from .data import Dataset, load
 

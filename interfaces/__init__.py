@@ -1,15 +1,12 @@
 """modpact.interfaces: what flows between modules.
 
 Dims and shapes, tensor specs, label spaces, interfaces, compatibility,
-serialization, and the project's errors and tensor summaries.
+serialization and tensor summaries. The errors are those of
+:mod:`modpact.errors`, re-exported here (``modpact.interfaces.errors`` is
+their old path).
 """
 
-from . import strategies, values
-from .annotations import spec_from_annotation
-from .bindings import Bindings
-from .compat import Compatibility, check_compatible
-from .dims import Dim, Shape, parse_shape
-from .errors import (
+from modpact.errors import (
     CompatibilityError,
     ContractError,
     ContractViolation,
@@ -24,11 +21,18 @@ from .errors import (
     Problem,
     SpecError,
 )
+
+from . import errors, strategies, values
+from .annotations import spec_from_annotation
+from .bindings import Bindings
+from .compat import check_compatible
+from .dims import Dim, Shape, parse_shape
 from .infer import infer_interface
 from .interface import Interface
 from .labels import LabelAdapter, LabelSpace
 from .serialize import FORMAT_VERSION
 from .spec import TensorSpec
+from .subtyping import Compatibility
 from .summary import describe, summarize
 
 __all__ = [

@@ -1,4 +1,5 @@
-"""Build an Interface from jaxtyping annotations (``Float[Tensor, "batch 64"]``)."""
+"""TensorSpecs from jaxtyping annotations (``Float[Tensor, "batch 64"]``);
+``Interface.from_annotations`` builds an Interface from them."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ import inspect
 import typing
 from typing import Any
 
-from .errors import SpecError
+from modpact.errors import SpecError
+
 from .spec import TensorSpec
 
-__all__ = ["interface_from_annotations", "spec_from_annotation"]
+__all__ = ["specs_from_annotations", "spec_from_annotation"]
 
 # jaxtyping dtype class name -> modpact dtype (family, name or set)
 _FAMILY = {
@@ -39,11 +41,10 @@ def spec_from_annotation(ann: Any, where: str = "annotation") -> TensorSpec:
     return TensorSpec(dim_str if dim_str.strip() else (), dtype=dtype)
 
 
-def interface_from_annotations(fn, name: str | None = None) -> Any:
-    """Inputs from annotated parameters (non-array ones are skipped); the return
-    annotation gives output ``result``, or ``result0``, ``result1``.. for tuples."""
-    from .interface import Interface
-
+def specs_from_annotations(fn) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    """(inputs, outputs) of ``fn``: inputs from annotated parameters (non-array
+    ones are skipped); the return annotation gives output ``result``, or
+    ``result0``, ``result1``.. for tuples."""
     hints = typing.get_type_hints(fn, include_extras=True)
     inputs = {}
     for p in inspect.signature(fn).parameters:
@@ -58,4 +59,4 @@ def interface_from_annotations(fn, name: str | None = None) -> Any:
                 outputs[f"result{i}"] = spec_from_annotation(a, f"{fn.__qualname__} -> [{i}]")
         elif hasattr(ret, "dim_str"):
             outputs["result"] = spec_from_annotation(ret, f"{fn.__qualname__} -> result")
-    return Interface(name or fn.__qualname__, inputs, outputs)
+    return inputs, outputs

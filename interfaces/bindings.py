@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping
 
+from modpact.errors import Problem
+
 from .dims import Dim, Shape, eval_expr, expr_names
-from .errors import Problem
 
 __all__ = ["Bindings", "unify"]
 

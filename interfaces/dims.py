@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence, Union
 
-from .errors import SpecError
+from modpact.errors import SpecError
 
 __all__ = ["Dim", "Shape", "parse_shape", "parse_dim", "eval_expr", "expr_names"]
 

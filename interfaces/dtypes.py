@@ -10,7 +10,7 @@ from typing import Iterable, Union
 
 import torch
 
-from .errors import SpecError
+from modpact.errors import SpecError
 
 __all__ = ["FAMILIES", "DTYPES", "normalize_dtype", "allowed_dtypes", "dtype_name"]
 

@@ -18,7 +18,8 @@ from typing import Any
 
 import torch
 
-from .errors import SpecError
+from modpact.errors import SpecError
+
 from .interface import Interface
 from .spec import TensorSpec
 

@@ -6,10 +6,14 @@ from typing import Any, Mapping
 
 import torch
 
+from modpact.errors import InterfaceViolation, Problem, SpecError
+
+from . import serialize
+from .annotations import specs_from_annotations
 from .bindings import Bindings
-from .compat import Compatibility, mapping_compat
-from .errors import InterfaceViolation, Problem, SpecError
-from .spec import TensorSpec
+from .spec import TensorSpec, spec_from_model
+from .strategies import MAX_SIDE, interface_inputs
+from .subtyping import Compatibility, mapping_compat
 from .summary import describe, summarize
 
 __all__ = ["Interface"]
@@ -131,8 +135,6 @@ class Interface:
     def strategy(self, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int | None = None):
         """Hypothesis strategy of ``{input name: tensor}`` satisfying the inputs; dims are
         drawn once per example and shared by all inputs. Needs ``modpact[hypothesis]``."""
-        from .strategies import MAX_SIDE, interface_inputs
-
         return interface_inputs(self, dims=dims, device=device, max_side=max_side or MAX_SIDE)
 
     # ---- variance --------------------------------------------------------------------------
@@ -150,38 +152,32 @@ class Interface:
 
     # ---- serialization / construction helpers --------------------------------------
     def to_dict(self) -> dict:
-        from .serialize import to_dict
-
-        return to_dict(self)
+        return serialize.to_dict(self)
 
     def to_json(self, **kw) -> str:
-        from .serialize import to_json
-
-        return to_json(self, **kw)
+        return serialize.to_json(self, **kw)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Interface":
-        from .serialize import from_dict
-
-        return from_dict(data, cls)
+        m = serialize.read_document(data, cls.__name__)
+        return cls(m.name, {k: spec_from_model(v) for k, v in m.inputs.items()},
+                   {k: spec_from_model(v) for k, v in m.outputs.items()}, version=m.version,
+                   description=m.description)
 
     @classmethod
     def from_json(cls, text: str) -> "Interface":
-        from .serialize import from_json
-
-        return from_json(text, cls)
+        return serialize.from_json(text, cls)
 
     @staticmethod
     def json_schema() -> dict:
-        from .serialize import interface_json_schema
-
-        return interface_json_schema()
+        return serialize.interface_json_schema()
 
     @classmethod
     def from_annotations(cls, fn, name: str | None = None) -> "Interface":
-        from .annotations import interface_from_annotations
-
-        return interface_from_annotations(fn, name)
+        """Inputs from annotated parameters (non-array ones are skipped); the return
+        annotation gives output ``result``, or ``result0``, ``result1``.. for tuples."""
+        inputs, outputs = specs_from_annotations(fn)
+        return cls(name or fn.__qualname__, inputs, outputs)
 
 
 def _as_mapping(side: str, specs: Mapping[str, TensorSpec], values: Any) -> tuple[dict[str, Any], list[Problem]]:

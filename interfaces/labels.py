@@ -8,7 +8,9 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .errors import CompatibilityError, SpecError
+from modpact.errors import CompatibilityError, SpecError
+
+from . import serialize
 
 __all__ = ["LabelSpace", "LabelAdapter"]
 
@@ -103,26 +105,23 @@ class LabelSpace:
 
     # serialization (see serialize.py)
     def to_dict(self) -> dict:
-        from .serialize import to_dict
-
-        return to_dict(self)
+        return serialize.to_dict(self)
 
     def to_json(self, **kw) -> str:
-        from .serialize import to_json
-
-        return to_json(self, **kw)
+        return serialize.to_json(self, **kw)
 
     @classmethod
     def from_dict(cls, data: dict) -> "LabelSpace":
-        from .serialize import from_dict
-
-        return from_dict(data, cls)
+        return label_space_from_model(serialize.read_document(data, cls.__name__))
 
     @classmethod
     def from_json(cls, text: str) -> "LabelSpace":
-        from .serialize import from_json
+        return serialize.from_json(text, cls)
 
-        return from_json(text, cls)
+
+def label_space_from_model(m: serialize.LabelSpaceModel) -> LabelSpace:
+    """A LabelSpace from its validated JSON model."""
+    return LabelSpace(m.name, m.labels, id=m.id)
 
 
 class LabelAdapter(torch.nn.Module):

@@ -5,6 +5,11 @@ the version first (``FormatVersionError`` otherwise), then validates with the
 models (``extra="forbid"``), then rebuilds the objects through their
 constructors, so every build-time check applies. Nothing is ever executed:
 shapes are parsed by hand / ``ast`` without eval, dtypes looked up by name.
+
+This module knows the documents, not the classes: ``to_dict`` reads the
+objects' fields, ``read_document`` checks and validates a document into its
+model, and each class (``LabelSpace``, ``TensorSpec``, ``Interface``) builds
+itself from its model in its own ``from_dict``.
 """
 
 from __future__ import annotations
@@ -14,10 +19,10 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, SpecError
 
 __all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict", "to_json", "from_json",
-           "interface_json_schema", "LabelSpaceModel", "TensorSpecModel", "InterfaceModel"]
+           "read_document", "interface_json_schema", "LabelSpaceModel", "TensorSpecModel", "InterfaceModel"]
 
 FORMAT_VERSION = "1"
 SUPPORTED_FORMAT_VERSIONS = ("1",)
@@ -70,22 +75,6 @@ def _spec_model(s) -> TensorSpecModel:
     )
 
 
-def _label_obj(m: LabelSpaceModel):
-    from .labels import LabelSpace
-
-    return LabelSpace(m.name, m.labels, id=m.id)
-
-
-def _spec_obj(m: TensorSpecModel):
-    from .spec import TensorSpec
-
-    return TensorSpec(
-        m.shape, dtype=m.dtype if isinstance(m.dtype, str) else set(m.dtype), device=m.device,
-        range=m.range, finite=m.finite, simplex=m.simplex, simplex_tol=m.simplex_tol, indices=m.indices,
-        labels=None if m.labels is None else _label_obj(m.labels), label_dim=m.label_dim,
-    )
-
-
 def _kind_of(obj) -> str:
     return type(obj).__name__
 
@@ -121,23 +110,25 @@ def check_document(data: Any, kind: str, supported: tuple, *, kind_required: boo
         raise SpecError(f"{kind}.from_dict: document kind is {data.get('kind')!r}, expected {kind!r}")
 
 
-def from_dict(data: Any, cls) -> Any:
-    kind = cls.__name__
+def read_document(data: Any, kind: str) -> Any:
+    """A ``kind`` document (``"LabelSpace"``, ``"TensorSpec"`` or ``"Interface"``)
+    checked (version and kind first) and validated into its model."""
     check_document(data, kind, SUPPORTED_FORMAT_VERSIONS)
     found = data["format_version"]
     body = {k: v for k, v in data.items() if k not in ("format_version", "kind")}
     try:
         if kind == "LabelSpace":
-            return _label_obj(LabelSpaceModel.model_validate(body))
+            return LabelSpaceModel.model_validate(body)
         if kind == "TensorSpec":
-            return _spec_obj(_json_ranges(TensorSpecModel, body))
-        m = InterfaceModel.model_validate({**body, "format_version": found, "kind": kind}, strict=False)
+            return _json_ranges(TensorSpecModel, body)
+        return InterfaceModel.model_validate({**body, "format_version": found, "kind": kind}, strict=False)
     except ValidationError as e:
         raise SpecError(f"{kind}.from_dict: invalid document:\n{e}") from None
-    from .interface import Interface
 
-    return Interface(m.name, {k: _spec_obj(v) for k, v in m.inputs.items()},
-                     {k: _spec_obj(v) for k, v in m.outputs.items()}, version=m.version, description=m.description)
+
+def from_dict(data: Any, cls) -> Any:
+    """``cls.from_dict(data)``: ``cls`` is LabelSpace, TensorSpec or Interface."""
+    return cls.from_dict(data)
 
 
 def _json_ranges(model, body):
@@ -154,7 +145,7 @@ def from_json(text: str, cls) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SpecError(f"{cls.__name__}.from_json: not valid JSON: {e}") from None
-    return from_dict(data, cls)
+    return cls.from_dict(data)
 
 
 def interface_json_schema() -> dict:

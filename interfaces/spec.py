@@ -7,12 +7,14 @@ from typing import Any
 
 import torch
 
+from modpact.errors import Problem, SpecError
+
+from . import serialize
 from . import values as V
 from .bindings import Bindings, unify
 from .dims import Shape
 from .dtypes import allowed_dtypes, describe_dtype, normalize_dtype
-from .errors import Problem, SpecError
-from .labels import LabelSpace
+from .labels import LabelSpace, label_space_from_model
 from .summary import describe
 
 __all__ = ["TensorSpec", "DEVICES"]
@@ -223,26 +225,27 @@ class TensorSpec:
 
     # ---- serialization (see serialize.py) -----------------------------------------------
     def to_dict(self) -> dict:
-        from .serialize import to_dict
-
-        return to_dict(self)
+        return serialize.to_dict(self)
 
     def to_json(self, **kw) -> str:
-        from .serialize import to_json
-
-        return to_json(self, **kw)
+        return serialize.to_json(self, **kw)
 
     @classmethod
     def from_dict(cls, data: dict) -> "TensorSpec":
-        from .serialize import from_dict
-
-        return from_dict(data, cls)
+        return spec_from_model(serialize.read_document(data, cls.__name__))
 
     @classmethod
     def from_json(cls, text: str) -> "TensorSpec":
-        from .serialize import from_json
+        return serialize.from_json(text, cls)
 
-        return from_json(text, cls)
+
+def spec_from_model(m: serialize.TensorSpecModel) -> TensorSpec:
+    """A TensorSpec from its validated JSON model."""
+    return TensorSpec(
+        m.shape, dtype=m.dtype if isinstance(m.dtype, str) else set(m.dtype), device=m.device,
+        range=m.range, finite=m.finite, simplex=m.simplex, simplex_tol=m.simplex_tol, indices=m.indices,
+        labels=None if m.labels is None else label_space_from_model(m.labels), label_dim=m.label_dim,
+    )
 
 
 def _detail(ev: dict) -> str:

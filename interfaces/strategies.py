@@ -23,9 +23,10 @@ from typing import Any, Mapping
 
 import torch
 
+from modpact.errors import SpecError
+
 from .dims import Dim, eval_expr, expr_names
 from .dtypes import describe_dtype
-from .errors import SpecError
 from .spec import TensorSpec, _fmt_range
 
 __all__ = ["tensors", "interface_inputs", "dim_sizes", "require_hypothesis", "HypothesisMissing", "INSTALL_HINT",

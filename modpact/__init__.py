@@ -8,23 +8,18 @@
         model(x)
     print(mon.report())
 
-The subpackages are public too: ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
+The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``modpact.contracts``,
+``modpact.validation``, ``modpact.inference``, ``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
 ``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
 from modpact._version import __version__
 from modpact.contracts import (
-    CompositionResult,
     Condition,
     ContractWarning,
     Guard,
     agrees_with,
-    SubstitutionResult,
-    ValidationResult,
     batch_independent,
-    check_composition,
-    check_substitutable,
     clear_recorded,
     contract,
     disabled,
@@ -33,12 +28,9 @@ from modpact.contracts import (
     equivariant_under,
     finite,
     get_mode,
-    given,
     guard,
     guard_submodules,
     in_range,
-    InferredContracts,
-    infer_contracts,
     invariant_under,
     labels_within,
     lipschitz_at_most,
@@ -52,7 +44,6 @@ from modpact.contracts import (
     shape_preserved,
     simplex,
     unguard,
-    validate,
 )
 from modpact.interfaces import (
     Bindings,
@@ -67,7 +58,7 @@ from modpact.interfaces import (
     infer_interface,
     summarize,
 )
-from modpact.interfaces.errors import (
+from modpact.errors import (
     CompatibilityError,
     ContractError,
     ContractViolation,
@@ -80,6 +71,16 @@ from modpact.interfaces.errors import (
     SpecError,
     ValidationFailure,
 )
+from modpact.validation import (
+    CompositionResult,
+    SubstitutionResult,
+    ValidationResult,
+    check_composition,
+    check_substitutable,
+    given,
+    validate,
+)
+from modpact.inference import InferredContracts, infer_contracts
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 from modpact.decomposition import (
     ClassModule,

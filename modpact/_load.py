@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from modpact.interfaces.errors import LoadError
+from modpact.errors import LoadError
 
 __all__ = ["load_module", "load_object", "load_model", "split_target", "DEFAULT_NAMES"]
 

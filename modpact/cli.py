@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from modpact.interfaces.errors import ModpactError
+    from modpact.errors import ModpactError
 
     args = _parser().parse_args(argv)
     try:
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write(path: str, text: str, what: str) -> None:
-    from modpact.interfaces.errors import LoadError
+    from modpact.errors import LoadError
 
     try:
         Path(path).write_text(text, encoding="utf-8")
@@ -94,7 +94,7 @@ def _console() -> Any:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from modpact.interfaces.errors import LoadError, SpecError
+    from modpact.errors import LoadError, SpecError
     from modpact.runtime.report import DiagnosisReport
 
     path = Path(args.file)
@@ -140,8 +140,8 @@ def _inspect(args: argparse.Namespace) -> int:
 
 def _validate(args: argparse.Namespace) -> int:
     from modpact._load import load_model
-    from modpact.contracts.validation import validate
-    from modpact.interfaces.errors import SpecError, ValidationFailure
+    from modpact.validation import validate
+    from modpact.errors import SpecError, ValidationFailure
     from modpact.runtime.contracts_info import guard_of, module_contracts
     from modpact.runtime.report import DiagnosisReport
     from modpact.runtime.validation_report import ValidationOutcome

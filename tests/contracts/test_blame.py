@@ -6,8 +6,8 @@ from torch import nn
 
 import modpact.contracts as mc
 from modpact.contracts import ContractError, PostconditionViolation, PreconditionViolation
+from modpact.errors import InterfaceViolation
 from modpact.interfaces import Interface, TensorSpec
-from modpact.interfaces.errors import InterfaceViolation
 
 
 class Scale(nn.Module):

@@ -6,8 +6,8 @@ from torch import Tensor, nn
 
 import modpact.contracts as mc
 from modpact.contracts import ContractError, PostconditionViolation, PreconditionViolation, ensures, requires
+from modpact.errors import InterfaceViolation, SpecError
 from modpact.interfaces import Interface, TensorSpec
-from modpact.interfaces.errors import InterfaceViolation, SpecError
 
 
 @requires(lambda x: x.ndim == 2, "x is a batch of vectors")

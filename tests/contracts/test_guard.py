@@ -8,8 +8,8 @@ from torch import nn
 
 import modpact.contracts as mc
 from modpact.contracts import ContractWarning, PostconditionViolation, PreconditionViolation
+from modpact.errors import InterfaceViolation, SpecError
 from modpact.interfaces import Interface, TensorSpec
-from modpact.interfaces.errors import InterfaceViolation, SpecError
 
 
 def _hooks(m):

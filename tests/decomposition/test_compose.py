@@ -4,8 +4,8 @@ import torch
 import modpact as mp
 from modpact.decomposition.data import DIGITS
 from modpact.decomposition.training import train_digits_mlp
+from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import LabelSpace, TensorSpec
-from modpact.interfaces.errors import CompatibilityError, SpecError
 
 PERMUTED = LabelSpace("digits-permuted", ["3", "7", "0", "9", "1", "5", "8", "2", "6", "4"])
 

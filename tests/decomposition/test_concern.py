@@ -9,7 +9,7 @@ import modpact as mp
 from modpact.decomposition.concern import edge_scores
 from modpact.decomposition.data import DIGITS
 from modpact.decomposition.training import make_cnn, train
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 
 def test_unpruned_modules_recompose_into_the_original_exactly(mlp, digits):

@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from modpact.decomposition.data import DIGITS, digits_interface, load
+from modpact.errors import SpecError
 from modpact.interfaces import LabelSpace
-from modpact.interfaces.errors import SpecError
 
 
 def test_digits_is_deterministic_and_scaled(digits):

@@ -7,8 +7,8 @@ from torch import nn
 import modpact as mp
 from modpact.decomposition.data import DIGITS
 from modpact.decomposition.training import digits_modular
+from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import Interface, LabelSpace, TensorSpec
-from modpact.interfaces.errors import CompatibilityError, SpecError
 
 
 def spec(shape, **kw):

@@ -6,8 +6,8 @@ from torch import nn
 
 import modpact as mp
 from modpact.decomposition.training import digits_modular
+from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import Interface, TensorSpec
-from modpact.interfaces.errors import CompatibilityError, SpecError
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from torch import nn
 
 import modpact as mp
 from modpact.decomposition.training import make_cnn, make_mlp
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 
 
 class Residual(nn.Module):

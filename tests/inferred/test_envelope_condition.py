@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from modpact.contracts import Condition, envelope, in_boxes, mostly
-from modpact.interfaces.errors import SpecError
+from modpact.contracts import Condition, mostly
+from modpact.errors import SpecError
+from modpact.inference import envelope, in_boxes
 
 
 def test_device_ok_is_a_0dim_bool_tensor_without_host_sync(monkeypatch):
@@ -119,7 +120,7 @@ def test_serialises_through_the_condition_registry():
 
 
 def test_class_boxes_device_ok_without_host_sync(monkeypatch):
-    from modpact.contracts import in_class_boxes
+    from modpact.inference import in_class_boxes
 
     c = in_class_boxes("x", "scores", [[0.0], [5.0]], [[1.0], [6.0]], [0, 1])
     x = torch.tensor([[0.5], [5.5]])
@@ -155,7 +156,7 @@ def test_empty_batch_holds_and_infinities_fail():
 
 
 def test_device_forms_trace_with_fullgraph():
-    from modpact.contracts import in_class_boxes
+    from modpact.inference import in_class_boxes
 
     c = envelope("x", torch.zeros(3), torch.ones(3))
     b = in_class_boxes("x", "s", [[0.0] * 3, [1.0] * 3], [[1.0] * 3, [2.0] * 3], [0, 1])

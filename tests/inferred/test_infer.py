@@ -5,9 +5,10 @@ from hypothesis.extra.numpy import arrays
 from torch import nn
 
 import modpact as mp
-from modpact.contracts import Envelope, get_guard
+from modpact.contracts import get_guard
 from modpact.contracts.conditions import LabelsWithin
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
+from modpact.inference import Envelope
 
 
 

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 import modpact as mp
-from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, SpecError
 
 
 

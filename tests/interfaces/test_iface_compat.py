@@ -6,7 +6,7 @@ from modpact.interfaces import (
     Bindings, CompatibilityError, Interface, LabelSpace, TensorSpec, check_compatible, parse_shape,
 )
 from modpact.interfaces.bindings import unify
-from modpact.interfaces.compat import shape_reasons
+from modpact.interfaces.subtyping import shape_reasons
 
 A = LabelSpace("abc", ["a", "b", "c"])
 CBA = LabelSpace("cba", ["c", "b", "a"])

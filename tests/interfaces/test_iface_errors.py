@@ -51,7 +51,7 @@ def test_exports_importable_and_documented():
         assert hasattr(mi, name), name
         if name[0].isupper() or name in ("check_compatible", "infer_interface", "describe", "summarize"):
             assert f"`{name}" in doc or name in doc, f"{name} is not mentioned in docs/interfaces.md"
-    import modpact.interfaces.errors as errors
+    import modpact.errors as errors
     import modpact.interfaces.values as v
 
     assert set(errors.__all__) <= set(mi.__all__)

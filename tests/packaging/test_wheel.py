@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 ROOT = Path(__file__).resolve().parents[2]
+SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+PACKAGES = SETUPTOOLS["packages"]
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +34,19 @@ def test_wheel_installs_only_modpact_at_top_level(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names}
     assert {t for t in top if not t.endswith(".dist-info")} == {"modpact"}
-    for sub in ("interfaces", "contracts", "runtime", "decomposition"):
-        assert f"modpact/{sub}/__init__.py" in names
-    assert "modpact/py.typed" in names
+    for package in PACKAGES:
+        assert f"{package.replace('.', '/')}/__init__.py" in names
+    assert "modpact/errors.py" in names and "modpact/py.typed" in names
+
+
+def test_every_package_in_the_source_folders_is_listed():
+    """A new subpackage that pyproject's ``packages`` misses would not ship."""
+    found = set()
+    for package, folder in SETUPTOOLS["package-dir"].items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([package, *rel.parts]))
+    assert found == set(PACKAGES)
 
 
 def test_wheel_imports_subpackages_from_the_wheel(wheel, tmp_path):
@@ -40,7 +57,7 @@ def test_wheel_imports_subpackages_from_the_wheel(wheel, tmp_path):
         capture_output=True,
     )
     code = (
-        "import modpact, modpact.interfaces, modpact.contracts, modpact.runtime, modpact.decomposition;"
+        f"import {', '.join(PACKAGES)}, modpact.errors;"
         "print(modpact.interfaces.__file__)"
     )
     # run outside the checkout so the source folders cannot shadow the wheel

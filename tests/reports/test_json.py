@@ -8,7 +8,7 @@ import json
 import pytest
 from conftest import FAULTY
 
-from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, SpecError
 from modpact.runtime import DiagnosisReport
 
 

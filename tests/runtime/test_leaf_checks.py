@@ -13,7 +13,7 @@ from torch import nn
 from zoo import MLP, SmallResNet, TinyTransformer, example_input
 
 import modpact.contracts as C
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.runtime import Monitor, MonitorViolation
 
 NAN, INF = float("nan"), float("inf")

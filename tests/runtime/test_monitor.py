@@ -7,7 +7,7 @@ from torch import nn
 from zoo import MLP, SmallResNet, example_input
 
 import modpact.contracts as C
-from modpact.interfaces.errors import FormatVersionError, MonitorError, SpecError
+from modpact.errors import FormatVersionError, MonitorError, SpecError
 from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 
 

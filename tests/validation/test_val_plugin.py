@@ -35,7 +35,7 @@ def test_examples_fixture(modpact_examples):
 
 
 def test_given_runs_with_fixtures_and_the_example_option(pytester):
-    from modpact.contracts.testing import CONFIG
+    from modpact.validation.testing import CONFIG
 
     before = CONFIG["max_examples"]
     pytester.makepyfile(test_given=TEST_FILE)

@@ -168,7 +168,7 @@ def test_a_producer_breaking_its_own_contract_is_blamed():
 
 
 def test_worst_classes_name_their_labels():
-    from modpact.contracts.substitution import Agreement
+    from modpact.validation.substitution import Agreement
 
     ag = Agreement(per_class={0: (1, 4), 1: (4, 4), 2: (0, 2)})
     pets = mp.LabelSpace("pets", ["cat", "dog", "2"])

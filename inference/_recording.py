@@ -11,11 +11,10 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import SpecError
+from modpact.contracts import disabled
+from modpact.contracts.binding import Binder
+from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
-
-from ._binding import Binder
-from ._modes import disabled
 
 __all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce",
            "record", "Run", "eval_mode", "device_of", "is_boundary"]

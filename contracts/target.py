@@ -1,5 +1,7 @@
-"""A callable under validation: its interface and conditions gathered into one
-Guard (raise mode, never attached), and the pre/post checks of one call.
+"""A callable checked one call at a time: its interface and conditions
+gathered into one Guard (raise mode, never attached), and the pre/post checks
+of one call, with the contracts' own blame. ``modpact.validation`` runs its
+generated inputs through it.
 
 ``Target.pre`` binds generated inputs and checks the preconditions (a failure
 means the input is rejected, not that the module is wrong); ``Target.post``
@@ -14,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import (
+from modpact.errors import (
     ContractError,
     ContractViolation,
     InterfaceViolation,
@@ -22,22 +24,24 @@ from modpact.interfaces.errors import (
     SpecError,
 )
 
-from ._binding import Binder
 from ._modes import disabled
 from ._old import Old
 from ._violations import condition_violation, contract_error, interface_violation
+from .binding import Binder
 from .checking import EagerChecker
 from .condition import BINDER, CALL
 from .decorators import get_contract
 from .guard import Guard, _conditions, get_guard
 
-__all__ = ["Target", "REJECTED"]  # internal: used by validation.py and substitution.py
+__all__ = ["Target", "REJECTED", "existing_guard"]
 
 REJECTED = "rejected"
 _EAGER = EagerChecker()
 
 
-def _existing(fn: Any) -> Guard | None:
+def existing_guard(fn: Any) -> Guard | None:
+    """The Guard ``fn`` already has: attached with ``guard`` (a module), or
+    declared with ``@contract`` on it or its class; None if it has none."""
     if isinstance(fn, nn.Module):
         return get_guard(fn) or get_contract(type(fn))
     return get_contract(fn)
@@ -70,7 +74,7 @@ class Target:
 
     def __init__(self, fn: Any, interface: Any = None, contracts: Any = None, name: str | None = None,
                  what: str = "validate"):
-        existing = _existing(fn)
+        existing = existing_guard(fn)
         iface = interface if interface is not None else getattr(existing, "interface", None)
         label = name or getattr(existing, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
         if iface is None:

@@ -8,11 +8,16 @@ import sys
 from typing import Any, Callable
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
-_SKIP = (_PKG_DIR, os.path.dirname(_PKG_DIR) + os.sep + "modpact" + os.sep)
+_ROOT = os.path.dirname(_PKG_DIR)  # the folder of the top-level folders (installed: site-packages/modpact)
+#: modpact's own code that builds contracts: contracts/, the packages that moved out of it
+#: (validation/, inference/), and the top package modpact/ (in the source tree)
+_SKIP = (_PKG_DIR, os.path.join(_ROOT, "validation", ""), os.path.join(_ROOT, "inference", ""),
+         _ROOT + os.sep + "modpact" + os.sep)
 
 
 def user_site(depth: int = 2) -> str | None:
-    """``file:line`` of the first frame outside modpact's own contracts code."""
+    """``file:line`` of the first frame outside modpact's own contracts code
+    (contracts, validation, inference)."""
     try:
         f = sys._getframe(depth)
     except ValueError:  # pragma: no cover

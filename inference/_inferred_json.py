@@ -2,7 +2,11 @@
 the version is checked first (``FormatVersionError``), then the document is
 validated with pydantic models (``extra="forbid"``: a misspelt field is named),
 then bounds are checked (finite, matching shapes, lo <= hi) with the field's
-path in the message. Nothing is executed."""
+path in the message. Nothing is executed.
+
+This module knows the document, not the classes: ``to_dict`` reads an
+InferredContracts' fields, ``read_document`` gives checked constructor
+arguments and ``InferredContracts.from_dict`` builds the objects."""
 
 from __future__ import annotations
 
@@ -11,11 +15,11 @@ from typing import Any, Literal, Optional, Union
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from modpact.interfaces.errors import SpecError
+from modpact.errors import SpecError
 from modpact.interfaces.labels import LabelSpace
 from modpact.interfaces.serialize import LabelSpaceModel, check_document
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict"]
+__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "read_document"]
 
 FORMAT_VERSION = "1"
 SUPPORTED_FORMAT_VERSIONS = ("1",)
@@ -116,9 +120,9 @@ def _pair(lo: Any, hi: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     return a, b
 
 
-def from_dict(data: Any) -> Any:
-    from .inferred import InferredContracts, TensorEnvelope
-
+def read_document(data: Any) -> dict[str, Any]:
+    """A checked document as the keyword arguments of ``InferredContracts``;
+    ``envelopes`` holds each TensorEnvelope's keyword arguments."""
     check_document(data, KIND, SUPPORTED_FORMAT_VERSIONS, kind_required=True)
     try:
         doc = _Doc.model_validate(data)
@@ -130,16 +134,16 @@ def from_dict(data: Any) -> Any:
         if m.module not in doc.shapes:
             raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
         lo, hi = _pair(m.lo, m.hi, where)
-        e = TensorEnvelope(m.module, m.side, m.name, m.index, m.granularity, lo, hi, m.rows, boundary=m.boundary,
-                           model_input=m.model_input)
+        e = dict(module=m.module, side=m.side, name=m.name, index=m.index, granularity=m.granularity, lo=lo, hi=hi,
+                 rows=m.rows, boundary=m.boundary, model_input=m.model_input)
         if m.boxes is not None:
-            e.box_lo, e.box_hi = _pair(m.boxes.lo, m.boxes.hi, f"{where}.boxes")
-            if len(m.boxes.labels) != e.box_lo.shape[0]:
+            e["box_lo"], e["box_hi"] = _pair(m.boxes.lo, m.boxes.hi, f"{where}.boxes")
+            if len(m.boxes.labels) != e["box_lo"].shape[0]:
                 raise SpecError(f"{KIND}.from_dict: {where}.boxes.labels has {len(m.boxes.labels)} entries for "
-                                f"{e.box_lo.shape[0]} boxes")
-            e.box_labels = list(m.boxes.labels)
-            e.box_mode = m.boxes.mode
-            if e.box_mode == "class" and (e.side != "input" or -1 in e.box_labels):
+                                f"{e['box_lo'].shape[0]} boxes")
+            e["box_labels"] = list(m.boxes.labels)
+            e["box_mode"] = m.boxes.mode
+            if e["box_mode"] == "class" and (e["side"] != "input" or -1 in e["box_labels"]):
                 raise SpecError(f"{KIND}.from_dict: {where}.boxes: mode 'class' needs an input tensor and a class "
                                 "for every box")
         envs.append(e)
@@ -157,6 +161,6 @@ def from_dict(data: Any) -> Any:
                     if not isinstance(getattr(torch, dtype, None), torch.dtype):
                         raise SpecError(f"{KIND}.from_dict: shapes: {side}.{k} has unknown dtype {dtype!r}")
                     s[side][k] = [list(shape), dtype]
-    return InferredContracts(envs, shapes, margin=doc.margin, min_scale=doc.min_scale, clusters=doc.clusters,
-                             granularity=doc.granularity, labels=space, label_counts=doc.label_counts,
-                             output_module=doc.output_module, history=doc.history)
+    return dict(envelopes=envs, shapes=shapes, margin=doc.margin, min_scale=doc.min_scale, clusters=doc.clusters,
+                granularity=doc.granularity, labels=space, label_counts=doc.label_counts,
+                output_module=doc.output_module, history=doc.history)

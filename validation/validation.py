@@ -1,0 +1,359 @@
+"""``validate``: property-based validation of one module in isolation.
+
+Hypothesis generates inputs from the interface's inputs (``Interface.strategy``),
+inputs that break a precondition are rejected (``hypothesis.reject``), the
+module runs with its own checks off, and every postcondition (the output
+interface, then each ``ensures``) is checked on every example. A failure is
+shrunk by Hypothesis and raised as :class:`ValidationFailure` with summaries of
+the shrunk inputs, the seed and the ``@reproduce_failure`` blob.
+
+Batched evaluation: when every input and output starts with the same named
+dim (``batch``), several generated examples (same other dims, own batch
+sizes) run in one forward and the output is split back per example. A failure
+found in a batch is re-run alone before it is reported; if it passes alone the
+module mixes rows across the batch, and that is what is reported.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from modpact.contracts.target import REJECTED, Target
+from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
+from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, require_hypothesis
+from modpact.interfaces.summary import summarize
+
+from .testing import default_examples
+
+__all__ = ["validate", "ValidationResult", "batch_dim_of", "run_hypothesis", "DEFAULT_GROUP"]
+
+#: generated examples evaluated together in one forward when the interface has a batch dim
+DEFAULT_GROUP = 8
+
+
+@dataclass
+class ValidationResult:
+    """Figures of a validation run that found nothing.
+
+    ``examples``: generated inputs checked (precondition rejections excluded);
+    ``rejected``: generated inputs a precondition rejected; ``test_cases``:
+    Hypothesis examples (one forward each when batched); ``forwards``: module
+    calls (relational conditions add their own re-runs); ``passes``: check ->
+    examples that passed it; ``seconds``; ``seed``; ``batched`` and ``group``.
+    """
+
+    module: str
+    interface: str
+    examples: int = 0
+    rejected: int = 0
+    test_cases: int = 0
+    forwards: int = 0
+    seconds: float = 0.0
+    passes: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None
+    batched: bool = False
+    group: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    @property
+    def examples_per_second(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else float("inf")
+
+    def __str__(self) -> str:
+        lines = [f"validate({self.module}) against {self.interface!r}: {self.examples} examples passed "
+                 f"({self.rejected} rejected by preconditions, {self.forwards} forwards"
+                 f"{', batched' if self.batched else ''}, {self.seconds:.2f} s, seed={self.seed})"]
+        lines += [f"  {name}: {n} passed" for name, n in self.passes.items()]
+        return "\n".join(lines)
+
+
+def batch_dim_of(interface: Any) -> str | None:
+    """The named dim every input and output starts with (and that appears nowhere else), or None."""
+    specs = list(interface.inputs.values()) + list(interface.outputs.values())
+    names = set()
+    for s in specs:
+        if not s.shape or s.shape[0].kind != "named" or s.shape[0].variadic or s.shape[0].broadcast:
+            return None
+        names.add(s.shape[0].name)
+    if len(names) != 1:
+        return None
+    name = names.pop()
+    for s in specs:
+        rest = [d for d in s.shape[1:]]
+        if any(d.name == name or (d.kind == "expr" and name in (d.name or "")) for d in rest):
+            return None
+    return name
+
+
+class _Found(Exception):
+    """A failing example (raised inside Hypothesis so that it shrinks it)."""
+
+    def __init__(self, check: str, violation: ContractViolation | None, inputs: Mapping[str, Any], note: str = "",
+                 blame: str | None = None, blame_reason: str | None = None):
+        super().__init__(f"{check} failed")
+        self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
+        self.blame, self.blame_reason = blame, blame_reason
+        self.headline: str | None = None
+
+
+def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: int, seed: int | None,
+                   what: str, reproduce: str | None = None) -> int:
+    """Run ``body(example)`` on ``max_examples`` draws of ``strategy``. Returns the seed; a
+    :class:`_Found` raised by ``body`` comes back shrunk, with ``reproduce`` set."""
+    require_hypothesis(what)
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hseed
+    from hypothesis.errors import FailedHealthCheck, Unsatisfiable
+
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise SpecError(f"{what}(max_examples={max_examples!r}): expected a positive int")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SpecError(f"{what}(seed={seed!r}): expected an int or None")
+    seed = random.getrandbits(32) if seed is None else seed
+    test = given(strategy)(lambda example: body(example))
+    test = settings(max_examples=max_examples, deadline=None, database=None, print_blob=True,
+                    report_multiple_bugs=False, derandomize=False,
+                    phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": it re-runs ~100 times
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.large_base_example])(test)
+    test = hseed(seed)(test)
+    if reproduce is not None:
+        test = _reproducing(test, reproduce, what)
+    try:
+        test()
+    except _Found as found:
+        notes = " ".join(getattr(found, "__notes__", []))
+        m = re.search(r"@reproduce_failure\([^)]*\)", notes)
+        blob = m.group(0) if m else None
+        found.reproduce = blob  # type: ignore[attr-defined]
+        found.seed = seed  # type: ignore[attr-defined]
+        raise
+    except (Unsatisfiable, FailedHealthCheck) as e:
+        if isinstance(e, FailedHealthCheck) and "filter" not in str(e):
+            raise
+        raise SpecError(f"{what}: the preconditions rejected (nearly) every generated input, so nothing was "
+                        f"validated; loosen the requires(...) conditions or tighten the interface's inputs "
+                        f"so that generated inputs satisfy them ({type(e).__name__}: {str(e).splitlines()[0]})") \
+            from None
+    return seed
+
+
+def _reproducing(test: Any, reproduce: str, what: str) -> Any:
+    """Apply ``@reproduce_failure(version, blob)`` given as the text a failure printed."""
+    import ast
+
+    from hypothesis import reproduce_failure
+
+    m = re.fullmatch(r"\s*@?reproduce_failure\(\s*('[^']*'|\"[^\"]*\")\s*,\s*(b'[^']*'|b\"[^\"]*\")\s*\)\s*",
+                     reproduce if isinstance(reproduce, str) else "")
+    if not m:
+        raise SpecError(f"{what}(reproduce={reproduce!r}): expected the text a failure printed, "
+                        "e.g. \"@reproduce_failure('6.170.15', b'AXic...')\"")
+    return reproduce_failure(ast.literal_eval(m.group(1)), ast.literal_eval(m.group(2)))(test)
+
+
+def _cat(examples: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    return {k: torch.cat([e[k] for e in examples], 0) for k in examples[0]}
+
+
+def _split(result: Any, sizes: list[int]) -> list[Any] | None:
+    """The batched result cut back per example, or None when it is not cut along dim 0."""
+    total = sum(sizes)
+    if isinstance(result, torch.Tensor):
+        if result.dim() == 0 or result.shape[0] != total:
+            return None
+        return list(result.split(sizes, 0))
+    if isinstance(result, (tuple, list)):
+        parts = [_split(r, sizes) for r in result]
+        if any(p is None for p in parts):
+            return None
+        return [type(result)(p[i] for p in parts) for i in range(len(sizes))]
+    if isinstance(result, Mapping):
+        parts = {k: _split(v, sizes) for k, v in result.items()}
+        if any(p is None for p in parts.values()):
+            return None
+        return [{k: p[i] for k, p in parts.items()} for i in range(len(sizes))]
+    return None
+
+
+def call_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
+    """Run the target; an exception on inputs that met its preconditions is its failure."""
+    try:
+        return target.call(inputs)
+    except Exception as e:
+        found = _Found("raises no exception", None, inputs, blame=target.name,
+                       blame_reason="its inputs and preconditions held")
+        found.headline = f"{target.name} raised {type(e).__name__}: {e}"
+        raise found from e
+
+
+def pre_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
+    """The target's env (or REJECTED); a precondition that cannot be evaluated is a failure."""
+    try:
+        return target.pre(inputs)
+    except ContractError as e:
+        raise _Found(e.contract or "precondition", e, inputs) from None
+
+
+class _Runner:
+    """Evaluates groups of generated examples against a Target and counts."""
+
+    def __init__(self, target: Target, result: ValidationResult):
+        self.target, self.result = target, result
+
+    def single(self, inputs: dict[str, torch.Tensor], env: dict[str, Any]) -> None:
+        self.result.forwards += 1
+        self._check(inputs, env, call_or_found(self.target, inputs))
+
+    def _check(self, inputs, env, out, in_batch: bool = False) -> bool:
+        checks = self.target.post(env, out)
+        bad = next(((name, v) for name, v in checks if v is not None), None)
+        if bad is None:
+            self.result.examples += 1
+            for name, _ in checks:
+                self.result.passes[name] = self.result.passes.get(name, 0) + 1
+            return True
+        if in_batch:
+            return False
+        raise _Found(bad[0], bad[1], inputs)
+
+    def group(self, group: list[dict[str, torch.Tensor]]) -> None:
+        self.result.test_cases += 1
+        accepted = []
+        for inputs in group:
+            env = pre_or_found(self.target, inputs)
+            if env is REJECTED:
+                self.result.rejected += 1
+            else:
+                accepted.append((inputs, env))
+        if not accepted:
+            from hypothesis import reject
+
+            reject()
+        if len(accepted) == 1:
+            self.single(*accepted[0])
+            return
+        examples = [i for i, _ in accepted]
+        self.result.forwards += 1
+        try:
+            out = self.target.call(_cat(examples))
+        except Exception:  # find the input that makes it raise, alone
+            out = None
+        parts = None if out is None else _split(out, [next(iter(e.values())).shape[0] for e in examples])
+        if parts is None:  # raised, or the output is not cut along the batch dim: check one by one
+            for inputs, env in accepted:
+                self.single(inputs, env)
+            return
+        for (inputs, env), part in zip(accepted, parts):
+            if not self._check(inputs, env, part, in_batch=True):
+                self._confirm_alone(inputs, accepted, part)
+
+    def _confirm_alone(self, inputs, accepted, part) -> None:
+        env = self.target.pre(inputs)
+        self.result.forwards += 1
+        checks = self.target.post(env, call_or_found(self.target, inputs))
+        bad = next(((name, v) for name, v in checks if v is not None), None)
+        if bad is not None:  # fails alone too: report the exact violation
+            raise _Found(bad[0], bad[1], inputs)
+        raise _Found("batch independence", None, inputs, blame=self.target.name,
+                     blame_reason="its output rows depend on other rows", note=(
+            f"this example passes alone but fails when evaluated in one forward with {len(accepted) - 1} other "
+            f"generated example(s): the output rows depend on other rows of the batch (not batch-independent); "
+            f"validate with batch=False if that is intended"))
+
+
+def validate(module: Any, interface: Any = None, contracts: Any = None, max_examples: int | None = None,
+             seed: int | None = None, device: Any = None, *, batch: bool | None = None, group: int = DEFAULT_GROUP,
+             dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE,
+             reproduce: str | None = None) -> ValidationResult:
+    """Validate ``module`` against its interface and postconditions on generated inputs.
+
+    ``interface`` and the conditions default to the module's guard (``mp.guard``
+    / ``@contract``); ``contracts`` adds postconditions (a list) or
+    ``{"requires": [...], "ensures": [...]}``. ``max_examples`` (default 100, or
+    ``--modpact-examples`` under pytest) Hypothesis
+    examples are run; with ``batch`` (default: when the interface has a batch
+    dim) each evaluates up to ``group`` generated inputs in one forward.
+    Returns a :class:`ValidationResult`; raises :class:`ValidationFailure` with
+    the shrunk counterexample, or ``SpecError`` when nothing can be generated.
+    ``reproduce``: the ``@reproduce_failure(...)`` text of a failure, to replay
+    exactly that counterexample (same modpact and Hypothesis versions, same arguments).
+    """
+    __tracebackhide__ = True
+    require_hypothesis("modpact.validate")
+    from hypothesis import strategies as st
+
+    max_examples = default_examples() if max_examples is None else max_examples
+    target = Target(module, interface, contracts, what="validate")
+    iface = target.interface
+    bdim = batch_dim_of(iface)
+    if batch and bdim is None:
+        raise SpecError(f"validate(batch=True): interface {iface.name!r} has no batch dim (every input and output "
+                        "starting with the same named dim) to evaluate several examples in one forward")
+    use_batch = bdim is not None and batch is not False
+    if isinstance(group, bool) or not isinstance(group, int) or group < 1:
+        raise SpecError(f"validate(group={group!r}): expected a positive int")
+    plan = InputsPlan(iface.inputs, dims, device, max_side)
+    res = ValidationResult(module=target.name, interface=iface.name, batched=use_batch,
+                           group=group if use_batch else 1, passes={c: 0 for c in target.checks})
+
+    @st.composite
+    def groups(draw):
+        bound = draw_dims(draw, plan.dims)
+        if not use_batch:
+            return [plan.draw(draw, bound)]
+        lo, hi = plan.dims.bounds[bdim]
+        k = draw(st.integers(1, group), label="examples in this forward")
+        sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
+        # one draw per input for the whole group (cheaper than k draws), cut into examples
+        whole = plan.draw(draw, {**bound, bdim: sum(sizes)})
+        starts = [sum(sizes[:i]) for i in range(k)]
+        return [{n: t.narrow(0, a, b) for n, t in whole.items()} for a, b in zip(starts, sizes)]
+
+    runner = _Runner(target, res)
+    start = time.perf_counter()
+    try:
+        res.seed = run_hypothesis(runner.group, groups(), max_examples=max_examples, seed=seed, what="validate",
+                                  reproduce=reproduce)
+    except _Found as found:
+        raise _failure(f"validate({target.name})", found, iface.name) from None
+    res.seconds = time.perf_counter() - start
+    return res
+
+
+def _failure(call: str, found: _Found, iface_name: str, result: Any = None,
+             headline: str | None = None) -> ValidationFailure:
+    v = found.violation
+    inputs = {f"generated inputs.{k}": summarize(t) for k, t in found.inputs.items()}
+    evidence: dict[str, Any] = {}
+    if found.note:
+        evidence["note"] = found.note
+    if v is not None:
+        evidence.update(v.evidence)
+    evidence["seed"] = f"{found.seed} (pass seed={found.seed} to reproduce)"
+    if getattr(found, "reproduce", None):
+        evidence["reproduce"] = found.reproduce
+    head = headline or (f"{call}: {v.headline}" if v is not None else
+                        f"{call}: {found.headline}" if found.headline else f"{call}: {found.check} failed")
+    err = ValidationFailure(
+        head + " (on a generated example, shrunk)",
+        module=getattr(v, "module", None), blame=getattr(v, "blame", found.blame),
+        blame_reason=getattr(v, "blame_reason", found.blame_reason),
+        contract=getattr(v, "contract", None) or found.check, expected=getattr(v, "expected", None),
+        actual=getattr(v, "actual", None), values={**inputs, **(v.values if v is not None else {})},
+        evidence=evidence, bindings=getattr(v, "bindings", None), declared_at=getattr(v, "declared_at", None),
+        problems=getattr(v, "problems", ()), side=getattr(v, "side", None),
+    )
+    err.violation = v  # type: ignore[attr-defined]
+    err.result = result  # type: ignore[attr-defined]
+    err.inputs = found.inputs  # type: ignore[attr-defined]
+    return err
