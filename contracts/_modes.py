@@ -12,7 +12,7 @@ import contextlib
 import os
 from typing import Iterator
 
-from ._context import ContextFlag
+from .context import ContextFlag
 from modpact.errors import ContractViolation, SpecError
 
 __all__ = [

@@ -24,7 +24,7 @@ import torch
 from modpact.errors import SpecError
 
 from ._boundary import Boundary
-from ._context import ContextFlag
+from .context import ContextFlag
 from ._violations import condition_violation, contract_error, interface_violation, report
 
 __all__ = ["Checker", "EagerChecker", "current_checker", "use_checker"]

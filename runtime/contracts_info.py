@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 from torch import nn
 
+from modpact.contracts import get_contract, get_guard
 from modpact.runtime.records import ConditionRecord, ModuleContracts
 
 __all__ = ["guard_of", "module_contracts", "model_contracts"]
@@ -15,10 +16,7 @@ __all__ = ["guard_of", "module_contracts", "model_contracts"]
 def guard_of(mod: nn.Module) -> Any:
     """The contracts Guard of a module: attached with guard(), or on a
     @contract-decorated class/forward; None if it has none."""
-    g = mod.__dict__.get("_modpact_guard")
-    if g is None:
-        g = getattr(getattr(type(mod), "forward", None), "__modpact_guard__", None)
-    return g
+    return get_guard(mod) or get_contract(type(mod).forward)
 
 
 def _plain(d: dict) -> dict:

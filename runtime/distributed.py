@@ -24,7 +24,7 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
-from modpact.interfaces.errors import MonitorError
+from modpact.errors import MonitorError
 from modpact.runtime.records import ViolationRecord
 
 __all__ = ["DEFAULT_TIMEOUT", "active", "exchange_counts", "gather", "merge_ranks"]

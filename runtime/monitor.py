@@ -31,9 +31,9 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from modpact.contracts._context import ContextFlag
+from modpact.contracts.context import ContextFlag
 from modpact.contracts.checking import use_checker
-from modpact.interfaces.errors import ContractViolation, MonitorError, SpecError
+from modpact.errors import ContractViolation, MonitorError, SpecError
 from modpact.runtime import distributed as D
 from modpact.runtime.assemble import assemble
 from modpact.runtime.checker import MonitorChecker

@@ -18,7 +18,7 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, Field, ValidationError
 
-from modpact.interfaces.errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, SpecError
 from modpact.runtime.records import (
     INPUT_DATA,
     ConditionRecord,

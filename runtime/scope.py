@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Literal
 import torch
 from torch import nn
 
-from modpact.interfaces.errors import MonitorError, SpecError
+from modpact.errors import MonitorError, SpecError
 from modpact.runtime.contracts_info import guard_of
 
 __all__ = ["Mode", "LeafChecks", "Settle", "MODES", "LEAF_CHECKS", "SETTLES", "Settings", "Scope"]

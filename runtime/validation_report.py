@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from modpact.interfaces.errors import ValidationFailure
+from modpact.errors import ValidationFailure
 from modpact.runtime.histogram import value_histogram
 from modpact.runtime.records import Histogram, ModuleContracts, ViolationRecord
 

@@ -265,7 +265,7 @@ def test_guarded_modules_trace_under_torch_compile_without_graph_breaks():
 def test_context_flag_keeps_per_context_values_in_eager_code():
     import contextvars
 
-    from modpact.contracts._context import ContextFlag
+    from modpact.contracts.context import ContextFlag
 
     flag = ContextFlag("t", 0)
     token = flag.set(1)
