@@ -13,6 +13,7 @@ Measures nn.Linear(64, 10) on a batch of 8 (float32, CPU):
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 
@@ -86,6 +87,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the minimum per row is reported")
+    ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
     args = ap.parse_args()
     models = build()
     rounds = 1 if args.quick else args.rounds
@@ -99,6 +101,9 @@ def main() -> None:
     print(f"{'variant':32s} {'us/call':>8s} {'overhead us':>12s}")
     for k, v in best.items():
         print(f"{k:32s} {v:8.2f} {v - bare:12.2f}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({k: {"us": v, "overhead_us": v - bare} for k, v in best.items()}, f)
 
 
 if __name__ == "__main__":

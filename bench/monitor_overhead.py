@@ -11,12 +11,13 @@ Variants, each a ratio to the bare model measured in the same round:
       on every leaf (like fairseq's NanDetector)
   (d) torch.autograd.detect_anomaly (forward+backward only)
 
-Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor]
+Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import contextlib
 import os
 import statistics
@@ -146,6 +147,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="shorter timing (noisier)")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--floor", action="store_true", help="only the floor of per-leaf hooks on the MLP forward")
+    ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
     args = ap.parse_args()
     if args.floor:
         floor(0.3)
@@ -154,16 +156,21 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
     print(f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
           f"{'anomaly':>8s}")
+    figures: dict[str, dict[str, float]] = {}
     for name in ("mlp", "resnet", "transformer"):
         for batch in (1, 64):
             for backward in (False, True):
                 r = run_case(name, batch, backward, args.device, min_time)
+                figures[f"{name} {batch} {'fwd+bwd' if backward else 'fwd'}"] = r
                 anomaly = f"{r['anomaly']:8.2f}" if "anomaly" in r else f"{'-':>8s}"
                 print(
                     f"{name:12s} {batch:5d} {'fwd+bwd' if backward else 'fwd':8s} {r['bare_us']:9.1f} "
                     f"{r['monitor']:8.2f} {r['every_call']:8.2f} {r['naive']:8.2f} {anomaly}",
                     flush=True,
                 )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f)
 
 
 if __name__ == "__main__":

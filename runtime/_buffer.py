@@ -139,6 +139,12 @@ class FlagBuffer:
         """Violated checks already read on the host, waiting for ``poll``."""
         return bool(self._ready)
 
+    @property
+    def settled(self) -> bool:
+        """Every recorded check has been read on the host and held (the CPU
+        between failures: sums are read as they are recorded)."""
+        return not (self.size or self.pending or self._ready)
+
     # -- recording (hot path: no sync, no host reads of data) -------------
     def add_range(self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None,
                   finite: bool = True) -> bool:

@@ -178,7 +178,7 @@ class Diagnosis:
         if len(now) != len(scope.state) or any(a is not b for a, b in zip(now, scope.state)):
             return "parameters or buffers of the model were replaced since the call"
         if kept.versions is None:
-            return "the call has not finished"
+            return "its state was not recorded when it ended"
         changed = [n for n, a, b in zip(scope.state_names, kept.versions, scope.versions()) if a != b]
         if changed:
             shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")

@@ -44,7 +44,7 @@ _CUDA = torch.cuda.is_available()
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 WINDOW = 2  # steps whose dataflow and kept inputs stay at hand
 _MODEL_OUTPUT = "the model's output is checked on every call; the module that made the value is found by a re-run"
-_DEVICE_TYPES = ("cpu", "cuda")
+_DEVICE_TYPES = ("cpu", "cuda") if _CUDA else ("cpu",)
 
 
 def reason(inputs_checked: bool) -> str:
@@ -59,6 +59,8 @@ def reason(inputs_checked: bool) -> str:
 
 def autocast_state() -> tuple[tuple[str, torch.dtype], ...]:
     """The autocast regions active now: (device type, dtype) for each."""
+    if not _CUDA:  # the common case on a CPU machine, without a generator
+        return (("cpu", torch.get_autocast_dtype("cpu")),) if torch.is_autocast_enabled("cpu") else ()
     return tuple((d, torch.get_autocast_dtype(d)) for d in _DEVICE_TYPES if torch.is_autocast_enabled(d))
 
 
@@ -67,7 +69,7 @@ def autocast_allows(in_dtype: torch.dtype, t: torch.Tensor) -> bool:
     region of ``t``'s device, casts between float32 and the region's dtype
     are what autocast does."""
     device = t.device.type
-    if device not in _DEVICE_TYPES or not torch.is_autocast_enabled(device):
+    if device not in ("cpu", "cuda") or not torch.is_autocast_enabled(device):
         return False
     allowed = (torch.float32, torch.get_autocast_dtype(device))
     return in_dtype in allowed and t.dtype in allowed
@@ -100,6 +102,8 @@ class Hooks:
         self.coverable: set[str] = set()  # modules whose output a propagating consumer took last time
         self.raised: set[CallKey] = set()  # calls whose forward raised
         self.forced: CallState | None = None
+        self.state: CallState | None = None
+        self._lean_state = CallState(0, -1, Phase.LEAN, self.rec.buffer)
         self.state = self._idle()
 
     def _idle(self) -> CallState:
@@ -197,8 +201,9 @@ class Hooks:
         self.call += 1
         self.calls_total += 1
         key = (self.step, self.call)
-        if self.lean:
-            state = self.state = CallState(self.step, self.call, Phase.LEAN, self.rec.buffer)
+        if self.lean:  # one state for every lean call: it keeps nothing but its key and seq
+            state = self.state = self._lean_state
+            state.step, state.call, state.seq, state.host_failed = self.step, self.call, 0, False
             self._keep(key, args, kwargs)
             return state
         leaves = self.scope.leaves
@@ -216,28 +221,39 @@ class Hooks:
         return state
 
     def _keep(self, key: CallKey, args: tuple, kwargs: dict) -> None:
-        """Keep what a re-run needs, and what tells whether it would still be
-        the same call: RNG and autocast state, train/eval modes, the inputs'
-        version counters (the parameters' are taken when the call ends)."""
+        """Keep what a re-run needs: the inputs, their version counters and
+        the RNG state (the rest is taken when the call ends, ``_kept_end``)."""
         cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-        inputs = tuple(tensors_of_call(args, kwargs))
-        self.kept[key] = KeptCall(
-            args, dict(kwargs), torch.get_rng_state(), cuda_rng, autocast=autocast_state(),
-            training=self.scope.training(), inputs=inputs, input_versions=tuple([t._version for t in inputs]))
+        if not kwargs and type(args) is tuple and len(args) == 1 and type(args[0]) is _Tensor:
+            inputs: tuple = args  # the common call, model(x)
+        else:
+            inputs = tuple(tensors_of_call(args, kwargs))
+        self.kept[key] = KeptCall(args, dict(kwargs) if kwargs else {}, torch.get_rng_state(), cuda_rng,
+                                  inputs=inputs, input_versions=tuple([t._version for t in inputs]))
 
-    def _kept_end(self, key: CallKey) -> None:
-        """The call ended: the version counters a faithful re-run must find again."""
-        kept = self.kept.get(key)
-        if kept is not None and kept.versions is None:
-            kept.versions = self.scope.versions()
-            kept.changed_own_inputs = tuple([t._version for t in kept.inputs]) != kept.input_versions
+    def _kept_end(self, state: CallState, failed: bool = False) -> None:
+        """The call ended: what tells whether a re-run would still be the same
+        call (its autocast regions and modes, the version counters of the
+        parameters, buffers and inputs). Taken only when the call may be
+        re-run: it failed, or its checks are not read yet (on CUDA, or with
+        checks waiting); a call whose checks were all read and held never is."""
+        kept = self.kept.get(state.key)
+        if kept is None or kept.versions is not None:
+            return
+        if not (failed or state.host_failed or not state.buffer.settled):
+            return
+        kept.versions = self.scope.versions()
+        kept.autocast = autocast_state()
+        kept.training = self.scope.training()
+        kept.changed_own_inputs = tuple([t._version for t in kept.inputs]) != kept.input_versions
 
     def _end_call(self, state: CallState) -> None:
         """End of a root forward: checks stay pending until step()/report();
         past FLUSH_AT pending checks they are flushed and read (nothing waits)."""
         again = state.phase.again
         if not again:
-            self._kept_end(state.key)
+            self.flush_pending(state)
+            self._kept_end(state)
             if self.first_call:
                 self.end_first_call()
         self.flush_pending(state)
@@ -258,7 +274,7 @@ class Hooks:
         slot = self.rec.slot(path, "exception", "forward raised", type(exc).__name__)
         self.rec.host_violation(state, slot, blame, reason, evidence["error"], evidence)
         if not state.phase.again:
-            self._kept_end(state.key)
+            self._kept_end(state, failed=True)
             self.end_first_call()
             self.flush_pending(state)
             if self.settings.replay:
@@ -268,17 +284,23 @@ class Hooks:
         """A step ends: a new idle state; dataflow and kept inputs older than
         the window are dropped (the edges stay in the report's graph, and the
         dataflow of calls with violations stays for root assignment)."""
-        self.step += 1
+        step = self.step = self.step + 1
         self.call = -1
-        self.state = self._idle()
-        old = self.step - WINDOW - 1
-        for key, edges in self.flow.edges.items():
-            if key[0] == old:
-                self.graph_edges.update(edges)
-        self.flow.forget_before(self.step - WINDOW, keep=self.rec.violated_calls)
+        state = self.state
+        if state is self._lean_state:  # between lean calls: no new object per step
+            state.step, state.call = step, -1
+        else:
+            self.state = self._idle()
+        edges = self.flow.edges
+        if edges:  # lean calls record none
+            old = step - WINDOW - 1
+            for key, call_edges in edges.items():
+                if key[0] == old:
+                    self.graph_edges.update(call_edges)
+            self.flow.forget_before(step - WINDOW, keep=self.rec.violated_calls)
         kept = self.kept
-        if kept and next(iter(kept))[0] < self.step - WINDOW:  # kept in call order
-            for key in [k for k in kept if k[0] < self.step - WINDOW]:
+        if kept and next(iter(kept))[0] < step - WINDOW:  # kept in call order
+            for key in [k for k in kept if k[0] < step - WINDOW]:
                 del kept[key]
 
     # -- checks left pending by elision --------------------------------------
@@ -342,16 +364,6 @@ class Hooks:
                 in_dtype = t.dtype
         return all_checked, in_dtype
 
-    def _quiet(self, hook: Callable) -> Callable:
-        """While a call is re-run, the hooks' own tensor work stays out of its provenance."""
-        def quiet(*args: Any) -> None:
-            tracer = (self.forced or self.state).tracer
-            if tracer is None:
-                return hook(*args)
-            with tracer.paused():
-                return hook(*args)
-        return quiet
-
     def _make_pre(self, path: str, mod: nn.Module) -> Callable:
         is_root = path == "" and mod in (self.scope.model, self.scope.inner)
         defaults = path in self.scope.defaults
@@ -382,7 +394,7 @@ class Hooks:
                         rec.range(state, slot, t, INPUT_DATA, "the model's inputs broke its precondition")
             return None
 
-        return self._quiet(pre_hook)
+        return pre_hook
 
     def _make_post(self, path: str, mod: nn.Module, has_pre: bool) -> Callable:
         is_root = path == "" and mod in (self.scope.model, self.scope.inner)
@@ -488,7 +500,7 @@ class Hooks:
                 self._end_call(state)
             return None
 
-        return self._quiet(post_hook)
+        return post_hook
 
     def _dtype_changed(self, state: CallState, path: str, name: str, t: torch.Tensor, in_dtype: torch.dtype) -> None:
         self.rec.host_violation(
@@ -507,16 +519,21 @@ class Hooks:
                 break
         rec = self.rec
         outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
+        buffer = state.buffer
         for name, t in outputs:
             if t.is_floating_point():
-                rec.range(state, out_slot(name), t, "<model>", _MODEL_OUTPUT)
+                # Recorder.range's eager path, inlined: the steady state's one check
+                if buffer.add_range(t, (out_slot(name), state.step, state.call, state.seq + 1, "<model>",
+                                        _MODEL_OUTPUT)):
+                    state.seq += 1
+                    rec.checks += 1
                 if in_dtype is not None:
                     if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                         self._dtype_changed(state, "", name, t, in_dtype)
                     else:
                         state.seq += 1
                         rec.checks += 1
-        self._kept_end(state.key)
+        self._kept_end(state)
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
 

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.overrides import TorchFunctionMode
 
+from modpact.interfaces import values as interface_values
 from modpact.interfaces.summary import describe
 from modpact.interfaces.tree import tensors, tensors_of_call
 
@@ -42,6 +43,7 @@ __all__ = ["Origin", "Provenance"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))  # the Monitor's own hooks
+_OURS = (_RUNTIME_DIR, os.path.dirname(os.path.abspath(interface_values.__file__)))  # ... and the evidence they take
 
 
 @dataclass
@@ -110,6 +112,18 @@ def _op_name(func: Callable) -> str:
     return f"{mod}.{name}" if mod else name
 
 
+def _from_the_monitor() -> bool:
+    """Whether the torch call being traced comes from the Monitor's own hooks
+    (its checks and evidence), not from the model."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        fname = frame.f_code.co_filename
+        if not fname.startswith(_TORCH_DIR) and fname != __file__:
+            return fname.startswith(_OURS)
+        frame = frame.f_back
+    return False
+
+
 def user_site(skip_dirs: tuple[str, ...] = (_TORCH_DIR, _RUNTIME_DIR)) -> str | None:
     """The innermost frame of the current stack outside torch and the Monitor."""
     frame = sys._getframe(1)
@@ -158,7 +172,7 @@ class Provenance(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if self._paused:
+        if self._paused or _from_the_monitor():
             return func(*args, **kwargs)
         name = getattr(func, "__name__", "")
         in_place = name.endswith("_") and not name.endswith("__") or name in _IN_PLACE

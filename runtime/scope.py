@@ -103,6 +103,7 @@ class Scope:
     modules: dict[int, tuple[str, nn.Module]] = field(default_factory=dict)
     state: list[torch.Tensor] = field(default_factory=list)
     state_names: list[str] = field(default_factory=list)
+    _module_list: list[nn.Module] = field(default_factory=list)
 
     @property
     def inner(self) -> nn.Module:
@@ -128,7 +129,9 @@ class Scope:
         return tuple([t._version for t in self.state])
 
     def training(self) -> tuple[bool, ...]:
-        return tuple([m.training for _, m in self.modules.values()])
+        """The train/eval mode of every module whose forward may read it
+        (all but PyTorch's own modules that never do: Linear, Conv, ReLU, ...)."""
+        return tuple([m.training for m in self._module_list])
 
     def select(self, settings: Settings) -> None:
         """Resolve the modules (when the Monitor is entered: guards may have
@@ -137,6 +140,7 @@ class Scope:
         self.paths, self.defaults, self.guarded, self.leaves = {}, set(), {}, {}
         named = self.named_modules()
         self.modules = {id(m): (p, m) for p, m in named}
+        self._module_list = [m for _, m in named if _reads_training(m)]
         inner = self.inner
         if inner is not model:
             self.modules[id(inner)] = ("", inner)
@@ -162,6 +166,26 @@ class Scope:
             )
         if settings.defaults and settings.leaf_checks == "on_violation":
             self.leaves = {m: p for m, p in self.paths.items() if m is not model and p not in self.guarded}
+
+
+# PyTorch modules whose forward never reads ``self.training`` (dropout, batch
+# norm, RNNs and attention do, and are not here)
+_MODE_FREE = (
+    nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
+    nn.ConvTranspose3d, nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.Identity, nn.Flatten, nn.Unflatten,
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softmax,
+    nn.LogSoftmax, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+)
+
+
+def _reads_training(mod: nn.Module) -> bool:
+    """Whether ``mod``'s forward may read its train/eval mode (a subclass
+    that overrides ``forward`` may)."""
+    for base in _MODE_FREE:
+        if isinstance(mod, base):
+            return type(mod).forward is not base.forward
+    return True
 
 
 def _is_compiled(model: nn.Module) -> bool:

@@ -75,12 +75,13 @@ def event_order(event: tuple) -> tuple:
     return (step, PHASE_ORDER[slot.phase], call, seq)
 
 
-@dataclass
+@dataclass(slots=True)
 class KeptCall:
     """What a re-run needs to run a call again, and what tells whether it
-    would still be the same call: the autocast state and train/eval modes it
-    ran in, the version counters of the model's parameters and buffers when
-    it ended, and those of its input tensors when it began and ended."""
+    would still be the same call: the version counters of its input tensors
+    when it began; when it ended (if it may be re-run), the autocast regions
+    and train/eval modes it ran in and the version counters of the model's
+    parameters and buffers."""
 
     args: tuple
     kwargs: dict
@@ -94,7 +95,7 @@ class KeptCall:
     changed_own_inputs: bool = False
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class CallState:
     """One root call of the model while it runs.
 
