@@ -31,7 +31,7 @@ from modpact.runtime._buffer import checkable
 from modpact.runtime.blame import exception_blame
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.records import INPUT_DATA
-from modpact.runtime.recording import Recorder
+from modpact.runtime.recording import Recorder, quiet
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, Slot
 from modpact.runtime.violations import Dataflow
@@ -270,7 +270,8 @@ class Hooks:
             return
         kept = self.kept.get(state.key)
         inputs = [] if kept is None else input_names(kept.args, kept.kwargs)
-        path, blame, reason, evidence = exception_blame(exc, self.scope.modules, inputs)
+        with quiet(state):
+            path, blame, reason, evidence = exception_blame(exc, self.scope.modules, inputs)
         slot = self.rec.slot(path, "exception", "forward raised", type(exc).__name__)
         self.rec.host_violation(state, slot, blame, reason, evidence["error"], evidence)
         if not state.phase.again:

@@ -35,7 +35,6 @@ from typing import Any, Callable, Iterator
 import torch
 from torch.overrides import TorchFunctionMode
 
-from modpact.interfaces import values as interface_values
 from modpact.interfaces.summary import describe
 from modpact.interfaces.tree import tensors, tensors_of_call
 
@@ -43,7 +42,6 @@ __all__ = ["Origin", "Provenance"]
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _RUNTIME_DIR = os.path.dirname(os.path.abspath(__file__))  # the Monitor's own hooks
-_OURS = (_RUNTIME_DIR, os.path.dirname(os.path.abspath(interface_values.__file__)))  # ... and the evidence they take
 
 
 @dataclass
@@ -112,24 +110,19 @@ def _op_name(func: Callable) -> str:
     return f"{mod}.{name}" if mod else name
 
 
-def _from_the_monitor() -> bool:
-    """Whether the torch call being traced comes from the Monitor's own hooks
-    (its checks and evidence), not from the model."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        fname = frame.f_code.co_filename
-        if not fname.startswith(_TORCH_DIR) and fname != __file__:
-            return fname.startswith(_OURS)
-        frame = frame.f_back
-    return False
-
-
-def user_site(skip_dirs: tuple[str, ...] = (_TORCH_DIR, _RUNTIME_DIR)) -> str | None:
-    """The innermost frame of the current stack outside torch and the Monitor."""
+def source_line() -> str | None:
+    """The model's own source line that led to the torch call being traced:
+    the innermost frame outside torch. None when the model's code is all
+    torch's (an ``nn.Sequential`` of PyTorch modules): the next frame out is
+    the Monitor's re-run."""
     frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:  # the tracer itself
+        frame = frame.f_back
     while frame is not None:
         fname = frame.f_code.co_filename
-        if not fname.startswith(skip_dirs) and not fname.startswith("<"):
+        if fname.startswith(_RUNTIME_DIR):
+            return None
+        if not fname.startswith(_TORCH_DIR) and not fname.startswith("<"):
             return f"{os.path.basename(fname)}:{frame.f_lineno} in {frame.f_code.co_name}"
         frame = frame.f_back
     return None
@@ -172,7 +165,7 @@ class Provenance(TorchFunctionMode):
 
     def __torch_function__(self, func: Callable, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        if self._paused or _from_the_monitor():
+        if self._paused:
             return func(*args, **kwargs)
         name = getattr(func, "__name__", "")
         in_place = name.endswith("_") and not name.endswith("__") or name in _IN_PLACE
@@ -217,7 +210,7 @@ class Provenance(TorchFunctionMode):
                 kind, operand = "operand", describe_values(bad_in[0])
         origin = Origin(
             id=len(self.origins), kind=kind, op=_op_name(func), module=path,
-            module_type=type(mod).__name__ if mod is not None else "", site=user_site(), seq=self._next_seq(),
+            module_type=type(mod).__name__ if mod is not None else "", site=source_line(), seq=self._next_seq(),
             owner=owner, name=name, operand=operand, result=describe_values(result), tensor_id=tensor_id,
         )
         self.origins.append(origin)

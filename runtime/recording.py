@@ -41,6 +41,11 @@ _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096  # per-slot flags for compiled code
 
 
+def quiet(state: CallState) -> Any:
+    """While a call is re-run, the Monitor's own tensor work stays out of its provenance."""
+    return state.tracer.paused() if state.tracer is not None else contextlib.nullcontext()
+
+
 def _rank() -> int | None:
     dist = torch.distributed
     if dist.is_available() and dist.is_initialized():
@@ -107,9 +112,10 @@ class Recorder:
             return
         if state.phase is Phase.DIAGNOSE:
             state.seq += 1
-            ev = range_evidence(slot, t)
-            if ev.get("failing"):
-                self._found(state, slot, blame, reason, ev, t)
+            with quiet(state):
+                ev = range_evidence(slot, t)
+                if ev.get("failing"):
+                    self._found(state, slot, blame, reason, ev, t)
             return
         state.buffer.add_range(t, self.event(state, slot, blame, reason), slot.lo, slot.hi, slot.finite)
 
@@ -136,7 +142,8 @@ class Recorder:
         if state.counted:
             self.checks += 1
         if state.phase is Phase.DIAGNOSE:
-            self._found(state, slot, blame, reason, evidence or {}, message=message)
+            with quiet(state):
+                self._found(state, slot, blame, reason, evidence or {}, message=message)
             return
         self.add(self.record(slot, state.step, state.call, state.seq, blame, reason, message, evidence or {}))
         if slot.phase == "forward":
@@ -284,8 +291,7 @@ class Recording:
         return self._current().phase is Phase.DIAGNOSE
 
     def quiet(self) -> Any:
-        tracer = self._current().tracer
-        return tracer.paused() if tracer is not None else contextlib.nullcontext()
+        return quiet(self._current())
 
     def range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
         self._recorder.range(self._current(), slot, t, blame, reason)
