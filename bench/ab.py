@@ -41,8 +41,21 @@ def install(rev: str) -> Path:
     src = site.parent / "src"
     _git("worktree", "add", "--detach", "--force", str(src), sha)
     try:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                        "--target", str(site), str(src)], check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--no-build-isolation",
+                "--target",
+                str(site),
+                str(src),
+            ],
+            check=True,
+        )
     finally:
         _git("worktree", "remove", "--force", str(src))
     return site
@@ -54,8 +67,9 @@ def run(script: list[str], site: Path | None) -> dict[str, dict[str, float]]:
         env["PYTHONPATH"] = os.pathsep.join([str(site), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "figures.json"
-        subprocess.run([sys.executable, *script, "--json", str(out)], cwd=ROOT, env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, *script, "--json", str(out)], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
+        )
         return json.loads(out.read_text())
 
 
@@ -78,8 +92,10 @@ def main() -> None:
     rows = list(runs["after"][0])
     cols = sorted({c for row in runs["after"][0].values() for c in row})
     head = _git("rev-parse", "--short", "HEAD")
-    print(f"{' '.join(script)}: before = {args.before}, after = {head} (working tree); "
-          f"median of {args.rounds} alternating rounds")
+    print(
+        f"{' '.join(script)}: before = {args.before}, after = {head} (working tree); "
+        f"median of {args.rounds} alternating rounds"
+    )
     print(f"{'row':34s} {'figure':14s} {'before':>9s} {'after':>9s}")
     for row in rows:
         for col in cols:

@@ -40,16 +40,27 @@ GOAL = 0.95
 CLEAN_SEEDS = 3
 # --quick: three faults per model, one of each hard kind where the model has it
 QUICK = [
-    "resnet_inplace:bn1.weight=nan", "resnet_inplace:layer2.0.downsample.0.weight=nan", "resnet_inplace:input=nan",
-    "vit:encoder.pos_embedding=nan", "vit:encoder.layers.0.self_attention.in_proj_weight=nan",
+    "resnet_inplace:bn1.weight=nan",
+    "resnet_inplace:layer2.0.downsample.0.weight=nan",
+    "resnet_inplace:input=nan",
+    "vit:encoder.pos_embedding=nan",
+    "vit:encoder.layers.0.self_attention.in_proj_weight=nan",
     "vit:encoder.layers.1.self_attention.out_proj.weight=nan",
-    "torch_encoder:encoder.layers.0.linear1.weight=nan", "torch_encoder:encoder.layers.0.self_attn.in_proj_weight=inf",
+    "torch_encoder:encoder.layers.0.linear1.weight=nan",
+    "torch_encoder:encoder.layers.0.self_attn.in_proj_weight=inf",
     "torch_encoder:input=nan",
-    "gpt_layerscale:blocks.2.gamma=nan", "gpt_layerscale:blocks.1.mlp.0.weight=nan", "gpt_layerscale:id=vocab_size",
-    "lstm_tagger:embed.weight=nan", "lstm_tagger:lstm.weight_hh_l1=inf", "lstm_tagger:id=vocab_size",
-    "hf_bert:bert.encoder.layer.0.attention.self.query.weight=nan", "hf_bert:inputs_embeds=nan",
+    "gpt_layerscale:blocks.2.gamma=nan",
+    "gpt_layerscale:blocks.1.mlp.0.weight=nan",
+    "gpt_layerscale:id=vocab_size",
+    "lstm_tagger:embed.weight=nan",
+    "lstm_tagger:lstm.weight_hh_l1=inf",
+    "lstm_tagger:id=vocab_size",
+    "hf_bert:bert.encoder.layer.0.attention.self.query.weight=nan",
+    "hf_bert:inputs_embeds=nan",
     "hf_bert:id=vocab_size",
-    "hf_gpt2:transformer.wte.weight=nan", "hf_gpt2:transformer.h.0.attn.c_attn.weight=nan", "hf_gpt2:inputs_embeds=nan",
+    "hf_gpt2:transformer.wte.weight=nan",
+    "hf_gpt2:transformer.h.0.attn.c_attn.weight=nan",
+    "hf_gpt2:inputs_embeds=nan",
 ]
 
 
@@ -108,9 +119,11 @@ def print_tables(outcomes: list[Outcome], regimes: list[str], models: list[str])
     alarmed = {(o.model, o.regime, _root(o)) for o in clean if not o.ok}
     lucky = Counter(o.regime for o in faulty if o.correct and (o.model, o.regime, _root(o)) in alarmed)
     if lucky:
-        print(f"  of the correct runs, {sum(lucky.values())} have the root cause (check and module) of a false alarm "
-              f"in a clean run of the same model and regime: right by coincidence: "
-              + ", ".join(f"{r} {n}" for r, n in lucky.items()))
+        print(
+            f"  of the correct runs, {sum(lucky.values())} have the root cause (check and module) of a false alarm "
+            f"in a clean run of the same model and regime: right by coincidence: "
+            + ", ".join(f"{r} {n}" for r, n in lucky.items())
+        )
     print()
 
     print(f"{'model':16s} " + " ".join(f"{r[:13]:>13s}" for r in regimes) + f" {'all':>16s}")
@@ -149,8 +162,10 @@ def print_tables(outcomes: list[Outcome], regimes: list[str], models: list[str])
     short = [f"{r} {100 * sum(v) / len(v):.0f}%" for r, v in per_regime.items() if v and sum(v) < GOAL * len(v)]
     met = not short and not alarms
     why = "; ".join(short + ([f"{len(alarms)} false alarm(s)"] if alarms else []))
-    print(f"\ngoal (>= {GOAL:.0%} top-1 in every regime, 0 false alarms): {'MET' if met else 'NOT MET'}"
-          + (f" ({why})" if why else ""))
+    print(
+        f"\ngoal (>= {GOAL:.0%} top-1 in every regime, 0 false alarms): {'MET' if met else 'NOT MET'}"
+        + (f" ({why})" if why else "")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="3 faults per model (QUICK), injection step 1, 1 clean seed")
     ap.add_argument("--model", action="append", choices=list(BLAME_MODELS), help="only this model (repeatable)")
     ap.add_argument("--regime", action="append", choices=list(REGIMES), help="only this regime (repeatable)")
-    ap.add_argument("--inject-at", type=int, action="append", choices=[0, 1],
-                    help="inject before this step only (default: 0 and 1; --quick: 1)")
+    ap.add_argument(
+        "--inject-at",
+        type=int,
+        action="append",
+        choices=[0, 1],
+        help="inject before this step only (default: 0 and 1; --quick: 1)",
+    )
     ap.add_argument("--json", type=Path, help="write every run's result to this file")
     args = ap.parse_args(argv)
 
@@ -204,9 +224,22 @@ def run_one(name: str, regime: str, fault: Fault | None, at: int | None, seed: i
     try:
         return run_case(name, regime, fault, inject_at=at if at is not None else 1, seed=seed)
     except Exception as e:  # noqa: BLE001 - e.g. Monitor(...) or mon.report() raising on today's code
-        return Outcome(name, regime, fault.name if fault else None, at, seed,
-                       " or ".join(fault.accepted) if fault else None, False, False, None, None, None,
-                       f"harness error: {type(e).__name__}: {e}"[:200], type(e).__name__, 0.0)
+        return Outcome(
+            name,
+            regime,
+            fault.name if fault else None,
+            at,
+            seed,
+            " or ".join(fault.accepted) if fault else None,
+            False,
+            False,
+            None,
+            None,
+            None,
+            f"harness error: {type(e).__name__}: {e}"[:200],
+            type(e).__name__,
+            0.0,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ model's output (a non-finite logit, or an exception) without any monitor.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
@@ -81,8 +81,14 @@ def _element(shape: torch.Size, g: torch.Generator, rows: torch.Tensor | None) -
     return tuple(index)
 
 
-def weight(model: str, param: str, value: float, *, rows: Callable[[Batch], torch.Tensor] | None = None,
-           also: tuple[str, ...] = ()) -> Fault:
+def weight(
+    model: str,
+    param: str,
+    value: float,
+    *,
+    rows: Callable[[Batch], torch.Tensor] | None = None,
+    also: tuple[str, ...] = (),
+) -> Fault:
     """``value`` in one element of parameter ``param``; blame the module that owns it."""
 
     def inject(m: nn.Module, batch: Batch, g: torch.Generator) -> Batch:

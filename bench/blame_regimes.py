@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from blame_faults import INPUT_DATA, Fault
@@ -33,7 +34,7 @@ STEPS = 3
 class _Unmonitored:
     """Stands in for the Monitor to run a regime without modpact (see ``runs_without_monitor``)."""
 
-    def __enter__(self) -> "_Unmonitored":
+    def __enter__(self) -> _Unmonitored:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -43,17 +44,28 @@ class _Unmonitored:
         return None
 
 
-def _loop(model: nn.Module, batch: Batch, fault: Fault | None, inject_at: int, *, train: str | None,
-          optimizer: str = "sgd", autocast: bool = False, monitor: dict[str, Any] | None = None,
-          monitored: bool = True, errors: list[BaseException] | None = None) -> Any:
+def _loop(
+    model: nn.Module,
+    batch: Batch,
+    fault: Fault | None,
+    inject_at: int,
+    *,
+    train: str | None,
+    optimizer: str = "sgd",
+    autocast: bool = False,
+    monitor: dict[str, Any] | None = None,
+    monitored: bool = True,
+    errors: list[BaseException] | None = None,
+) -> Any:
     """The common loop. ``train``: None (eval, no grad), "after" (``opt.step(); mon.step()``) or
     "before" (``mon.step(); opt.step()``). An exception from the loop is appended to ``errors``."""
     model.train(train is not None)
     opt = None
     if train is not None:
         params = model.parameters()
-        opt = torch.optim.Adam(params, lr=1e-3) if optimizer == "adam" else torch.optim.SGD(params, lr=0.05,
-                                                                                           momentum=0.9)
+        opt = (
+            torch.optim.Adam(params, lr=1e-3) if optimizer == "adam" else torch.optim.SGD(params, lr=0.05, momentum=0.9)
+        )
     mon = mp.Monitor(model, defaults=True, **(monitor or {})) if monitored else _Unmonitored()
     grad = torch.no_grad() if train is None else contextlib.nullcontext()
     try:
@@ -95,16 +107,13 @@ def train_before(model: nn.Module, batch: Batch, fault: Fault | None = None, inj
     return _loop(model, batch, fault, inject_at, train="before", **kw)
 
 
-def backward_checks(model: nn.Module, batch: Batch, fault: Fault | None = None, inject_at: int = 1,
-                    **kw: Any) -> Any:
+def backward_checks(model: nn.Module, batch: Batch, fault: Fault | None = None, inject_at: int = 1, **kw: Any) -> Any:
     """(d) training with Adam under ``Monitor(model, defaults=True, backward=True)``;
     ``loss.backward(); opt.step(); mon.step()``."""
-    return _loop(model, batch, fault, inject_at, train="after", optimizer="adam", monitor={"backward": True},
-                 **kw)
+    return _loop(model, batch, fault, inject_at, train="after", optimizer="adam", monitor={"backward": True}, **kw)
 
 
-def bf16_autocast(model: nn.Module, batch: Batch, fault: Fault | None = None, inject_at: int = 1,
-                  **kw: Any) -> Any:
+def bf16_autocast(model: nn.Module, batch: Batch, fault: Fault | None = None, inject_at: int = 1, **kw: Any) -> Any:
     """(e) inference as in (a), the forward under ``torch.autocast("cpu", dtype=torch.bfloat16)``."""
     return _loop(model, batch, fault, inject_at, train=None, autocast=True, **kw)
 
@@ -175,8 +184,7 @@ def _said(report: Any) -> str:
     return f"{len(report.violations)} violation(s); root: {check} at {root.module or '<model>'}"
 
 
-def run_case(model_name: str, regime: str, fault: Fault | None = None, *, inject_at: int = 1,
-             seed: int = 0) -> Outcome:
+def run_case(model_name: str, regime: str, fault: Fault | None = None, *, inject_at: int = 1, seed: int = 0) -> Outcome:
     """Build a fresh seeded model and batch, run ``regime`` with ``fault`` (None: clean) and score it."""
     spec = BLAME_MODELS[model_name]
     model, batch = spec.build(seed), spec.batch(seed)
@@ -187,10 +195,18 @@ def run_case(model_name: str, regime: str, fault: Fault | None = None, *, inject
     root = report.root_cause
     correct = report.ok if fault is None else names_expected(report, fault)
     return Outcome(
-        model=model_name, regime=regime, fault=fault.name if fault else None,
-        inject_at=inject_at if fault else None, seed=seed,
-        expected=" or ".join(fault.accepted) if fault else None, correct=correct, ok=report.ok,
-        root_module=(root.module or "<model>") if root else None, blame=root.blame if root else None,
+        model=model_name,
+        regime=regime,
+        fault=fault.name if fault else None,
+        inject_at=inject_at if fault else None,
+        seed=seed,
+        expected=" or ".join(fault.accepted) if fault else None,
+        correct=correct,
+        ok=report.ok,
+        root_module=(root.module or "<model>") if root else None,
+        blame=root.blame if root else None,
         blame_reason=root.blame_reason if root else None,
-        said=_said(report), raised=type(errors[0]).__name__ if errors else None, seconds=round(seconds, 4),
+        said=_said(report),
+        raised=type(errors[0]).__name__ if errors else None,
+        seconds=round(seconds, 4),
     )

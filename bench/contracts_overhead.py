@@ -43,8 +43,9 @@ def build() -> dict[str, nn.Module]:
 
     models: dict[str, nn.Module] = {"bare": clone()}
     models["guard: shape/dtype"] = mc.guard(clone(), interface=meta)
-    models["guard: shape/dtype + finite"] = mc.guard(clone(), interface=meta, requires=[mc.finite("input")],
-                                                      ensures=[mc.finite("result")])
+    models["guard: shape/dtype + finite"] = mc.guard(
+        clone(), interface=meta, requires=[mc.finite("input")], ensures=[mc.finite("result")]
+    )
 
     class Decorated(nn.Linear):
         @mc.contract(interface=meta)

@@ -73,10 +73,14 @@ def train_cnn(seed: int, d):
 def table_retention(d, seeds: int, arch: str) -> None:
     models = [train_digits_mlp(s, data=d)[0] if arch == "mlp" else train_cnn(s, d) for s in range(seeds)]
     base = [100 * accuracy(m, d.x_test, d.y_test) for m in models]
-    print(f"\n### 1{'a' if arch == 'mlp' else 'b'}. Composed vs original accuracy, {arch.upper()}, "
-          f"{seeds} seeds (original: {pct(base)}%)\n")
-    print("| edges kept per module | TI, normalized ranking (default) | CI only | TI, global ranking | "
-          "TI, per-layer ranking | whole model pruned, no decomposition | module edges kept (measured) |")
+    print(
+        f"\n### 1{'a' if arch == 'mlp' else 'b'}. Composed vs original accuracy, {arch.upper()}, "
+        f"{seeds} seeds (original: {pct(base)}%)\n"
+    )
+    print(
+        "| edges kept per module | TI, normalized ranking (default) | CI only | TI, global ranking | "
+        "TI, per-layer ranking | whole model pruned, no decomposition | module edges kept (measured) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for r in RETENTIONS:
         ti, ci, glob, layer, whole, kept = [], [], [], [], [], []
@@ -91,13 +95,17 @@ def table_retention(d, seeds: int, arch: str) -> None:
             mods2 = mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=r, scope="layer", seed=s)
             layer.append(100 * composed_acc(mods2, d.x_test, d.y_test) - base[s])
             whole.append(100 * whole_pruned_acc(m, d, r) - base[s])
-        print(f"| {r:.0%} | {fmt(ti)} | {fmt(ci)} | {fmt(glob)} | {fmt(layer)} | {fmt(whole)} | "
-              f"{statistics.mean(kept):.3f} |")
+        print(
+            f"| {r:.0%} | {fmt(ti)} | {fmt(ci)} | {fmt(glob)} | {fmt(layer)} | {fmt(whole)} | "
+            f"{statistics.mean(kept):.3f} |"
+        )
 
 
 def table_reuse(d, seeds: int, retention: float) -> None:
-    print(f"\n### 2. Reuse: 3 of 10 class modules (retention {retention:.0%}) vs an MLP trained from scratch "
-          f"on the 3 classes, {seeds} seeds\n")
+    print(
+        f"\n### 2. Reuse: 3 of 10 class modules (retention {retention:.0%}) vs an MLP trained from scratch "
+        f"on the 3 classes, {seeds} seeds\n"
+    )
     print("| seed | classes | composed modules (%) | from scratch (%) | from-scratch training (s) |")
     print("|---|---|---|---|---|")
     comp, scratch = [], []
@@ -117,18 +125,23 @@ def table_reuse(d, seeds: int, retention: float) -> None:
 
 
 def table_replacement(d, seeds: int, retention: float) -> None:
-    print(f"\n### 3. Replacement: each class's module swapped for the same class's module of the next seed's "
-          f"model (retention {retention:.0%})\n")
+    print(
+        f"\n### 3. Replacement: each class's module swapped for the same class's module of the next seed's "
+        f"model (retention {retention:.0%})\n"
+    )
     models = [train_digits_mlp(s, data=d)[0] for s in range(seeds + 1)]
-    mods = [mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=retention, seed=s)
-            for s, m in enumerate(models)]
+    mods = [
+        mp.decompose_classes(m, d.x_train, d.y_train, DIGITS, retention=retention, seed=s) for s, m in enumerate(models)
+    ]
     print("| seed | composed (%) | mean over the 10 single swaps (%) | worst swap (%) | all 10 swapped (%) |")
     print("|---|---|---|---|---|")
     deltas = []
     for s in range(seeds):
         own = 100 * composed_acc(mods[s], d.x_test, d.y_test)
-        swaps = [100 * composed_acc([mods[s + 1][i] if i == c else mods[s][i] for i in range(10)], d.x_test, d.y_test)
-                 for c in range(10)]
+        swaps = [
+            100 * composed_acc([mods[s + 1][i] if i == c else mods[s][i] for i in range(10)], d.x_test, d.y_test)
+            for c in range(10)
+        ]
         allswap = 100 * composed_acc(mods[s + 1], d.x_test, d.y_test)
         deltas += [x - own for x in swaps]
         print(f"| {s} | {own:.2f} | {statistics.mean(swaps):.2f} | {min(swaps):.2f} | {allswap:.2f} |")
@@ -136,17 +149,21 @@ def table_replacement(d, seeds: int, retention: float) -> None:
 
 
 def table_patch(d, seeds: int, retention: float, weak_class: str = "8", keep: float = 0.05) -> None:
-    print(f"\n### 4. Patching: class {weak_class!r} under-represented ({keep:.0%} of its training samples); "
-          f"its module replaced by a strong model's (retention {retention:.0%})\n")
-    print(f"| seed | weak model acc | weak precision / recall on {weak_class} | patched acc | "
-          f"patched precision / recall on {weak_class} | strong model acc |")
+    print(
+        f"\n### 4. Patching: class {weak_class!r} under-represented ({keep:.0%} of its training samples); "
+        f"its module replaced by a strong model's (retention {retention:.0%})\n"
+    )
+    print(
+        f"| seed | weak model acc | weak precision / recall on {weak_class} | patched acc | "
+        f"patched precision / recall on {weak_class} | strong model acc |"
+    )
     print("|---|---|---|---|---|---|")
     c = DIGITS.index(weak_class)
     dp, dr, da = [], [], []
     for s in range(seeds):
         gen = torch.Generator().manual_seed(s)
         idx_c = (d.y_train == c).nonzero().flatten()
-        drop = idx_c[torch.randperm(len(idx_c), generator=gen)[int(keep * len(idx_c)):]]
+        drop = idx_c[torch.randperm(len(idx_c), generator=gen)[int(keep * len(idx_c)) :]]
         keep_mask = torch.ones(len(d.y_train), dtype=torch.bool)
         keep_mask[drop] = False
         weak_data = copy.copy(d)
@@ -154,8 +171,9 @@ def table_patch(d, seeds: int, retention: float, weak_class: str = "8", keep: fl
         weak, _ = train_digits_mlp(s, data=weak_data)
         strong, _ = train_digits_mlp(s + 50, data=d)
         wm = mp.decompose_classes(weak, weak_data.x_train, weak_data.y_train, DIGITS, retention=retention, seed=s)
-        sm = mp.decompose_classes(strong, d.x_train, d.y_train, DIGITS, retention=retention, classes=[weak_class],
-                                  seed=s)
+        sm = mp.decompose_classes(
+            strong, d.x_train, d.y_train, DIGITS, retention=retention, classes=[weak_class], seed=s
+        )
         patched = mp.compose_classes([sm[0] if m.label_space.labels[0] == weak_class else m for m in wm], DIGITS)
 
         def pr(pred):
@@ -168,17 +186,23 @@ def table_patch(d, seeds: int, retention: float, weak_class: str = "8", keep: fl
         wacc = 100 * float((wpred == d.y_test).float().mean())
         pacc = 100 * float((ppred == d.y_test).float().mean())
         dp.append(pp - wp), dr.append(prc - wr), da.append(pacc - wacc)
-        print(f"| {s} | {wacc:.2f} | {wp:.1f} / {wr:.1f} | {pacc:.2f} | {pp:.1f} / {prc:.1f} | "
-              f"{100 * accuracy(strong, d.x_test, d.y_test):.2f} |")
+        print(
+            f"| {s} | {wacc:.2f} | {wp:.1f} / {wr:.1f} | {pacc:.2f} | {pp:.1f} / {prc:.1f} | "
+            f"{100 * accuracy(strong, d.x_test, d.y_test):.2f} |"
+        )
     print(f"\npatched minus weak: precision {fmt(dp)}, recall {fmt(dr)}, accuracy {fmt(da)} points")
 
 
 def table_repair(d, seeds: int) -> None:
-    print("\n### 5. Repair: node 'hidden' (Linear 64->32 + ReLU) of a 3-node ModularModel corrupted "
-          "(a third of its weight rows get NaN entries, as from a diverged update), blamed by the Monitor, retrained from fresh weights with the rest frozen, "
-          "vs retraining the whole model from fresh weights (same 20 epochs, data and optimizer)\n")
-    print("| seed | faulty acc | repaired acc | whole retrained acc | repair / whole FLOPs | "
-          "repair / whole wall time | substitutable |")
+    print(
+        "\n### 5. Repair: node 'hidden' (Linear 64->32 + ReLU) of a 3-node ModularModel corrupted "
+        "(a third of its weight rows get NaN entries, as from a diverged update), blamed by the Monitor, retrained from fresh weights with the rest frozen, "
+        "vs retraining the whole model from fresh weights (same 20 epochs, data and optimizer)\n"
+    )
+    print(
+        "| seed | faulty acc | repaired acc | whole retrained acc | repair / whole FLOPs | "
+        "repair / whole wall time | substitutable |"
+    )
     print("|---|---|---|---|---|---|---|")
     for s in range(seeds):
         mm = digits_modular_guarded(s, d)
@@ -188,10 +212,13 @@ def table_repair(d, seeds: int) -> None:
             mm(d.x_test)
             mon.step()
         report = mon.report()
-        r = mp.repair(mm, report, (d.x_train, d.y_train), eval_data=(d.x_test, d.y_test), epochs=20,
-                      reinit=True, seed=s)
-        print(f"| {s} | {100 * r.accuracy_before:.2f} | {100 * r.accuracy_after:.2f} | {100 * r.full_accuracy:.2f} | "
-              f"{r.flops_ratio:.3f} | {r.time_ratio:.3f} | {'yes' if r.substitutable.ok else 'no'} |")
+        r = mp.repair(
+            mm, report, (d.x_train, d.y_train), eval_data=(d.x_test, d.y_test), epochs=20, reinit=True, seed=s
+        )
+        print(
+            f"| {s} | {100 * r.accuracy_before:.2f} | {100 * r.accuracy_after:.2f} | {100 * r.full_accuracy:.2f} | "
+            f"{r.flops_ratio:.3f} | {r.time_ratio:.3f} | {'yes' if r.substitutable.ok else 'no'} |"
+        )
 
 
 def digits_modular_guarded(seed: int, d) -> mp.ModularModel:
@@ -210,8 +237,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     d = load("digits")
-    print(f"digits: {len(d.x_train)} train / {len(d.x_test)} test, torch {torch.__version__}, "
-          f"{args.threads} thread(s)")
+    print(f"digits: {len(d.x_train)} train / {len(d.x_test)} test, torch {torch.__version__}, {args.threads} thread(s)")
     table_retention(d, args.seeds, "mlp")
     table_retention(d, args.seeds, "cnn")
     table_reuse(d, args.seeds, args.retention)

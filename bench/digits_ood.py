@@ -83,7 +83,7 @@ def batch_split(x: torch.Tensor, size: int, repeats: int, seed: int = 0) -> list
     for _ in range(repeats):
         p = torch.randperm(x.shape[0], generator=g)
         for i in range(0, x.shape[0] - size + 1, size):
-            out.append(x[p[i:i + size]])
+            out.append(x[p[i : i + size]])
     return out
 
 

@@ -27,8 +27,9 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import modpact as mp  # noqa: E402
 from digits_ood import auroc, batch_split, corruptions, load  # noqa: E402
+
+import modpact as mp  # noqa: E402
 
 
 def monitor_flags(model, batches) -> np.ndarray:
@@ -92,13 +93,18 @@ def main() -> None:
     t0 = time.perf_counter()
     d = load(seed=0, epochs=150)
     model = d.model
-    print(f"digits MLP: test accuracy {d.test_accuracy:.3f}; train {len(d.x_train)}, calibration {len(d.x_cal)}, "
-          f"test {len(d.x_test)} rows; batches of {args.batch}; margin {args.margin}, min_scale {args.min_scale}; torch {torch.__version__}")
+    print(
+        f"digits MLP: test accuracy {d.test_accuracy:.3f}; train {len(d.x_train)}, calibration {len(d.x_cal)}, "
+        f"test {len(d.x_test)} rows; batches of {args.batch}; margin {args.margin}, min_scale {args.min_scale}; torch {torch.__version__}"
+    )
 
     variants = {}
     k = args.clusters
-    for label, kw in (("envelope", {}), (f"+class boxes k={k}", {"clusters": k, "boxes": "head"}),
-                      (f"+union boxes k={k}", {"clusters": k, "boxes": "every"})):
+    for label, kw in (
+        ("envelope", {}),
+        (f"+class boxes k={k}", {"clusters": k, "boxes": "head"}),
+        (f"+union boxes k={k}", {"clusters": k, "boxes": "every"}),
+    ):
         ic = mp.infer_contracts(model, (d.x_train, d.y_train), margin=args.margin, min_scale=args.min_scale, **kw)
         ic.refine((d.x_cal, d.y_cal))
         variants[label] = ic
@@ -139,10 +145,14 @@ def main() -> None:
     cases.insert(1, ("envelope, install(interfaces=False)", variants["envelope"], {"interfaces": False}))
     for label, ic, install in cases:
         b, m, r = overhead(model, ic, d.x_test[:256], **install)
-        print(f"overhead ({label}, batch 256, Monitor step per forward): bare {b * 1e6:.0f} us, "
-              f"checked {m * 1e6:.0f} us, ratio {r:.2f}x")
-    print(f"max-softmax threshold {threshold:.4f} (99th percentile of {len(cal_batches)} clean calibration batches); "
-          f"total {time.perf_counter() - t0:.1f} s")
+        print(
+            f"overhead ({label}, batch 256, Monitor step per forward): bare {b * 1e6:.0f} us, "
+            f"checked {m * 1e6:.0f} us, ratio {r:.2f}x"
+        )
+    print(
+        f"max-softmax threshold {threshold:.4f} (99th percentile of {len(cal_batches)} clean calibration batches); "
+        f"total {time.perf_counter() - t0:.1f} s"
+    )
 
 
 if __name__ == "__main__":

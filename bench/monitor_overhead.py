@@ -17,8 +17,8 @@ Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--
 from __future__ import annotations
 
 import argparse
-import json
 import contextlib
+import json
 import os
 import statistics
 import sys
@@ -90,12 +90,14 @@ def run_case(name, batch, backward, device, min_time):
     for _round in range(ROUNDS):
         for key, ctx in variants.items():
             with ctx():
+
                 def body():
                     fwd()
                     mon = mon_holder.get("m")
                     if mon is not None:
                         mon.step()
                     sync()
+
                 body()  # warm-up
                 t = Timer("body()", globals={"body": body}).blocked_autorange(min_run_time=min_time)
                 times[key].append(t.median)
@@ -123,8 +125,7 @@ def floor(min_time: float) -> None:
 
     @contextlib.contextmanager
     def floor_hooks():
-        hs = [m.register_forward_hook(sum_out if isinstance(m, torch.nn.Linear) else (lambda *a: None))
-              for m in leaves]
+        hs = [m.register_forward_hook(sum_out if isinstance(m, torch.nn.Linear) else (lambda *a: None)) for m in leaves]
         try:
             yield
         finally:
@@ -136,10 +137,13 @@ def floor(min_time: float) -> None:
         for key, ctx in (("bare", contextlib.nullcontext), ("floor", floor_hooks)):
             with ctx():
                 model(x)
-                times[key].append(Timer("f(x)", globals={"f": model, "x": x}).blocked_autorange(
-                    min_run_time=min_time).median)
-    print(f"mlp batch 64 fwd: bare {min(times['bare']) * 1e6:.1f} us, hook per leaf + sum of each Linear "
-          f"output: {min(times['floor']) / min(times['bare']):.2f}x")
+                times[key].append(
+                    Timer("f(x)", globals={"f": model, "x": x}).blocked_autorange(min_run_time=min_time).median
+                )
+    print(
+        f"mlp batch 64 fwd: bare {min(times['bare']) * 1e6:.1f} us, hook per leaf + sum of each Linear "
+        f"output: {min(times['floor']) / min(times['bare']):.2f}x"
+    )
 
 
 def main() -> None:
@@ -154,8 +158,10 @@ def main() -> None:
         return
     min_time = 0.1 if args.quick else 0.3
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
-    print(f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
-          f"{'anomaly':>8s}")
+    print(
+        f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
+        f"{'anomaly':>8s}"
+    )
     figures: dict[str, dict[str, float]] = {}
     for name in ("mlp", "resnet", "transformer"):
         for batch in (1, 64):

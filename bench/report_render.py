@@ -43,15 +43,25 @@ def best_of(fn, repeat: int = 5) -> float:
 
 def main() -> None:
     print(f"torch {torch.__version__}")
-    print(f"{'violations':>10} {'text ms':>9} {'html ms':>9} {'junit ms':>9} {'to_json ms':>10} {'from_json ms':>12} "
-          f"{'html KB':>8}")
+    print(
+        f"{'violations':>10} {'text ms':>9} {'html ms':>9} {'junit ms':>9} {'to_json ms':>10} {'from_json ms':>12} "
+        f"{'html KB':>8}"
+    )
     for steps in (250, 2500):
         rep = big_report(steps)
         js = rep.to_json()
-        row = [best_of(rep.render_text), best_of(rep.to_html), best_of(rep.to_junit), best_of(rep.to_json),
-               best_of(lambda: DiagnosisReport.from_json(js))]
-        print(f"{len(rep.violations):>10} " + " ".join(f"{1000 * t:>9.1f}" for t in row[:3])
-              + f" {1000 * row[3]:>10.1f} {1000 * row[4]:>12.1f} {len(rep.to_html()) / 1024:>8.1f}")
+        row = [
+            best_of(rep.render_text),
+            best_of(rep.to_html),
+            best_of(rep.to_junit),
+            best_of(rep.to_json),
+            best_of(lambda: DiagnosisReport.from_json(js)),
+        ]
+        print(
+            f"{len(rep.violations):>10} "
+            + " ".join(f"{1000 * t:>9.1f}" for t in row[:3])
+            + f" {1000 * row[3]:>10.1f} {1000 * row[4]:>12.1f} {len(rep.to_html()) / 1024:>8.1f}"
+        )
 
 
 if __name__ == "__main__":

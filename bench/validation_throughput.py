@@ -25,12 +25,25 @@ DIGITS = mp.LabelSpace("digits", [str(i) for i in range(10)])
 
 def cases():
     mlp = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
-    mlp_if = mp.Interface("mlp", inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 16))},
-                          outputs={"logits": mp.TensorSpec("batch 10", finite=True, labels=DIGITS)})
-    conv = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1), nn.ReLU(),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10)).eval()
-    conv_if = mp.Interface("conv", inputs={"x": mp.TensorSpec("batch 3 16 16", dtype="float32", range=(-1, 1))},
-                           outputs={"logits": mp.TensorSpec("batch 10", finite=True)})
+    mlp_if = mp.Interface(
+        "mlp",
+        inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 16))},
+        outputs={"logits": mp.TensorSpec("batch 10", finite=True, labels=DIGITS)},
+    )
+    conv = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(16, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    ).eval()
+    conv_if = mp.Interface(
+        "conv",
+        inputs={"x": mp.TensorSpec("batch 3 16 16", dtype="float32", range=(-1, 1))},
+        outputs={"logits": mp.TensorSpec("batch 10", finite=True)},
+    )
     return [
         ("MLP 64-256-256-10, interface only", mlp, mlp_if, []),
         ("MLP + in_range(logits)", mlp, mlp_if, [mp.in_range("logits", -1e4, 1e4)]),
@@ -50,8 +63,10 @@ def main():
     args = ap.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, "
-          f"examples={args.examples}, rounds={args.rounds}")
+    print(
+        f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, "
+        f"examples={args.examples}, rounds={args.rounds}"
+    )
     print("| case | mode | inputs checked | forwards | s | inputs/s |")
     print("|---|---|---:|---:|---:|---:|")
     for name, module, iface, contracts in cases():
@@ -66,8 +81,10 @@ def main():
         for batch in (True, False):
             res = last[batch]
             mode = f"batched (group {res.group})" if batch else "one input per forward"
-            print(f"| {name} | {mode} | {res.examples} | {res.forwards} | {res.seconds:.2f} | "
-                  f"{statistics.median(figures[batch]):.0f} |")
+            print(
+                f"| {name} | {mode} | {res.examples} | {res.forwards} | {res.seconds:.2f} | "
+                f"{statistics.median(figures[batch]):.0f} |"
+            )
         ratio = statistics.median(figures[True]) / statistics.median(figures[False])
         print(f"| {name} | **batched / unbatched** | | | | **{ratio:.2f}x** |")
 

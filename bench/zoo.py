@@ -5,8 +5,9 @@ an MLP, a ResNet-style CNN and a small transformer encoder classifier
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -183,8 +184,9 @@ class ViTBlock(nn.Module):
         self.self_attention = nn.MultiheadAttention(d, heads, dropout=dropout, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.ln_2 = nn.LayerNorm(d)
-        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d, d),
-                                 nn.Dropout(dropout))
+        self.mlp = nn.Sequential(
+            nn.Linear(d, 2 * d), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * d, d), nn.Dropout(dropout)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.ln_1(x)
@@ -273,8 +275,9 @@ class GPTBlock(nn.Module):
 class LayerScaleGPT(nn.Module):
     """Hand-written GPT language model: token and position embeddings, 3 LayerScale blocks, untied head."""
 
-    def __init__(self, vocab: int = 64, d: int = 32, heads: int = 2, depth: int = 3, max_len: int = 32,
-                 dropout: float = 0.1):
+    def __init__(
+        self, vocab: int = 64, d: int = 32, heads: int = 2, depth: int = 3, max_len: int = 32, dropout: float = 0.1
+    ):
         super().__init__()
         self.tok = nn.Embedding(vocab, d)
         self.pos = nn.Embedding(max_len, d)
@@ -308,17 +311,26 @@ def hf_bert() -> nn.Module:
     """Hugging Face BertForSequenceClassification from a tiny random config (no weights downloaded)."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    return BertForSequenceClassification(BertConfig(
-        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-        max_position_embeddings=32, num_labels=3))
+    return BertForSequenceClassification(
+        BertConfig(
+            vocab_size=100,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            max_position_embeddings=32,
+            num_labels=3,
+        )
+    )
 
 
 def hf_gpt2() -> nn.Module:
     """Hugging Face GPT2LMHeadModel (lm_head tied to wte) from a tiny random config."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    return GPT2LMHeadModel(GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=2,
-                                      bos_token_id=0, eos_token_id=0))
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=2, n_head=2, bos_token_id=0, eos_token_id=0)
+    )
 
 
 def _images(g: torch.Generator) -> Batch:
@@ -341,8 +353,7 @@ def _hf_tokens(n_out: int, per_token: bool, g: torch.Generator) -> Batch:
     mask = torch.ones_like(ids)
     mask[1, -4:] = 0
     shape = ids.shape if per_token else ids.shape[:1]
-    return Batch(kwargs={"input_ids": ids, "attention_mask": mask},
-                 target=torch.randint(0, n_out, shape, generator=g))
+    return Batch(kwargs={"input_ids": ids, "attention_mask": mask}, target=torch.randint(0, n_out, shape, generator=g))
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,10 @@ from ._modes import (
     recorded,
     set_mode,
 )
+from ._moved import warn_moved
 from ._old import Old, TensorSnapshot
 from .checking import Checker, EagerChecker, current_checker, use_checker
-from .condition import CALL, BINDER, Condition, Custom, Outcome, as_condition, registry, rerun
+from .condition import BINDER, CALL, Condition, Custom, Outcome, as_condition, registry, rerun
 from .conditions import (
     agrees_with,
     batch_independent,
@@ -58,7 +59,6 @@ from .conditions import (
 )
 from .decorators import contract, ensures, get_contract, requires
 from .guard import Guard, get_guard, guard, guard_submodules, guarded, unguard
-from ._moved import warn_moved
 
 modes = MODES
 
@@ -129,11 +129,37 @@ __all__ = [
 #: old submodules are names too (``modpact.contracts.validation``), and shim modules of the same
 #: names serve ``import modpact.contracts.validation``
 _MOVED = {
-    **dict.fromkeys(["validate", "ValidationResult", "check_substitutable", "SubstitutionResult",
-                     "check_composition", "CompositionResult", "given",
-                     "validation", "substitution", "composition", "testing"], "modpact.validation"),
-    **dict.fromkeys(["infer_contracts", "InferredContracts", "TensorEnvelope", "envelope", "in_boxes",
-                     "in_class_boxes", "Envelope", "InBoxes", "InClassBoxes", "inferred"], "modpact.inference"),
+    **dict.fromkeys(
+        [
+            "validate",
+            "ValidationResult",
+            "check_substitutable",
+            "SubstitutionResult",
+            "check_composition",
+            "CompositionResult",
+            "given",
+            "validation",
+            "substitution",
+            "composition",
+            "testing",
+        ],
+        "modpact.validation",
+    ),
+    **dict.fromkeys(
+        [
+            "infer_contracts",
+            "InferredContracts",
+            "TensorEnvelope",
+            "envelope",
+            "in_boxes",
+            "in_class_boxes",
+            "Envelope",
+            "InBoxes",
+            "InClassBoxes",
+            "inferred",
+        ],
+        "modpact.inference",
+    ),
 }
 
 
@@ -149,4 +175,3 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warn_moved(f"{__name__}.{name}", f"{new}.{name}")
     return getattr(package, name)
-

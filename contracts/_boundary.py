@@ -8,7 +8,8 @@ through the current checker.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -33,10 +34,21 @@ class Boundary:
     ``violations`` (record mode).
     """
 
-    def __init__(self, *, interface: Any = None, requires: Sequence[Condition] = (),
-                 ensures: Sequence[Condition] = (), name: str = "", mode: str | None = None, every: int = 1,
-                 producer: str | Mapping[str, str] | None = None, snapshot: Mapping[str, Any] | None = None,
-                 binder: Binder, owner: str, declared_at: str | None = None):
+    def __init__(
+        self,
+        *,
+        interface: Any = None,
+        requires: Sequence[Condition] = (),
+        ensures: Sequence[Condition] = (),
+        name: str = "",
+        mode: str | None = None,
+        every: int = 1,
+        producer: str | Mapping[str, str] | None = None,
+        snapshot: Mapping[str, Any] | None = None,
+        binder: Binder,
+        owner: str,
+        declared_at: str | None = None,
+    ):
         check_mode(mode)
         if isinstance(every, bool) or not isinstance(every, int) or every < 1:
             raise SpecError(f"Expected every to be a positive int, got {every!r}")
@@ -69,8 +81,10 @@ class Boundary:
             c = fn if isinstance(fn, Custom) else Custom(fn, declared_at=self.declared_at)
             for n in c.reads:
                 if n not in self.binder.all_names and n not in c.optional and self.binder.var_kw is None:
-                    raise SpecError(f"snapshot {k!r} ({c.text}) on {self.owner}: parameter {n!r} is not an "
-                                    f"argument (arguments: {self.binder.describe()})")
+                    raise SpecError(
+                        f"snapshot {k!r} ({c.text}) on {self.owner}: parameter {n!r} is not an "
+                        f"argument (arguments: {self.binder.describe()})"
+                    )
             self.snapshot[k] = c
 
     # --- precomputation -------------------------------------------------
@@ -118,17 +132,23 @@ class Boundary:
                         continue
                     also = f"; also {', '.join(extra)}" if extra else ""
                     nm = self.owner.rsplit(".", 1)[-1]
-                    kind = f"condition parameter {n!r} is" if isinstance(c, Custom) else \
-                        f"condition reads {n!r}, which is"
+                    kind = (
+                        f"condition parameter {n!r} is" if isinstance(c, Custom) else f"condition reads {n!r}, which is"
+                    )
                     raise SpecError(
                         f"{what}({c.text}) on {nm}({self.binder.describe()}): {kind} not an argument "
                         f"of {nm} (arguments: {self.binder.describe()}{also})"
                     )
-                if what == "requires" and ("result" in c.reads or "old" in c.reads) and "result" not in args \
-                        and "old" not in args:
+                if (
+                    what == "requires"
+                    and ("result" in c.reads or "old" in c.reads)
+                    and "result" not in args
+                    and "old" not in args
+                ):
                     bad = "result" if "result" in c.reads else "old"
-                    raise SpecError(f"requires({c.text}) on {self.owner}: a precondition cannot read {bad!r}; "
-                                    "use ensures")
+                    raise SpecError(
+                        f"requires({c.text}) on {self.owner}: a precondition cannot read {bad!r}; use ensures"
+                    )
 
     def add(self, requires: Sequence[Condition] = (), ensures: Sequence[Condition] = ()) -> None:
         """Add conditions (checked first, in the given order) and re-validate."""

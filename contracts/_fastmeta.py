@@ -11,7 +11,8 @@ variadic, broadcast or expression dims are not compiled (always the full path).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

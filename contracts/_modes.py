@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
+
+from modpact.errors import ContractViolation, SpecError
 
 from .context import ContextFlag
-from modpact.errors import ContractViolation, SpecError
 
 __all__ = [
     "MODES",

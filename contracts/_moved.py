@@ -12,5 +12,8 @@ __all__ = ["warn_moved"]
 def warn_moved(old: str, new: str, stacklevel: int = 3) -> None:
     """Warn that ``old`` is a deprecated path of ``new`` (``stacklevel`` 3: the
     code that used the old path, seen from the alias that calls this)."""
-    warnings.warn(f"{old} moved to {new}; import it from there (the old path is a deprecated alias)",
-                  DeprecationWarning, stacklevel=stacklevel)
+    warnings.warn(
+        f"{old} moved to {new}; import it from there (the old path is a deprecated alias)",
+        DeprecationWarning,
+        stacklevel=stacklevel,
+    )

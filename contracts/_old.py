@@ -7,7 +7,8 @@ Copies happen only when asked for with ``snapshot={"x": lambda x: x.clone()}``.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

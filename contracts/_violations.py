@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from modpact.errors import (
     ContractError,
@@ -15,7 +16,6 @@ from modpact.errors import (
     PreconditionViolation,
     Problem,
 )
-
 from modpact.interfaces.summary import describe, summarize
 
 from ._boundary import Boundary
@@ -59,8 +59,9 @@ def _values(cond: Condition, env: Mapping[str, Any]) -> dict[str, str]:
         return {}
 
 
-def condition_violation(guard: Boundary, cond: Condition, env: Mapping[str, Any], bindings: Any, *, post: bool,
-                        pre_failed: bool = False) -> ContractViolation:
+def condition_violation(
+    guard: Boundary, cond: Condition, env: Mapping[str, Any], bindings: Any, *, post: bool, pre_failed: bool = False
+) -> ContractViolation:
     try:
         outcome = cond.check(env)
         values, evidence = outcome.values, outcome.evidence
@@ -69,16 +70,30 @@ def condition_violation(guard: Boundary, cond: Condition, env: Mapping[str, Any]
         values, evidence = _values(cond, env), {"evidence_error": f"{type(e).__name__}: {e}"}
         expected = actual = None
     evidence = _compact(evidence, values)
-    common = dict(module=guard.name, contract=cond.text, values=values, evidence=evidence,
-                  bindings=_bindings(bindings), declared_at=cond.declared_at, expected=expected, actual=actual)
+    common = dict(
+        module=guard.name,
+        contract=cond.text,
+        values=values,
+        evidence=evidence,
+        bindings=_bindings(bindings),
+        declared_at=cond.declared_at,
+        expected=expected,
+        actual=actual,
+    )
     if not post:
-        return PreconditionViolation(_headline(guard, "precondition", cond), blame=caller_party(guard, cond.reads),
-                                     **common)
+        return PreconditionViolation(
+            _headline(guard, "precondition", cond), blame=caller_party(guard, cond.reads), **common
+        )
     if pre_failed:
-        return PostconditionViolation(_headline(guard, "postcondition", cond), blame=caller_party(guard),
-                                      blame_reason="its preconditions failed first", **common)
-    return PostconditionViolation(_headline(guard, "postcondition", cond), blame=guard.name,
-                                  blame_reason="its preconditions held", **common)
+        return PostconditionViolation(
+            _headline(guard, "postcondition", cond),
+            blame=caller_party(guard),
+            blame_reason="its preconditions failed first",
+            **common,
+        )
+    return PostconditionViolation(
+        _headline(guard, "postcondition", cond), blame=guard.name, blame_reason="its preconditions held", **common
+    )
 
 
 _SUMMARY_KEYS = {"min": "min=", "max": "max=", "nan": "nan=", "inf": "inf="}
@@ -97,18 +112,24 @@ def _compact(evidence: dict[str, Any], values: Mapping[str, str]) -> dict[str, A
     return out
 
 
-def contract_error(guard: Boundary, cond: Condition, env: Mapping[str, Any], error: BaseException,
-                   *, post: bool) -> ContractError:
+def contract_error(
+    guard: Boundary, cond: Condition, env: Mapping[str, Any], error: BaseException, *, post: bool
+) -> ContractError:
     what = "postcondition" if post else "precondition"
     reason = cond.why or cond.text
     if isinstance(error, TypeError) and str(error).startswith("returned "):
-        actual = str(error)[len("returned "):]
+        actual = str(error)[len("returned ") :]
     else:
         actual = f"raised {type(error).__name__}: {error}"
     err = ContractError(
         f"{guard.name}: {what} could not be evaluated: {reason}",
-        module=guard.name, blame="the contract", blame_reason="not the module or its caller",
-        contract=cond.text, expected="a boolean", actual=actual, values=_values(cond, env),
+        module=guard.name,
+        blame="the contract",
+        blame_reason="not the module or its caller",
+        contract=cond.text,
+        expected="a boolean",
+        actual=actual,
+        values=_values(cond, env),
         declared_at=cond.declared_at,
     )
     err.original = error  # type: ignore[attr-defined]
@@ -118,8 +139,15 @@ def contract_error(guard: Boundary, cond: Condition, env: Mapping[str, Any], err
 _META_FIELDS = frozenset({"shape", "dtype", "device", "type", "labels", "missing", "unexpected", "count"})
 
 
-def interface_violation(guard: Boundary, problems: Sequence[Problem], bindings: Any, *, side: str,
-                        pre_failed: bool = False, values: Mapping[str, Any] | None = None) -> InterfaceViolation:
+def interface_violation(
+    guard: Boundary,
+    problems: Sequence[Problem],
+    bindings: Any,
+    *,
+    side: str,
+    pre_failed: bool = False,
+    values: Mapping[str, Any] | None = None,
+) -> InterfaceViolation:
     iface = guard.interface
     iname = getattr(iface, "name", None)
     label = f" {iname!r}" if iname else ""
@@ -135,10 +163,17 @@ def interface_violation(guard: Boundary, problems: Sequence[Problem], bindings: 
     slow = any(p.field not in _META_FIELDS for p in problems)
     prefix = "inputs" if side == "input" else "outputs"
     shown = {f"{prefix}.{k}": (summarize(v) if slow else describe(v)) for k, v in (values or {}).items()}
-    return InterfaceViolation(headline, module=guard.name, blame=blame, blame_reason=reason, problems=problems,
-                              values=shown,
-                              bindings=_bindings(bindings), side=side,
-                              declared_at=getattr(guard, "declared_at", None))
+    return InterfaceViolation(
+        headline,
+        module=guard.name,
+        blame=blame,
+        blame_reason=reason,
+        problems=problems,
+        values=shown,
+        bindings=_bindings(bindings),
+        side=side,
+        declared_at=getattr(guard, "declared_at", None),
+    )
 
 
 def report(guard: Boundary, violation: ContractViolation) -> None:

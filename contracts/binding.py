@@ -7,7 +7,8 @@ fast path (no ``Signature.bind``) for the common call shapes.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["Binder"]
 
@@ -53,6 +54,7 @@ class Binder:
 
     def call(self, fn: Any, env: Mapping[str, Any], overrides: Mapping[str, Any]) -> Any:
         """Call ``fn`` with the env's arguments, some replaced by ``overrides``."""
+
         def get(n: str) -> Any:
             return overrides[n] if n in overrides else env[n]
 

@@ -17,15 +17,16 @@ local to the thread / task) to write device-side flags instead.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 
 from modpact.errors import SpecError
 
 from ._boundary import Boundary
-from .context import ContextFlag
 from ._violations import condition_violation, contract_error, interface_violation, report
+from .context import ContextFlag
 
 __all__ = ["Checker", "EagerChecker", "current_checker", "use_checker"]
 
@@ -76,8 +77,9 @@ class EagerChecker(Checker):
                 failed = True
                 if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
                     _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
-                report(guard, interface_violation(guard, problems, bindings, side="input",
-                                                  values=guard.input_values(env)))
+                report(
+                    guard, interface_violation(guard, problems, bindings, side="input", values=guard.input_values(env))
+                )
         for c in guard.requires:
             try:
                 ok = c.ok(env)
@@ -112,8 +114,17 @@ class EagerChecker(Checker):
                 if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
                     _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
                     iface.output_problems(result, bindings, values_too=False)
-                report(guard, interface_violation(guard, problems, bindings, side="output", pre_failed=pre_failed,
-                                                  values=guard.named_outputs(result)))
+                report(
+                    guard,
+                    interface_violation(
+                        guard,
+                        problems,
+                        bindings,
+                        side="output",
+                        pre_failed=pre_failed,
+                        values=guard.named_outputs(result),
+                    ),
+                )
         for c in guard.ensures:
             try:
                 ok = c.ok(env)

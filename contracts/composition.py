@@ -3,8 +3,6 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
-import modpact.validation.composition
-
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.composition", "modpact.validation.composition")

@@ -8,7 +8,8 @@ callable live in :mod:`modpact.contracts.relational` and are re-exported here.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -399,8 +400,7 @@ class LabelsWithin(Condition):
     def evidence(self, env):
         t = self._tensor(env)
         if t.is_floating_point():
-            return {"expected": f"last dim {len(self.space)} (labels of {self.space.name})",
-                    "actual": describe(t)}
+            return {"expected": f"last dim {len(self.space)} (labels of {self.space.name})", "actual": describe(t)}
         return V.indices_evidence(t, len(self.space))
 
     def rows(self, env):
@@ -458,8 +458,12 @@ class Mostly(Condition):
     def evidence(self, env):
         r = self._rows(env)
         held = int(r.sum())
-        ev: dict[str, Any] = {"rows_holding": held, "of": int(r.numel()),
-                              "fraction": round(held / max(1, r.numel()), 4), "required": self.fraction}
+        ev: dict[str, Any] = {
+            "rows_holding": held,
+            "of": int(r.numel()),
+            "fraction": round(held / max(1, r.numel()), 4),
+            "required": self.fraction,
+        }
         bad = (~r).nonzero()
         if bad.numel():
             ev["first_failing_row"] = int(bad[0, 0])

@@ -12,7 +12,8 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from torch import nn
 
@@ -36,8 +37,14 @@ def get_contract(fn: Any) -> Guard | None:
     return getattr(fn, _ATTR, None)
 
 
-def requires(cond: Any, why: str | None = None, *, mode: str | None = None, every: int | None = None,
-             producer: str | Mapping[str, str] | None = None) -> Callable[[F], F]:
+def requires(
+    cond: Any,
+    why: str | None = None,
+    *,
+    mode: str | None = None,
+    every: int | None = None,
+    producer: str | Mapping[str, str] | None = None,
+) -> Callable[[F], F]:
     """Precondition: ``cond`` (a Condition, or a callable whose parameters name
     the arguments it reads) must hold before the call. Blames the caller."""
     site = user_site(2)
@@ -45,8 +52,14 @@ def requires(cond: Any, why: str | None = None, *, mode: str | None = None, ever
     return _decorator(requires=conds, mode=mode, every=every, producer=producer, site=site)
 
 
-def ensures(cond: Any, why: str | None = None, *, mode: str | None = None, every: int | None = None,
-            snapshot: Mapping[str, Callable[..., Any]] | None = None) -> Callable[[F], F]:
+def ensures(
+    cond: Any,
+    why: str | None = None,
+    *,
+    mode: str | None = None,
+    every: int | None = None,
+    snapshot: Mapping[str, Callable[..., Any]] | None = None,
+) -> Callable[[F], F]:
     """Postcondition: ``cond`` must hold after the call; it also sees
     ``result`` (and the interface's named outputs) and ``old``. Blames the
     function / module when its preconditions held."""
@@ -55,21 +68,44 @@ def ensures(cond: Any, why: str | None = None, *, mode: str | None = None, every
     return _decorator(ensures=conds, mode=mode, every=every, snapshot=snapshot, site=site)
 
 
-def contract(interface: Any = None, requires: Sequence[Any] = (), ensures: Sequence[Any] = (),
-             mode: str | None = None, every: int = 1, name: str | None = None,
-             producer: str | Mapping[str, str] | None = None,
-             snapshot: Mapping[str, Callable[..., Any]] | None = None) -> Callable[[F], F]:
+def contract(
+    interface: Any = None,
+    requires: Sequence[Any] = (),
+    ensures: Sequence[Any] = (),
+    mode: str | None = None,
+    every: int = 1,
+    name: str | None = None,
+    producer: str | Mapping[str, str] | None = None,
+    snapshot: Mapping[str, Callable[..., Any]] | None = None,
+) -> Callable[[F], F]:
     """Interface plus pre/postconditions in one decorator. Items of
     ``requires``/``ensures`` are conditions, callables or ``(condition, "why")``."""
     site = user_site(2)
-    return _decorator(interface=interface, requires=_conditions(requires, "requires", site),
-                      ensures=_conditions(ensures, "ensures", site), mode=mode, every=every, name=name,
-                      producer=producer, snapshot=snapshot, site=site)
+    return _decorator(
+        interface=interface,
+        requires=_conditions(requires, "requires", site),
+        ensures=_conditions(ensures, "ensures", site),
+        mode=mode,
+        every=every,
+        name=name,
+        producer=producer,
+        snapshot=snapshot,
+        site=site,
+    )
 
 
-def _decorator(*, interface: Any = None, requires: tuple = (), ensures: tuple = (), mode: str | None = None,
-               every: int | None = None, name: str | None = None, producer: Any = None,
-               snapshot: Mapping[str, Any] | None = None, site: str | None = None) -> Callable[[Any], Any]:
+def _decorator(
+    *,
+    interface: Any = None,
+    requires: tuple = (),
+    ensures: tuple = (),
+    mode: str | None = None,
+    every: int | None = None,
+    name: str | None = None,
+    producer: Any = None,
+    snapshot: Mapping[str, Any] | None = None,
+    site: str | None = None,
+) -> Callable[[Any], Any]:
     check_mode(mode)
     if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
         raise SpecError(f"Expected every to be a positive int, got {every!r}")
@@ -79,10 +115,12 @@ def _decorator(*, interface: Any = None, requires: tuple = (), ensures: tuple = 
             return target
         if isinstance(target, type):
             if not issubclass(target, nn.Module):
-                raise SpecError(f"Contracts decorate functions, methods or nn.Module classes, not class "
-                                f"{target.__qualname__}")
-            target.forward = apply_fn(target.__dict__.get("forward") or target.forward, owner_cls=target,
-                                      merge="forward" in target.__dict__)
+                raise SpecError(
+                    f"Contracts decorate functions, methods or nn.Module classes, not class {target.__qualname__}"
+                )
+            target.forward = apply_fn(
+                target.__dict__.get("forward") or target.forward, owner_cls=target, merge="forward" in target.__dict__
+            )
             return target
         return apply_fn(target, owner_cls=None, merge=True)
 
@@ -123,9 +161,19 @@ def _decorator(*, interface: Any = None, requires: tuple = (), ensures: tuple = 
             default_name = parts[-2] if parts[-1] == "forward" else ".".join(parts[-2:])
         else:
             default_name = parts[-1]
-        g = Guard(interface=interface, requires=requires, ensures=ensures, name=name or default_name, mode=mode,
-                  every=every or 1, producer=producer, snapshot=snapshot, binder=binder, owner=qual,
-                  declared_at=site)
+        g = Guard(
+            interface=interface,
+            requires=requires,
+            ensures=ensures,
+            name=name or default_name,
+            mode=mode,
+            every=every or 1,
+            producer=producer,
+            snapshot=snapshot,
+            binder=binder,
+            owner=qual,
+            declared_at=site,
+        )
         return _wrap(fn, g, is_method)
 
     return apply
@@ -134,6 +182,7 @@ def _decorator(*, interface: Any = None, requires: tuple = (), ensures: tuple = 
 def _wrap(fn: Callable[..., Any], g: Guard, is_method: bool) -> Callable[..., Any]:
     begin, end = g.begin, g.end
     if is_method:
+
         @functools.wraps(fn)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
@@ -144,6 +193,7 @@ def _wrap(fn: Callable[..., Any], g: Guard, is_method: bool) -> Callable[..., An
             end(frame, result)
             return result
     else:
+
         @functools.wraps(fn)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             __tracebackhide__ = True
@@ -153,5 +203,6 @@ def _wrap(fn: Callable[..., Any], g: Guard, is_method: bool) -> Callable[..., An
             result = fn(*args, **kwargs)
             end(frame, result)
             return result
+
     setattr(wrapper, _ATTR, g)
     return wrapper

@@ -3,8 +3,6 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
-import modpact.inference.envelope
-
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.envelope", "modpact.inference.envelope")

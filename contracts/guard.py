@@ -5,7 +5,8 @@ existing module through forward hooks."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from torch import nn
 
@@ -130,9 +131,17 @@ def _forward_binder(module: nn.Module) -> Binder:
     return Binder(sig)
 
 
-def guard(module: nn.Module, interface: Any = None, requires: Any = (), ensures: Any = (), name: str | None = None,
-          mode: str | None = None, every: int = 1, producer: str | Mapping[str, str] | None = None,
-          snapshot: Mapping[str, Callable[..., Any]] | None = None) -> nn.Module:
+def guard(
+    module: nn.Module,
+    interface: Any = None,
+    requires: Any = (),
+    ensures: Any = (),
+    name: str | None = None,
+    mode: str | None = None,
+    every: int = 1,
+    producer: str | Mapping[str, str] | None = None,
+    snapshot: Mapping[str, Callable[..., Any]] | None = None,
+) -> nn.Module:
     """Attach contracts to an existing module through forward hooks; returns
     the same module. Guarding it again replaces the previous guard.
 
@@ -151,10 +160,19 @@ def guard(module: nn.Module, interface: Any = None, requires: Any = (), ensures:
     if mode == "off" or (mode is None and _mode_from_env() == "off"):
         return module
     cls = type(module).__name__
-    g = Guard(interface=interface, requires=_conditions(requires, "requires", site),
-              ensures=_conditions(ensures, "ensures", site), name=name or cls, mode=mode, every=every,
-              producer=producer, snapshot=snapshot, binder=_forward_binder(module), owner=f"{cls}.forward",
-              declared_at=site)
+    g = Guard(
+        interface=interface,
+        requires=_conditions(requires, "requires", site),
+        ensures=_conditions(ensures, "ensures", site),
+        name=name or cls,
+        mode=mode,
+        every=every,
+        producer=producer,
+        snapshot=snapshot,
+        binder=_forward_binder(module),
+        owner=f"{cls}.forward",
+        declared_at=site,
+    )
     g.handles.append(module.register_forward_pre_hook(g._pre_hook, with_kwargs=True))
     g.handles.append(module.register_forward_hook(g._post_hook, with_kwargs=True, always_call=False))
     setattr_plain(module, g)
@@ -192,8 +210,11 @@ def guard_submodules(model: nn.Module, specs: Mapping[str, Mapping[str, Any] | A
         if path not in mods:
             close = [p for p in mods if p and (p.endswith(path) or path in p)][:5]
             paths = [p for p in mods if p]
-            hint = f" (did you mean {', '.join(close)}?)" if close else \
-                f" (submodules: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''})"
+            hint = (
+                f" (did you mean {', '.join(close)}?)"
+                if close
+                else f" (submodules: {', '.join(paths[:12])}{', ...' if len(paths) > 12 else ''})"
+            )
             raise SpecError(f"guard_submodules: {type(model).__name__} has no submodule {path!r}{hint}")
         kw = dict(common)
         kw.update(spec if isinstance(spec, Mapping) else {"interface": spec})

@@ -3,8 +3,6 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
-import modpact.inference.inferred
-
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.inferred", "modpact.inference.inferred")

@@ -8,7 +8,8 @@ equal to itself, so use these in eval mode.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -77,9 +78,13 @@ def _diff_evidence(a: Any, b: Any, tol: float, rows: torch.Tensor | None = None)
             if rows is not None and idx:
                 idx = (int(rows[idx[0]]),) + idx[1:]
             diff = (x.detach().double() - y.detach().double()).abs()
-            return {"failing": int(bad.sum()), "of": int(bad.numel()), "first_index": idx,
-                    "max_abs_diff": float(diff[~torch.isnan(diff)].max()) if (~torch.isnan(diff)).any() else float("nan"),
-                    "tol": tol}
+            return {
+                "failing": int(bad.sum()),
+                "of": int(bad.numel()),
+                "first_index": idx,
+                "max_abs_diff": float(diff[~torch.isnan(diff)].max()) if (~torch.isnan(diff)).any() else float("nan"),
+                "tol": tol,
+            }
     return {}
 
 
@@ -133,8 +138,9 @@ class BatchIndependent(_Relational):
         return super().device_ok(env)
 
 
-def batch_independent(in_names: str | Sequence[str] = "x", out_name: str = "result", dim: int = 0,
-                      tol: float = 1e-5) -> Condition:
+def batch_independent(
+    in_names: str | Sequence[str] = "x", out_name: str = "result", dim: int = 0, tol: float = 1e-5
+) -> Condition:
     """Output row i depends only on input row i: re-running on a permuted
     sub-batch of the inputs gives the same rows of the output."""
     return BatchIndependent(in_names, out_name, dim, tol)
@@ -144,8 +150,9 @@ def batch_independent(in_names: str | Sequence[str] = "x", out_name: str = "resu
 class InvariantUnder(_Relational):
     name = "invariant_under"
 
-    def __init__(self, transform: Callable[[Any], Any], in_name: str = "x", out_name: str = "result",
-                 tol: float = 1e-5):
+    def __init__(
+        self, transform: Callable[[Any], Any], in_name: str = "x", out_name: str = "result", tol: float = 1e-5
+    ):
         if not callable(transform):
             raise SpecError(f"Expected invariant_under(transform) to be callable, got {transform!r}")
         super().__init__(transform=transform, in_name=in_name, out_name=out_name, tol=_tol(tol, "tol"))
@@ -158,8 +165,9 @@ class InvariantUnder(_Relational):
         return env[self.out_name], actual, None
 
 
-def invariant_under(transform: Callable[[Any], Any], in_name: str = "x", out_name: str = "result",
-                    tol: float = 1e-5) -> Condition:
+def invariant_under(
+    transform: Callable[[Any], Any], in_name: str = "x", out_name: str = "result", tol: float = 1e-5
+) -> Condition:
     """f(transform(x)) == f(x) within ``tol``."""
     return InvariantUnder(transform, in_name, out_name, tol)
 
@@ -168,13 +176,20 @@ def invariant_under(transform: Callable[[Any], Any], in_name: str = "x", out_nam
 class EquivariantUnder(_Relational):
     name = "equivariant_under"
 
-    def __init__(self, transform: Callable[[Any], Any], out_transform: Callable[[Any], Any] | None = None,
-                 in_name: str = "x", out_name: str = "result", tol: float = 1e-5):
+    def __init__(
+        self,
+        transform: Callable[[Any], Any],
+        out_transform: Callable[[Any], Any] | None = None,
+        in_name: str = "x",
+        out_name: str = "result",
+        tol: float = 1e-5,
+    ):
         for what, fn in (("transform", transform), ("out_transform", out_transform)):
             if fn is not None and not callable(fn):
                 raise SpecError(f"Expected equivariant_under({what}) to be callable, got {fn!r}")
-        super().__init__(transform=transform, out_transform=out_transform, in_name=in_name, out_name=out_name,
-                         tol=_tol(tol, "tol"))
+        super().__init__(
+            transform=transform, out_transform=out_transform, in_name=in_name, out_name=out_name, tol=_tol(tol, "tol")
+        )
         self.transform, self.out_transform = transform, out_transform or transform
         self.in_name, self.out_name, self.tol = in_name, out_name, float(tol)
         self.reads = (in_name, out_name)
@@ -187,8 +202,13 @@ class EquivariantUnder(_Relational):
         return expected, actual, None
 
 
-def equivariant_under(transform: Callable[[Any], Any], out_transform: Callable[[Any], Any] | None = None,
-                      in_name: str = "x", out_name: str = "result", tol: float = 1e-5) -> Condition:
+def equivariant_under(
+    transform: Callable[[Any], Any],
+    out_transform: Callable[[Any], Any] | None = None,
+    in_name: str = "x",
+    out_name: str = "result",
+    tol: float = 1e-5,
+) -> Condition:
     """f(transform(x)) == out_transform(f(x)) (``out_transform`` defaults to ``transform``)."""
     return EquivariantUnder(transform, out_transform, in_name, out_name, tol)
 
@@ -197,10 +217,21 @@ def equivariant_under(transform: Callable[[Any], Any], out_transform: Callable[[
 class Monotone(_Relational):
     name = "monotone"
 
-    def __init__(self, in_name: str = "x", out_name: str = "result", increasing: bool = True,
-                 delta: float = 1e-2, tol: float = 1e-6):
-        super().__init__(in_name=in_name, out_name=out_name, increasing=bool(increasing),
-                         delta=_tol(delta, "monotone(delta)"), tol=_tol(tol, "monotone(tol)"))
+    def __init__(
+        self,
+        in_name: str = "x",
+        out_name: str = "result",
+        increasing: bool = True,
+        delta: float = 1e-2,
+        tol: float = 1e-6,
+    ):
+        super().__init__(
+            in_name=in_name,
+            out_name=out_name,
+            increasing=bool(increasing),
+            delta=_tol(delta, "monotone(delta)"),
+            tol=_tol(tol, "monotone(tol)"),
+        )
         self.in_name, self.out_name, self.increasing = in_name, out_name, bool(increasing)
         self.delta, self.tol = float(delta), float(tol)
         self.reads = (in_name, out_name)
@@ -229,14 +260,20 @@ class Monotone(_Relational):
             bad = ~((a >= b - self.tol) if self.increasing else (a <= b + self.tol))
             if bad.any():
                 idx = tuple(int(i) for i in bad.nonzero()[0])
-                return {"failing": int(bad.sum()), "of": int(bad.numel()), "first_index": idx,
-                        "before": float(b[idx]), "after": float(a[idx]),
-                        "input_shift": self.delta}
+                return {
+                    "failing": int(bad.sum()),
+                    "of": int(bad.numel()),
+                    "first_index": idx,
+                    "before": float(b[idx]),
+                    "after": float(a[idx]),
+                    "input_shift": self.delta,
+                }
         return {}
 
 
-def monotone(in_name: str = "x", out_name: str = "result", increasing: bool = True, delta: float = 1e-2,
-             tol: float = 1e-6) -> Condition:
+def monotone(
+    in_name: str = "x", out_name: str = "result", increasing: bool = True, delta: float = 1e-2, tol: float = 1e-6
+) -> Condition:
     """Raising every element of ``in_name`` by ``delta`` does not lower any
     element of the output (``increasing=False``: does not raise it)."""
     return Monotone(in_name, out_name, increasing, delta, tol)
@@ -246,12 +283,25 @@ def monotone(in_name: str = "x", out_name: str = "result", increasing: bool = Tr
 class LipschitzAtMost(_Relational):
     name = "lipschitz_at_most"
 
-    def __init__(self, L: float = 1.0, in_name: str = "x", out_name: str = "result", samples: int = 4,
-                 eps: float = 1e-3, seed: int = 0):
+    def __init__(
+        self,
+        L: float = 1.0,
+        in_name: str = "x",
+        out_name: str = "result",
+        samples: int = 4,
+        eps: float = 1e-3,
+        seed: int = 0,
+    ):
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise SpecError(f"Expected lipschitz_at_most(samples) to be a positive int, got {samples!r}")
-        super().__init__(L=_tol(L, "lipschitz_at_most(L)"), in_name=in_name, out_name=out_name, samples=samples,
-                         eps=_tol(eps, "eps"), seed=seed)
+        super().__init__(
+            L=_tol(L, "lipschitz_at_most(L)"),
+            in_name=in_name,
+            out_name=out_name,
+            samples=samples,
+            eps=_tol(eps, "eps"),
+            seed=seed,
+        )
         self.L, self.in_name, self.out_name = float(L), in_name, out_name
         self.samples, self.eps, self.seed = samples, float(eps), seed
         self.reads = (in_name, out_name)
@@ -269,16 +319,18 @@ class LipschitzAtMost(_Relational):
         for _ in range(self.samples):
             d = torch.randn(x.shape, generator=g, dtype=torch.float64).to(device=x.device, dtype=x.dtype)
             if rowwise:
-                d = d * (self.eps / torch.linalg.vector_norm(d.reshape(d.shape[0], -1), dim=1).clamp_min(1e-12)
-                         ).reshape((-1,) + (1,) * (d.ndim - 1))
+                d = d * (
+                    self.eps / torch.linalg.vector_norm(d.reshape(d.shape[0], -1), dim=1).clamp_min(1e-12)
+                ).reshape((-1,) + (1,) * (d.ndim - 1))
                 y2 = self._rerun(env, **{self.in_name: x + d})
                 num = torch.linalg.vector_norm((y2 - y).reshape(y.shape[0], -1).double(), dim=1)
                 den = torch.linalg.vector_norm(d.reshape(d.shape[0], -1).double(), dim=1)
             else:
                 d = d * (self.eps / torch.linalg.vector_norm(d).clamp_min(1e-12))
                 y2 = self._rerun(env, **{self.in_name: x + d})
-                num = torch.linalg.vector_norm(torch.cat([(a - b).double().reshape(-1)
-                                                          for a, b in zip(_flat(y2), _flat(y))]))
+                num = torch.linalg.vector_norm(
+                    torch.cat([(a - b).double().reshape(-1) for a, b in zip(_flat(y2), _flat(y))])
+                )
                 den = torch.linalg.vector_norm(d.double())
             ratios.append((num / den.clamp_min(1e-30)).reshape(-1))
         return torch.cat(ratios)
@@ -289,12 +341,17 @@ class LipschitzAtMost(_Relational):
     def evidence(self, env):
         r = self._ratios(env)
         bad = ~(r <= self.L * (1 + 1e-4))
-        return {"failing": int(bad.sum()), "of": int(r.numel()), "estimated_lipschitz": round(float(r.max()), 6),
-                "bound": self.L}
+        return {
+            "failing": int(bad.sum()),
+            "of": int(r.numel()),
+            "estimated_lipschitz": round(float(r.max()), 6),
+            "bound": self.L,
+        }
 
 
-def lipschitz_at_most(L: float, in_name: str = "x", out_name: str = "result", samples: int = 4,
-                      eps: float = 1e-3, seed: int = 0) -> Condition:
+def lipschitz_at_most(
+    L: float, in_name: str = "x", out_name: str = "result", samples: int = 4, eps: float = 1e-3, seed: int = 0
+) -> Condition:
     """Sampled: for ``samples`` random perturbations d of norm ``eps`` (per row
     when input and output share a batch dim), ||f(x+d) - f(x)|| <= L ||d||."""
     return LipschitzAtMost(L, in_name, out_name, samples, eps, seed)
@@ -304,16 +361,25 @@ def lipschitz_at_most(L: float, in_name: str = "x", out_name: str = "result", sa
 class AgreesWith(_Relational):
     name = "agrees_with"
 
-    def __init__(self, reference: Callable[..., Any], tol: float | None = None, top1: float | None = None,
-                 out_name: str = "result"):
+    def __init__(
+        self,
+        reference: Callable[..., Any],
+        tol: float | None = None,
+        top1: float | None = None,
+        out_name: str = "result",
+    ):
         if not callable(reference):
             raise SpecError(f"Expected agrees_with(reference) to be a module or callable, got {reference!r}")
         if top1 is not None and not (isinstance(top1, (int, float)) and 0 <= top1 <= 1):
             raise SpecError(f"Expected agrees_with(top1) to be a fraction in [0, 1], got {top1!r}")
         if tol is None and top1 is None:
             tol = 1e-5
-        super().__init__(reference=reference, tol=None if tol is None else _tol(tol, "agrees_with(tol)"),
-                         top1=top1, out_name=out_name)
+        super().__init__(
+            reference=reference,
+            tol=None if tol is None else _tol(tol, "agrees_with(tol)"),
+            top1=top1,
+            out_name=out_name,
+        )
         self.reference, self.tol, self.top1, self.out_name = reference, tol, top1, out_name
         self.reads = (out_name,)
         self.serializable = False
@@ -349,15 +415,21 @@ class AgreesWith(_Relational):
         ev: dict[str, Any] = {}
         if self.top1 is not None:
             a = y.argmax(-1) == ref.argmax(-1)
-            ev.update({"top1_agreement": round(float(a.float().mean()), 4), "required": self.top1,
-                       "disagreeing_rows": int((~a).sum())})
+            ev.update(
+                {
+                    "top1_agreement": round(float(a.float().mean()), 4),
+                    "required": self.top1,
+                    "disagreeing_rows": int((~a).sum()),
+                }
+            )
         if self.tol is not None:
             ev.update(_diff_evidence(ref, y, self.tol))
         return ev
 
 
-def agrees_with(reference: Callable[..., Any], tol: float | None = None, top1: float | None = None,
-                out_name: str = "result") -> Condition:
+def agrees_with(
+    reference: Callable[..., Any], tol: float | None = None, top1: float | None = None, out_name: str = "result"
+) -> Condition:
     """The output matches ``reference`` run on the same arguments: elementwise
     within ``tol``, and/or the same argmax on at least a ``top1`` fraction of rows."""
     return AgreesWith(reference, tol, top1, out_name)

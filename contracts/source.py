@@ -5,14 +5,19 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
 _ROOT = os.path.dirname(_PKG_DIR)  # the folder of the top-level folders (installed: site-packages/modpact)
 #: modpact's own code that builds contracts: contracts/, the packages that moved out of it
 #: (validation/, inference/), and the top package modpact/ (in the source tree)
-_SKIP = (_PKG_DIR, os.path.join(_ROOT, "validation", ""), os.path.join(_ROOT, "inference", ""),
-         _ROOT + os.sep + "modpact" + os.sep)
+_SKIP = (
+    _PKG_DIR,
+    os.path.join(_ROOT, "validation", ""),
+    os.path.join(_ROOT, "inference", ""),
+    _ROOT + os.sep + "modpact" + os.sep,
+)
 
 
 def user_site(depth: int = 2) -> str | None:

@@ -3,8 +3,6 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
-import modpact.validation.substitution
-
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.substitution", "modpact.validation.substitution")

@@ -11,7 +11,8 @@ runs every postcondition separately so each gets its own pass count.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -72,14 +73,17 @@ def _split_contracts(contracts: Any, what: str) -> tuple[Sequence[Any], Sequence
 class Target:
     """``fn`` with the interface and conditions it is validated against."""
 
-    def __init__(self, fn: Any, interface: Any = None, contracts: Any = None, name: str | None = None,
-                 what: str = "validate"):
+    def __init__(
+        self, fn: Any, interface: Any = None, contracts: Any = None, name: str | None = None, what: str = "validate"
+    ):
         existing = existing_guard(fn)
         iface = interface if interface is not None else getattr(existing, "interface", None)
         label = name or getattr(existing, "name", None) or getattr(fn, "__name__", None) or type(fn).__name__
         if iface is None:
-            raise SpecError(f"{what}({label}): no interface to generate inputs from; pass interface=... or guard "
-                            "the module with one (mp.guard(module, interface=...))")
+            raise SpecError(
+                f"{what}({label}): no interface to generate inputs from; pass interface=... or guard "
+                "the module with one (mp.guard(module, interface=...))"
+            )
         if not (hasattr(iface, "inputs") and hasattr(iface, "input_problems")):
             raise SpecError(f"{what}(interface={iface!r}): expected a modpact Interface")
         binder = existing.binder if existing is not None else _binder(fn, what)
@@ -91,8 +95,12 @@ class Target:
             interface=iface,
             requires=tuple(getattr(existing, "requires", ())) + _conditions(list(req), "requires", site),
             ensures=tuple(getattr(existing, "ensures", ())) + _conditions(list(ens), "ensures", site),
-            name=label, mode="raise", producer="the generated inputs", binder=binder,
-            owner=f"{label}.forward" if isinstance(fn, nn.Module) else label, declared_at=site,
+            name=label,
+            mode="raise",
+            producer="the generated inputs",
+            binder=binder,
+            owner=f"{label}.forward" if isinstance(fn, nn.Module) else label,
+            declared_at=site,
         )
         self.checks = [f"interface {iface.name!r}"] + [c.text for c in self.guard.ensures]
 
@@ -140,8 +148,11 @@ class Target:
         _, bindings = iface.input_problems(g.input_values(env), values_too=False)
         problems, bindings = iface.output_problems(result, bindings)
         out: list[tuple[str, ContractViolation | None]] = [
-            (self.checks[0], interface_violation(g, problems, bindings, side="output", values=named)
-             if problems else None)]
+            (
+                self.checks[0],
+                interface_violation(g, problems, bindings, side="output", values=named) if problems else None,
+            )
+        ]
         for c in g.ensures:
             try:
                 ok = c.ok(env)

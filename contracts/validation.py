@@ -3,8 +3,6 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
-import modpact.validation.validation
-
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.validation", "modpact.validation.validation")

@@ -14,7 +14,7 @@ from the order the modules were given in to the target order.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -29,8 +29,10 @@ def _concern(m: nn.Module, i: int) -> str:
     ls = getattr(m, "label_space", None)
     iface = getattr(m, "interface", None)
     if not isinstance(ls, LabelSpace) or len(ls) != 2 or not isinstance(iface, Interface):
-        raise SpecError(f"compose_classes: module {i} ({type(m).__name__}) is not a per-class module "
-                        "(needs .label_space [c, 'not c'] and .interface, as decompose_classes makes)")
+        raise SpecError(
+            f"compose_classes: module {i} ({type(m).__name__}) is not a per-class module "
+            "(needs .label_space [c, 'not c'] and .interface, as decompose_classes makes)"
+        )
     return ls.labels[0]
 
 
@@ -45,14 +47,16 @@ class ComposedClassifier(nn.Module):
         concerns = [_concern(m, i) for i, m in enumerate(modules)]
         dups = sorted({c for c in concerns if concerns.count(c) > 1})
         if dups:
-            raise CompatibilityError("compose_classes: more than one module per class",
-                                     [f"class {c!r} has {concerns.count(c)} modules" for c in dups])
+            raise CompatibilityError(
+                "compose_classes: more than one module per class",
+                [f"class {c!r} has {concerns.count(c)} modules" for c in dups],
+            )
         given = LabelSpace("modules", concerns)
         labels = labels or LabelSpace("composed", concerns)
         reasons = [f"class {c!r} of {labels.name!r} has no module" for c in given.missing_from(labels)]
         reasons += [f"module for class {c!r} has no place in {labels.name!r}" for c in labels.missing_from(given)]
         first = modules[0].interface
-        (xname, xspec), = first.inputs.items()
+        ((xname, xspec),) = first.inputs.items()
         for m, c in zip(modules[1:], concerns[1:]):
             compat = check_compatible(xspec, next(iter(m.interface.inputs.values())))
             reasons += [f"input of module[{c}] vs input of module[{concerns[0]}]: {r}" for r in compat.reasons]
@@ -84,17 +88,19 @@ class ComposedClassifier(nn.Module):
         voted = torch.where(votes, conf, torch.full_like(conf, -1.0))
         return torch.where(votes.any(-1), voted.argmax(-1), conf.argmax(-1))
 
-    def with_class(self, module: nn.Module, labels: LabelSpace | None = None) -> "ComposedClassifier":
+    def with_class(self, module: nn.Module, labels: LabelSpace | None = None) -> ComposedClassifier:
         """A new classifier with one more class (appended to the label space unless ``labels``)."""
         c = _concern(module, len(self.parts))
         labels = labels or LabelSpace(self.labels.name, [*self.labels.labels, c])
         return ComposedClassifier([*self.parts, module], labels)
 
-    def without_class(self, label: str, labels: LabelSpace | None = None) -> "ComposedClassifier":
+    def without_class(self, label: str, labels: LabelSpace | None = None) -> ComposedClassifier:
         """A new classifier without ``label``'s module (and without ``label``)."""
         if label not in self.concerns:
-            raise CompatibilityError(f"cannot exclude class {label!r} from {self.labels.name!r}",
-                                     [f"no module for {label!r}; classes are {self.concerns}"])
+            raise CompatibilityError(
+                f"cannot exclude class {label!r} from {self.labels.name!r}",
+                [f"no module for {label!r}; classes are {self.concerns}"],
+            )
         rest = [m for m in self.parts if m.label_space.labels[0] != label]
         labels = labels or LabelSpace(self.labels.name, [c for c in self.labels.labels if c != label])
         return ComposedClassifier(rest, labels)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -74,8 +74,14 @@ class ClassModule(nn.Module):
     ``masks`` (layer name -> bool keep-mask), ``retained`` (fraction of edges kept).
     """
 
-    def __init__(self, net: nn.Module, concern: str, source_labels: LabelSpace, input_spec: TensorSpec,
-                 masks: dict[str, torch.Tensor] | None = None):
+    def __init__(
+        self,
+        net: nn.Module,
+        concern: str,
+        source_labels: LabelSpace,
+        input_spec: TensorSpec,
+        masks: dict[str, torch.Tensor] | None = None,
+    ):
         super().__init__()
         self.net = net
         self.channel = Channel(source_labels.index(concern), len(source_labels))
@@ -120,8 +126,7 @@ def edge_scores(model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     (shape of the layer's weight). The last prunable layer is not gated."""
     layers = _layers(model)
     seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
-    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: seen.__setitem__(n, (inp[0], out)))
-             for n, m in layers]
+    hooks = [m.register_forward_hook(lambda mod, inp, out, n=n: seen.__setitem__(n, (inp[0], out))) for n, m in layers]
     try:
         model.eval()
         model(x)
@@ -166,7 +171,7 @@ def _masks(scores: dict[str, torch.Tensor], retention: float, scope: str) -> dic
     keep = _top_mask(flat, retention)
     out, i = {}, 0
     for n, sc in scores.items():
-        out[n] = keep[i:i + sc.numel()].view_as(sc)
+        out[n] = keep[i : i + sc.numel()].view_as(sc)
         i += sc.numel()
     return out
 
@@ -183,9 +188,19 @@ def _negatives(x: torch.Tensor, y: torch.Tensor, c: int, n: int, gen: torch.Gene
     return x[torch.cat(picks)]
 
 
-def decompose_classes(model: nn.Module, x: torch.Tensor, y: torch.Tensor, labels: LabelSpace, *,
-                      retention: float = 1.0, negatives: float = 1.0, classes: Sequence[str] | None = None,
-                      input_spec: TensorSpec | None = None, scope: str = "normalized", seed: int = 0) -> list[ClassModule]:
+def decompose_classes(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    labels: LabelSpace,
+    *,
+    retention: float = 1.0,
+    negatives: float = 1.0,
+    classes: Sequence[str] | None = None,
+    input_spec: TensorSpec | None = None,
+    scope: str = "normalized",
+    seed: int = 0,
+) -> list[ClassModule]:
     """One ``ClassModule`` per class of ``labels`` (or of ``classes``).
 
     ``x, y``: inputs and integer targets indexing ``labels`` (the training data).

@@ -41,7 +41,7 @@ class Dataset:
     def n_classes(self) -> int:
         return len(self.labels)
 
-    def subset(self, classes: list[str], labels: LabelSpace | None = None) -> "Dataset":
+    def subset(self, classes: list[str], labels: LabelSpace | None = None) -> Dataset:
         """Only the samples of ``classes`` (names), re-indexed into ``labels``
         (default: a label space of those classes in the given order)."""
         labels = labels or LabelSpace(f"{self.labels.name}-subset", list(classes))
@@ -58,7 +58,7 @@ class Dataset:
         xte, yte = pick(self.x_test, self.y_test)
         return Dataset(f"{self.name}[{','.join(classes)}]", xtr, ytr, xte, yte, labels)
 
-    def relabel(self, labels: LabelSpace) -> "Dataset":
+    def relabel(self, labels: LabelSpace) -> Dataset:
         """The same samples with targets indexing ``labels`` (same names, another order)."""
         perm = torch.tensor(self.labels.align(labels))  # perm[k] = old index of labels[k]
         lut = torch.empty_like(perm)
@@ -77,8 +77,9 @@ def load(name: str = "digits", *, test_size: float = 0.3, split_seed: int = 0) -
     if not 0 < test_size < 1:
         raise SpecError(f"load(test_size={test_size!r}): expected a fraction in (0, 1)")
     bunch = loaders[name]()
-    xtr, xte, ytr, yte = train_test_split(bunch.data, bunch.target, test_size=test_size,
-                                          random_state=split_seed, stratify=bunch.target)
+    xtr, xte, ytr, yte = train_test_split(
+        bunch.data, bunch.target, test_size=test_size, random_state=split_seed, stratify=bunch.target
+    )
     xtr, xte = torch.tensor(xtr, dtype=torch.float32), torch.tensor(xte, dtype=torch.float32)
     if name == "digits":
         xtr, xte = xtr / 16.0, xte / 16.0

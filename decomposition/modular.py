@@ -15,8 +15,9 @@ Modules are registered under their node names, so a Monitor's module path
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,8 +37,10 @@ class Node:
 def _interface_of(module: nn.Module, interface: Interface | None, name: str) -> Interface:
     iface = interface if interface is not None else getattr(module, "interface", None)
     if not isinstance(iface, Interface):
-        raise SpecError(f"node {name!r}: no interface; pass interface=... (or infer_interface(module, example)) "
-                        f"for {type(module).__name__}")
+        raise SpecError(
+            f"node {name!r}: no interface; pass interface=... (or infer_interface(module, example)) "
+            f"for {type(module).__name__}"
+        )
     return iface
 
 
@@ -71,8 +74,9 @@ class ModularModel(nn.Module):
             return self.input_specs[source]
         node, _, out = source.partition(".")
         if node not in nodes:
-            raise SpecError(f"source {source!r} is neither a graph input {list(self.input_specs)} nor a node "
-                            f"{list(nodes)}")
+            raise SpecError(
+                f"source {source!r} is neither a graph input {list(self.input_specs)} nor a node {list(nodes)}"
+            )
         outs = nodes[node].interface.outputs
         if out:
             if out not in outs:
@@ -93,8 +97,9 @@ class ModularModel(nn.Module):
         """The node a module path (as the Monitor reports it) belongs to."""
         head = module_path.split(".")[0]
         if head not in self.nodes:
-            raise SpecError(f"module path {module_path!r} is not inside any node of {self.name!r}; "
-                            f"nodes are {list(self.nodes)}")
+            raise SpecError(
+                f"module path {module_path!r} is not inside any node of {self.name!r}; nodes are {list(self.nodes)}"
+            )
         return head
 
     @property
@@ -106,8 +111,10 @@ class ModularModel(nn.Module):
         reasons = []
         for n, node in nodes.items():
             if len(node.inputs) != len(node.interface.inputs):
-                reasons.append(f"node {n!r}: {len(node.inputs)} source(s) {node.inputs} for "
-                               f"{len(node.interface.inputs)} input(s) {list(node.interface.inputs)}")
+                reasons.append(
+                    f"node {n!r}: {len(node.inputs)} source(s) {node.inputs} for "
+                    f"{len(node.interface.inputs)} input(s) {list(node.interface.inputs)}"
+                )
                 continue
             for src, (k, want) in zip(node.inputs, node.interface.inputs.items()):
                 if only is not None and n not in only and src.partition(".")[0] not in only:
@@ -121,14 +128,22 @@ class ModularModel(nn.Module):
         """Every reason any edge is incompatible (empty when all edges hold)."""
         return self._edge_reasons(self.nodes)
 
-    def _commit(self, op: str, nodes: dict[str, Node], modules: dict[str, nn.Module], touched: set[str],
-                extra: Sequence[str] = ()) -> None:
+    def _commit(
+        self,
+        op: str,
+        nodes: dict[str, Node],
+        modules: dict[str, nn.Module],
+        touched: set[str],
+        extra: Sequence[str] = (),
+    ) -> None:
         """Check the edges around ``touched`` in the proposed graph; apply it or refuse."""
         modules = dict(modules)
         reasons = list(extra) + self._edge_reasons(nodes, only=touched)
         if reasons:
-            raise CompatibilityError(f"{self.name}: {op} refused: {len(reasons)} incompatibilit"
-                                     f"{'y' if len(reasons) == 1 else 'ies'}", reasons)
+            raise CompatibilityError(
+                f"{self.name}: {op} refused: {len(reasons)} incompatibilit{'y' if len(reasons) == 1 else 'ies'}",
+                reasons,
+            )
         for n in list(self._modules):
             del self._modules[n]
         for n in nodes:
@@ -139,22 +154,45 @@ class ModularModel(nn.Module):
     def _sources_known(self, op: str, name: str, inputs: Sequence[str], nodes: Mapping[str, Node]) -> None:
         for s in inputs:
             if s not in self.input_specs and s.partition(".")[0] not in nodes:
-                raise SpecError(f"{op}({name!r}): source {s!r} is neither a graph input {list(self.input_specs)} "
-                                f"nor an earlier node {list(nodes)}")
+                raise SpecError(
+                    f"{op}({name!r}): source {s!r} is neither a graph input {list(self.input_specs)} "
+                    f"nor an earlier node {list(nodes)}"
+                )
 
     # ---- operators ----------------------------------------------------------------------
-    def add(self, name: str, module: nn.Module, inputs: Sequence[str], *, interface: Interface | None = None,
-            output: bool = False) -> "ModularModel":
+    def add(
+        self,
+        name: str,
+        module: nn.Module,
+        inputs: Sequence[str],
+        *,
+        interface: Interface | None = None,
+        output: bool = False,
+    ) -> ModularModel:
         """Add a node fed by ``inputs`` (in order of its interface's inputs)."""
         return self.augment(name, module, inputs, interface=interface, output=output)
 
-    def augment(self, name: str, module: nn.Module, inputs: Sequence[str], *, interface: Interface | None = None,
-                output: bool = False) -> "ModularModel":
+    def augment(
+        self,
+        name: str,
+        module: nn.Module,
+        inputs: Sequence[str],
+        *,
+        interface: Interface | None = None,
+        output: bool = False,
+    ) -> ModularModel:
         """Add a module as a new node; refuses if any of its input edges is incompatible."""
-        if not isinstance(name, str) or not name.isidentifier() or name in self.nodes or hasattr(self, name) \
-                or name in self.input_specs:
-            raise SpecError(f"augment({name!r}): node names must be new identifiers that are not attributes "
-                            f"of ModularModel or graph inputs")
+        if (
+            not isinstance(name, str)
+            or not name.isidentifier()
+            or name in self.nodes
+            or hasattr(self, name)
+            or name in self.input_specs
+        ):
+            raise SpecError(
+                f"augment({name!r}): node names must be new identifiers that are not attributes "
+                f"of ModularModel or graph inputs"
+            )
         if not isinstance(module, nn.Module):
             raise SpecError(f"augment({name!r}): expected an nn.Module, got {type(module).__name__}")
         iface = _interface_of(module, interface, name)
@@ -166,19 +204,21 @@ class ModularModel(nn.Module):
             self.outputs.append(name)
         return self
 
-    def substitute(self, name: str, module: nn.Module, *, interface: Interface | None = None) -> "ModularModel":
+    def substitute(self, name: str, module: nn.Module, *, interface: Interface | None = None) -> ModularModel:
         """Replace node ``name``'s module. Refuses unless every edge around it holds and the
         new interface can stand in for the old one (inputs contravariant, outputs covariant)."""
         self._need(name, "substitute")
         iface = _interface_of(module, interface, name)
         old = self.nodes[name]
-        variance = [f"interface {iface.name!r} for {old.interface.name!r}: {r}"
-                    for r in iface.is_substitutable_for(old.interface).reasons]
+        variance = [
+            f"interface {iface.name!r} for {old.interface.name!r}: {r}"
+            for r in iface.is_substitutable_for(old.interface).reasons
+        ]
         nodes = {n: (Node(iface, old.inputs) if n == name else v) for n, v in self.nodes.items()}
         self._commit(f"substitute({name!r})", nodes, {**self._modules, name: module}, {name}, variance)
         return self
 
-    def exclude(self, name: str) -> "ModularModel":
+    def exclude(self, name: str) -> ModularModel:
         """Remove a node; refuses while another node consumes it or it is the only output."""
         self._need(name, "exclude")
         reasons = [f"edge {s} -> {n}.{k}: node {n!r} still consumes {name!r}" for s, n, k in self.consumers(name)]
@@ -192,16 +232,17 @@ class ModularModel(nn.Module):
         nodes = {n: (Node(new.interface, v.inputs) if n == name else v) for n, v in self.nodes.items()}
         self._commit(op, nodes, {**self._modules, name: new}, {name})
 
-    def augment_class(self, name: str, class_module: nn.Module) -> "ModularModel":
+    def augment_class(self, name: str, class_module: nn.Module) -> ModularModel:
         """Add a class to the composed classifier at node ``name`` (its label space grows;
         consumers of ``name`` must accept the new one)."""
         self._need(name, "augment_class")
         head = self._composed(name, "augment_class")
-        self._replace_head(f"augment_class({name!r}, {class_module.label_space.labels[0]!r})", name,
-                           head.with_class(class_module))
+        self._replace_head(
+            f"augment_class({name!r}, {class_module.label_space.labels[0]!r})", name, head.with_class(class_module)
+        )
         return self
 
-    def exclude_class(self, name: str, label: str) -> "ModularModel":
+    def exclude_class(self, name: str, label: str) -> ModularModel:
         """Remove class ``label`` from the composed classifier at node ``name``."""
         self._need(name, "exclude_class")
         head = self._composed(name, "exclude_class")
@@ -216,8 +257,9 @@ class ModularModel(nn.Module):
             raise SpecError(f"{op}({name!r}): node {name!r} is a {type(m).__name__}, not a composed classifier")
         return m
 
-    def port(self, name: str, source: "ModularModel", node: str | None = None, *,
-             inputs: Sequence[str] | None = None) -> "ModularModel":
+    def port(
+        self, name: str, source: ModularModel, node: str | None = None, *, inputs: Sequence[str] | None = None
+    ) -> ModularModel:
         """Reuse ``source``'s node (a deep copy, default: the same name) here: it substitutes
         node ``name`` if there is one, else it is added fed by ``inputs``."""
         node = node or name
@@ -230,7 +272,7 @@ class ModularModel(nn.Module):
             raise SpecError(f"port({name!r}): {name!r} is a new node here; say which sources feed it with inputs=[...]")
         return self.augment(name, module, inputs, interface=iface)
 
-    def split(self, name: str, at: Sequence[str], example: Any) -> "ModularModel":
+    def split(self, name: str, at: Sequence[str], example: Any) -> ModularModel:
         """Replace node ``name`` by its stages (``modpact.split``), named ``name_0``, ``name_1``..
         The outer ends keep the node's declared interface; inner cuts get inferred ones."""
         from .split import split as split_model
@@ -243,8 +285,11 @@ class ModularModel(nn.Module):
         if clash:
             raise SpecError(f"split({name!r}): stage names {clash} are taken")
         ifaces = list(parts.interfaces)
-        ifaces[0] = Interface(ifaces[0].name, dict(zip(ifaces[0].inputs, old.interface.inputs.values())),
-                              ifaces[0].outputs if len(ifaces) > 1 else old.interface.outputs)
+        ifaces[0] = Interface(
+            ifaces[0].name,
+            dict(zip(ifaces[0].inputs, old.interface.inputs.values())),
+            ifaces[0].outputs if len(ifaces) > 1 else old.interface.outputs,
+        )
         if len(ifaces) > 1:
             ifaces[-1] = Interface(ifaces[-1].name, ifaces[-1].inputs, old.interface.outputs)
         nodes: dict[str, Node] = {}
@@ -254,8 +299,15 @@ class ModularModel(nn.Module):
                 nodes[n] = Node(v.interface, [names[-1] if s == name else s for s in v.inputs])
                 continue
             for k, (sn, stage) in enumerate(zip(names, parts.stages)):
-                srcs = old.inputs if k == 0 else ([names[k - 1]] if len(ifaces[k].inputs) == 1
-                                                  else [f"{names[k - 1]}.{o}" for o in ifaces[k - 1].outputs])
+                srcs = (
+                    old.inputs
+                    if k == 0
+                    else (
+                        [names[k - 1]]
+                        if len(ifaces[k].inputs) == 1
+                        else [f"{names[k - 1]}.{o}" for o in ifaces[k - 1].outputs]
+                    )
+                )
                 nodes[sn] = Node(ifaces[k], list(srcs))
                 modules[sn] = _Spread(stage, list(ifaces[k].outputs)) if len(ifaces[k].outputs) > 1 else stage
         outputs = [names[-1] if o == name else o for o in self.outputs]

@@ -28,8 +28,9 @@ from __future__ import annotations
 import copy
 import importlib.util
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -86,13 +87,16 @@ class RepairResult:
 
     def __str__(self) -> str:
         acc = lambda a: "n/a" if a is None else f"{100 * a:.2f}%"  # noqa: E731
-        lines = [f"repair of {self.node!r} ({self.how}): accuracy {acc(self.accuracy_before)} -> "
-                 f"{acc(self.accuracy_after)}",
-                 f"  compute: {self.compute.flops / 1e6:.1f} MFLOP, {self.compute.seconds:.3f} s"]
+        lines = [
+            f"repair of {self.node!r} ({self.how}): accuracy {acc(self.accuracy_before)} -> {acc(self.accuracy_after)}",
+            f"  compute: {self.compute.flops / 1e6:.1f} MFLOP, {self.compute.seconds:.3f} s",
+        ]
         if self.full:
-            lines.append(f"  whole-model retraining: {self.full.flops / 1e6:.1f} MFLOP, {self.full.seconds:.3f} s, "
-                         f"accuracy {acc(self.full_accuracy)} (repair used {self.flops_ratio:.1%} of the FLOPs, "
-                         f"{self.time_ratio:.1%} of the time)")
+            lines.append(
+                f"  whole-model retraining: {self.full.flops / 1e6:.1f} MFLOP, {self.full.seconds:.3f} s, "
+                f"accuracy {acc(self.full_accuracy)} (repair used {self.flops_ratio:.1%} of the FLOPs, "
+                f"{self.time_ratio:.1%} of the time)"
+            )
         sub = self.substitutable
         lines.append(f"  substitutable: {'yes' if sub.ok else 'NO'} ({sub.checked})")
         lines += [f"    - {r}" for r in sub.reasons]
@@ -146,19 +150,28 @@ def _upstream_cache(model: ModularModel, x: torch.Tensor, affected: list[str]) -
 
 
 def _take(cache: dict[str, Any], idx: torch.Tensor) -> dict[str, Any]:
-    return {k: (v[idx] if isinstance(v, torch.Tensor) else {kk: vv[idx] for kk, vv in v.items()})
-            for k, v in cache.items()}
+    return {
+        k: (v[idx] if isinstance(v, torch.Tensor) else {kk: vv[idx] for kk, vv in v.items()}) for k, v in cache.items()
+    }
 
 
-def _fit(step_model: Callable[[torch.Tensor], Any], params: list[nn.Parameter], n: int, y: torch.Tensor,
-         epochs: int, lr: float, batch_size: int, seed: int) -> None:
+def _fit(
+    step_model: Callable[[torch.Tensor], Any],
+    params: list[nn.Parameter],
+    n: int,
+    y: torch.Tensor,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+) -> None:
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(params, lr=lr)
     loss_fn = nn.CrossEntropyLoss()
     for _ in range(epochs):
         order = torch.randperm(n, generator=gen)
         for i in range(0, n, batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             opt.zero_grad(set_to_none=True)
             loss_fn(step_model(idx), y[idx]).backward()
             opt.step()
@@ -201,8 +214,9 @@ def _on_data(model: ModularModel, node: str, x: torch.Tensor) -> list[str]:
     return reasons + [str(p) for p in problems + problems2]
 
 
-def _substitutable(model: ModularModel, node: str, before: nn.Module, x: torch.Tensor, examples: int,
-                   seed: int) -> SubstitutionCheck:
+def _substitutable(
+    model: ModularModel, node: str, before: nn.Module, x: torch.Tensor, examples: int, seed: int
+) -> SubstitutionCheck:
     """``_on_data``, then ``check_substitutable(before, repaired, interface, top1=0)``
     on ``examples`` generated inputs (skipped when 0 or Hypothesis is missing):
     the repaired node's interface can replace the node's, and its outputs on
@@ -219,9 +233,16 @@ def _substitutable(model: ModularModel, node: str, before: nn.Module, x: torch.T
         with disabled(), torch.no_grad():
             env = _upstream_cache(model, x, [])
         node_x = [model._value(env, s) for s in model.nodes[node].inputs]
-        result = check_substitutable(before, model.module(node), interface=iface, top1=0.0,
-                                     data=node_x[0] if len(node_x) == 1 else dict(zip(iface.inputs, node_x)),
-                                     max_examples=examples, seed=seed, raise_on_failure=False)
+        result = check_substitutable(
+            before,
+            model.module(node),
+            interface=iface,
+            top1=0.0,
+            data=node_x[0] if len(node_x) == 1 else dict(zip(iface.inputs, node_x)),
+            max_examples=examples,
+            seed=seed,
+            raise_on_failure=False,
+        )
         reasons += result.failures
         failure = getattr(result, "failure", None)
         if failure is not None:
@@ -230,24 +251,38 @@ def _substitutable(model: ModularModel, node: str, before: nn.Module, x: torch.T
     return SubstitutionCheck(not reasons, reasons, checked, result)
 
 
-def repair(model: ModularModel, blamed: Any, data: tuple[torch.Tensor, torch.Tensor], *,
-           replacement: nn.Module | None = None, reinit: bool = False, epochs: int = 20, lr: float = 3e-3,
-           batch_size: int = 128, seed: int = 0, eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
-           compare_full: bool = True, full_epochs: int | None = None, examples: int = 50) -> RepairResult:
+def repair(
+    model: ModularModel,
+    blamed: Any,
+    data: tuple[torch.Tensor, torch.Tensor],
+    *,
+    replacement: nn.Module | None = None,
+    reinit: bool = False,
+    epochs: int = 20,
+    lr: float = 3e-3,
+    batch_size: int = 128,
+    seed: int = 0,
+    eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
+    compare_full: bool = True,
+    full_epochs: int | None = None,
+    examples: int = 50,
+) -> RepairResult:
     """Retrain or replace only the blamed node of ``model`` (changed in place).
     Contracts are off while it trains; the final check runs them."""
     with disabled():
         node = _blamed_node(model, blamed) if isinstance(model, ModularModel) else None
         before = copy.deepcopy(model.module(node)) if node else None
-        result = _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data,
-                         compare_full, full_epochs)
+        result = _repair(
+            model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data, compare_full, full_epochs
+        )
     x_eval = (eval_data if eval_data is not None else data)[0]
     result.substitutable = _substitutable(model, result.node, before, x_eval, examples, seed)
     return result
 
 
-def _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data, compare_full,
-            full_epochs) -> RepairResult:
+def _repair(
+    model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data, compare_full, full_epochs
+) -> RepairResult:
     if not isinstance(model, ModularModel):
         raise SpecError(f"repair: expected a ModularModel, got {type(model).__name__}")
     if len(model.input_specs) != 1 or len(model.outputs) != 1:
@@ -278,8 +313,9 @@ def _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, se
     def params_of(m):
         return [p for p in (m or model).module(node).parameters() if p.requires_grad]
 
-    compute = _train_counted(make_step, params_of, len(x), y, epochs, lr, batch_size, seed,
-                             lambda: copy.deepcopy(model))
+    compute = _train_counted(
+        make_step, params_of, len(x), y, epochs, lr, batch_size, seed, lambda: copy.deepcopy(model)
+    )
     for p in model.parameters():
         p.requires_grad_(True)
     model.eval()
@@ -289,10 +325,26 @@ def _repair(model, blamed, data, replacement, reinit, epochs, lr, batch_size, se
         whole = copy.deepcopy(model)
         _reset(whole)
         fe = epochs if full_epochs is None else full_epochs
-        full = _train_counted(lambda m: (lambda idx: (m or whole)(x[idx])),
-                              lambda m: list((m or whole).parameters()), len(x), y, fe, lr, batch_size, seed,
-                              lambda: copy.deepcopy(whole))
+        full = _train_counted(
+            lambda m: lambda idx: (m or whole)(x[idx]),
+            lambda m: list((m or whole).parameters()),
+            len(x),
+            y,
+            fe,
+            lr,
+            batch_size,
+            seed,
+            lambda: copy.deepcopy(whole),
+        )
         whole.eval()
         full_acc = accuracy(whole, ex, ey)
-    return RepairResult(node, "replace" if replacement is not None else "retrain", before, after, compute,
-                        SubstitutionCheck(False, ["not checked"]), full, full_acc)
+    return RepairResult(
+        node,
+        "replace" if replacement is not None else "retrain",
+        before,
+        after,
+        compute,
+        SubstitutionCheck(False, ["not checked"]),
+        full,
+        full_acc,
+    )

@@ -15,7 +15,8 @@ batch size become the symbolic ``batch``.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
@@ -80,13 +81,15 @@ def _trace(model: nn.Module, at: Sequence[str]) -> fx.GraphModule:
     unknown = [a for a in at if a not in names or a == ""]
     if unknown:
         shown = ", ".join(n for n in names if n)[:400]
-        raise SpecError(f"split(at={list(at)!r}): no submodule named {', '.join(map(repr, unknown))}; "
-                        f"submodules are: {shown}")
+        raise SpecError(
+            f"split(at={list(at)!r}): no submodule named {', '.join(map(repr, unknown))}; submodules are: {shown}"
+        )
     try:
         graph = _Tracer(set(at)).trace(model)
     except Exception as e:  # data-dependent control flow and the like
-        raise SpecError(f"split: torch.fx could not trace {type(model).__name__}: {e}; "
-                        "cut at submodules whose forward is traceable") from None
+        raise SpecError(
+            f"split: torch.fx could not trace {type(model).__name__}: {e}; cut at submodules whose forward is traceable"
+        ) from None
     return fx.GraphModule(model, graph, type(model).__name__)
 
 
@@ -108,8 +111,10 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
     calls = {a: [n for n in nodes if n.op == "call_module" and n.target == a] for a in at}
     for a, found in calls.items():
         if len(found) != 1:
-            raise SpecError(f"split(at=[..., {a!r}, ...]): submodule {a!r} is called {len(found)} times in forward; "
-                            "a cut needs exactly one call")
+            raise SpecError(
+                f"split(at=[..., {a!r}, ...]): submodule {a!r} is called {len(found)} times in forward; "
+                "a cut needs exactly one call"
+            )
     cut_nodes = sorted((calls[a][0] for a in at), key=nodes.index)
     cuts = [n.target for n in cut_nodes]
     # stage of each node: increments after each cut
@@ -122,13 +127,17 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
     compute = [n for n in nodes if n.op not in ("placeholder", "get_attr", "output")]
     for i, c in enumerate(cut_nodes):
         if not any(stage_of[n] == i + 1 for n in compute):
-            raise SpecError(f"split(at=...): the cut after {c.target!r} leaves stage {i + 1} empty; "
-                            "cut before the last operation")
+            raise SpecError(
+                f"split(at=...): the cut after {c.target!r} leaves stage {i + 1} empty; cut before the last operation"
+            )
     n_stages = len(cuts) + 1
 
     def crossing(k: int) -> list[fx.Node]:  # defined in stages <= k, used in stages > k
-        return [n for n in nodes if n.op not in ("get_attr", "output") and stage_of[n] <= k
-                and any(stage_of[u] > k for u in n.users)]
+        return [
+            n
+            for n in nodes
+            if n.op not in ("get_attr", "output") and stage_of[n] <= k and any(stage_of[u] > k for u in n.users)
+        ]
 
     boundaries = [crossing(k) for k in range(n_stages - 1)]
     stages = []
@@ -175,8 +184,9 @@ def _interfaces(stages, boundaries, example, base) -> list[Interface]:
             raise SpecError(f"split: stage {k} of {base} failed on the example ({shown}): {e}") from None
         if k < len(boundaries):  # name boundary outputs after the values, like the next stage's inputs
             names = [n.name for n in boundaries[k]]
-            iface = Interface(iface.name, iface.inputs, dict(zip(names, iface.outputs.values())),
-                              description=iface.description)
+            iface = Interface(
+                iface.name, iface.inputs, dict(zip(names, iface.outputs.values())), description=iface.description
+            )
         out.append(iface)
         with torch.no_grad():
             r1, r2 = stage(*ex1), stage(*ex2)

@@ -8,7 +8,7 @@ gives the same weights.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -42,28 +42,39 @@ def make_cnn(n_out: int = 10, channels: tuple[int, int] = (8, 16)) -> nn.Sequent
     c1, c2 = channels
     return nn.Sequential(
         _Image(),
-        nn.Conv2d(1, c1, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(c1, c2, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(),
+        nn.Conv2d(1, c1, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(c1, c2, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
         nn.Linear(c2 * 16, n_out),
     )
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int = 60, lr: float = 1e-2,
-          batch_size: int = 128, seed: int = 0, weight_decay: float = 0.0,
-          params: Sequence[nn.Parameter] | None = None) -> nn.Module:
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    epochs: int = 60,
+    lr: float = 1e-2,
+    batch_size: int = 128,
+    seed: int = 0,
+    weight_decay: float = 0.0,
+    params: Sequence[nn.Parameter] | None = None,
+) -> nn.Module:
     """Adam on cross-entropy, shuffled minibatches, seeded. ``params``: train only these."""
     if epochs < 0 or batch_size < 1:
         raise SpecError(f"train(epochs={epochs}, batch_size={batch_size}): expected epochs >= 0, batch_size >= 1")
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(list(params) if params is not None else model.parameters(), lr=lr,
-                           weight_decay=weight_decay)
+    opt = torch.optim.Adam(list(params) if params is not None else model.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = nn.CrossEntropyLoss()
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(x), generator=gen)
         for i in range(0, len(x), batch_size):
-            idx = order[i:i + batch_size]
+            idx = order[i : i + batch_size]
             opt.zero_grad(set_to_none=True)
             loss_fn(model(x[idx]), y[idx]).backward()
             opt.step()
@@ -82,8 +93,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     return float((predict(model, x) == y).float().mean())
 
 
-def train_digits_mlp(seed: int = 0, *, hidden: Sequence[int] = (64, 32), epochs: int = 40,
-                     data: Dataset | None = None) -> tuple[nn.Sequential, Dataset]:
+def train_digits_mlp(
+    seed: int = 0, *, hidden: Sequence[int] = (64, 32), epochs: int = 40, data: Dataset | None = None
+) -> tuple[nn.Sequential, Dataset]:
     """A digits MLP trained from ``seed`` and the dataset it was trained on."""
     data = data or load("digits")
     torch.manual_seed(seed)
@@ -110,10 +122,31 @@ def digits_modular(model: nn.Sequential, name: str = "digits-mlp"):
         return TensorSpec(shape, dtype="float32", **kw)
 
     mm = ModularModel({"x": spec("batch 64", range=(0, 1))}, name=name)
-    mm.add("encoder", model[:2], ["x"], interface=Interface(
-        "encoder", {"x": spec("batch 64", range=(0, 1))}, {"h": spec(f"batch {h1}", range=(0, 100))}))
-    mm.add("hidden", model[2:4], ["encoder"], interface=Interface(
-        "hidden", {"h": spec(f"batch {h1}", range=(0, 100))}, {"h": spec(f"batch {h2}", range=(0, None), finite=True)}))
-    mm.add("head", model[4], ["hidden"], output=True, interface=Interface(
-        "head", {"h": spec(f"batch {h2}", finite=True)}, {"logits": spec("batch 10", labels=DIGITS)}))
+    mm.add(
+        "encoder",
+        model[:2],
+        ["x"],
+        interface=Interface(
+            "encoder", {"x": spec("batch 64", range=(0, 1))}, {"h": spec(f"batch {h1}", range=(0, 100))}
+        ),
+    )
+    mm.add(
+        "hidden",
+        model[2:4],
+        ["encoder"],
+        interface=Interface(
+            "hidden",
+            {"h": spec(f"batch {h1}", range=(0, 100))},
+            {"h": spec(f"batch {h2}", range=(0, None), finite=True)},
+        ),
+    )
+    mm.add(
+        "head",
+        model[4],
+        ["hidden"],
+        output=True,
+        interface=Interface(
+            "head", {"h": spec(f"batch {h2}", finite=True)}, {"logits": spec("batch 10", labels=DIGITS)}
+        ),
+    )
     return mm

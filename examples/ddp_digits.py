@@ -37,11 +37,14 @@ def worker(rank: int, world: int, init: str, faulty_rank: int, steps: int) -> No
     shard = torch.arange(rank, len(x), world)  # each rank trains on its own slice
     x, y = x[shard], y[shard]
     model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
-    mp.guard(model[0], interface=mp.Interface(
-        "digits-encoder",
-        inputs={"input": mp.TensorSpec("batch 64", dtype="float32", range=(0, 1))},
-        outputs={"h": mp.TensorSpec("batch 64", finite=True)},
-    ))
+    mp.guard(
+        model[0],
+        interface=mp.Interface(
+            "digits-encoder",
+            inputs={"input": mp.TensorSpec("batch 64", dtype="float32", range=(0, 1))},
+            outputs={"h": mp.TensorSpec("batch 64", finite=True)},
+        ),
+    )
     ddp = DDP(model)
     opt = torch.optim.SGD(ddp.parameters(), lr=0.5)
     gen = torch.Generator().manual_seed(rank)

@@ -33,9 +33,11 @@ def not_dead(result):
 def build() -> SmallResNet:
     torch.manual_seed(0)
     model = SmallResNet()
-    image = mp.Interface("digits-image",
-                         inputs={"input": mp.TensorSpec("b 1 8 8", dtype="float32", range=(0, 1))},
-                         outputs={"result": mp.TensorSpec("b c 8 8", finite=True)})
+    image = mp.Interface(
+        "digits-image",
+        inputs={"input": mp.TensorSpec("b 1 8 8", dtype="float32", range=(0, 1))},
+        outputs={"result": mp.TensorSpec("b c 8 8", finite=True)},
+    )
     mp.guard(model.stem[0], interface=image, name="stem.0")
     for path, mod in model.named_modules():
         if isinstance(mod, (nn.Conv2d, nn.Linear)) and path != "stem.0":
@@ -64,11 +66,17 @@ def screenshot(html: Path, png: Path, width: int = 1280, height: int = 1500) -> 
 
     options = Options()
     options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},{height}", "--force-device-scale-factor=1", "--hide-scrollbars"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},{height}",
+        "--force-device-scale-factor=1",
+        "--hide-scrollbars",
+    ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                              options=options)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"), options=options)
     try:
         driver.get(html.resolve().as_uri())
         WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "verdict").is_displayed())

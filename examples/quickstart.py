@@ -9,5 +9,5 @@ iface = mp.Interface(
     outputs={"logits": mp.TensorSpec("batch 10", finite=True)},
 )
 head = mp.guard(nn.Linear(64, 10), interface=iface, name="head")
-head(torch.randn(8, 64))   # fine
-head(torch.randn(8, 32))   # wrong width: raises InterfaceViolation, blaming the caller
+head(torch.randn(8, 64))  # fine
+head(torch.randn(8, 32))  # wrong width: raises InterfaceViolation, blaming the caller

@@ -8,7 +8,6 @@ import torch
 import torch.nn.functional as F
 
 import modpact as mp
-from modpact.decomposition.data import load
 from modpact.decomposition.training import digits_modular, train_digits_mlp
 
 torch.manual_seed(0)

@@ -10,7 +10,7 @@ arguments and ``InferredContracts.from_dict`` builds the objects."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -41,14 +41,14 @@ class _Envelope(_Model):
     module: str
     side: Literal["input", "output"]
     name: str
-    index: Union[int, str, None] = None
+    index: int | str | None = None
     granularity: Literal["element", "channel", "last", "tensor"]
     lo: Any
     hi: Any
     rows: int
     boundary: bool = False
     model_input: bool = False
-    boxes: Optional[_Boxes] = None
+    boxes: _Boxes | None = None
 
 
 class _Signature(_Model):
@@ -61,11 +61,11 @@ class _Doc(_Model):
     kind: Literal["InferredContracts"]
     margin: float
     min_scale: float
-    clusters: Optional[int] = None
+    clusters: int | None = None
     granularity: Literal["auto", "element", "channel", "last", "tensor"] = "auto"
-    labels: Optional[LabelSpaceModel] = None
-    label_counts: Optional[list[int]] = None
-    output_module: Optional[str] = None
+    labels: LabelSpaceModel | None = None
+    label_counts: list[int] | None = None
+    output_module: str | None = None
     shapes: dict[str, list[_Signature]]
     envelopes: list[_Envelope]
     history: list[dict[str, Any]] = []
@@ -74,13 +74,25 @@ class _Doc(_Model):
 def to_dict(ic: Any) -> dict[str, Any]:
     envs = []
     for e in ic.envelopes:
-        d: dict[str, Any] = {"module": e.module, "side": e.side, "name": e.name, "index": e.index,
-                             "granularity": e.granularity, "lo": e.lo.tolist(), "hi": e.hi.tolist(),
-                             "rows": e.rows, "boundary": e.boundary,
-                             "model_input": e.model_input}
+        d: dict[str, Any] = {
+            "module": e.module,
+            "side": e.side,
+            "name": e.name,
+            "index": e.index,
+            "granularity": e.granularity,
+            "lo": e.lo.tolist(),
+            "hi": e.hi.tolist(),
+            "rows": e.rows,
+            "boundary": e.boundary,
+            "model_input": e.model_input,
+        }
         if e.box_lo is not None:
-            d["boxes"] = {"lo": e.box_lo.tolist(), "hi": e.box_hi.tolist(), "labels": list(e.box_labels),
-                          "mode": e.box_mode}
+            d["boxes"] = {
+                "lo": e.box_lo.tolist(),
+                "hi": e.box_hi.tolist(),
+                "labels": list(e.box_labels),
+                "mode": e.box_mode,
+            }
         envs.append(d)
     return {
         "format_version": FORMAT_VERSION,
@@ -89,8 +101,9 @@ def to_dict(ic: Any) -> dict[str, Any]:
         "min_scale": ic.min_scale,
         "clusters": ic.clusters,
         "granularity": ic.granularity,
-        "labels": None if ic.labels is None else {"name": ic.labels.name, "labels": list(ic.labels.labels),
-                                                  "id": ic.labels.id},
+        "labels": None
+        if ic.labels is None
+        else {"name": ic.labels.name, "labels": list(ic.labels.labels), "id": ic.labels.id},
         "label_counts": ic.label_counts,
         "output_module": ic.output_module,
         "shapes": ic.shapes,
@@ -112,8 +125,9 @@ def _tensor(value: Any, where: str) -> torch.Tensor:
 def _pair(lo: Any, hi: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = _tensor(lo, f"{where}.lo"), _tensor(hi, f"{where}.hi")
     if a.shape != b.shape:
-        raise SpecError(f"{KIND}.from_dict: {where}.lo has shape {list(a.shape)} but {where}.hi has shape "
-                        f"{list(b.shape)}")
+        raise SpecError(
+            f"{KIND}.from_dict: {where}.lo has shape {list(a.shape)} but {where}.hi has shape {list(b.shape)}"
+        )
     if bool((a > b).any()):
         idx = tuple(int(i) for i in (a > b).nonzero()[0])
         raise SpecError(f"{KIND}.from_dict: {where}: lo > hi at index {idx}")
@@ -134,25 +148,39 @@ def read_document(data: Any) -> dict[str, Any]:
         if m.module not in doc.shapes:
             raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
         lo, hi = _pair(m.lo, m.hi, where)
-        e = dict(module=m.module, side=m.side, name=m.name, index=m.index, granularity=m.granularity, lo=lo, hi=hi,
-                 rows=m.rows, boundary=m.boundary, model_input=m.model_input)
+        e = dict(
+            module=m.module,
+            side=m.side,
+            name=m.name,
+            index=m.index,
+            granularity=m.granularity,
+            lo=lo,
+            hi=hi,
+            rows=m.rows,
+            boundary=m.boundary,
+            model_input=m.model_input,
+        )
         if m.boxes is not None:
             e["box_lo"], e["box_hi"] = _pair(m.boxes.lo, m.boxes.hi, f"{where}.boxes")
             if len(m.boxes.labels) != e["box_lo"].shape[0]:
-                raise SpecError(f"{KIND}.from_dict: {where}.boxes.labels has {len(m.boxes.labels)} entries for "
-                                f"{e['box_lo'].shape[0]} boxes")
+                raise SpecError(
+                    f"{KIND}.from_dict: {where}.boxes.labels has {len(m.boxes.labels)} entries for "
+                    f"{e['box_lo'].shape[0]} boxes"
+                )
             e["box_labels"] = list(m.boxes.labels)
             e["box_mode"] = m.boxes.mode
             if e["box_mode"] == "class" and (e["side"] != "input" or -1 in e["box_labels"]):
-                raise SpecError(f"{KIND}.from_dict: {where}.boxes: mode 'class' needs an input tensor and a class "
-                                "for every box")
+                raise SpecError(
+                    f"{KIND}.from_dict: {where}.boxes: mode 'class' needs an input tensor and a class for every box"
+                )
         envs.append(e)
     space = None
     if doc.labels is not None:
         space = LabelSpace(doc.labels.name, doc.labels.labels, id=doc.labels.id)
         if doc.label_counts is not None and len(doc.label_counts) != len(space):
-            raise SpecError(f"{KIND}.from_dict: label_counts has {len(doc.label_counts)} entries for "
-                            f"{len(space)} labels")
+            raise SpecError(
+                f"{KIND}.from_dict: label_counts has {len(doc.label_counts)} entries for {len(space)} labels"
+            )
     shapes = {p: [s.model_dump() for s in sigs] for p, sigs in doc.shapes.items()}
     for sigs in shapes.values():
         for s in sigs:
@@ -161,6 +189,15 @@ def read_document(data: Any) -> dict[str, Any]:
                     if not isinstance(getattr(torch, dtype, None), torch.dtype):
                         raise SpecError(f"{KIND}.from_dict: shapes: {side}.{k} has unknown dtype {dtype!r}")
                     s[side][k] = [list(shape), dtype]
-    return dict(envelopes=envs, shapes=shapes, margin=doc.margin, min_scale=doc.min_scale, clusters=doc.clusters,
-                granularity=doc.granularity, labels=space, label_counts=doc.label_counts,
-                output_module=doc.output_module, history=doc.history)
+    return dict(
+        envelopes=envs,
+        shapes=shapes,
+        margin=doc.margin,
+        min_scale=doc.min_scale,
+        clusters=doc.clusters,
+        granularity=doc.granularity,
+        labels=space,
+        label_counts=doc.label_counts,
+        output_module=doc.output_module,
+        history=doc.history,
+    )

@@ -5,8 +5,9 @@ the recorded modules, the labels seen, and (for box envelopes) kept rows."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,8 +17,20 @@ from modpact.contracts.binding import Binder
 from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
-__all__ = ["GRANULARITIES", "Stats", "Recorder", "batches", "select_modules", "resolve_granularity", "reduce",
-           "record", "Run", "eval_mode", "device_of", "is_boundary"]
+__all__ = [
+    "GRANULARITIES",
+    "Stats",
+    "Recorder",
+    "batches",
+    "select_modules",
+    "resolve_granularity",
+    "reduce",
+    "record",
+    "Run",
+    "eval_mode",
+    "device_of",
+    "is_boundary",
+]
 
 GRANULARITIES = ("auto", "element", "channel", "last", "tensor")
 MODEL_INPUT = "<input>"
@@ -132,8 +145,11 @@ def select_modules(model: nn.Module, modules: Iterable[str] | None) -> list[str]
         if not isinstance(p, str) or p not in mods:
             names = [q for q in mods if q]
             close = [q for q in names if isinstance(p, str) and p and (q.endswith(p) or p in q)][:5]
-            hint = f"did you mean {', '.join(close)}?" if close else \
-                f"submodules: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
+            hint = (
+                f"did you mean {', '.join(close)}?"
+                if close
+                else f"submodules: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
+            )
             raise SpecError(f"infer_contracts: {type(model).__name__} has no submodule {p!r} ({hint})")
         if p not in out:
             out.append(p)
@@ -143,8 +159,12 @@ def select_modules(model: nn.Module, modules: Iterable[str] | None) -> list[str]
 
 
 def _is_labels(y: Any) -> bool:
-    return isinstance(y, torch.Tensor) and y.ndim == 1 and not (y.is_floating_point() or y.is_complex()) \
+    return (
+        isinstance(y, torch.Tensor)
+        and y.ndim == 1
+        and not (y.is_floating_point() or y.is_complex())
         and y.dtype != torch.bool
+    )
 
 
 def batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
@@ -152,13 +172,19 @@ def batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Te
     tensors, or an iterable of batches (each a tensor or an (x, y, ...) tuple)."""
     if isinstance(data, torch.Tensor):
         for i in range(0, max(1, data.shape[0]), batch_size):
-            yield data[i:i + batch_size], None
+            yield data[i : i + batch_size], None
         return
-    if (isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor) and _is_labels(data[1])
-            and data[0].ndim >= 1 and data[0].shape[0] == data[1].shape[0]):
+    if (
+        isinstance(data, tuple)
+        and len(data) == 2
+        and isinstance(data[0], torch.Tensor)
+        and _is_labels(data[1])
+        and data[0].ndim >= 1
+        and data[0].shape[0] == data[1].shape[0]
+    ):
         x, y = data
         for i in range(0, x.shape[0], batch_size):
-            yield x[i:i + batch_size], y[i:i + batch_size]
+            yield x[i : i + batch_size], y[i : i + batch_size]
         return
     if not isinstance(data, Iterable) or isinstance(data, (str, bytes, dict)):
         raise SpecError(
@@ -172,16 +198,22 @@ def batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Te
             y = b[1] if len(b) > 1 else None
             yield b[0], (y if _is_labels(y) else None)
         else:
-            raise SpecError(f"infer_contracts(data=...): batch {i} is {describe(b)}; expected a tensor or an "
-                            "(inputs, labels, ...) tuple starting with a tensor")
+            raise SpecError(
+                f"infer_contracts(data=...): batch {i} is {describe(b)}; expected a tensor or an "
+                "(inputs, labels, ...) tuple starting with a tensor"
+            )
 
 
 class Recorder:
     """Forward hooks that feed a callback with (path, side, name, index, tensor)
     for every floating tensor going into or out of the selected modules."""
 
-    def __init__(self, model: nn.Module, paths: list[str],
-                 on_tensor: Callable[[str, str, str, Any, torch.Tensor, set[str]], None]):
+    def __init__(
+        self,
+        model: nn.Module,
+        paths: list[str],
+        on_tensor: Callable[[str, str, str, Any, torch.Tensor, set[str]], None],
+    ):
         self.model = model
         self.paths = paths
         self.on_tensor = on_tensor
@@ -190,7 +222,7 @@ class Recorder:
         self.calls: dict[str, list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]] = {}
         self._handles: list[Any] = []
 
-    def __enter__(self) -> "Recorder":
+    def __enter__(self) -> Recorder:
         mods = dict(self.model.named_modules())
         self._handles.append(self.model.register_forward_pre_hook(self._root_pre, with_kwargs=True, prepend=True))
         for p in self.paths:
@@ -306,8 +338,16 @@ def is_boundary(st: Stats) -> bool:
     return any(s in (MODEL_INPUT, COMPUTED) for s in st.sources)
 
 
-def record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, keep_rows: bool,
-            max_rows: int | None, batch_size: int) -> Run:
+def record(
+    model: nn.Module,
+    paths: list[str],
+    data: Any,
+    granularity: str,
+    *,
+    keep_rows: bool,
+    max_rows: int | None,
+    batch_size: int,
+) -> Run:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
     stats: dict[tuple, Stats] = {}
@@ -321,7 +361,12 @@ def record(model: nn.Module, paths: list[str], data: Any, granularity: str, *, k
             st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
         st.add(t)
         st.sources |= sources
-        if keep_rows and (max_rows is None or kept_rows.get(key, 0) < max_rows) and t.shape[0] > 0 and t[0].numel() <= MAX_BOX_FEATURES:
+        if (
+            keep_rows
+            and (max_rows is None or kept_rows.get(key, 0) < max_rows)
+            and t.shape[0] > 0
+            and t[0].numel() <= MAX_BOX_FEATURES
+        ):
             flat = t.detach().reshape(t.shape[0], -1).to("cpu", torch.float64)
             y = current["y"]
             st.kept.append(flat)

@@ -19,7 +19,8 @@ first failing element and its bounds, and ``excursion(t)``, a per-row score
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -117,8 +118,13 @@ class _Bounded(Condition):
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return (self.reads == other.reads and self.index == other.index and self.why == other.why
-                and torch.equal(self.lo, other.lo) and torch.equal(self.hi, other.hi))
+        return (
+            self.reads == other.reads
+            and self.index == other.index
+            and self.why == other.why
+            and torch.equal(self.lo, other.lo)
+            and torch.equal(self.hi, other.hi)
+        )
 
     __hash__ = object.__hash__
 
@@ -149,7 +155,7 @@ class Envelope(_Bounded):
         n = self.lo.ndim
         if n > len(row):
             return False
-        return all(a == b or a == 1 for a, b in zip(self.lo.shape, row[len(row) - n:]))
+        return all(a == b or a == 1 for a, b in zip(self.lo.shape, row[len(row) - n :]))
 
     def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
         t = self._tensor(env)
@@ -174,7 +180,7 @@ class Envelope(_Bounded):
         t = t.detach()
         lo, hi = self._on(t)
         x = t if t.is_floating_point() else t.to(lo.dtype)
-        width = (hi - lo)
+        width = hi - lo
         width = width.clamp_min(float(width.max()) * 1e-6 if width.numel() else 0.0).clamp_min(1e-12)
         out = (torch.relu(lo - x) + torch.relu(x - hi)) / width
         out = torch.where(torch.isnan(x), torch.full_like(out, math.inf), out)
@@ -183,8 +189,7 @@ class Envelope(_Bounded):
     def evidence(self, env: Mapping[str, Any]) -> dict[str, Any]:
         t = self._tensor(env).detach()
         if not self.fits(t):
-            return {"expected": f"rows broadcasting with bounds of shape {list(self.lo.shape)}",
-                    "actual": describe(t)}
+            return {"expected": f"rows broadcasting with bounds of shape {list(self.lo.shape)}", "actual": describe(t)}
         lo, hi = self._on(t)
         ev = V.range_evidence(t, lo, hi)
         if ev.get("failing"):
@@ -207,11 +212,12 @@ def envelope(name: str, lo: Any, hi: Any, index: int | str | None = None) -> Con
 class InBoxes(_Bounded):
     name = "in_boxes"
 
-    def __init__(self, name: str = "result", lo: Any = ((0.0,),), hi: Any = ((0.0,),),
-                 index: int | str | None = None):
+    def __init__(self, name: str = "result", lo: Any = ((0.0,),), hi: Any = ((0.0,),), index: int | str | None = None):
         self._setup(name, lo, hi, index, "in_boxes")
         if self.lo.ndim != 2 or self.lo.shape[0] < 1:
-            raise SpecError(f"in_boxes({name!r}): lo and hi must have shape [boxes, features], got {list(self.lo.shape)}")
+            raise SpecError(
+                f"in_boxes({name!r}): lo and hi must have shape [boxes, features], got {list(self.lo.shape)}"
+            )
 
     @property
     def text(self) -> str:
@@ -257,7 +263,7 @@ class InBoxes(_Bounded):
         if ev["failing"]:
             row = int(bad.nonzero()[0, 0])
             ev["first_row"] = row
-            ev["first_row_distance"] = float(self.excursion(t[row:row + 1])[0])
+            ev["first_row_distance"] = float(self.excursion(t[row : row + 1])[0])
         return ev
 
 
@@ -265,7 +271,6 @@ def in_boxes(name: str, lo: Any, hi: Any, index: int | str | None = None) -> Con
     """Every batch row of ``name``, flattened, lies inside at least one of the
     boxes ``[lo[k], hi[k]]`` (``lo``/``hi`` of shape [boxes, features])."""
     return InBoxes(name, lo, hi, index)
-
 
 
 @register
@@ -276,15 +281,23 @@ class InClassBoxes(InBoxes):
 
     name = "in_class_boxes"
 
-    def __init__(self, name: str = "input", scores: str = "result", lo: Any = ((0.0,),), hi: Any = ((0.0,),),
-                 labels: Any = (0,), index: int | str | None = None):
+    def __init__(
+        self,
+        name: str = "input",
+        scores: str = "result",
+        lo: Any = ((0.0,),),
+        hi: Any = ((0.0,),),
+        labels: Any = (0,),
+        index: int | str | None = None,
+    ):
         super().__init__(name, lo, hi, index)
         if not isinstance(scores, str) or not scores.isidentifier():
             raise SpecError(f"Expected in_class_boxes(scores) to be an argument name, got {scores!r}")
         labs = torch.as_tensor(labels, dtype=torch.int64) if not isinstance(labels, torch.Tensor) else labels.long()
         if labs.shape != (self.lo.shape[0],):
-            raise SpecError(f"in_class_boxes({name!r}): {labs.numel()} labels for {self.lo.shape[0]} boxes; "
-                            "give one class per box")
+            raise SpecError(
+                f"in_class_boxes({name!r}): {labs.numel()} labels for {self.lo.shape[0]} boxes; give one class per box"
+            )
         self.labels = labs.cpu()
         self.reads = (name, scores)
         self._params = {"name": name, "scores": scores, "index": index}
@@ -335,8 +348,10 @@ class InClassBoxes(InBoxes):
         t = self._tensor(env).detach()
         inside = self._inside_class(env)
         if inside is None:
-            return {"expected": f"rows of {self.lo.shape[1]} values and [rows, classes] scores",
-                    "actual": f"{describe(t)}, {describe(env[self.reads[1]])}"}
+            return {
+                "expected": f"rows of {self.lo.shape[1]} values and [rows, classes] scores",
+                "actual": f"{describe(t)}, {describe(env[self.reads[1]])}",
+            }
         bad = ~inside
         ev: dict[str, Any] = {"failing": int(bad.sum()), "of": int(inside.numel()), "boxes": int(self.lo.shape[0])}
         if ev["failing"]:
@@ -352,8 +367,11 @@ class InClassBoxes(InBoxes):
 
     def __eq__(self, other: object) -> bool:
         eq = super().__eq__(other)
-        return eq if eq is NotImplemented else (eq and self.reads == other.reads
-                                                and torch.equal(self.labels, other.labels))
+        return (
+            eq
+            if eq is NotImplemented
+            else (eq and self.reads == other.reads and torch.equal(self.labels, other.labels))
+        )
 
     __hash__ = object.__hash__
 

@@ -21,8 +21,9 @@ bad activation on the first module whose output left its envelope.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,8 +40,18 @@ from modpact.interfaces.labels import LabelSpace
 
 from ._boxes import build_boxes, grow_boxes
 from ._inferred_json import read_document, to_dict
-from ._recording import (GRANULARITIES, TensorSite, MAX_BOX_FEATURES, MODEL_INPUT, Recorder, device_of, eval_mode, is_boundary,
-                         record, select_modules)
+from ._recording import (
+    GRANULARITIES,
+    MAX_BOX_FEATURES,
+    MODEL_INPUT,
+    Recorder,
+    TensorSite,
+    device_of,
+    eval_mode,
+    is_boundary,
+    record,
+    select_modules,
+)
 from .envelope import Envelope, InBoxes, InClassBoxes
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
@@ -78,7 +89,9 @@ class TensorEnvelope(TensorSite):
         return float(self.hi.max() - self.lo.min()) if self.lo.numel() else 0.0
 
 
-def widen(lo: torch.Tensor, hi: torch.Tensor, margin: float, min_scale: float, span: float) -> tuple[torch.Tensor, torch.Tensor]:
+def widen(
+    lo: torch.Tensor, hi: torch.Tensor, margin: float, min_scale: float, span: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``[lo - margin*s - tol, hi + margin*s + tol]`` with
     ``s = max(hi - lo, min_scale * span)`` per element (``span``: the whole
     tensor's range) and ``tol = ROUNDOFF`` times the tensor's largest
@@ -114,16 +127,28 @@ class InferredContracts:
     (0 inside every envelope); ``to_json``/``from_json`` round-trip.
     """
 
-    def __init__(self, envelopes: Sequence[TensorEnvelope], shapes: Mapping[str, list[dict]], *,
-                 margin: float, min_scale: float, clusters: int | None = None, granularity: str = "auto",
-                 labels: LabelSpace | None = None, label_counts: Sequence[int] | None = None,
-                 output_module: str | None = None, history: Sequence[dict] = (), model: nn.Module | None = None):
+    def __init__(
+        self,
+        envelopes: Sequence[TensorEnvelope],
+        shapes: Mapping[str, list[dict]],
+        *,
+        margin: float,
+        min_scale: float,
+        clusters: int | None = None,
+        granularity: str = "auto",
+        labels: LabelSpace | None = None,
+        label_counts: Sequence[int] | None = None,
+        output_module: str | None = None,
+        history: Sequence[dict] = (),
+        model: nn.Module | None = None,
+    ):
         self.margin = _check_number(margin, "margin")
         self.min_scale = _check_number(min_scale, "min_scale")
         self.clusters = _check_clusters(clusters)
         if granularity not in GRANULARITIES:
-            raise SpecError(f"Expected granularity to be one of {', '.join(map(repr, GRANULARITIES))}, "
-                            f"got {granularity!r}")
+            raise SpecError(
+                f"Expected granularity to be one of {', '.join(map(repr, GRANULARITIES))}, got {granularity!r}"
+            )
         self.granularity = granularity
         self.envelopes = list(envelopes)
         self.shapes = {k: list(v) for k, v in shapes.items()}
@@ -140,8 +165,9 @@ class InferredContracts:
     @property
     def modules(self) -> list[str]:
         """Recorded module paths, in first-call order."""
-        return list(dict.fromkeys(e.module for e in self.envelopes)) + \
-            [p for p in self.shapes if p not in {e.module for e in self.envelopes}]
+        return list(dict.fromkeys(e.module for e in self.envelopes)) + [
+            p for p in self.shapes if p not in {e.module for e in self.envelopes}
+        ]
 
     @property
     def installed(self) -> bool:
@@ -154,10 +180,15 @@ class InferredContracts:
             raise SpecError(f"InferredContracts: no module {path!r} was recorded (recorded: {', '.join(self.shapes)})")
         seen_in, seen_out = [], []
         for sig in self.shapes[path]:
-            seen_in.append({k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["inputs"].items()})
-            seen_out.append({k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["outputs"].items()})
-        return interface_from_tensors(path or "<model>", seen_in, seen_out, batch_dim=True,
-                                      description="inferred by modpact.infer_contracts")
+            seen_in.append(
+                {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["inputs"].items()}
+            )
+            seen_out.append(
+                {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["outputs"].items()}
+            )
+        return interface_from_tensors(
+            path or "<model>", seen_in, seen_out, batch_dim=True, description="inferred by modpact.infer_contracts"
+        )
 
     def bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor]:
         """The widened bounds of one envelope (what is checked)."""
@@ -174,8 +205,9 @@ class InferredContracts:
     def conditions(self, preconditions: str = "boundary") -> dict[str, tuple[list[Condition], list[Condition]]]:
         """path -> (requires, ensures), built from the envelopes and the margin."""
         if preconditions not in PRECONDITIONS:
-            raise SpecError(f"Expected preconditions to be one of {', '.join(map(repr, PRECONDITIONS))}, "
-                            f"got {preconditions!r}")
+            raise SpecError(
+                f"Expected preconditions to be one of {', '.join(map(repr, PRECONDITIONS))}, got {preconditions!r}"
+            )
         out: dict[str, tuple[list[Condition], list[Condition]]] = {p: ([], []) for p in self.modules}
         site = self.history[0].get("at") if self.history else None
         for e in self.envelopes:
@@ -211,14 +243,17 @@ class InferredContracts:
         if model is None:
             model = self._model() if self._model is not None else None
             if model is None:
-                raise SpecError(f"InferredContracts.{what}: no model; pass model=... (contracts loaded from JSON "
-                                "or whose model was deleted do not hold one)")
+                raise SpecError(
+                    f"InferredContracts.{what}: no model; pass model=... (contracts loaded from JSON "
+                    "or whose model was deleted do not hold one)"
+                )
         if not isinstance(model, nn.Module):
             raise SpecError(f"InferredContracts.{what}(model=...): expected an nn.Module, got {type(model).__name__}")
         return model
 
-    def install(self, model: nn.Module | None = None, *, preconditions: str = "boundary",
-                interfaces: bool = True) -> "InferredContracts":
+    def install(
+        self, model: nn.Module | None = None, *, preconditions: str = "boundary", interfaces: bool = True
+    ) -> InferredContracts:
         """Guard each recorded module of ``model`` (default: the model the
         contracts were inferred on). A module that already has a guard keeps
         it and gets the inferred conditions added. Install before entering a
@@ -230,8 +265,10 @@ class InferredContracts:
         mods = dict(model.named_modules())
         missing = [p for p in conds if p not in mods]
         if missing:
-            raise SpecError(f"InferredContracts.install: {type(model).__name__} has no submodule(s) "
-                            f"{', '.join(map(repr, missing))} recorded when the contracts were inferred")
+            raise SpecError(
+                f"InferredContracts.install: {type(model).__name__} has no submodule(s) "
+                f"{', '.join(map(repr, missing))} recorded when the contracts were inferred"
+            )
         done: list[tuple[Any, ...]] = []
         for path, (req, ens) in conds.items():
             m = mods[path]
@@ -240,10 +277,14 @@ class InferredContracts:
                 iface = self.interface(path) if interfaces and path in self.shapes else None
                 # a model input is blamed on the input data even where the Monitor
                 # has no dataflow (torch.compile) and in eager messages
-                producer = {e.name: INPUT_DATA for e in self.envelopes
-                            if e.module == path and e.side == "input" and e.model_input} or None
-                guard(m, interface=iface, requires=req, ensures=ens, name=path or type(model).__name__,
-                      producer=producer)
+                producer = {
+                    e.name: INPUT_DATA
+                    for e in self.envelopes
+                    if e.module == path and e.side == "input" and e.model_input
+                } or None
+                guard(
+                    m, interface=iface, requires=req, ensures=ens, name=path or type(model).__name__, producer=producer
+                )
                 done.append(("new", m, get_guard(m)))
             else:
                 g.add(req, ens)
@@ -253,7 +294,7 @@ class InferredContracts:
         self._install_options = {"preconditions": preconditions, "interfaces": interfaces}
         return self
 
-    def uninstall(self) -> "InferredContracts":
+    def uninstall(self) -> InferredContracts:
         """Remove what ``install`` attached (other guards and conditions stay)."""
         for entry in self._installed:
             m = entry[1]
@@ -275,20 +316,33 @@ class InferredContracts:
         bounds widened, boxes widened, labels newly seen. Installed guards are
         re-installed with the new bounds."""
         model = self._resolve_model(model, "refine")
-        run = record(model, self.modules, more_data, self.granularity, keep_rows=self.clusters is not None,
-                      max_rows=None, batch_size=batch_size)
+        run = record(
+            model,
+            self.modules,
+            more_data,
+            self.granularity,
+            keep_rows=self.clusters is not None,
+            max_rows=None,
+            batch_size=batch_size,
+        )
         by_key = {e.key: e for e in self.envelopes}
         seen = [(by_key.get(key), st) for key, st in run.stats.items() if st.lo is not None]
         for e, st in seen:  # check everything before changing anything
             if e is None:
-                raise SpecError(f"InferredContracts.refine: {st.label} was not seen when the contracts were "
-                                "inferred; infer them again to add tensors")
+                raise SpecError(
+                    f"InferredContracts.refine: {st.label} was not seen when the contracts were "
+                    "inferred; infer them again to add tensors"
+                )
             if st.lo.shape != e.lo.shape:
-                raise SpecError(f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
-                                f"inferred {list(e.lo.shape)}")
+                raise SpecError(
+                    f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
+                    f"inferred {list(e.lo.shape)}"
+                )
         if self.label_counts is not None and run.label_counts and len(run.label_counts) > len(self.label_counts):
-            raise SpecError(f"InferredContracts.refine: label {len(run.label_counts) - 1} is outside the label space "
-                            f"of {len(self.label_counts)} labels")
+            raise SpecError(
+                f"InferredContracts.refine: label {len(run.label_counts) - 1} is outside the label space "
+                f"of {len(self.label_counts)} labels"
+            )
         widened: dict[str, int] = {}
         boxes_widened = 0
         for e, st in seen:
@@ -310,8 +364,15 @@ class InferredContracts:
                 if c and not self.label_counts[i]:
                     new_labels.append(i)
                 self.label_counts[i] += c
-        change = {"event": "refine", "rows": run.rows, "batches": run.batches, "widened": widened,
-                  "boxes_widened": boxes_widened, "new_labels": new_labels, "at": user_site(2)}
+        change = {
+            "event": "refine",
+            "rows": run.rows,
+            "batches": run.batches,
+            "widened": widened,
+            "boxes_widened": boxes_widened,
+            "new_labels": new_labels,
+            "at": user_site(2),
+        }
         self.history.append(change)
         if self._installed:
             target = self._installed_on() if self._installed_on is not None else None
@@ -322,8 +383,14 @@ class InferredContracts:
         return change
 
     # ------------------------------------------------------------- score
-    def score(self, x: torch.Tensor, model: nn.Module | None = None, *, preconditions: str = "boundary",
-              per_module: bool = False) -> torch.Tensor | dict[str, torch.Tensor]:
+    def score(
+        self,
+        x: torch.Tensor,
+        model: nn.Module | None = None,
+        *,
+        preconditions: str = "boundary",
+        per_module: bool = False,
+    ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Per-row excursion score of the inputs ``x`` (slow path, for
         evaluation): the sum, over the envelopes that ``install`` checks, of
         :meth:`Envelope.excursion` (and the distance to the nearest box when
@@ -376,13 +443,13 @@ class InferredContracts:
         return json.dumps(self.to_dict(), indent=indent)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "InferredContracts":
+    def from_dict(cls, data: Any) -> InferredContracts:
         doc = read_document(data)
         envelopes = [TensorEnvelope(**e) for e in doc.pop("envelopes")]
         return cls(envelopes, doc.pop("shapes"), **doc)
 
     @classmethod
-    def from_json(cls, text: str) -> "InferredContracts":
+    def from_json(cls, text: str) -> InferredContracts:
         import json
 
         if not isinstance(text, (str, bytes)):
@@ -397,23 +464,31 @@ class InferredContracts:
     def summary(self) -> str:
         rows = self.history[0].get("rows", 0) if self.history else 0
         refines = sum(1 for h in self.history if h.get("event") == "refine")
-        head = (f"InferredContracts: {len(self.modules)} modules, {len(self.envelopes)} envelopes, "
-                f"margin={self.margin:g}, min_scale={self.min_scale:g}, from {rows} reference rows"
-                f"{f', {refines} refinement(s)' if refines else ''}")
+        head = (
+            f"InferredContracts: {len(self.modules)} modules, {len(self.envelopes)} envelopes, "
+            f"margin={self.margin:g}, min_scale={self.min_scale:g}, from {rows} reference rows"
+            f"{f', {refines} refinement(s)' if refines else ''}"
+        )
         lines = [head]
         if self.labels is not None:
-            lines.append(f"  labels: {len(self.labels)} ({', '.join(self.labels.labels[:10])}"
-                         f"{', ...' if len(self.labels) > 10 else ''}) on {self.output_module or '<not installed>'}")
+            lines.append(
+                f"  labels: {len(self.labels)} ({', '.join(self.labels.labels[:10])}"
+                f"{', ...' if len(self.labels) > 10 else ''}) on {self.output_module or '<not installed>'}"
+            )
         table = [("module", "tensor", "checked as", "granularity", "min..max", "boxes")]
         for e in self.envelopes:
             lo, hi = self.bounds(e)
             where = e.name if e.index is None else f"{e.name}[{e.index!r}]"
             as_ = "postcondition" if e.side == "output" else ("precondition" if e.boundary else "(producer's post)")
             gran = Envelope(e.name, lo, hi, e.index).granularity
-            boxes = "-" if e.box_lo is None else \
-                f"{int(e.box_lo.shape[0])}{' (of the predicted class)' if e.box_mode == 'class' else ''}"
-            table.append((e.module or "<model>", where, as_, gran, f"[{float(lo.min()):.3g}, {float(hi.max()):.3g}]",
-                          boxes))
+            boxes = (
+                "-"
+                if e.box_lo is None
+                else f"{int(e.box_lo.shape[0])}{' (of the predicted class)' if e.box_mode == 'class' else ''}"
+            )
+            table.append(
+                (e.module or "<model>", where, as_, gran, f"[{float(lo.min()):.3g}, {float(hi.max()):.3g}]", boxes)
+            )
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -427,15 +502,27 @@ class InferredContracts:
     __str__ = summary
 
     def __repr__(self) -> str:
-        return (f"InferredContracts(modules={len(self.modules)}, envelopes={len(self.envelopes)}, "
-                f"margin={self.margin:g}, installed={self.installed})")
+        return (
+            f"InferredContracts(modules={len(self.modules)}, envelopes={len(self.envelopes)}, "
+            f"margin={self.margin:g}, installed={self.installed})"
+        )
 
 
-def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None = None, *, margin: float = 0.5,
-                    min_scale: float = 0.2, clusters: int | None = None, boxes: str = "head",
-                    granularity: str = "auto",
-                    labels: LabelSpace | Sequence[str] | None = None, batch_size: int = 256,
-                    max_rows: int = 20_000, seed: int = 0) -> InferredContracts:
+def infer_contracts(
+    model: nn.Module,
+    data: Any,
+    modules: Iterable[str] | None = None,
+    *,
+    margin: float = 0.5,
+    min_scale: float = 0.2,
+    clusters: int | None = None,
+    boxes: str = "head",
+    granularity: str = "auto",
+    labels: LabelSpace | Sequence[str] | None = None,
+    batch_size: int = 256,
+    max_rows: int = 20_000,
+    seed: int = 0,
+) -> InferredContracts:
     """Run ``model`` once over reference ``data`` (eval mode, no grad) and
     record, for each module in ``modules`` (paths; default every leaf):
 
@@ -471,20 +558,35 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
         raise SpecError(f"Expected max_rows to be a positive int, got {max_rows!r}")
     space = None
     if labels is not None:
-        space = labels if isinstance(labels, LabelSpace) else LabelSpace("labels", list(labels)) \
-            if isinstance(labels, (list, tuple)) else None
+        space = (
+            labels
+            if isinstance(labels, LabelSpace)
+            else LabelSpace("labels", list(labels))
+            if isinstance(labels, (list, tuple))
+            else None
+        )
         if space is None:
             raise SpecError(f"Expected labels to be a LabelSpace or a list of label names, got {labels!r}")
     paths = select_modules(model, modules)
-    run = record(model, paths, data, granularity, keep_rows=clusters is not None, max_rows=max_rows,
-                  batch_size=batch_size)
+    run = record(
+        model, paths, data, granularity, keep_rows=clusters is not None, max_rows=max_rows, batch_size=batch_size
+    )
     envelopes = []
     for st in run.stats.values():
         if st.lo is None:  # only empty batches reached this tensor
             continue
-        e = TensorEnvelope(st.module, st.side, st.name, st.index, st.granularity, st.lo, st.hi, st.rows,
-                           boundary=st.side == "input" and is_boundary(st),
-                           model_input=st.side == "input" and st.sources == {MODEL_INPUT})
+        e = TensorEnvelope(
+            st.module,
+            st.side,
+            st.name,
+            st.index,
+            st.granularity,
+            st.lo,
+            st.hi,
+            st.rows,
+            boundary=st.side == "input" and is_boundary(st),
+            model_input=st.side == "input" and st.sources == {MODEL_INPUT},
+        )
         head = e.side == "input" and e.module == run.output_module
         wanted = head if boxes == "head" else (e.side == "output" or e.boundary)
         if clusters is not None and wanted:
@@ -495,27 +597,47 @@ def infer_contracts(model: nn.Module, data: Any, modules: Iterable[str] | None =
         envelopes.append(e)
     if clusters is not None and boxes == "head":
         if run.output_module is None or run.out_width is None:
-            raise SpecError("infer_contracts(clusters=..., boxes='head'): the model's output is not a [rows, classes] "
-                            "score tensor produced by a recorded module; use boxes='every'")
+            raise SpecError(
+                "infer_contracts(clusters=..., boxes='head'): the model's output is not a [rows, classes] "
+                "score tensor produced by a recorded module; use boxes='every'"
+            )
         if not any(e.box_mode == "class" for e in envelopes):
-            raise SpecError("infer_contracts(clusters=..., boxes='head'): no box could be built on the input of "
-                            f"{run.output_module!r} (more than {MAX_BOX_FEATURES} values per row?)")
+            raise SpecError(
+                "infer_contracts(clusters=..., boxes='head'): no box could be built on the input of "
+                f"{run.output_module!r} (more than {MAX_BOX_FEATURES} values per row?)"
+            )
         if any(e.box_mode == "class" and -1 in e.box_labels for e in envelopes):
-            raise SpecError("infer_contracts(clusters=..., boxes='head') needs labels: give data as (inputs, labels) "
-                            "or use boxes='every'")
+            raise SpecError(
+                "infer_contracts(clusters=..., boxes='head') needs labels: give data as (inputs, labels) "
+                "or use boxes='every'"
+            )
     counts = run.label_counts
     if space is None and counts is not None:
         n = run.out_width if run.out_width is not None else len(counts)
         space = LabelSpace("labels", [str(i) for i in range(max(n, len(counts)))])
     if space is not None:
         if run.out_width is not None and run.out_width != len(space):
-            raise SpecError(f"infer_contracts: the model outputs {run.out_width} scores per row but the label space "
-                            f"has {len(space)} labels")
+            raise SpecError(
+                f"infer_contracts: the model outputs {run.out_width} scores per row but the label space "
+                f"has {len(space)} labels"
+            )
         if counts is not None and len(counts) > len(space):
-            raise SpecError(f"infer_contracts: label {len(counts) - 1} seen in the data is outside the label space "
-                            f"of {len(space)} labels")
+            raise SpecError(
+                f"infer_contracts: label {len(counts) - 1} seen in the data is outside the label space "
+                f"of {len(space)} labels"
+            )
         counts = (counts or []) + [0] * (len(space) - len(counts or []))
     history = [{"event": "infer", "rows": run.rows, "batches": run.batches, "at": user_site(2)}]
-    return InferredContracts(envelopes, run.shapes, margin=margin, min_scale=min_scale, clusters=clusters,
-                             granularity=granularity, labels=space, label_counts=counts,
-                             output_module=run.output_module, history=history, model=model)
+    return InferredContracts(
+        envelopes,
+        run.shapes,
+        margin=margin,
+        min_scale=min_scale,
+        clusters=clusters,
+        granularity=granularity,
+        labels=space,
+        label_counts=counts,
+        output_module=run.output_module,
+        history=history,
+        model=model,
+    )

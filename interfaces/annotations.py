@@ -15,9 +15,16 @@ __all__ = ["specs_from_annotations", "spec_from_annotation"]
 
 # jaxtyping dtype class name -> modpact dtype (family, name or set)
 _FAMILY = {
-    "Float": "floating", "Int": "signed", "UInt": {"uint8", "uint16", "uint32", "uint64"},
-    "Integer": "integer", "Bool": "bool", "Complex": "complex", "Inexact": {"floating", "complex"},
-    "Real": {"floating", "integer"}, "Num": {"floating", "integer", "complex"}, "Shaped": "any",
+    "Float": "floating",
+    "Int": "signed",
+    "UInt": {"uint8", "uint16", "uint32", "uint64"},
+    "Integer": "integer",
+    "Bool": "bool",
+    "Complex": "complex",
+    "Inexact": {"floating", "complex"},
+    "Real": {"floating", "integer"},
+    "Num": {"floating", "integer", "complex"},
+    "Shaped": "any",
     "Key": "any",
 }
 

@@ -8,7 +8,8 @@ are settled by :meth:`Bindings.resolve` once every tensor has been seen.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from modpact.errors import Problem
 
@@ -51,7 +52,7 @@ class Bindings(Mapping):
     def bind(self, name: str, value: Any, where: str) -> None:
         self._b.setdefault(name, (value, where))
 
-    def copy(self) -> "Bindings":
+    def copy(self) -> Bindings:
         new = Bindings(self._b)
         new.pending = list(self.pending)
         return new
@@ -94,7 +95,10 @@ class Bindings(Mapping):
                 unbound = [n for n in expr_names(expr) if n not in self._int_env()]
                 problems.append(
                     Problem(
-                        tensor, "shape", shape, str(actual),
+                        tensor,
+                        "shape",
+                        shape,
+                        str(actual),
                         f"dim expression '{expr}' at {where} uses unbound dim(s) "
                         + ", ".join(repr(n) for n in unbound),
                     )
@@ -116,7 +120,9 @@ def _solve(expr: str, name: str, actual: int, env: dict[str, int]) -> int | None
 
 def _expr_problem(expr, want, actual, where, tensor, shape, env) -> Problem:
     used = ", ".join(f"{n}={env[n]}" for n in expr_names(expr))
-    return Problem(tensor, "shape", shape, str(actual), f"dim '{expr}' is {actual} at {where} but {expr} = {want} with {used}")
+    return Problem(
+        tensor, "shape", shape, str(actual), f"dim '{expr}' is {actual} at {where} but {expr} = {want} with {used}"
+    )
 
 
 def unify(shape: Shape, actual: tuple[int, ...], bindings: Bindings, tensor: str) -> list[Problem]:
@@ -143,8 +149,13 @@ def unify(shape: Shape, actual: tuple[int, ...], bindings: Bindings, tensor: str
             bound, first = bindings[var.name]
             if not _variadic_match(bound, part, var.broadcast):
                 problems.append(
-                    Problem(tensor, "shape", want, got,
-                            f"dims '*{var.name}' are {part} at {where} but were bound to {bound} by {first}")
+                    Problem(
+                        tensor,
+                        "shape",
+                        want,
+                        got,
+                        f"dims '*{var.name}' are {part} at {where} but were bound to {bound} by {first}",
+                    )
                 )
         else:
             bindings.bind(var.name, part, where)

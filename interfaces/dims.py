@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence, Union
 
 from modpact.errors import SpecError
 
@@ -90,7 +90,7 @@ class Dim:
     broadcast: bool = False
 
     @staticmethod
-    def parse(token: Union[int, str, "Dim"], where: str = "shape") -> "Dim":
+    def parse(token: int | str | Dim, where: str = "shape") -> Dim:
         return parse_dim(token, where)
 
     def __str__(self) -> str:
@@ -104,7 +104,7 @@ class Dim:
         return prefix + str(self.name)
 
 
-def parse_dim(token: Union[int, str, Dim], where: str = "shape") -> Dim:
+def parse_dim(token: int | str | Dim, where: str = "shape") -> Dim:
     if isinstance(token, Dim):
         return token
     if isinstance(token, bool) or not isinstance(token, (int, str)):
@@ -147,7 +147,7 @@ def parse_dim(token: Union[int, str, Dim], where: str = "shape") -> Dim:
 class Shape(tuple):
     """An immutable tuple of :class:`Dim` with at most one variadic dim."""
 
-    def __new__(cls, spec: Union[str, Iterable[Union[int, str, Dim]], "Shape"] = (), where: str = "shape"):
+    def __new__(cls, spec: str | Iterable[int | str | Dim] | Shape = (), where: str = "shape"):
         if isinstance(spec, Shape):
             return spec
         if isinstance(spec, str):
@@ -162,9 +162,7 @@ class Shape(tuple):
         dims = tuple(parse_dim(t, where) for t in tokens)
         nvar = sum(d.variadic for d in dims)
         if nvar > 1:
-            raise SpecError(
-                f"{where}: {' '.join(map(str, dims))!r} has {nvar} variadic dims; at most one is allowed"
-            )
+            raise SpecError(f"{where}: {' '.join(map(str, dims))!r} has {nvar} variadic dims; at most one is allowed")
         return super().__new__(cls, dims)
 
     def __str__(self) -> str:

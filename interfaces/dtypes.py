@@ -6,7 +6,7 @@ family) or a sorted tuple of strings. ``allowed`` is the set of torch dtypes.
 
 from __future__ import annotations
 
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 import torch
 
@@ -73,7 +73,7 @@ def _one(item, where: str, original) -> str:
     raise SpecError(f"{where}(dtype={original!r}): unknown dtype {item!r}; {_ACCEPTED}")
 
 
-def normalize_dtype(spec: Union[str, torch.dtype, Iterable], where: str = "TensorSpec") -> Union[str, tuple[str, ...]]:
+def normalize_dtype(spec: str | torch.dtype | Iterable, where: str = "TensorSpec") -> str | tuple[str, ...]:
     if isinstance(spec, (str, torch.dtype)):
         return _one(spec, where, spec)
     if isinstance(spec, (set, frozenset, list, tuple)):
@@ -86,7 +86,7 @@ def normalize_dtype(spec: Union[str, torch.dtype, Iterable], where: str = "Tenso
     raise SpecError(f"{where}(dtype={spec!r}): unknown dtype {spec!r}; {_ACCEPTED}")
 
 
-def allowed_dtypes(norm: Union[str, tuple[str, ...]]) -> frozenset[torch.dtype]:
+def allowed_dtypes(norm: str | tuple[str, ...]) -> frozenset[torch.dtype]:
     items = (norm,) if isinstance(norm, str) else norm
     out: set[torch.dtype] = set()
     for x in items:
@@ -94,5 +94,5 @@ def allowed_dtypes(norm: Union[str, tuple[str, ...]]) -> frozenset[torch.dtype]:
     return frozenset(out)
 
 
-def describe_dtype(norm: Union[str, tuple[str, ...]]) -> str:
+def describe_dtype(norm: str | tuple[str, ...]) -> str:
     return norm if isinstance(norm, str) else "{" + ", ".join(norm) + "}"

@@ -28,8 +28,11 @@ __all__ = ["infer_interface", "interface_from_tensors"]
 
 def _input_names(module: torch.nn.Module, n: int) -> list[str]:
     try:
-        params = [p for p in inspect.signature(module.forward).parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        params = [
+            p
+            for p in inspect.signature(module.forward).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         names = [p.name for p in params[:n]]
     except (TypeError, ValueError):
         names = []
@@ -63,8 +66,9 @@ def _run(module: torch.nn.Module, named: dict, as_kwargs: bool) -> dict[str, tor
 
     try:
         meta_mod = copy.deepcopy(module).to("meta")
-        meta_args = {k: torch.empty_like(v, device="meta") if isinstance(v, torch.Tensor) else v
-                     for k, v in named.items()}
+        meta_args = {
+            k: torch.empty_like(v, device="meta") if isinstance(v, torch.Tensor) else v for k, v in named.items()
+        }
         return _name_outputs(call(meta_mod, meta_args))
     except Exception:  # data-dependent ops, custom kernels, ...: run for real
         return _name_outputs(call(module, named))
@@ -79,12 +83,19 @@ def infer_interface(module: torch.nn.Module, *examples: Any, name: str | None = 
         named, kw = _as_named(ex, module)
         seen_in.append(named)
         seen_out.append(_run(module, named, kw))
-    return interface_from_tensors(name or type(module).__name__, seen_in, seen_out,
-                                  description=f"inferred from {len(examples)} example(s)")
+    return interface_from_tensors(
+        name or type(module).__name__, seen_in, seen_out, description=f"inferred from {len(examples)} example(s)"
+    )
 
 
-def interface_from_tensors(name: str, seen_in: list[dict[str, Any]], seen_out: list[dict[str, Any]], *,
-                           batch_dim: bool = False, description: str = "") -> Interface:
+def interface_from_tensors(
+    name: str,
+    seen_in: list[dict[str, Any]],
+    seen_out: list[dict[str, Any]],
+    *,
+    batch_dim: bool = False,
+    description: str = "",
+) -> Interface:
     """An Interface from the named input and output tensors seen in several
     calls (meta tensors are fine: only shapes and dtypes are read). A dim
     that varies becomes symbolic; with ``batch_dim`` dim 0 of every tensor

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 
@@ -27,9 +28,7 @@ def _check_specs(arg: str, specs: Any, name: str) -> dict[str, TensorSpec]:
         if not isinstance(k, str) or not k.isidentifier():
             raise SpecError(f"Interface({name!r}, {arg}=...): tensor name {k!r} is not an identifier")
         if not isinstance(v, TensorSpec):
-            raise SpecError(
-                f"Interface({name!r}, {arg}=...): {k!r} is a {type(v).__name__}; expected a TensorSpec"
-            )
+            raise SpecError(f"Interface({name!r}, {arg}=...): {k!r} is a {type(v).__name__}; expected a TensorSpec")
         out[k] = v
     return out
 
@@ -43,8 +42,14 @@ class Interface:
 
     __slots__ = ("name", "inputs", "outputs", "version", "description")
 
-    def __init__(self, name: str, inputs: Mapping[str, TensorSpec], outputs: Mapping[str, TensorSpec],
-                 version: str = "1.0", description: str = ""):
+    def __init__(
+        self,
+        name: str,
+        inputs: Mapping[str, TensorSpec],
+        outputs: Mapping[str, TensorSpec],
+        version: str = "1.0",
+        description: str = "",
+    ):
         if not isinstance(name, str) or not name:
             raise SpecError(f"Interface(name={name!r}): expected a non-empty string")
         if not isinstance(version, str):
@@ -59,7 +64,11 @@ class Interface:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Interface) and (
-            self.name, self.inputs, self.outputs, self.version, self.description
+            self.name,
+            self.inputs,
+            self.outputs,
+            self.version,
+            self.description,
         ) == (other.name, other.inputs, other.outputs, other.version, other.description)
 
     def __hash__(self) -> int:
@@ -71,13 +80,15 @@ class Interface:
         return f"Interface({self.name!r}, inputs={{{ins}}}, outputs={{{outs}}})"
 
     # ---- problems without raising -----------------------------------------------------
-    def input_problems(self, values: Any, bindings: Bindings | None = None, *,
-                       values_too: bool = True) -> tuple[list[Problem], Bindings]:
+    def input_problems(
+        self, values: Any, bindings: Bindings | None = None, *, values_too: bool = True
+    ) -> tuple[list[Problem], Bindings]:
         """Problems of the inputs; dim expressions still unbound wait for the outputs."""
         return self._problems("inputs", self.inputs, values, bindings, values_too, final=False)
 
-    def output_problems(self, values: Any, bindings: Bindings | None = None, *,
-                        values_too: bool = True) -> tuple[list[Problem], Bindings]:
+    def output_problems(
+        self, values: Any, bindings: Bindings | None = None, *, values_too: bool = True
+    ) -> tuple[list[Problem], Bindings]:
         return self._problems("outputs", self.outputs, values, bindings, values_too, final=True)
 
     def _problems(self, side, specs, values, bindings, values_too, final):
@@ -90,22 +101,25 @@ class Interface:
         if values_too:
             for k, spec in specs.items():
                 t = named.get(k)
-                if isinstance(t, torch.Tensor) and not any(p.tensor == f"{side}.{k}" and p.field in ("type", "dtype")
-                                                          for p in problems):
+                if isinstance(t, torch.Tensor) and not any(
+                    p.tensor == f"{side}.{k}" and p.field in ("type", "dtype") for p in problems
+                ):
                     problems += spec.value_problems(t, f"{side}.{k}")
         return problems, bindings
 
     # ---- raising checks ------------------------------------------------------------
-    def check_inputs(self, values: Any, bindings: Bindings | None = None, *, module: Any = None,
-                     values_too: bool = True) -> Bindings:
+    def check_inputs(
+        self, values: Any, bindings: Bindings | None = None, *, module: Any = None, values_too: bool = True
+    ) -> Bindings:
         __tracebackhide__ = True
         problems, b = self.input_problems(values, bindings, values_too=values_too)
         if problems:
             raise self._violation("input", problems, b, values, self.inputs, module) from None
         return b
 
-    def check_outputs(self, values: Any, bindings: Bindings | None = None, *, module: Any = None,
-                      values_too: bool = True) -> Bindings:
+    def check_outputs(
+        self, values: Any, bindings: Bindings | None = None, *, module: Any = None, values_too: bool = True
+    ) -> Bindings:
         __tracebackhide__ = True
         problems, b = self.output_problems(values, bindings, values_too=values_too)
         if problems:
@@ -120,15 +134,21 @@ class Interface:
             blame = mod or f"the module implementing {self.name!r}"
         sidename = "inputs" if side == "input" else "outputs"
         named, _ = _as_mapping(sidename, specs, values)
-        slow = any(p.field not in ("shape", "dtype", "device", "type", "labels", "missing", "unexpected")
-                   for p in problems)
+        slow = any(
+            p.field not in ("shape", "dtype", "device", "type", "labels", "missing", "unexpected") for p in problems
+        )
         shown = {f"{sidename}.{k}": (summarize(v) if slow else describe(v)) for k, v in named.items()}
         where = f"{mod}: " if mod else ""
         n = len(problems)
         return InterfaceViolation(
             f"{where}{sidename} do not match interface {self.name!r} ({n} problem{'s' if n > 1 else ''})",
-            module=mod, blame=blame, problems=problems, values=shown,
-            bindings=bindings.as_dict(), side=side, contract=f"interface {self.name!r} v{self.version}",
+            module=mod,
+            blame=blame,
+            problems=problems,
+            values=shown,
+            bindings=bindings.as_dict(),
+            side=side,
+            contract=f"interface {self.name!r} v{self.version}",
         )
 
     # ---- generation ------------------------------------------------------------------------
@@ -138,16 +158,20 @@ class Interface:
         return interface_inputs(self, dims=dims, device=device, max_side=max_side or MAX_SIDE)
 
     # ---- variance --------------------------------------------------------------------------
-    def is_substitutable_for(self, other: "Interface") -> Compatibility:
+    def is_substitutable_for(self, other: Interface) -> Compatibility:
         """Can ``self`` replace ``other``? Inputs contravariant (other's inputs must
         satisfy self's), outputs covariant (self's outputs must satisfy other's)."""
-        ins = mapping_compat(other.inputs, self.inputs, f"{other.name}.inputs", f"{self.name}.inputs",
-                             allow_extra=False)
-        outs = mapping_compat(self.outputs, other.outputs, f"{self.name}.outputs", f"{other.name}.outputs",
-                              allow_extra=False)
+        ins = mapping_compat(
+            other.inputs, self.inputs, f"{other.name}.inputs", f"{self.name}.inputs", allow_extra=False
+        )
+        outs = mapping_compat(
+            self.outputs, other.outputs, f"{self.name}.outputs", f"{other.name}.outputs", allow_extra=False
+        )
         return Compatibility(
             ["inputs: " + r for r in ins.reasons] + ["outputs: " + r for r in outs.reasons],
-            ins.notes + outs.notes, producer=self.name, consumer=f"a substitute for {other.name}",
+            ins.notes + outs.notes,
+            producer=self.name,
+            consumer=f"a substitute for {other.name}",
         )
 
     # ---- serialization / construction helpers --------------------------------------
@@ -158,14 +182,18 @@ class Interface:
         return serialize.to_json(self, **kw)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Interface":
+    def from_dict(cls, data: dict) -> Interface:
         m = serialize.read_document(data, cls.__name__)
-        return cls(m.name, {k: spec_from_model(v) for k, v in m.inputs.items()},
-                   {k: spec_from_model(v) for k, v in m.outputs.items()}, version=m.version,
-                   description=m.description)
+        return cls(
+            m.name,
+            {k: spec_from_model(v) for k, v in m.inputs.items()},
+            {k: spec_from_model(v) for k, v in m.outputs.items()},
+            version=m.version,
+            description=m.description,
+        )
 
     @classmethod
-    def from_json(cls, text: str) -> "Interface":
+    def from_json(cls, text: str) -> Interface:
         return serialize.from_json(text, cls)
 
     @staticmethod
@@ -173,7 +201,7 @@ class Interface:
         return serialize.interface_json_schema()
 
     @classmethod
-    def from_annotations(cls, fn, name: str | None = None) -> "Interface":
+    def from_annotations(cls, fn, name: str | None = None) -> Interface:
         """Inputs from annotated parameters (non-array ones are skipped); the return
         annotation gives output ``result``, or ``result0``, ``result1``.. for tuples."""
         inputs, outputs = specs_from_annotations(fn)
@@ -193,8 +221,7 @@ def _as_mapping(side: str, specs: Mapping[str, TensorSpec], values: Any) -> tupl
     elif len(names) == 1:
         named = {names[0]: values}
     else:
-        problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})",
-                                f"one {describe(values)}"))
+        problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})", f"one {describe(values)}"))
         return {}, problems
     for k in names:
         if k not in named:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 
@@ -30,20 +30,19 @@ class LabelSpace:
             raise SpecError(f"LabelSpace(name={name!r}): expected a non-empty string")
         if isinstance(labels, str) or not isinstance(labels, (list, tuple)):
             raise SpecError(
-                f"LabelSpace(labels={labels!r}): expected a list or tuple of strings, "
-                f"got {type(labels).__name__}"
+                f"LabelSpace(labels={labels!r}): expected a list or tuple of strings, got {type(labels).__name__}"
             )
         bad = [x for x in labels if not isinstance(x, str)]
         if bad:
-            raise SpecError(f"LabelSpace(labels=...): label {bad[0]!r} is a {type(bad[0]).__name__}; labels must be strings")
+            raise SpecError(
+                f"LabelSpace(labels=...): label {bad[0]!r} is a {type(bad[0]).__name__}; labels must be strings"
+            )
         if not labels:
             raise SpecError(f"LabelSpace(name={name!r}, labels=[]): empty label space; expected at least one label")
         seen: set[str] = set()
         dups = [x for x in labels if x in seen or seen.add(x)]
         if dups:
-            raise SpecError(
-                f"LabelSpace(name={name!r}): duplicate labels {sorted(set(dups))!r}; labels must be unique"
-            )
+            raise SpecError(f"LabelSpace(name={name!r}): duplicate labels {sorted(set(dups))!r}; labels must be unique")
         if id is not None and (not isinstance(id, str) or not id):
             raise SpecError(f"LabelSpace(id={id!r}): expected a non-empty string or None")
         self.name = name
@@ -81,14 +80,14 @@ class LabelSpace:
         shown = ", ".join(map(repr, self.labels[:6])) + (", ..." if len(self) > 6 else "")
         return f"LabelSpace({self.name!r}, [{shown}])"
 
-    def issubset(self, other: "LabelSpace") -> bool:
+    def issubset(self, other: LabelSpace) -> bool:
         return all(x in other for x in self.labels)
 
-    def missing_from(self, other: "LabelSpace") -> list[str]:
+    def missing_from(self, other: LabelSpace) -> list[str]:
         """Labels of ``other`` that this space lacks."""
         return [x for x in other.labels if x not in self]
 
-    def align(self, other: "LabelSpace") -> list[int]:
+    def align(self, other: LabelSpace) -> list[int]:
         """``perm`` with ``scores[..., perm]`` in ``other``'s order (other ⊆ self)."""
         missing = self.missing_from(other)
         if missing:
@@ -99,7 +98,7 @@ class LabelSpace:
             )
         return [self._index[x] for x in other.labels]
 
-    def adapter(self, other: "LabelSpace", dim: int = -1) -> "LabelAdapter":
+    def adapter(self, other: LabelSpace, dim: int = -1) -> LabelAdapter:
         """An ``nn.Module`` that reorders scores along ``dim`` from this order to ``other``'s."""
         return LabelAdapter(self.align(other), dim, f"{self.name} -> {other.name}")
 
@@ -111,11 +110,11 @@ class LabelSpace:
         return serialize.to_json(self, **kw)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "LabelSpace":
+    def from_dict(cls, data: dict) -> LabelSpace:
         return label_space_from_model(serialize.read_document(data, cls.__name__))
 
     @classmethod
-    def from_json(cls, text: str) -> "LabelSpace":
+    def from_json(cls, text: str) -> LabelSpace:
         return serialize.from_json(text, cls)
 
 

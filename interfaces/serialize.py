@@ -15,14 +15,25 @@ itself from its model in its own ``from_dict``.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Optional, Union
+from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modpact.errors import FormatVersionError, SpecError
 
-__all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "from_dict", "to_json", "from_json",
-           "read_document", "interface_json_schema", "LabelSpaceModel", "TensorSpecModel", "InterfaceModel"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SUPPORTED_FORMAT_VERSIONS",
+    "to_dict",
+    "from_dict",
+    "to_json",
+    "from_json",
+    "read_document",
+    "interface_json_schema",
+    "LabelSpaceModel",
+    "TensorSpecModel",
+    "InterfaceModel",
+]
 
 FORMAT_VERSION = "1"
 SUPPORTED_FORMAT_VERSIONS = ("1",)
@@ -42,14 +53,14 @@ class LabelSpaceModel(_Model):
 
 class TensorSpecModel(_Model):
     shape: str
-    dtype: Union[str, list[str]] = "any"
+    dtype: str | list[str] = "any"
     device: str = "any"
-    range: Optional[tuple[Optional[Number], Optional[Number]]] = None
+    range: tuple[Number | None, Number | None] | None = None
     finite: bool = False
-    simplex: Optional[int] = None
+    simplex: int | None = None
     simplex_tol: Number = 1e-4
-    indices: Optional[int] = None
-    labels: Optional[LabelSpaceModel] = None
+    indices: int | None = None
+    labels: LabelSpaceModel | None = None
     label_dim: int = -1
 
 
@@ -69,9 +80,16 @@ def _label_model(ls) -> LabelSpaceModel:
 
 def _spec_model(s) -> TensorSpecModel:
     return TensorSpecModel(
-        shape=str(s.shape), dtype=s.dtype if isinstance(s.dtype, str) else list(s.dtype), device=s.device,
-        range=s.range, finite=s.finite, simplex=s.simplex, simplex_tol=s.simplex_tol, indices=s.indices,
-        labels=None if s.labels is None else _label_model(s.labels), label_dim=s.label_dim,
+        shape=str(s.shape),
+        dtype=s.dtype if isinstance(s.dtype, str) else list(s.dtype),
+        device=s.device,
+        range=s.range,
+        finite=s.finite,
+        simplex=s.simplex,
+        simplex_tol=s.simplex_tol,
+        indices=s.indices,
+        labels=None if s.labels is None else _label_model(s.labels),
+        label_dim=s.label_dim,
     )
 
 
@@ -88,7 +106,9 @@ def to_dict(obj) -> dict:
         return {**head, **_spec_model(obj).model_dump()}
     if kind == "Interface":
         return InterfaceModel(
-            name=obj.name, version=obj.version, description=obj.description,
+            name=obj.name,
+            version=obj.version,
+            description=obj.description,
             inputs={k: _spec_model(v) for k, v in obj.inputs.items()},
             outputs={k: _spec_model(v) for k, v in obj.outputs.items()},
         ).model_dump()

@@ -40,12 +40,33 @@ class TensorSpec:
     the slow path with evidence; ``check`` does both.
     """
 
-    __slots__ = ("shape", "dtype", "device", "range", "finite", "simplex", "simplex_tol",
-                 "indices", "labels", "label_dim", "allowed")
+    __slots__ = (
+        "shape",
+        "dtype",
+        "device",
+        "range",
+        "finite",
+        "simplex",
+        "simplex_tol",
+        "indices",
+        "labels",
+        "label_dim",
+        "allowed",
+    )
 
-    def __init__(self, shape: Any = "...", dtype: Any = "any", device: Any = "any", range=None,
-                 finite: bool = False, simplex: int | None = None, simplex_tol: float = 1e-4,
-                 indices: int | None = None, labels: LabelSpace | None = None, label_dim: int = -1):
+    def __init__(
+        self,
+        shape: Any = "...",
+        dtype: Any = "any",
+        device: Any = "any",
+        range=None,
+        finite: bool = False,
+        simplex: int | None = None,
+        simplex_tol: float = 1e-4,
+        indices: int | None = None,
+        labels: LabelSpace | None = None,
+        label_dim: int = -1,
+    ):
         self.shape = Shape(shape, where=f"TensorSpec(shape={shape!r})")
         self.dtype = normalize_dtype(dtype)
         self.allowed = allowed_dtypes(self.dtype)
@@ -71,8 +92,7 @@ class TensorSpec:
             not (d.is_floating_point or d.is_complex or d == torch.bool) for d in self.allowed
         ):
             raise SpecError(
-                f"TensorSpec(indices={indices!r}, dtype={describe_dtype(self.dtype)!r}): "
-                "indices need an integer dtype"
+                f"TensorSpec(indices={indices!r}, dtype={describe_dtype(self.dtype)!r}): indices need an integer dtype"
             )
         self.indices = indices
         if labels is not None and not isinstance(labels, LabelSpace):
@@ -124,9 +144,19 @@ class TensorSpec:
 
     # ---- identity ---------------------------------------------------------------
     def _key(self):
-        return (tuple(self.shape), self.dtype, self.device, self.range, self.finite, self.simplex,
-                self.simplex_tol, self.indices, self.labels, None if self.labels is None else
-                (self.labels.name, self.labels.id), self.label_dim)
+        return (
+            tuple(self.shape),
+            self.dtype,
+            self.device,
+            self.range,
+            self.finite,
+            self.simplex,
+            self.simplex_tol,
+            self.indices,
+            self.labels,
+            None if self.labels is None else (self.labels.name, self.labels.id),
+            self.label_dim,
+        )
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TensorSpec) and self._key() == other._key()
@@ -168,10 +198,14 @@ class TensorSpec:
             if not -t.dim() <= self.label_dim < t.dim():
                 problems.append(Problem(name, "labels", f"a label axis at dim {self.label_dim}", f"rank {t.dim()}"))
             elif t.shape[self.label_dim] != len(self.labels):
-                problems.append(Problem(
-                    name, "labels", f"{len(self.labels)} scores ({self.labels.name!r}) along dim {self.label_dim}",
-                    str(t.shape[self.label_dim]),
-                ))
+                problems.append(
+                    Problem(
+                        name,
+                        "labels",
+                        f"{len(self.labels)} scores ({self.labels.name!r}) along dim {self.label_dim}",
+                        str(t.shape[self.label_dim]),
+                    )
+                )
         return problems
 
     def value_ok(self, t: torch.Tensor) -> torch.Tensor | None:
@@ -202,10 +236,17 @@ class TensorSpec:
         if self.range is not None:
             checks.append(("range", f"values in {_fmt_range(self.range)}", V.range_evidence(t, *self.range)))
         if self.simplex is not None:
-            checks.append(("simplex", f"non-negative, sums to 1 along dim {self.simplex} (tol {self.simplex_tol})",
-                           V.simplex_evidence(t, self.simplex, self.simplex_tol)))
+            checks.append(
+                (
+                    "simplex",
+                    f"non-negative, sums to 1 along dim {self.simplex} (tol {self.simplex_tol})",
+                    V.simplex_evidence(t, self.simplex, self.simplex_tol),
+                )
+            )
         if self.indices is not None:
-            checks.append(("indices", f"integer class indices in [0, {self.indices})", V.indices_evidence(t, self.indices)))
+            checks.append(
+                ("indices", f"integer class indices in [0, {self.indices})", V.indices_evidence(t, self.indices))
+            )
         problems = []
         for field, expected, ev in checks:
             if ev["failing"]:
@@ -231,28 +272,38 @@ class TensorSpec:
         return serialize.to_json(self, **kw)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TensorSpec":
+    def from_dict(cls, data: dict) -> TensorSpec:
         return spec_from_model(serialize.read_document(data, cls.__name__))
 
     @classmethod
-    def from_json(cls, text: str) -> "TensorSpec":
+    def from_json(cls, text: str) -> TensorSpec:
         return serialize.from_json(text, cls)
 
 
 def spec_from_model(m: serialize.TensorSpecModel) -> TensorSpec:
     """A TensorSpec from its validated JSON model."""
     return TensorSpec(
-        m.shape, dtype=m.dtype if isinstance(m.dtype, str) else set(m.dtype), device=m.device,
-        range=m.range, finite=m.finite, simplex=m.simplex, simplex_tol=m.simplex_tol, indices=m.indices,
-        labels=None if m.labels is None else label_space_from_model(m.labels), label_dim=m.label_dim,
+        m.shape,
+        dtype=m.dtype if isinstance(m.dtype, str) else set(m.dtype),
+        device=m.device,
+        range=m.range,
+        finite=m.finite,
+        simplex=m.simplex,
+        simplex_tol=m.simplex_tol,
+        indices=m.indices,
+        labels=None if m.labels is None else label_space_from_model(m.labels),
+        label_dim=m.label_dim,
     )
 
 
 def _detail(ev: dict) -> str:
     parts = []
     if "first_index" in ev:
-        parts.append(f"first at {ev['first_index']} = {ev['first_value']:.4g}"
-                     if isinstance(ev["first_value"], float) else f"first at {ev['first_index']} = {ev['first_value']}")
+        parts.append(
+            f"first at {ev['first_index']} = {ev['first_value']:.4g}"
+            if isinstance(ev["first_value"], float)
+            else f"first at {ev['first_index']} = {ev['first_value']}"
+        )
     for k in ("nan", "inf", "negative", "min", "max", "reason"):
         if k in ev:
             v = ev[k]

@@ -18,8 +18,9 @@ Hypothesis is imported when a strategy is built, never at ``import modpact``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -29,8 +30,15 @@ from .dims import Dim, eval_expr, expr_names
 from .dtypes import describe_dtype
 from .spec import TensorSpec, _fmt_range
 
-__all__ = ["tensors", "interface_inputs", "dim_sizes", "require_hypothesis", "HypothesisMissing", "INSTALL_HINT",
-           "MAX_SIDE"]
+__all__ = [
+    "tensors",
+    "interface_inputs",
+    "dim_sizes",
+    "require_hypothesis",
+    "HypothesisMissing",
+    "INSTALL_HINT",
+    "MAX_SIDE",
+]
 
 INSTALL_HINT = 'pip install "modpact[hypothesis]"'
 #: default largest size drawn for a named or anonymous dim
@@ -39,9 +47,19 @@ MAX_SIDE = 6
 MAX_VARIADIC = 2
 
 # the dtypes strategies generate, in shrinking order (the first allowed one is the simplest)
-_ORDER = (torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.int16,
-          torch.int8, torch.uint8, torch.bool)
-_SIMPLEX_DENOM = {torch.float16: 2 ** 8, torch.bfloat16: 2 ** 8, torch.float32: 2 ** 20, torch.float64: 2 ** 20}
+_ORDER = (
+    torch.float32,
+    torch.float64,
+    torch.float16,
+    torch.bfloat16,
+    torch.int64,
+    torch.int32,
+    torch.int16,
+    torch.int8,
+    torch.uint8,
+    torch.bool,
+)
+_SIMPLEX_DENOM = {torch.float16: 2**8, torch.bfloat16: 2**8, torch.float32: 2**20, torch.float64: 2**20}
 
 
 class HypothesisMissing(SpecError, ImportError):
@@ -59,6 +77,7 @@ def require_hypothesis(what: str = "property-based validation"):
 
 
 # ---- dims -------------------------------------------------------------------------------
+
 
 @dataclass
 class DimPlan:
@@ -84,8 +103,14 @@ def _pin(plan: DimPlan, name: str, lo: int, hi: int, why: str) -> None:
     plan.why[name] = why if name not in plan.why or lo == hi else plan.why[name]
 
 
-def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None = None, min_side: int = 1,
-              max_side: int = MAX_SIDE, max_variadic: int = MAX_VARIADIC, prefix: str = "") -> DimPlan:
+def plan_dims(
+    specs: Mapping[str, TensorSpec],
+    given: Mapping[str, Any] | None = None,
+    min_side: int = 1,
+    max_side: int = MAX_SIDE,
+    max_variadic: int = MAX_VARIADIC,
+    prefix: str = "",
+) -> DimPlan:
     """Collect dim names and merge every constraint on them (given sizes, label counts, expressions)."""
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
         raise SpecError(f"Expected max_side to be a positive int, got {max_side!r}")
@@ -103,8 +128,9 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
     known = list(plan.bounds) + plan.variadic
     for name, value in (given or {}).items():
         if name not in known:
-            raise SpecError(f"dims={{{name!r}: {value!r}}}: no dim {name!r} in the shapes "
-                            f"(dims: {', '.join(known) or 'none'})")
+            raise SpecError(
+                f"dims={{{name!r}: {value!r}}}: no dim {name!r} in the shapes (dims: {', '.join(known) or 'none'})"
+            )
         if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
             lo, hi = value
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -123,12 +149,16 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
             d = spec._dim_at(spec.label_dim)
             n = len(spec.labels)
             if d is not None and d.kind == "named" and not d.broadcast:
-                _pin(plan, d.name, n, n, f"{tname}: labels={spec.labels.name!r} ({n} labels) along dim {spec.label_dim}")
+                _pin(
+                    plan, d.name, n, n, f"{tname}: labels={spec.labels.name!r} ({n} labels) along dim {spec.label_dim}"
+                )
             elif d is not None and d.kind == "expr":
                 _solve_expr(plan, d.name, n, f"{tname}: labels={spec.labels.name!r} ({n} labels)")
             elif d is None:
-                raise SpecError(f"cannot generate {tname}: the label axis (dim {spec.label_dim}) of shape "
-                                f"{str(spec.shape)!r} falls inside its variadic dims")
+                raise SpecError(
+                    f"cannot generate {tname}: the label axis (dim {spec.label_dim}) of shape "
+                    f"{str(spec.shape)!r} falls inside its variadic dims"
+                )
     for tname, spec in specs.items():  # expressions must not go negative
         tname = prefix + tname
         for d in spec.shape:
@@ -137,8 +167,10 @@ def plan_dims(specs: Mapping[str, TensorSpec], given: Mapping[str, Any] | None =
                 lo, hi = plan.bounds[n]
                 ok = [v for v in range(lo, hi + 1) if eval_expr(d.name, {n: v}) >= 0]
                 if not ok:
-                    raise SpecError(f"cannot generate {tname}: dim '{d.name}' is negative for every size of "
-                                    f"{n!r} in [{lo}, {hi}] ({plan.why.get(n, 'default sizes')})")
+                    raise SpecError(
+                        f"cannot generate {tname}: dim '{d.name}' is negative for every size of "
+                        f"{n!r} in [{lo}, {hi}] ({plan.why.get(n, 'default sizes')})"
+                    )
                 plan.bounds[n] = (ok[0], ok[-1])
     return plan
 
@@ -163,12 +195,14 @@ def draw_dims(draw, plan: DimPlan) -> dict[str, Any]:
     for name, (lo, hi) in plan.bounds.items():
         out[name] = lo if lo == hi else draw(st.integers(lo, hi), label=f"dim {name}")
     for name in plan.variadic:
-        out["*" + name] = tuple(draw(st.lists(st.integers(1, plan.max_side), max_size=plan.max_variadic),
-                                     label=f"dims *{name}"))
+        out["*" + name] = tuple(
+            draw(st.lists(st.integers(1, plan.max_side), max_size=plan.max_variadic), label=f"dims *{name}")
+        )
     return out
 
 
 # ---- one tensor ---------------------------------------------------------------------------
+
 
 @dataclass
 class _Values:
@@ -241,17 +275,24 @@ def plan_tensor(spec: TensorSpec, name: str = "x", device: str | torch.device | 
     where = f"cannot generate {name} ({spec!r})"
     cands = [d for d in _ORDER if d in spec.allowed]
     if not cands:
-        raise SpecError(f"{where}: dtype={describe_dtype(spec.dtype)!r} has no dtype the strategies generate "
-                        f"({', '.join(str(d).replace('torch.', '') for d in _ORDER)})")
+        raise SpecError(
+            f"{where}: dtype={describe_dtype(spec.dtype)!r} has no dtype the strategies generate "
+            f"({', '.join(str(d).replace('torch.', '') for d in _ORDER)})"
+        )
     if spec.simplex is not None:
         floats = [d for d in cands if d.is_floating_point]
         if not floats:
-            raise SpecError(f"{where}: simplex={spec.simplex} needs a floating dtype, "
-                            f"dtype={describe_dtype(spec.dtype)!r} allows none")
-        if spec.range is not None and not ((spec.range[0] is None or spec.range[0] <= 0)
-                                           and (spec.range[1] is None or spec.range[1] >= 1)):
-            raise SpecError(f"{where}: simplex={spec.simplex} rows with range={_fmt_range(spec.range)}: "
-                            "the strategy generates simplex rows only when the range contains [0, 1]")
+            raise SpecError(
+                f"{where}: simplex={spec.simplex} needs a floating dtype, "
+                f"dtype={describe_dtype(spec.dtype)!r} allows none"
+            )
+        if spec.range is not None and not (
+            (spec.range[0] is None or spec.range[0] <= 0) and (spec.range[1] is None or spec.range[1] >= 1)
+        ):
+            raise SpecError(
+                f"{where}: simplex={spec.simplex} rows with range={_fmt_range(spec.range)}: "
+                "the strategy generates simplex rows only when the range contains [0, 1]"
+            )
         cands = floats
     plans, reasons = [], []
     for dt in cands:
@@ -276,8 +317,9 @@ def _device(spec: TensorSpec, device, where: str) -> str:
     return str(device) if device is not None else spec.device
 
 
-def concrete_shape(draw, plan: TensorPlan, dims: Mapping[str, Any], max_side: int = MAX_SIDE,
-                   max_variadic: int = MAX_VARIADIC) -> tuple[int, ...]:
+def concrete_shape(
+    draw, plan: TensorPlan, dims: Mapping[str, Any], max_side: int = MAX_SIDE, max_variadic: int = MAX_VARIADIC
+) -> tuple[int, ...]:
     from hypothesis import assume
     from hypothesis import strategies as st
 
@@ -338,20 +380,27 @@ def _elements(vp: _Values):
     if not dt.is_floating_point:
         return st.integers(vp.lo, vp.hi)
     width = {torch.float16: 16, torch.float64: 64}.get(dt, 32)
-    return st.floats(min_value=vp.lo, max_value=vp.hi, allow_nan=vp.allow_nan, allow_infinity=vp.allow_inf,
-                     width=width)
+    return st.floats(min_value=vp.lo, max_value=vp.hi, allow_nan=vp.allow_nan, allow_infinity=vp.allow_inf, width=width)
 
 
-_NP = {torch.float16: "float16", torch.float32: "float32", torch.float64: "float64", torch.bfloat16: "float32",
-       torch.int64: "int64", torch.int32: "int32", torch.int16: "int16", torch.int8: "int8",
-       torch.uint8: "uint8", torch.bool: "bool"}
+_NP = {
+    torch.float16: "float16",
+    torch.float32: "float32",
+    torch.float64: "float64",
+    torch.bfloat16: "float32",
+    torch.int64: "int64",
+    torch.int32: "int32",
+    torch.int16: "int16",
+    torch.int8: "int8",
+    torch.uint8: "uint8",
+    torch.bool: "bool",
+}
 
 
 def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
     import numpy as np
-    from hypothesis.extra.numpy import arrays
-
     from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
 
     elements = _elements(vp)
     # fill: the value nearest 0, or one drawn value; shrinking goes to the first, so a shrunk
@@ -367,12 +416,17 @@ def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
 def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
     """Rows of multiples of 1/2^k (exact in the dtype, so sums are exactly 1); shrinks to one-hot rows."""
     import numpy as np
-    from hypothesis.extra.numpy import arrays
     from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
 
     denom = _SIMPLEX_DENOM[vp.dtype]
-    w = torch.from_numpy(np.array(
-        draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights"), copy=True, order="C"))
+    w = torch.from_numpy(
+        np.array(
+            draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights"),
+            copy=True,
+            order="C",
+        )
+    )
     if w.numel() == 0:
         return w.to(vp.dtype)
     dim = plan.spec.simplex
@@ -387,8 +441,8 @@ def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> tor
 
 # ---- public strategies ---------------------------------------------------------------------
 
-def tensors(spec: TensorSpec, *, dims: Mapping[str, Any] | None = None, device: Any = None,
-            max_side: int = MAX_SIDE):
+
+def tensors(spec: TensorSpec, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE):
     """A strategy of tensors satisfying ``spec`` (shape, dtype, device, value domain).
 
     ``dims`` fixes sizes (``{"batch": 4}``) or bounds them (``{"batch": (1, 64)}``);
@@ -411,8 +465,14 @@ def tensors(spec: TensorSpec, *, dims: Mapping[str, Any] | None = None, device: 
 class InputsPlan:
     """Merged constraints of an interface's inputs: dims shared across tensors."""
 
-    def __init__(self, specs: Mapping[str, TensorSpec], dims: Mapping[str, Any] | None = None, device: Any = None,
-                 max_side: int = MAX_SIDE, prefix: str = "inputs."):
+    def __init__(
+        self,
+        specs: Mapping[str, TensorSpec],
+        dims: Mapping[str, Any] | None = None,
+        device: Any = None,
+        max_side: int = MAX_SIDE,
+        prefix: str = "inputs.",
+    ):
         self.dims = plan_dims(specs, dims, max_side=max_side, prefix=prefix)
         self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in specs.items()}
         self.max_side = max_side
@@ -422,8 +482,9 @@ class InputsPlan:
         return {k: draw_tensor(draw, p, concrete_shape(draw, p, bound, self.max_side)) for k, p in self.tensors.items()}
 
 
-def interface_inputs(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None,
-                     max_side: int = MAX_SIDE):
+def interface_inputs(
+    interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE
+):
     """A strategy of ``{input name: tensor}`` for ``interface``; dims are drawn once per example
     and shared by every input (a dim ``batch`` has one size across ``x`` and ``mask``)."""
     require_hypothesis("Interface.strategy()")
@@ -445,4 +506,3 @@ def dim_sizes(interface: Any, dims: Mapping[str, Any] | None = None, max_side: i
 
     plan = plan_dims(interface.inputs, dims, max_side=max_side)
     return st.composite(lambda draw: draw_dims(draw, plan))()
-

@@ -50,7 +50,7 @@ class Compatibility:
             return f"{self.producer} satisfies {self.consumer}"
         return f"{self.producer} does not satisfy {self.consumer}:\n" + "\n".join(f"  - {r}" for r in self.reasons)
 
-    def raise_if_incompatible(self) -> "Compatibility":
+    def raise_if_incompatible(self) -> Compatibility:
         if not self.ok:
             raise CompatibilityError(f"{self.producer} does not satisfy {self.consumer}", self.reasons)
         return self
@@ -133,19 +133,24 @@ def shape_reasons(a: Shape, b: Shape, where: str, ren: _Renaming | None = None) 
     elif av is None:
         if len(a) < len(bb) + len(ba):
             return [f"{where}: rank {len(a)} ({str(a)!r}) is below the minimum {len(bb) + len(ba)} of {str(b)!r}"]
-        pairs = list(zip(a[: len(bb)], bb)) + list(zip(a[len(a) - len(ba):], ba))
-        middle = list(a[len(bb): len(a) - len(ba)])
+        pairs = list(zip(a[: len(bb)], bb)) + list(zip(a[len(a) - len(ba) :], ba))
+        middle = list(a[len(bb) : len(a) - len(ba)])
     else:
         if len(ab) < len(bb) or len(aa) < len(ba):
             return [f"{where}: variadic shape {str(a)!r} does not pin the dims {str(b)!r} needs around its variadic"]
-        pairs = list(zip(ab, bb)) + list(zip(aa[len(aa) - len(ba):], ba))
-        middle = list(ab[len(bb):]) + [av] + list(aa[: len(aa) - len(ba)])
+        pairs = list(zip(ab, bb)) + list(zip(aa[len(aa) - len(ba) :], ba))
+        middle = list(ab[len(bb) :]) + [av] + list(aa[: len(aa) - len(ba)])
     for i, (da, db) in enumerate(pairs):
         _dim_reason(da, db, where, ren, reasons, deferred)
     if bv is not None and bv.kind == "named":
-        terms = tuple(("var", d.name) if d.variadic and d.kind == "named"
-                      else ("anon", next(_fresh)) if d.broadcast and not bv.broadcast else _a_term(d)
-                      for d in middle)
+        terms = tuple(
+            ("var", d.name)
+            if d.variadic and d.kind == "named"
+            else ("anon", next(_fresh))
+            if d.broadcast and not bv.broadcast
+            else _a_term(d)
+            for d in middle
+        )
         ren.bind("*" + bv.name, terms, where, reasons)
     for size, expr, w in deferred:
         env = {k: v for k, v in ren.map.items() if isinstance(v, int)}
@@ -170,8 +175,9 @@ def _implied_range(s: TensorSpec):
     return lo, hi
 
 
-def spec_reasons(a: TensorSpec, b: TensorSpec, where: str = "tensor", ren: _Renaming | None = None,
-                 notes: list[str] | None = None) -> list[str]:
+def spec_reasons(
+    a: TensorSpec, b: TensorSpec, where: str = "tensor", ren: _Renaming | None = None, notes: list[str] | None = None
+) -> list[str]:
     """Every reason why a tensor matching ``a`` might not match ``b``."""
     reasons = shape_reasons(a.shape, b.shape, where, ren)
     extra = a.allowed - b.allowed
@@ -214,7 +220,9 @@ def spec_reasons(a: TensorSpec, b: TensorSpec, where: str = "tensor", ren: _Rena
             )
         else:
             missing = a.labels.missing_from(b.labels)
-            reasons.append(f"{where}: label space {a.labels.name!r} lacks {missing} of {b.labels.name!r}; not alignable")
+            reasons.append(
+                f"{where}: label space {a.labels.name!r} lacks {missing} of {b.labels.name!r}; not alignable"
+            )
     return reasons
 
 

@@ -18,11 +18,16 @@ from typing import Any
 import torch
 
 __all__ = [
-    "finite_ok", "finite_evidence",
-    "range_ok", "range_evidence",
-    "nonnegative_ok", "nonnegative_evidence",
-    "simplex_ok", "simplex_evidence",
-    "indices_ok", "indices_evidence",
+    "finite_ok",
+    "finite_evidence",
+    "range_ok",
+    "range_evidence",
+    "nonnegative_ok",
+    "nonnegative_evidence",
+    "simplex_ok",
+    "simplex_evidence",
+    "indices_ok",
+    "indices_evidence",
 ]
 
 
@@ -39,6 +44,7 @@ def _is_integer(t: torch.Tensor) -> bool:
 
 
 # ---- device forms -------------------------------------------------------------
+
 
 def finite_ok(t: torch.Tensor) -> torch.Tensor:
     if not (t.is_floating_point() or t.is_complex()):
@@ -89,6 +95,7 @@ def indices_ok(t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 # ---- evidence forms ----------------------------------------------------------
+
 
 def _num(x: torch.Tensor) -> Any:
     v = x.item()

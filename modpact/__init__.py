@@ -13,6 +13,7 @@ The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``mo
 ``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
+from modpact import strategies  # Hypothesis-free until a strategy is built
 from modpact._version import __version__
 from modpact.contracts import (
     Condition,
@@ -45,18 +46,18 @@ from modpact.contracts import (
     simplex,
     unguard,
 )
-from modpact.interfaces import (
-    Bindings,
-    Compatibility,
-    Dim,
-    Interface,
-    LabelSpace,
-    Shape,
-    TensorSpec,
-    check_compatible,
-    describe,
-    infer_interface,
-    summarize,
+from modpact.decomposition import (
+    ClassModule,
+    ComposedClassifier,
+    Compute,
+    ModularModel,
+    RepairResult,
+    Split,
+    SubstitutionCheck,
+    compose_classes,
+    decompose_classes,
+    repair,
+    split,
 )
 from modpact.errors import (
     CompatibilityError,
@@ -71,6 +72,21 @@ from modpact.errors import (
     SpecError,
     ValidationFailure,
 )
+from modpact.inference import InferredContracts, infer_contracts
+from modpact.interfaces import (
+    Bindings,
+    Compatibility,
+    Dim,
+    Interface,
+    LabelSpace,
+    Shape,
+    TensorSpec,
+    check_compatible,
+    describe,
+    infer_interface,
+    summarize,
+)
+from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
 from modpact.validation import (
     CompositionResult,
     SubstitutionResult,
@@ -80,23 +96,6 @@ from modpact.validation import (
     given,
     validate,
 )
-from modpact.inference import InferredContracts, infer_contracts
-from modpact.runtime import DiagnosisReport, Monitor, MonitorViolation
-from modpact.decomposition import (
-    ClassModule,
-    ComposedClassifier,
-    Compute,
-    ModularModel,
-    RepairResult,
-    Split,
-    SubstitutionCheck,
-    compose_classes,
-    decompose_classes,
-    repair,
-    split,
-)
-
-from modpact import strategies  # Hypothesis-free until a strategy is built
 
 __all__ = [
     "__version__",

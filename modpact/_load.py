@@ -28,8 +28,10 @@ def split_target(target: str) -> tuple[str, str | None]:
     if not path:
         raise LoadError(f"{target!r}: expected PATH[:OBJECT] with a file or module before the ':'")
     if not obj or not all(p.isidentifier() for p in obj.split(".")):
-        raise LoadError(f"{target!r}: {obj!r} after the ':' is not an object name (expected e.g. model or "
-                        "build_model or a dotted name like zoo.MLP)")
+        raise LoadError(
+            f"{target!r}: {obj!r} after the ':' is not an object name (expected e.g. model or "
+            "build_model or a dotted name like zoo.MLP)"
+        )
     return path, obj
 
 
@@ -90,15 +92,20 @@ def load_object(module: ModuleType, name: str | None, where: str) -> tuple[str, 
         if len(modules) == 1:
             return modules[0], getattr(module, modules[0])
         cands = ", ".join(_candidates(module)) or "none"
-        raise LoadError(f"{where}: no object named; write {where}:OBJECT (it defines no {', '.join(DEFAULT_NAMES)}; "
-                        f"candidates: {cands})")
+        raise LoadError(
+            f"{where}: no object named; write {where}:OBJECT (it defines no {', '.join(DEFAULT_NAMES)}; "
+            f"candidates: {cands})"
+        )
     obj: Any = module
     done = []
     for part in name.split("."):
         if not hasattr(obj, part):
             owner = f"{where}:{'.'.join(done)}" if done else where
-            cands = ", ".join(_candidates(module)) if not done else ", ".join(
-                k for k in dir(obj) if not k.startswith("_"))[:300]
+            cands = (
+                ", ".join(_candidates(module))
+                if not done
+                else ", ".join(k for k in dir(obj) if not k.startswith("_"))[:300]
+            )
             raise LoadError(f"{owner} has no object {part!r} (candidates: {cands or 'none'})")
         obj = getattr(obj, part)
         done.append(part)

@@ -31,12 +31,18 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from modpact import __version__
 
-    parser = _Parser(prog="modpact", description="Interfaces and contracts for modular PyTorch models",
-                     epilog="exit codes: 0 success, 1 check failed, 2 bad input or arguments")
+    parser = _Parser(
+        prog="modpact",
+        description="Interfaces and contracts for modular PyTorch models",
+        epilog="exit codes: 0 success, 1 check failed, 2 bad input or arguments",
+    )
     parser.add_argument("--version", action="version", version=f"modpact {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    demo = sub.add_parser("demo", help="the main job on digits: train, decompose, monitor, inject a fault, "
-                                       "diagnose, repair, validate; writes modpact-report.html/.json")
+    demo = sub.add_parser(
+        "demo",
+        help="the main job on digits: train, decompose, monitor, inject a fault, "
+        "diagnose, repair, validate; writes modpact-report.html/.json",
+    )
     demo.add_argument("--out", default=".", metavar="DIR", help="where to write the report files (default: .)")
 
     rep = sub.add_parser("report", help="re-render a saved diagnosis report (JSON) as text, HTML, JUnit XML")
@@ -47,9 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--strict", action="store_true", help="exit 1 when the report has violations")
 
     ins = sub.add_parser("inspect", help="print the interfaces and contracts of a model as a tree")
-    ins.add_argument("target", metavar="PATH[:OBJECT]",
-                     help="a .py file or module, and an nn.Module in it or a function returning one "
-                          "(default: model, build_model, build, or the only nn.Module)")
+    ins.add_argument(
+        "target",
+        metavar="PATH[:OBJECT]",
+        help="a .py file or module, and an nn.Module in it or a function returning one "
+        "(default: model, build_model, build, or the only nn.Module)",
+    )
     ins.add_argument("--json", metavar="OUT.json", help="export the contracts as JSON")
 
     val = sub.add_parser("validate", help="validate the guarded modules of a model with generated inputs")
@@ -57,8 +66,9 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("--json", metavar="OUT.json", help="write the result as a diagnosis report (JSON)")
     val.add_argument("--junit", metavar="OUT.xml", help="write JUnit XML, one test case per contract")
     val.add_argument("--html", metavar="OUT.html", help="write the HTML report")
-    val.add_argument("--max-examples", type=int, default=100, metavar="N",
-                     help="generated examples per module (default 100)")
+    val.add_argument(
+        "--max-examples", type=int, default=100, metavar="N", help="generated examples per module (default 100)"
+    )
     val.add_argument("--seed", type=int, default=None, help="Hypothesis seed, to reproduce a run")
     return parser
 
@@ -132,26 +142,34 @@ def _inspect(args: argparse.Namespace) -> int:
     if not contracts:
         print("no guarded modules: guard modules with modpact.guard(...) or @modpact.contract", file=sys.stderr)
     if args.json:
-        doc = {"format_version": 1, "kind": "ModelContracts", "model": type(model).__name__, "object": name,
-               "modules": [mc.model_dump(mode="json") for mc in contracts]}
+        doc = {
+            "format_version": 1,
+            "kind": "ModelContracts",
+            "model": type(model).__name__,
+            "object": name,
+            "modules": [mc.model_dump(mode="json") for mc in contracts],
+        }
         _write(args.json, json.dumps(doc, indent=2) + "\n", "the contracts JSON")
     return EXIT_OK
 
 
 def _validate(args: argparse.Namespace) -> int:
     from modpact._load import load_model
-    from modpact.validation import validate
     from modpact.errors import SpecError, ValidationFailure
     from modpact.runtime.contracts_info import guard_of, module_contracts
     from modpact.runtime.report import DiagnosisReport
     from modpact.runtime.validation_report import ValidationOutcome
+    from modpact.validation import validate
 
     name, model = load_model(args.target)
-    guarded = [(path or "<model>", mod, guard_of(mod)) for path, mod in model.named_modules()
-               if guard_of(mod) is not None]
+    guarded = [
+        (path or "<model>", mod, guard_of(mod)) for path, mod in model.named_modules() if guard_of(mod) is not None
+    ]
     if not guarded:
-        raise SpecError(f"{args.target}: {type(model).__name__} has no guarded modules, so there is nothing to "
-                        "validate; guard modules with modpact.guard(module, interface=...)")
+        raise SpecError(
+            f"{args.target}: {type(model).__name__} has no guarded modules, so there is nothing to "
+            "validate; guard modules with modpact.guard(module, interface=...)"
+        )
     console = _console()
     outcomes = []
     for path, mod, guard in guarded:
@@ -166,13 +184,20 @@ def _validate(args: argparse.Namespace) -> int:
                     out.failure = e
                 except SpecError as e:  # e.g. nothing can be generated from the interface
                     out.skipped = str(e)
-        verdict = ("[green]passed[/]" if out.result is not None else "[red]FAILED[/]" if out.failure is not None
-                   else "[yellow]skipped[/]")
+        verdict = (
+            "[green]passed[/]"
+            if out.result is not None
+            else "[red]FAILED[/]"
+            if out.failure is not None
+            else "[yellow]skipped[/]"
+        )
         console.print(f"validate {_esc(path)}: {verdict}" + (f" ({_esc(out.skipped)})" if out.skipped else ""))
         outcomes.append(out)
     if all(o.skipped is not None for o in outcomes):
-        raise SpecError(f"{args.target}: none of the {len(outcomes)} guarded module(s) could be validated: "
-                        + "; ".join(f"{o.module}: {o.skipped}" for o in outcomes))
+        raise SpecError(
+            f"{args.target}: none of the {len(outcomes)} guarded module(s) could be validated: "
+            + "; ".join(f"{o.module}: {o.skipped}" for o in outcomes)
+        )
     report = DiagnosisReport.from_validation(type(model).__name__, outcomes)
     console.print()
     report.print(console)

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from rich.console import Console
@@ -84,8 +84,10 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
     _, tree = contracts_tree("the stages and their contracts", model_contracts(mm), len(list(mm.modules())))
     console.print(tree)
     console.print(f"   edges checked: {'all compatible' if not mm.check() else mm.check()}")
-    console.print(f"   10 per-class modules keeping 60% of the edges each, recomposed by vote: "
-                  f"{composed_acc:.1%} (original {base_acc:.1%})")
+    console.print(
+        f"   10 per-class modules keeping 60% of the edges each, recomposed by vote: "
+        f"{composed_acc:.1%} (original {base_acc:.1%})"
+    )
 
     with _step(console, "3. monitor the model on clean test data"):
         clean = _monitored_run(mm, data.x_test)
@@ -99,12 +101,21 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
     root = report.root_cause
     blamed = root is not None and mm.node_of(root.blame if root.blame in dict(mm.named_modules()) else root.module)
     found = blamed == FAULTY
-    console.print(f"   the monitor blamed {blamed!r}: "
-                  + ("[green]the injected module[/green]" if found else "[red]NOT the injected module[/red]"))
+    console.print(
+        f"   the monitor blamed {blamed!r}: "
+        + ("[green]the injected module[/green]" if found else "[red]NOT the injected module[/red]")
+    )
 
     with _step(console, f"5. repair {FAULTY!r} alone (the rest frozen), then compare with retraining everything"):
-        result = mp.repair(mm, report, (data.x_train, data.y_train), eval_data=(data.x_test, data.y_test),
-                           reinit=True, epochs=20, seed=0)
+        result = mp.repair(
+            mm,
+            report,
+            (data.x_train, data.y_train),
+            eval_data=(data.x_test, data.y_test),
+            reinit=True,
+            epochs=20,
+            seed=0,
+        )
     console.print("   " + str(result).replace("\n", "\n   "))
 
     with _step(console, f"6. validate the repaired {FAULTY!r} with Hypothesis, and monitor the repaired model"):
@@ -120,6 +131,9 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
     console.print(f"   {html} (open it in a browser) and {js}")
 
     ok = clean.ok and found and result.substitutable.ok and after.ok
-    console.print("[bold green]demo finished: fault found, blamed, repaired and validated[/bold green]" if ok
-                  else "[bold red]demo finished with an unexpected result (see above)[/bold red]")
+    console.print(
+        "[bold green]demo finished: fault found, blamed, repaired and validated[/bold green]"
+        if ok
+        else "[bold red]demo finished with an unexpected result (see above)[/bold red]"
+    )
     return 0 if ok else 1

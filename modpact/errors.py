@@ -18,8 +18,9 @@ them in the fixed message shape of docs/contracts.md:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ModpactError",

@@ -13,5 +13,11 @@ from modpact.validation.pytest_plugin import (
     pytest_unconfigure,
 )
 
-__all__ = ["PROFILES", "pytest_addoption", "pytest_configure", "pytest_unconfigure", "pytest_report_header",
-           "modpact_examples"]
+__all__ = [
+    "PROFILES",
+    "pytest_addoption",
+    "pytest_configure",
+    "pytest_unconfigure",
+    "pytest_report_header",
+    "modpact_examples",
+]

@@ -16,5 +16,12 @@ from modpact.interfaces.strategies import (
     tensors,
 )
 
-__all__ = ["tensors", "interface_inputs", "dim_sizes", "require_hypothesis", "HypothesisMissing", "INSTALL_HINT",
-           "MAX_SIDE"]
+__all__ = [
+    "tensors",
+    "interface_inputs",
+    "dim_sizes",
+    "require_hypothesis",
+    "HypothesisMissing",
+    "INSTALL_HINT",
+    "MAX_SIDE",
+]

@@ -81,7 +81,10 @@ def range_violated(t: torch.Tensor, lo: float | None, hi: float | None, finite: 
 
 # finite-only checks read the sum, accumulated in this dtype (None: the tensor's own)
 _SUM_DTYPE: dict[torch.dtype, torch.dtype | None] = {
-    torch.float32: None, torch.float64: None, torch.float16: torch.float32, torch.bfloat16: torch.float32,
+    torch.float32: None,
+    torch.float64: None,
+    torch.float16: torch.float32,
+    torch.bfloat16: torch.float32,
 }
 
 GROUP_CAPACITY = 1024  # range checks per (dtype, device) before a partial flush
@@ -146,8 +149,9 @@ class FlagBuffer:
         return not (self.size or self.pending or self._ready)
 
     # -- recording (hot path: no sync, no host reads of data) -------------
-    def add_range(self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None,
-                  finite: bool = True) -> bool:
+    def add_range(
+        self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None, finite: bool = True
+    ) -> bool:
         """Record that ``t`` must lie in [lo, hi] (and be finite). Returns False
         when the tensor has no values to check (empty, bool, complex, meta)."""
         if not checkable(t):

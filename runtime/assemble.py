@@ -23,8 +23,15 @@ from modpact.runtime.violations import Dataflow, assign_roots
 __all__ = ["assemble"]
 
 
-def assemble(scope: Scope, settings: Settings, hooks: Hooks, records: list[ViolationRecord],
-             notes: list[str], checks: int, world_size: int | None) -> DiagnosisReport:
+def assemble(
+    scope: Scope,
+    settings: Settings,
+    hooks: Hooks,
+    records: list[ViolationRecord],
+    notes: list[str],
+    checks: int,
+    world_size: int | None,
+) -> DiagnosisReport:
     """The diagnosis of a run so far (the flags must have been read)."""
     merged = D.merge_ranks([r.model_copy() for r in records])
     flow = hooks.flow

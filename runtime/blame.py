@@ -31,8 +31,15 @@ from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.state import Slot
 
 __all__ = [
-    "LOCATED_RERUN", "LOCATED_RUN", "NOT_LOCATED", "RERUN_NOTE", "range_evidence", "blame_in_rerun",
-    "origin_evidence", "origin_reason", "exception_blame",
+    "LOCATED_RERUN",
+    "LOCATED_RUN",
+    "NOT_LOCATED",
+    "RERUN_NOTE",
+    "range_evidence",
+    "blame_in_rerun",
+    "origin_evidence",
+    "origin_reason",
+    "exception_blame",
 ]
 
 LOCATED_RERUN = "re-run"
@@ -67,8 +74,10 @@ def origin_reason(origin: Origin) -> str:
     if origin.kind == "computed":
         return f"{at} in its forward computed {origin.result} from finite operands ({RERUN_NOTE})"
     if origin.kind == "operand":
-        return (f"{at} in its forward used {origin.operand}, a tensor that is not a parameter, buffer or input "
-                f"of the model and that no traced operation produced ({RERUN_NOTE})")
+        return (
+            f"{at} in its forward used {origin.operand}, a tensor that is not a parameter, buffer or input "
+            f"of the model and that no traced operation produced ({RERUN_NOTE})"
+        )
     return f"the model input {origin.name} holds {origin.operand} ({RERUN_NOTE})"
 
 
@@ -77,14 +86,16 @@ def origin_evidence(origin: Origin) -> dict[str, Any]:
     if origin.site:
         ev["at"] = origin.site
     if origin.operand:
-        ev["operand"] = (f"{origin.owner or '<model>'}.{origin.name} = " if origin.kind == "parameter" else "") + \
-            origin.operand
+        ev["operand"] = (
+            f"{origin.owner or '<model>'}.{origin.name} = " if origin.kind == "parameter" else ""
+        ) + origin.operand
     ev["result"] = origin.result
     return ev
 
 
-def blame_in_rerun(slot: Slot, origin: Origin | None, blame: str,
-                   reason: str) -> tuple[str, str, tuple[Slot, str, str] | None]:
+def blame_in_rerun(
+    slot: Slot, origin: Origin | None, blame: str, reason: str
+) -> tuple[str, str, tuple[Slot, str, str] | None]:
     """Whom a non-finite value that a check found in the re-run blames.
 
     Returns (blame, reason, cause): ``cause`` is the (slot, blame, reason)
@@ -93,8 +104,14 @@ def blame_in_rerun(slot: Slot, origin: Origin | None, blame: str,
     if slot.check == "finite(input)" and slot.kind == "precondition" and not slot.module:
         return INPUT_DATA, f"the model's input {slot.tensor} held non-finite values ({RERUN_NOTE})", None
     if origin is None:
-        return blame, (f"{slot.tensor} held non-finite values that no traced operation produced ({RERUN_NOTE}); "
-                       "where they began is not known"), None
+        return (
+            blame,
+            (
+                f"{slot.tensor} held non-finite values that no traced operation produced ({RERUN_NOTE}); "
+                "where they began is not known"
+            ),
+            None,
+        )
     if origin.kind == "input":
         return INPUT_DATA, f"the value began in the model input {origin.name}: {origin.describe()} ({RERUN_NOTE})", None
     party = origin.blamed or "<model>"
@@ -102,8 +119,11 @@ def blame_in_rerun(slot: Slot, origin: Origin | None, blame: str,
     if origin.blamed == slot.module and slot.kind == "postcondition":
         return party, why, None
     cause = Slot(origin.blamed, "postcondition", "finite(forward)", f"{origin.op} result", declared_at=None)
-    return party, f"{slot.tensor} held non-finite values that began in {origin.describe()} ({RERUN_NOTE})", \
-        (cause, party, why)
+    return (
+        party,
+        f"{slot.tensor} held non-finite values that began in {origin.describe()} ({RERUN_NOTE})",
+        (cause, party, why),
+    )
 
 
 def _input_of(t: torch.Tensor, inputs: list[tuple[str, torch.Tensor]]) -> str | None:
@@ -116,8 +136,9 @@ def _input_of(t: torch.Tensor, inputs: list[tuple[str, torch.Tensor]]) -> str | 
     return None
 
 
-def exception_blame(exc: BaseException, modules: dict[int, tuple[str, nn.Module]],
-                    inputs: list[tuple[str, torch.Tensor]]) -> tuple[str, str, str, dict[str, Any]]:
+def exception_blame(
+    exc: BaseException, modules: dict[int, tuple[str, nn.Module]], inputs: list[tuple[str, torch.Tensor]]
+) -> tuple[str, str, str, dict[str, Any]]:
     """A forward that raised: the innermost module of the model on the
     traceback, and whom to blame: the input data when the error shows bad
     input that came from the model's inputs (ids out of an Embedding's
@@ -142,9 +163,22 @@ def exception_blame(exc: BaseException, modules: dict[int, tuple[str, nn.Module]
             if lo < 0 or hi >= n:
                 name = _input_of(ids, inputs)
                 if name is not None:
-                    return path, INPUT_DATA, (f"the model input {name} holds ids from {lo} to {hi}, "
-                                              f"outside {where}'s 0..{n - 1} (checked when it raised)"), ev
-                return path, f"the caller of {where}", (
-                    f"its input ids run from {lo} to {hi}, outside 0..{n - 1} (checked when it raised); they are "
-                    "not a model input, so the code that made them is not known"), ev
+                    return (
+                        path,
+                        INPUT_DATA,
+                        (
+                            f"the model input {name} holds ids from {lo} to {hi}, "
+                            f"outside {where}'s 0..{n - 1} (checked when it raised)"
+                        ),
+                        ev,
+                    )
+                return (
+                    path,
+                    f"the caller of {where}",
+                    (
+                        f"its input ids run from {lo} to {hi}, outside 0..{n - 1} (checked when it raised); they are "
+                        "not a model input, so the code that made them is not known"
+                    ),
+                    ev,
+                )
     return path, where, f"its forward raised {error}", ev

@@ -29,8 +29,8 @@ import torch
 from modpact.contracts.checking import Checker, current_checker
 from modpact.interfaces.summary import summarize
 from modpact.runtime.histogram import value_histogram
-from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.recording import Recording
+from modpact.runtime.records import INPUT_DATA
 
 __all__ = ["MonitorChecker"]
 
@@ -92,14 +92,29 @@ class MonitorChecker(Checker):
             blame, reason = blame_fn(k)
             form = _range_form(spec)
             check = _spec_text(spec)
-            slot = rec.slot(path, kind, check, tensor, lo=form[0] if form else None,
-                            hi=form[1] if form else None, finite=form[2] if form else True)
+            slot = rec.slot(
+                path,
+                kind,
+                check,
+                tensor,
+                lo=form[0] if form else None,
+                hi=form[1] if form else None,
+                finite=form[2] if form else True,
+            )
             if rec.sync and form is None:  # the re-run of a failing call: evaluated now, with evidence
                 problems = spec.value_problems(t, tensor)
                 if problems:
-                    rec.violation(slot, blame, reason, str(problems[0]), {
-                        "problems": [str(p) for p in problems], "value": summarize(t),
-                        "histogram": value_histogram(t, slot.lo, slot.hi)})
+                    rec.violation(
+                        slot,
+                        blame,
+                        reason,
+                        str(problems[0]),
+                        {
+                            "problems": [str(p) for p in problems],
+                            "value": summarize(t),
+                            "histogram": value_histogram(t, slot.lo, slot.hi),
+                        },
+                    )
                 else:
                     rec.passed()
             elif form is not None:
@@ -124,8 +139,13 @@ class MonitorChecker(Checker):
                     out = c.check(env)
                 except Exception as e:  # the contract itself is broken
                     err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
-                    rec.violation(err, f"the contract {c.text}", "the condition itself raised",
-                                  f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
+                    rec.violation(
+                        err,
+                        f"the contract {c.text}",
+                        "the condition itself raised",
+                        f"{type(e).__name__}: {e}",
+                        {"error": f"{type(e).__name__}: {e}"},
+                    )
                     continue
                 if out.ok:
                     rec.passed()
@@ -143,8 +163,13 @@ class MonitorChecker(Checker):
                     raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
             except Exception as e:
                 err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
-                rec.violation(err, f"the contract {c.text}", "the condition itself raised",
-                              f"{type(e).__name__}: {e}", {"error": f"{type(e).__name__}: {e}"})
+                rec.violation(
+                    err,
+                    f"the contract {c.text}",
+                    "the condition itself raised",
+                    f"{type(e).__name__}: {e}",
+                    {"error": f"{type(e).__name__}: {e}"},
+                )
                 continue
             if isinstance(ok, bool):
                 if ok:
@@ -163,8 +188,7 @@ class MonitorChecker(Checker):
             name = p.tensor.split(".", 1)[-1]
             blame, reason = blame_fn(name)
             slot = rec.slot(path, "interface", f"{p.field} {p.expected}", p.tensor)
-            rec.violation(slot, blame, reason, str(p), {"expected": p.expected, "actual": p.actual,
-                                                        "detail": p.detail})
+            rec.violation(slot, blame, reason, str(p), {"expected": p.expected, "actual": p.actual, "detail": p.detail})
 
     # -- protocol ----------------------------------------------------------------
     def check_pre(self, guard: Any, env: dict) -> Any:
@@ -212,8 +236,13 @@ class MonitorChecker(Checker):
             problems, _ = iface.output_problems(result, bindings, values_too=False)
             self._metadata(problems, path, lambda n: (blame_self, "its preconditions held"))
             if guard.out_value_specs:
-                self._value_specs(guard.out_value_specs, guard.named_outputs(result), path, "outputs",
-                                  lambda n: (blame_self, "its preconditions held"))
+                self._value_specs(
+                    guard.out_value_specs,
+                    guard.named_outputs(result),
+                    path,
+                    "outputs",
+                    lambda n: (blame_self, "its preconditions held"),
+                )
         self._conditions(guard.ensures, env, path, post=True, guard=guard)
         return None
 

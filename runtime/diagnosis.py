@@ -26,13 +26,13 @@ nothing keeps them too, with a note.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 
 from modpact.interfaces.tree import input_names
 from modpact.runtime._buffer import FlagBuffer
-from modpact.runtime.blame import LOCATED_RERUN, LOCATED_RUN, NOT_LOCATED
+from modpact.runtime.blame import LOCATED_RUN, NOT_LOCATED
 from modpact.runtime.hooks import Hooks
 from modpact.runtime.provenance import Provenance
 from modpact.runtime.recording import Recorder
@@ -69,8 +69,15 @@ class Diagnosis:
         state = hooks.state
         if not self.settings.replay:
             rec.host_failed.clear()  # nothing is kept to re-run
-        if not (buf.size or buf.pending or buf.has_ready or state.pending or rec.slot_meta or hooks.raised
-                or rec.host_failed):
+        if not (
+            buf.size
+            or buf.pending
+            or buf.has_ready
+            or state.pending
+            or rec.slot_meta
+            or hooks.raised
+            or rec.host_failed
+        ):
             return  # nothing recorded, nothing in flight (CPU between failures: sums were read at once)
         hooks.flush_pending(state)
         rec.flush_compiled(hooks.step)
@@ -95,8 +102,9 @@ class Diagnosis:
                 if self.scope.leaves and not slot.module:  # on_violation: only the model's output was checked
                     located = NOT_LOCATED
                     blame = "<model>"
-                    reason = (f"the model's output broke {slot.check}; which module made the value was not "
-                              f"located ({why})")
+                    reason = (
+                        f"the model's output broke {slot.check}; which module made the value was not located ({why})"
+                    )
             rec.add(rec.record(slot, step, call, seq, blame, reason, "", ev, located_by=located))
 
     def _covered(self, event: tuple) -> bool:
@@ -128,8 +136,11 @@ class Diagnosis:
         None when its records replaced the call's own, else why not."""
         kept = self.hooks.kept.get(key)
         if kept is None:
-            return "not re-run: its inputs are no longer kept" if self.settings.replay else \
-                "not re-run: replay=False keeps no inputs"
+            return (
+                "not re-run: its inputs are no longer kept"
+                if self.settings.replay
+                else "not re-run: replay=False keeps no inputs"
+            )
         changed = self._changed_since(kept)
         if changed is not None:
             return f"not re-run: {changed}, so a re-run would not be the call that failed"
@@ -167,7 +178,8 @@ class Diagnosis:
                     origin.record.evidence["changed since"] = (
                         f"{self.scope.state_names[i]} was changed in place after the call that failed in step "
                         f"{step}, and an optimizer step ran in step {ran[0]}: that failure's gradients may "
-                        "have put the value there")
+                        "have put the value there"
+                    )
                     break
 
     def _changed_since(self, kept: KeptCall) -> str | None:
@@ -182,8 +194,10 @@ class Diagnosis:
         changed = [n for n, a, b in zip(scope.state_names, kept.versions, scope.versions()) if a != b]
         if changed:
             shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
-            return f"{len(changed)} parameter(s) or buffer(s) changed in place since the call ({shown}; " \
-                   "an optimizer step does that)"
+            return (
+                f"{len(changed)} parameter(s) or buffer(s) changed in place since the call ({shown}; "
+                "an optimizer step does that)"
+            )
         if scope.training() != kept.training:
             return "a module's train/eval mode changed since the call"
         if kept.changed_own_inputs:

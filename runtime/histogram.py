@@ -14,8 +14,7 @@ __all__ = ["value_histogram", "BINS"]
 BINS = 24
 
 
-def value_histogram(t: torch.Tensor, lo: float | None = None, hi: float | None = None,
-                    bins: int = BINS) -> dict | None:
+def value_histogram(t: torch.Tensor, lo: float | None = None, hi: float | None = None, bins: int = BINS) -> dict | None:
     """``Histogram`` fields for ``t``: equal-width bins over its finite values,
     counts of NaN/+inf/-inf, and the contract's bounds. None for empty,
     boolean or meta tensors."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 import contextlib
 import sys
 import weakref
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,8 +31,8 @@ from modpact.interfaces.tree import input_names, named_tensors, tensors, tensors
 from modpact.runtime._buffer import checkable
 from modpact.runtime.blame import exception_blame
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
-from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.recording import Recorder, quiet
+from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, Slot
 from modpact.runtime.violations import Dataflow
@@ -83,8 +84,7 @@ class Hooks:
     calls; ``flow`` their dataflow; ``forced`` the state the next root call
     runs with (set by the diagnosis for a re-run or a replay)."""
 
-    def __init__(self, settings: Settings, scope: Scope, recorder: Recorder,
-                 collect: Callable[[bool], None]) -> None:
+    def __init__(self, settings: Settings, scope: Scope, recorder: Recorder, collect: Callable[[bool], None]) -> None:
         self.settings = settings
         self.scope = scope
         self.rec = recorder
@@ -134,11 +134,13 @@ class Hooks:
             if has_pre:
                 # prepend: the monitor's pre hook runs before a guard's, so the
                 # call is open and the module is on the stack when the guard checks
-                handles.append(mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True,
-                                                             prepend=True))
+                handles.append(mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True, prepend=True))
             # always_call: the model's post hook also sees a forward that raised
-            handles.append(mod.register_forward_hook(self._make_post(path, mod, has_pre), with_kwargs=True,
-                                                     always_call=mod is model))
+            handles.append(
+                mod.register_forward_hook(
+                    self._make_post(path, mod, has_pre), with_kwargs=True, always_call=mod is model
+                )
+            )
 
     @contextlib.contextmanager
     def rerun_hooks(self) -> Iterator[None]:
@@ -163,6 +165,7 @@ class Hooks:
     def _push(self, path: str, mod: nn.Module) -> Callable:
         def push(module: nn.Module, args: tuple) -> None:
             self.state.running.append((path, mod))
+
         return push
 
     def _pop(self, mod: nn.Module) -> Callable:
@@ -170,6 +173,7 @@ class Hooks:
             running = self.state.running
             if running and running[-1][1] is mod:
                 running.pop()
+
         return pop
 
     def end_first_call(self) -> None:
@@ -228,8 +232,14 @@ class Hooks:
             inputs: tuple = args  # the common call, model(x)
         else:
             inputs = tuple(tensors_of_call(args, kwargs))
-        self.kept[key] = KeptCall(args, dict(kwargs) if kwargs else {}, torch.get_rng_state(), cuda_rng,
-                                  inputs=inputs, input_versions=tuple([t._version for t in inputs]))
+        self.kept[key] = KeptCall(
+            args,
+            dict(kwargs) if kwargs else {},
+            torch.get_rng_state(),
+            cuda_rng,
+            inputs=inputs,
+            input_versions=tuple([t._version for t in inputs]),
+        )
 
     def _kept_end(self, state: CallState, failed: bool = False) -> None:
         """The call ended: what tells whether a re-run would still be the same
@@ -323,8 +333,9 @@ class Hooks:
             state.pending.clear()
 
     # -- the hooks -------------------------------------------------------------
-    def _inputs_flow(self, state: CallState, path: str, args: Any, kwargs: Any, propagates: bool = False,
-                     held: list | None = None) -> tuple[bool, torch.dtype | None]:
+    def _inputs_flow(
+        self, state: CallState, path: str, args: Any, kwargs: Any, propagates: bool = False, held: list | None = None
+    ) -> tuple[bool, torch.dtype | None]:
         """Add dataflow edges from the producers of the inputs; return whether
         every input tensor came from a checked producer, and the first floating dtype.
 
@@ -505,8 +516,11 @@ class Hooks:
 
     def _dtype_changed(self, state: CallState, path: str, name: str, t: torch.Tensor, in_dtype: torch.dtype) -> None:
         self.rec.host_violation(
-            state, self.rec.slot(path, "postcondition", "dtype stable", name), path or "<model>",
-            "its preconditions held", f"output dtype {t.dtype} differs from input dtype {in_dtype}",
+            state,
+            self.rec.slot(path, "postcondition", "dtype stable", name),
+            path or "<model>",
+            "its preconditions held",
+            f"output dtype {t.dtype} differs from input dtype {in_dtype}",
             {"expected": str(in_dtype).replace("torch.", ""), "actual": describe(t)},
         )
 
@@ -524,8 +538,9 @@ class Hooks:
         for name, t in outputs:
             if t.is_floating_point():
                 # Recorder.range's eager path, inlined: the steady state's one check
-                if buffer.add_range(t, (out_slot(name), state.step, state.call, state.seq + 1, "<model>",
-                                        _MODEL_OUTPUT)):
+                if buffer.add_range(
+                    t, (out_slot(name), state.step, state.call, state.seq + 1, "<model>", _MODEL_OUTPUT)
+                ):
                     state.seq += 1
                     rec.checks += 1
                 if in_dtype is not None:
@@ -569,6 +584,7 @@ class Hooks:
             norms = torch._foreach_norm([g for _, g in grads])
             for (name, _), norm in zip(grads, norms):
                 slot = rec.slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
-                event = rec.grad_event(slot, self.step, self.call, path or "<model>",
-                                       "its parameter gradient left the bound")
+                event = rec.grad_event(
+                    slot, self.step, self.call, path or "<model>", "its parameter gradient left the bound"
+                )
                 rec.buffer.add_range(norm, event, lo, hi, True)

@@ -31,8 +31,8 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from modpact.contracts.context import ContextFlag
 from modpact.contracts.checking import use_checker
+from modpact.contracts.context import ContextFlag
 from modpact.errors import ContractViolation, MonitorError, SpecError
 from modpact.runtime import distributed as D
 from modpact.runtime.assemble import assemble
@@ -40,13 +40,20 @@ from modpact.runtime.checker import MonitorChecker
 from modpact.runtime.diagnosis import Diagnosis
 from modpact.runtime.hooks import WINDOW, Hooks
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
-from modpact.runtime.records import ViolationRecord
 from modpact.runtime.recording import Recorder, Recording
+from modpact.runtime.records import ViolationRecord
 from modpact.runtime.report import DiagnosisReport
 from modpact.runtime.scope import LEAF_CHECKS, MODES, LeafChecks, Mode, ModuleSelection, Scope, Settings, Settle
 
-__all__ = ["Monitor", "MonitorViolation", "active_monitor", "propagates_non_finite", "FINITE_PRESERVING",
-           "MODES", "LEAF_CHECKS"]
+__all__ = [
+    "Monitor",
+    "MonitorViolation",
+    "active_monitor",
+    "propagates_non_finite",
+    "FINITE_PRESERVING",
+    "MODES",
+    "LEAF_CHECKS",
+]
 
 _ACTIVE: ContextFlag[Monitor | None] = ContextFlag("modpact_monitor", None)
 _CLAIMED: weakref.WeakKeyDictionary[nn.Module, Monitor] = weakref.WeakKeyDictionary()
@@ -134,9 +141,20 @@ class Monitor:
             raise SpecError(f"Monitor(model=...): expected an nn.Module, got {type(model).__name__}")
         self.model = model
         self.settings = Settings.build(
-            mode=mode, defaults=defaults, modules=modules, backward=backward, grad_norm=grad_norm, replay=replay,
-            leaf_checks=leaf_checks, elide=elide, max_violations=max_violations, sync_every=sync_every,
-            group=group, timeout=timeout, settle=settle)
+            mode=mode,
+            defaults=defaults,
+            modules=modules,
+            backward=backward,
+            grad_norm=grad_norm,
+            replay=replay,
+            leaf_checks=leaf_checks,
+            elide=elide,
+            max_violations=max_violations,
+            sync_every=sync_every,
+            group=group,
+            timeout=timeout,
+            settle=settle,
+        )
         self._token = None
         self._optimizer_hook: Any = None
         self._checker_cm: Any = None
@@ -210,7 +228,8 @@ class Monitor:
                     self._collect(block=True)
                 except Exception as e:
                     self._recorder.notes.append(
-                        f"reading the flags after {exc_type.__name__} raised {type(e).__name__}: {e}")
+                        f"reading the flags after {exc_type.__name__} raised {type(e).__name__}: {e}"
+                    )
         finally:
             self._remove_hooks()
             if self._checker_cm is not None:
@@ -269,7 +288,7 @@ class Monitor:
         """One all_reduce of per-rank violation counts; records are gathered
         only when some rank has new ones."""
         rec = self._recorder
-        new = rec.records[rec.sent:]
+        new = rec.records[rec.sent :]
         counts = D.exchange_counts(len(new), self.settings.group, self.settings.timeout)
         self._world_size = len(counts)
         if any(counts):
@@ -285,8 +304,9 @@ class Monitor:
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
         rec = self._recorder
-        return assemble(self._scope, self.settings, self._hooks, rec.records + self._remote, rec.notes,
-                        rec.checks, self._world_size)
+        return assemble(
+            self._scope, self.settings, self._hooks, rec.records + self._remote, rec.notes, rec.checks, self._world_size
+        )
 
     @property
     def violations(self) -> list[ViolationRecord]:

@@ -29,8 +29,9 @@ import contextlib
 import os
 import sys
 import weakref
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -137,8 +138,13 @@ class Provenance(TorchFunctionMode):
     id(model input tensor) to its name; ``next_seq()`` numbers an origin in
     the re-run's execution order."""
 
-    def __init__(self, stack: Callable[[], list[tuple[str, Any]]], owners: dict[int, list[tuple[str, str]]],
-                 inputs: dict[int, str], next_seq: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        stack: Callable[[], list[tuple[str, Any]]],
+        owners: dict[int, list[tuple[str, str]]],
+        inputs: dict[int, str],
+        next_seq: Callable[[], int],
+    ) -> None:
         super().__init__()
         self._stack = stack
         self._owners = owners
@@ -209,9 +215,18 @@ class Provenance(TorchFunctionMode):
             if bad_in:
                 kind, operand = "operand", describe_values(bad_in[0])
         origin = Origin(
-            id=len(self.origins), kind=kind, op=_op_name(func), module=path,
-            module_type=type(mod).__name__ if mod is not None else "", site=source_line(), seq=self._next_seq(),
-            owner=owner, name=name, operand=operand, result=describe_values(result), tensor_id=tensor_id,
+            id=len(self.origins),
+            kind=kind,
+            op=_op_name(func),
+            module=path,
+            module_type=type(mod).__name__ if mod is not None else "",
+            site=source_line(),
+            seq=self._next_seq(),
+            owner=owner,
+            name=name,
+            operand=operand,
+            result=describe_values(result),
+            tensor_id=tensor_id,
         )
         self.origins.append(origin)
         return origin

@@ -132,8 +132,9 @@ class Recorder:
             return
         state.buffer.add_ok(ok, self.event(state, slot, blame, reason))
 
-    def host_violation(self, state: CallState, slot: Slot, blame: str, reason: str, message: str,
-                       evidence: dict | None = None) -> None:
+    def host_violation(
+        self, state: CallState, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None
+    ) -> None:
         """A violation known on the host at once (metadata, a contract that
         raised, a condition evaluated now)."""
         if _is_compiling():
@@ -151,8 +152,16 @@ class Recorder:
             if state.counted:
                 self.host_failed.add(state.key)
 
-    def _found(self, state: CallState, slot: Slot, blame: str, reason: str, ev: dict,
-               t: torch.Tensor | None = None, message: str = "") -> None:
+    def _found(
+        self,
+        state: CallState,
+        slot: Slot,
+        blame: str,
+        reason: str,
+        ev: dict,
+        t: torch.Tensor | None = None,
+        message: str = "",
+    ) -> None:
         """A violation the re-run found: where a non-finite value began
         decides whom it blames (``blame_in_rerun``)."""
         assert state.found is not None
@@ -160,13 +169,33 @@ class Recorder:
         if t is not None and slot.finite and not (t.is_floating_point() and bool(torch.isfinite(t).all())):
             blame, reason, cause = blame_in_rerun(slot, origin, blame, reason)
             if cause is not None and origin is not None and origin.record is None:
-                origin.record = self.record(cause[0], state.step, state.call, origin.seq, cause[1], cause[2], "",
-                                            origin_evidence(origin), LOCATED_RERUN, origin.id)
+                origin.record = self.record(
+                    cause[0],
+                    state.step,
+                    state.call,
+                    origin.seq,
+                    cause[1],
+                    cause[2],
+                    "",
+                    origin_evidence(origin),
+                    LOCATED_RERUN,
+                    origin.id,
+                )
                 state.found.append(origin.record)
             if origin is not None:
                 ev = {**ev, "began": origin.describe()}
-        record = self.record(slot, state.step, state.call, state.seq, blame, reason, message, ev, LOCATED_RERUN,
-                             origin.id if origin is not None else None)
+        record = self.record(
+            slot,
+            state.step,
+            state.call,
+            state.seq,
+            blame,
+            reason,
+            message,
+            ev,
+            LOCATED_RERUN,
+            origin.id if origin is not None else None,
+        )
         if origin is not None and origin.record is None and origin.blamed == slot.module:
             origin.record = record  # the value began in the module this check is on: it stands for the origin
         state.found.append(record)
@@ -198,9 +227,21 @@ class Recorder:
             if idx >= SLOT_CAPACITY:
                 return
             self.slot_index[site] = idx
-            shown = slot if n == 1 else self.slot(slot.module, slot.kind, slot.check, f"{slot.tensor} (call {n})",
-                                                   lo=slot.lo, hi=slot.hi, finite=slot.finite,
-                                                   declared_at=slot.declared_at, phase=slot.phase)
+            shown = (
+                slot
+                if n == 1
+                else self.slot(
+                    slot.module,
+                    slot.kind,
+                    slot.check,
+                    f"{slot.tensor} (call {n})",
+                    lo=slot.lo,
+                    hi=slot.hi,
+                    finite=slot.finite,
+                    declared_at=slot.declared_at,
+                    phase=slot.phase,
+                )
+            )
             self.slot_meta.append((shown, blame, reason))
         flags = self.slot_flags
         assert flags is not None
@@ -218,17 +259,38 @@ class Recorder:
 
     # -- records ---------------------------------------------------------------
     @staticmethod
-    def record(slot: Slot, step: int, call: int, seq: int, blame: str, reason: str, message: str = "",
-               evidence: dict | None = None, located_by: str = LOCATED_RUN,
-               origin: int | None = None) -> ViolationRecord:
+    def record(
+        slot: Slot,
+        step: int,
+        call: int,
+        seq: int,
+        blame: str,
+        reason: str,
+        message: str = "",
+        evidence: dict | None = None,
+        located_by: str = LOCATED_RUN,
+        origin: int | None = None,
+    ) -> ViolationRecord:
         """The one violation model (evidence made JSON-able, the histogram apart)."""
         ev = dict(evidence or {})
         hist = ev.pop("histogram", None)
         return ViolationRecord(
-            step=step, call=call, seq=seq, phase=slot.phase, module=slot.module, kind=slot.kind,
-            check=slot.check, tensor=slot.tensor, blame=blame, blame_reason=reason,
-            declared_at=slot.declared_at, message=message, evidence=jsonable_evidence(ev), rank=_rank(),
-            histogram=Histogram(**hist) if isinstance(hist, dict) else None, located_by=located_by,
+            step=step,
+            call=call,
+            seq=seq,
+            phase=slot.phase,
+            module=slot.module,
+            kind=slot.kind,
+            check=slot.check,
+            tensor=slot.tensor,
+            blame=blame,
+            blame_reason=reason,
+            declared_at=slot.declared_at,
+            message=message,
+            evidence=jsonable_evidence(ev),
+            rank=_rank(),
+            histogram=Histogram(**hist) if isinstance(hist, dict) else None,
+            located_by=located_by,
             origin=origin,
         )
 
@@ -241,14 +303,14 @@ class Recorder:
         self.violated_calls.add((record.step, record.call))
         self.records.append(record)
 
-
     def replace_forward(self, key: CallKey, found: list[ViolationRecord]) -> None:
         """A re-run of call ``key`` checked everything the call checked: its
         host-side forward violations replace the call's own."""
+
         def redone(v: ViolationRecord) -> bool:
             return (v.step, v.call) == key and v.phase == "forward"
 
-        self.sent -= sum(map(redone, self.records[:self.sent]))  # the exchange's index stays on the same records
+        self.sent -= sum(map(redone, self.records[: self.sent]))  # the exchange's index stays on the same records
         self.records = [v for v in self.records if not redone(v)]
         for record in found:
             self.add(record)

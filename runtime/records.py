@@ -11,13 +11,19 @@ values of an offending tensor; ``ViolationGroup`` the collapsed view.
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 __all__ = [
-    "INPUT_DATA", "ViolationRecord", "Histogram", "ConditionRecord", "ModuleContracts", "ViolationGroup",
-    "jsonable_evidence", "PHASE_ORDER",
+    "INPUT_DATA",
+    "ViolationRecord",
+    "Histogram",
+    "ConditionRecord",
+    "ModuleContracts",
+    "ViolationGroup",
+    "jsonable_evidence",
+    "PHASE_ORDER",
 ]
 
 INPUT_DATA = "the input data"  # the party blamed for the model's own inputs
@@ -38,8 +44,8 @@ class Histogram(BaseModel):
     nan: int = 0
     posinf: int = 0
     neginf: int = 0
-    bound_lo: Optional[float] = None
-    bound_hi: Optional[float] = None
+    bound_lo: float | None = None
+    bound_hi: float | None = None
 
     @property
     def total(self) -> int:
@@ -50,8 +56,8 @@ class ConditionRecord(BaseModel):
     """One condition as written: its text, where it was declared, and why."""
 
     text: str
-    declared_at: Optional[str] = None
-    why: Optional[str] = None
+    declared_at: str | None = None
+    why: str | None = None
 
 
 class ModuleContracts(BaseModel):
@@ -61,7 +67,7 @@ class ModuleContracts(BaseModel):
 
     module: str
     type: str = ""
-    interface: Optional[dict[str, Any]] = None
+    interface: dict[str, Any] | None = None
     requires: list[ConditionRecord] = Field(default_factory=list)
     ensures: list[ConditionRecord] = Field(default_factory=list)
     defaults: list[str] = Field(default_factory=list)
@@ -93,19 +99,19 @@ class ViolationRecord(BaseModel):
     tensor: str  # which value ("output", "inputs.x", "grad(output)", "weight.grad")
     blame: str
     blame_reason: str
-    declared_at: Optional[str] = None
+    declared_at: str | None = None
     message: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
-    rank: Optional[int] = None
+    rank: int | None = None
     ranks: list[int] = Field(default_factory=list)  # every rank it occurred on (distributed runs)
     root: bool = True
-    caused_by: Optional[int] = None  # index (in the report's list) of the root this follows from
-    histogram: Optional[Histogram] = None
+    caused_by: int | None = None  # index (in the report's list) of the root this follows from
+    histogram: Histogram | None = None
     # how it was located: "run" (the run's own checks), "re-run" (a re-run of
     # the call, unchanged since), "not located" (a model-level check failed
     # and the call could not be re-run as it was)
-    located_by: Optional[str] = None
-    origin: Optional[int] = None  # re-run: which non-finite value's origin it shows (one per call)
+    located_by: str | None = None
+    origin: int | None = None  # re-run: which non-finite value's origin it shows (one per call)
 
     @property
     def where(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -33,8 +33,14 @@ from modpact.runtime.render.text import print_report, render_text
 from modpact.runtime.validation_report import ValidationOutcome, failure_outcome, validation_fields
 
 __all__ = [
-    "DiagnosisReport", "ViolationRecord", "Histogram", "ConditionRecord", "ModuleContracts", "ViolationGroup",
-    "REPORT_FORMAT_VERSION", "INPUT_DATA",
+    "DiagnosisReport",
+    "ViolationRecord",
+    "Histogram",
+    "ConditionRecord",
+    "ModuleContracts",
+    "ViolationGroup",
+    "REPORT_FORMAT_VERSION",
+    "INPUT_DATA",
 ]
 
 REPORT_FORMAT_VERSION = 1
@@ -48,7 +54,7 @@ class DiagnosisReport(BaseModel):
     calls: int = 0
     checks: int = 0
     modules_monitored: list[str] = Field(default_factory=list)
-    world_size: Optional[int] = None
+    world_size: int | None = None
     violations: list[ViolationRecord] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
     # added within format version 1 (optional: older files load without them)
@@ -100,7 +106,7 @@ class DiagnosisReport(BaseModel):
                     return mc.interface_contract  # type: ignore[return-value]
         return v.check
 
-    def groups(self) -> list["ViolationGroup"]:
+    def groups(self) -> list[ViolationGroup]:
         """Violations collapsed by (module, contract), in order of first occurrence."""
         by_key: dict[tuple[str, str], ViolationGroup] = {}
         for i, v in enumerate(self.violations):
@@ -121,8 +127,10 @@ class DiagnosisReport(BaseModel):
         if root.kind == "contract-error":
             return f"fix the contract {root.check} (declared at {root.declared_at or 'unknown'})"
         if root.blame.startswith("the generated inputs"):
-            return (f"a generated input that {root.where}'s interface and preconditions allow broke it: fix "
-                    f"{root.where}, or state the restriction in its interface or requires")
+            return (
+                f"a generated input that {root.where}'s interface and preconditions allow broke it: fix "
+                f"{root.where}, or state the restriction in its interface or requires"
+            )
         if root.blame == "the input data" or root.blame.startswith("the caller"):
             return f"check the data fed to {root.where}"
         return f"replace or retrain {root.blame} against its interface and contracts"
@@ -132,7 +140,7 @@ class DiagnosisReport(BaseModel):
         return self.model_dump_json(indent=indent)
 
     @classmethod
-    def from_failure(cls, failure: Any) -> "DiagnosisReport":
+    def from_failure(cls, failure: Any) -> DiagnosisReport:
         """The report of a ``validate()``, ``check_substitutable()`` or
         ``check_composition()`` failure (a ``ValidationFailure``): the
         counterexample as its one violation, ready for ``print``, ``to_html``,
@@ -141,13 +149,13 @@ class DiagnosisReport(BaseModel):
         return cls.from_validation(outcome.module, [outcome])
 
     @classmethod
-    def from_validation(cls, model: str, outcomes: list[ValidationOutcome]) -> "DiagnosisReport":
+    def from_validation(cls, model: str, outcomes: list[ValidationOutcome]) -> DiagnosisReport:
         """The report of ``validate()`` runs over a model's modules (``modpact
         validate``): one violation per counterexample, passing modules as notes."""
         return cls(**validation_fields(model, outcomes))
 
     @classmethod
-    def from_json(cls, text: str) -> "DiagnosisReport":
+    def from_json(cls, text: str) -> DiagnosisReport:
         """Load a report saved with ``to_json``. Raises ``FormatVersionError``
         for another format version and ``SpecError`` naming the line (bad JSON)
         or the field (e.g. ``violations[0].step``) that is wrong."""
@@ -170,7 +178,7 @@ class DiagnosisReport(BaseModel):
             raise SpecError(f"invalid report field(s): {problems}{more}") from None
 
     @classmethod
-    def load(cls, path: Any) -> "DiagnosisReport":
+    def load(cls, path: Any) -> DiagnosisReport:
         """``from_json`` of a file."""
         return cls.from_json(Path(path).read_text(encoding="utf-8"))
 
@@ -195,8 +203,10 @@ class DiagnosisReport(BaseModel):
     def headline(self) -> str:
         if self.ok:
             if self.source == "validation":
-                return (f"OK: validation found no counterexample in {len(self.modules_monitored)} module(s), "
-                        f"{self.checks} generated example(s)")
+                return (
+                    f"OK: validation found no counterexample in {len(self.modules_monitored)} module(s), "
+                    f"{self.checks} generated example(s)"
+                )
             return f"OK: no contract violations in {self.steps} step(s), {self.calls} call(s), {self.checks} checks"
         root = self.root_cause
         assert root is not None
@@ -209,8 +219,10 @@ class DiagnosisReport(BaseModel):
         else:
             extra = ""
         if self.source == "validation":
-            return (f"FAILED: validation found {len(self.violations)} counterexample(s) in "
-                    f"{len(self.modules_monitored)} module(s); first: {root.kind} {root.check} at {root.where}")
+            return (
+                f"FAILED: validation found {len(self.violations)} counterexample(s) in "
+                f"{len(self.modules_monitored)} module(s); first: {root.kind} {root.check} at {root.where}"
+            )
         return (
             f"FAILED: {len(self.violations)} violation(s); root cause: {root.kind} {root.check} "
             f"at {root.where} in step {root.step}{extra}"

@@ -9,8 +9,9 @@ which leaves are hooked only while a call is checked in full.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -48,9 +49,23 @@ class Settings:
     settle: Settle
 
     @classmethod
-    def build(cls, *, mode: Any, defaults: bool, modules: ModuleSelection, backward: bool, grad_norm: Any,
-              replay: bool, leaf_checks: Any, elide: Any, max_violations: int, sync_every: Any, group: Any,
-              timeout: Any, settle: Any) -> Settings:
+    def build(
+        cls,
+        *,
+        mode: Any,
+        defaults: bool,
+        modules: ModuleSelection,
+        backward: bool,
+        grad_norm: Any,
+        replay: bool,
+        leaf_checks: Any,
+        elide: Any,
+        max_violations: int,
+        sync_every: Any,
+        group: Any,
+        timeout: Any,
+        settle: Any,
+    ) -> Settings:
         if mode not in MODES:
             raise SpecError(f"Monitor(mode={mode!r}): expected one of {', '.join(map(repr, MODES))}")
         if settle not in SETTLES:
@@ -62,7 +77,9 @@ class Settings:
             if lo is not None and hi is not None and lo > hi:
                 raise SpecError(f"Monitor(grad_norm={grad_norm!r}): min {lo} > max {hi}")
         if not isinstance(sync_every, int) or isinstance(sync_every, bool) or sync_every < 0:
-            raise SpecError(f"Monitor(sync_every={sync_every!r}): expected an int >= 0 (0: never exchange across ranks)")
+            raise SpecError(
+                f"Monitor(sync_every={sync_every!r}): expected an int >= 0 (0: never exchange across ranks)"
+            )
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise SpecError(f"Monitor(timeout={timeout!r}): expected a positive number of seconds")
         backward = backward or grad_norm is not None
@@ -70,17 +87,33 @@ class Settings:
             leaf_checks = "on_violation" if replay and modules is None and not backward else "every_call"
         elif leaf_checks not in LEAF_CHECKS:
             raise SpecError(
-                f"Monitor(leaf_checks={leaf_checks!r}): expected one of {', '.join(map(repr, LEAF_CHECKS))}")
+                f"Monitor(leaf_checks={leaf_checks!r}): expected one of {', '.join(map(repr, LEAF_CHECKS))}"
+            )
         elif leaf_checks == "on_violation" and not replay:
-            raise SpecError("Monitor(leaf_checks='on_violation', replay=False): leaves are checked when a failing "
-                            "call is replayed; pass replay=True, or leaf_checks='every_call'")
+            raise SpecError(
+                "Monitor(leaf_checks='on_violation', replay=False): leaves are checked when a failing "
+                "call is replayed; pass replay=True, or leaf_checks='every_call'"
+            )
         elif leaf_checks == "on_violation" and modules is not None:
-            raise SpecError("Monitor(leaf_checks='on_violation', modules=...): the model's outputs stand in for "
-                            "the leaves only when every leaf has default contracts; pass leaf_checks='every_call'")
-        return cls(mode=mode, defaults=defaults, modules=modules, backward=backward, grad_norm=grad_norm,
-                   replay=replay, leaf_checks=leaf_checks, elide=replay if elide is None else bool(elide),
-                   max_violations=max_violations, sync_every=sync_every, group=group,
-                   timeout=datetime.timedelta(seconds=float(timeout)), settle=settle)
+            raise SpecError(
+                "Monitor(leaf_checks='on_violation', modules=...): the model's outputs stand in for "
+                "the leaves only when every leaf has default contracts; pass leaf_checks='every_call'"
+            )
+        return cls(
+            mode=mode,
+            defaults=defaults,
+            modules=modules,
+            backward=backward,
+            grad_norm=grad_norm,
+            replay=replay,
+            leaf_checks=leaf_checks,
+            elide=replay if elide is None else bool(elide),
+            max_violations=max_violations,
+            sync_every=sync_every,
+            group=group,
+            timeout=datetime.timedelta(seconds=float(timeout)),
+            settle=settle,
+        )
 
 
 @dataclass
@@ -171,11 +204,42 @@ class Scope:
 # PyTorch modules whose forward never reads ``self.training`` (dropout, batch
 # norm, RNNs and attention do, and are not here)
 _MODE_FREE = (
-    nn.Linear, nn.Bilinear, nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-    nn.ConvTranspose3d, nn.Embedding, nn.LayerNorm, nn.GroupNorm, nn.Identity, nn.Flatten, nn.Unflatten,
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh, nn.Softmax,
-    nn.LogSoftmax, nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
+    nn.Linear,
+    nn.Bilinear,
+    nn.Conv1d,
+    nn.Conv2d,
+    nn.Conv3d,
+    nn.ConvTranspose1d,
+    nn.ConvTranspose2d,
+    nn.ConvTranspose3d,
+    nn.Embedding,
+    nn.LayerNorm,
+    nn.GroupNorm,
+    nn.Identity,
+    nn.Flatten,
+    nn.Unflatten,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Hardtanh,
+    nn.Softmax,
+    nn.LogSoftmax,
+    nn.MaxPool1d,
+    nn.MaxPool2d,
+    nn.MaxPool3d,
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
 )
 
 
@@ -198,8 +262,7 @@ def _wants_defaults(settings: Settings, model: nn.Module, path: str, mod: nn.Mod
     if settings.modules is None:
         # leaves, the model, and modules that compute with parameters of their
         # own (nn.MultiheadAttention never calls its out_proj as a module)
-        return (mod is model or len(list(mod.children())) == 0
-                or any(True for _ in mod.parameters(recurse=False)))
+        return mod is model or len(list(mod.children())) == 0 or any(True for _ in mod.parameters(recurse=False))
     if callable(settings.modules):
         return bool(settings.modules(path, mod))
     return path in set(settings.modules)

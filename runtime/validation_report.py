@@ -38,8 +38,9 @@ def _record(i: int, o: ValidationOutcome) -> ViolationRecord:
     if f.expected is not None or f.actual is not None:
         evidence["expected"], evidence["actual"] = str(f.expected), str(f.actual)
     evidence.update({f"{k} was": str(v) for k, v in f.values.items()})
-    evidence.update({k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
-                     for k, v in f.evidence.items()})
+    evidence.update(
+        {k: v if isinstance(v, (int, float, str, bool)) or v is None else str(v) for k, v in f.evidence.items()}
+    )
     hist = None
     inputs = getattr(f, "inputs", None) or {}
     first = next((t for t in inputs.values() if isinstance(t, torch.Tensor) and t.is_floating_point()), None)
@@ -47,10 +48,20 @@ def _record(i: int, o: ValidationOutcome) -> ViolationRecord:
         h = value_histogram(first)
         hist = Histogram(**h) if h else None
     return ViolationRecord(
-        step=0, call=i, seq=0, phase="validation", module="" if o.module == "<model>" else o.module, kind=kind,
-        check=f.contract or kind, tensor=getattr(f, "side", None) or "", blame=f.blame or "the module",
+        step=0,
+        call=i,
+        seq=0,
+        phase="validation",
+        module="" if o.module == "<model>" else o.module,
+        kind=kind,
+        check=f.contract or kind,
+        tensor=getattr(f, "side", None) or "",
+        blame=f.blame or "the module",
         blame_reason=f.blame_reason or "a generated input that met the preconditions broke the contract",
-        declared_at=f.declared_at, message=f.headline, evidence=evidence, histogram=hist,
+        declared_at=f.declared_at,
+        message=f.headline,
+        evidence=evidence,
+        histogram=hist,
     )
 
 
@@ -64,11 +75,15 @@ def validation_fields(model: str, outcomes: list[ValidationOutcome]) -> dict[str
         elif o.skipped is not None:
             notes.append(f"validate({o.module}) skipped: {o.skipped}")
     return dict(
-        source="validation", model=model, steps=0,
+        source="validation",
+        model=model,
+        steps=0,
         calls=sum(getattr(o.result, "forwards", 0) for o in outcomes),
         checks=sum(getattr(o.result, "examples", 0) for o in outcomes),
         modules_monitored=[o.module for o in outcomes if o.skipped is None],
-        violations=violations, notes=notes, contracts=[o.contracts for o in outcomes],
+        violations=violations,
+        notes=notes,
+        contracts=[o.contracts for o in outcomes],
         module_types={o.module: o.contracts.type for o in outcomes},
     )
 

@@ -19,7 +19,7 @@ one by execution order.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable
+from collections.abc import Iterable
 
 from modpact.runtime.records import INPUT_DATA, ViolationRecord
 
@@ -56,7 +56,7 @@ class Dataflow:
                 todo.append(n)
         return seen
 
-    def forget_before(self, step: int, keep: "set[tuple[int, int]] | frozenset" = frozenset()) -> None:
+    def forget_before(self, step: int, keep: set[tuple[int, int]] | frozenset = frozenset()) -> None:
         """Drop the edges of calls before ``step``, except the calls in ``keep``
         (those with violations: root assignment needs their dataflow)."""
         for key in [k for k in self.edges if k[0] < step and k not in keep]:
@@ -123,8 +123,12 @@ def _follows(ordered: list[ViolationRecord], v: ViolationRecord, root_index: int
     that said its preconditions held says otherwise when they did not."""
     v.root, v.caused_by = False, root_index
     root = ordered[root_index]
-    if (v.kind == "postcondition" and v.blame_reason == "its preconditions held" and root.module == v.module
-            and (root.kind == "precondition" or (root.kind == "interface" and root.tensor.startswith("inputs")))):
+    if (
+        v.kind == "postcondition"
+        and v.blame_reason == "its preconditions held"
+        and root.module == v.module
+        and (root.kind == "precondition" or (root.kind == "interface" and root.tensor.startswith("inputs")))
+    ):
         v.blame_reason = "its preconditions did not hold in this call (see the root cause)"
 
 

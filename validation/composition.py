@@ -39,8 +39,10 @@ class CompositionResult:
         return True
 
     def __str__(self) -> str:
-        return (f"{self.producer} -> {self.consumer}: {self.examples} generated producer inputs, every output met "
-                f"the consumer's preconditions (seed={self.seed})")
+        return (
+            f"{self.producer} -> {self.consumer}: {self.examples} generated producer inputs, every output met "
+            f"the consumer's preconditions (seed={self.seed})"
+        )
 
 
 def _consumer_inputs(prod: Target, cons: Target, result: Any) -> dict[str, Any]:
@@ -54,9 +56,17 @@ def _consumer_inputs(prod: Target, cons: Target, result: Any) -> dict[str, Any]:
     return {want[0]: result} if len(want) == 1 else dict(zip(want, vals))
 
 
-def check_composition(producer: Any, consumer: Any, *, producer_interface: Any = None, consumer_interface: Any = None,
-                      max_examples: int | None = None, seed: int | None = None, device: Any = None,
-                      max_side: int = MAX_SIDE) -> CompositionResult:
+def check_composition(
+    producer: Any,
+    consumer: Any,
+    *,
+    producer_interface: Any = None,
+    consumer_interface: Any = None,
+    max_examples: int | None = None,
+    seed: int | None = None,
+    device: Any = None,
+    max_side: int = MAX_SIDE,
+) -> CompositionResult:
     """Generated producer inputs -> producer -> the consumer's input interface and
     preconditions. A producer output that breaks its own contract is reported
     against the producer; one that keeps it but breaks the consumer's
@@ -87,8 +97,12 @@ def check_composition(producer: Any, consumer: Any, *, producer_interface: Any =
         try:
             _EAGER.check_pre(cons.guard, cenv)
         except ContractViolation as v:
-            raise _Found("consumer precondition", v, inputs,
-                         note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions")
+            raise _Found(
+                "consumer precondition",
+                v,
+                inputs,
+                note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions",
+            )
         res.examples += 1
 
     plan = InputsPlan(prod.interface.inputs, None, device, max_side)

@@ -28,8 +28,13 @@ _PREVIOUS = pytest.StashKey[object]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("modpact", "modpact property-based validation")
-    group.addoption("--modpact-examples", type=int, default=None, metavar="N",
-                    help="examples per @modpact.given test and default max_examples of modpact.validate")
+    group.addoption(
+        "--modpact-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="examples per @modpact.given test and default max_examples of modpact.validate",
+    )
 
 
 def _register_profiles() -> bool:
@@ -39,8 +44,14 @@ def _register_profiles() -> bool:
         from hypothesis import HealthCheck, settings
     except ImportError:
         return False
-    settings.register_profile("modpact-ci", max_examples=50, deadline=None, derandomize=True, print_blob=True,
-                              suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        "modpact-ci",
+        max_examples=50,
+        deadline=None,
+        derandomize=True,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
     settings.register_profile("modpact-dev", max_examples=100, deadline=None)
     return True
 

@@ -7,8 +7,9 @@ the original, elementwise within ``tolerance`` or by top-1 agreement rate
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import torch
 
@@ -90,8 +91,10 @@ class SubstitutionResult:
             else:
                 lines.append(f"  {label}: {ag.examples} batches, max |diff| {ag.max_abs_diff:.3g}")
             if ag.accuracy_original is not None:
-                lines.append(f"  {label}: accuracy original {ag.accuracy_original:.4f}, "
-                             f"replacement {ag.accuracy_replacement:.4f}")
+                lines.append(
+                    f"  {label}: accuracy original {ag.accuracy_original:.4f}, "
+                    f"replacement {ag.accuracy_replacement:.4f}"
+                )
         lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
 
@@ -108,8 +111,9 @@ def _label_dim(iface: Any) -> int:
     return spec.label_dim if spec.labels is not None else -1
 
 
-def _compare(a: list[torch.Tensor], b: list[torch.Tensor], mode: str, tol: float | None, label_dim: int,
-             ag: Agreement) -> tuple[bool, dict[str, Any]]:
+def _compare(
+    a: list[torch.Tensor], b: list[torch.Tensor], mode: str, tol: float | None, label_dim: int, ag: Agreement
+) -> tuple[bool, dict[str, Any]]:
     """Accumulate agreement of one batch into ``ag``; (all agree, evidence of the first disagreement)."""
     ag.examples += 1
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
@@ -127,8 +131,13 @@ def _compare(a: list[torch.Tensor], b: list[torch.Tensor], mode: str, tol: float
         if bool(same.all()):
             return True, {}
         idx = tuple(int(i) for i in (~same).nonzero()[0])
-        return False, {"disagreeing_rows": int((~same).sum()), "of": same.numel(), "first_row": idx,
-                       "original_class": int(pa[idx]), "replacement_class": int(pb[idx])}
+        return False, {
+            "disagreeing_rows": int((~same).sum()),
+            "of": same.numel(),
+            "first_row": idx,
+            "original_class": int(pa[idx]),
+            "replacement_class": int(pb[idx]),
+        }
     all_ok, ev = True, {}
     for x, y in zip(a, b):
         x, y = x.detach(), y.detach().to(x.dtype)
@@ -143,37 +152,61 @@ def _compare(a: list[torch.Tensor], b: list[torch.Tensor], mode: str, tol: float
         if all_ok and not bool(close.all()):
             all_ok = False
             idx = tuple(int(i) for i in (~close).nonzero()[0])
-            ev = {"failing": int((~close).sum()), "of": close.numel(), "first_index": idx,
-                  "original_value": float(x[idx]), "replacement_value": float(y[idx])}
+            ev = {
+                "failing": int((~close).sum()),
+                "of": close.numel(),
+                "first_index": idx,
+                "original_value": float(x[idx]),
+                "replacement_value": float(y[idx]),
+            }
     return all_ok, ev
 
 
 def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tensor], torch.Tensor | None]]:
     """(inputs by interface name, labels or None) for each batch of ``data``."""
+
     def one(item):
         if isinstance(item, torch.Tensor):
             return {names[0]: item}, None
         if isinstance(item, Mapping):
             return dict(item), None
-        if isinstance(item, (tuple, list)) and len(item) == 2 and isinstance(item[1], torch.Tensor) \
-                and (isinstance(item[0], (torch.Tensor, Mapping))):
+        if (
+            isinstance(item, (tuple, list))
+            and len(item) == 2
+            and isinstance(item[1], torch.Tensor)
+            and (isinstance(item[0], (torch.Tensor, Mapping)))
+        ):
             x, y = item
             return (dict(x) if isinstance(x, Mapping) else {names[0]: x}), y
-        raise SpecError(f"check_substitutable(data=...): cannot read a batch from {type(item).__name__}; expected a "
-                        "tensor, a dict of input tensors, an (inputs, labels) pair, or an iterable of those")
+        raise SpecError(
+            f"check_substitutable(data=...): cannot read a batch from {type(item).__name__}; expected a "
+            "tensor, a dict of input tensors, an (inputs, labels) pair, or an iterable of those"
+        )
 
     if isinstance(data, (torch.Tensor, Mapping)) or (
-            isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], torch.Tensor)):
+        isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], torch.Tensor)
+    ):
         yield one(data)
         return
     for item in data:
         yield one(item)
 
 
-def check_substitutable(original: Any, replacement: Any, interface: Any = None, tolerance: float | None = None,
-                        data: Any = None, max_examples: int | None = None, *, top1: float | None = None,
-                        seed: int | None = None, device: Any = None, replacement_interface: Any = None,
-                        raise_on_failure: bool = True, max_side: int = MAX_SIDE) -> SubstitutionResult:
+def check_substitutable(
+    original: Any,
+    replacement: Any,
+    interface: Any = None,
+    tolerance: float | None = None,
+    data: Any = None,
+    max_examples: int | None = None,
+    *,
+    top1: float | None = None,
+    seed: int | None = None,
+    device: Any = None,
+    replacement_interface: Any = None,
+    raise_on_failure: bool = True,
+    max_side: int = MAX_SIDE,
+) -> SubstitutionResult:
     """Can ``replacement`` stand in for ``original``?
 
     1. Subtyping: the replacement's interface (``replacement_interface``, its
@@ -197,8 +230,9 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
     from hypothesis import strategies as st
 
     max_examples = default_examples() if max_examples is None else max_examples
-    if tolerance is not None and (isinstance(tolerance, bool) or not isinstance(tolerance, (int, float))
-                                  or tolerance < 0):
+    if tolerance is not None and (
+        isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0
+    ):
         raise SpecError(f"check_substitutable(tolerance={tolerance!r}): expected a non-negative number")
     if top1 is not None and (isinstance(top1, bool) or not isinstance(top1, (int, float)) or not 0 <= top1 <= 1):
         raise SpecError(f"check_substitutable(top1={top1!r}): expected a fraction in [0, 1]")
@@ -212,8 +246,11 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
     repl = Target(replacement, repl_iface, name=_name(replacement), what="check_substitutable")
     compat = repl_iface.is_substitutable_for(iface)
     if not compat.ok:
-        raise CompatibilityError(f"check_substitutable: {repl.name}'s interface {repl_iface.name!r} cannot replace "
-                                 f"{orig.name}'s {iface.name!r}", compat.reasons)
+        raise CompatibilityError(
+            f"check_substitutable: {repl.name}'s interface {repl_iface.name!r} cannot replace "
+            f"{orig.name}'s {iface.name!r}",
+            compat.reasons,
+        )
     res = SubstitutionResult(orig.name, repl.name, mode, tol, top1, compatibility=compat)
     ldim = _label_dim(iface)
     labels = next(iter(iface.outputs.values())).labels if iface.outputs else None
@@ -228,17 +265,28 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
             reject()
         renv = pre_or_found(checker, inputs)
         if renv is REJECTED:
-            raise _Found("replacement preconditions", None, inputs, blame=repl.name,
-                         blame_reason="its preconditions are stronger than the original's",
-                         note=f"{repl.name}'s preconditions reject an input {orig.name} accepts")
+            raise _Found(
+                "replacement preconditions",
+                None,
+                inputs,
+                blame=repl.name,
+                blame_reason="its preconditions are stronger than the original's",
+                note=f"{repl.name}'s preconditions reject an input {orig.name} accepts",
+            )
         a, b = orig.call(inputs), call_or_found(repl, inputs)
         bad = next(((n, v) for n, v in checker.post(renv, b) if v is not None), None)
         if bad is not None:
             raise _Found(bad[0], bad[1], inputs)
         agree, ev = _compare(_outputs(orig, a), _outputs(repl, b), mode, tol, ldim, res.generated)
         if not agree and mode == "elementwise":
-            raise _Found("agreement", None, inputs, note=_ev_text(ev), blame=repl.name,
-                         blame_reason=f"it disagrees with {orig.name}")
+            raise _Found(
+                "agreement",
+                None,
+                inputs,
+                note=_ev_text(ev),
+                blame=repl.name,
+                blame_reason=f"it disagrees with {orig.name}",
+            )
 
     plan = InputsPlan(iface.inputs, None, device, max_side)
     strategy = st.composite(lambda draw: plan.draw(draw))()
@@ -265,14 +313,20 @@ def check_substitutable(original: Any, replacement: Any, interface: Any = None, 
         if mode == "top1" and res.data.rows and res.data.top1_agreement < top1:
             res.failures.append(_top1_failure("data", res.data, top1, labels))
         elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
-            res.failures.append(f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
-                                f"output elements differ beyond tolerance {tol} (max |diff| "
-                                f"{res.data.max_abs_diff:.3g})")
+            res.failures.append(
+                f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
+                f"output elements differ beyond tolerance {tol} (max |diff| "
+                f"{res.data.max_abs_diff:.3g})"
+            )
     if res.failures and raise_on_failure:
-        err = ValidationFailure(f"check_substitutable: {repl.name} cannot replace {orig.name}",
-                                module=repl.name, blame=repl.name, blame_reason="it disagrees with the original",
-                                contract=f"agreement with {orig.name} ({mode})",
-                                evidence={f"failure {i + 1}": f for i, f in enumerate(res.failures)})
+        err = ValidationFailure(
+            f"check_substitutable: {repl.name} cannot replace {orig.name}",
+            module=repl.name,
+            blame=repl.name,
+            blame_reason="it disagrees with the original",
+            contract=f"agreement with {orig.name} ({mode})",
+            evidence={f"failure {i + 1}": f for i, f in enumerate(res.failures)},
+        )
         err.result = res  # type: ignore[attr-defined]
         err.violation = None  # type: ignore[attr-defined]
         raise err
@@ -285,9 +339,12 @@ def _ev_text(ev: Mapping[str, Any]) -> str:
 
 def _top1_failure(where: str, ag: Agreement, top1: float, labels: Any = None) -> str:
     worst = ag.worst_classes(labels=labels)
-    return (f"on {where}: top-1 agreement {ag.top1_agreement:.4f} < required {top1} "
-            f"({ag.rows - ag.agreeing_rows} of {ag.rows} rows disagree"
-            + (f"; worst: {'; '.join(worst)}" if worst else "") + ")")
+    return (
+        f"on {where}: top-1 agreement {ag.top1_agreement:.4f} < required {top1} "
+        f"({ag.rows - ag.agreeing_rows} of {ag.rows} rows disagree"
+        + (f"; worst: {'; '.join(worst)}" if worst else "")
+        + ")"
+    )
 
 
 def _on_data(orig: Target, repl: Target, data: Any, mode: str, tol: float | None, ldim: int) -> Agreement:

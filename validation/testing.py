@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from modpact.errors import SpecError
 from modpact.interfaces.strategies import MAX_SIDE, require_hypothesis
@@ -34,8 +35,9 @@ def default_examples(fallback: int = 100) -> int:
     return fallback if n is None else n
 
 
-def given(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None,
-          max_side: int = MAX_SIDE) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def given(
+    interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a test to run on inputs generated from ``interface``."""
     if not (hasattr(interface, "inputs") and hasattr(interface, "strategy")):
         raise SpecError(f"modpact.given({interface!r}): expected a modpact Interface")
@@ -51,9 +53,11 @@ def given(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any 
         wanted = ["inputs"] if as_dict else names
         missing = [n for n in wanted if n not in sig.parameters]
         if missing:
-            raise SpecError(f"modpact.given({interface.name!r}) on {fn.__name__}{sig}: the test takes no parameter "
-                            f"{', '.join(map(repr, missing))}; name one parameter per input ({', '.join(names)}) "
-                            "or one parameter 'inputs'")
+            raise SpecError(
+                f"modpact.given({interface.name!r}) on {fn.__name__}{sig}: the test takes no parameter "
+                f"{', '.join(map(repr, missing))}; name one parameter per input ({', '.join(names)}) "
+                "or one parameter 'inputs'"
+            )
         strategy = interface.strategy(dims=dims, device=device, max_side=max_side)
         rest = [n for n in sig.parameters if n not in wanted]
 
@@ -71,8 +75,9 @@ def given(interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any 
         parent = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
         for attr in ("_hypothesis_internal_use_settings", "_hypothesis_internal_settings_applied"):
             wrapper.__dict__.pop(attr, None)
-        kw: dict[str, Any] = {"suppress_health_check": [*parent.suppress_health_check,
-                                                        HealthCheck.function_scoped_fixture]}
+        kw: dict[str, Any] = {
+            "suppress_health_check": [*parent.suppress_health_check, HealthCheck.function_scoped_fixture]
+        }
         if CONFIG.get("max_examples") is not None:
             kw["max_examples"] = CONFIG["max_examples"]
         return settings(parent, **kw)(hgiven(_modpact_inputs=strategy)(wrapper))

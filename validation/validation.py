@@ -19,14 +19,15 @@ from __future__ import annotations
 import random
 import re
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
 from modpact.contracts.target import REJECTED, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
-from modpact.interfaces.strategies import InputsPlan, MAX_SIDE, draw_dims, require_hypothesis
+from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
 from .testing import default_examples
@@ -69,9 +70,11 @@ class ValidationResult:
         return self.examples / self.seconds if self.seconds > 0 else float("inf")
 
     def __str__(self) -> str:
-        lines = [f"validate({self.module}) against {self.interface!r}: {self.examples} examples passed "
-                 f"({self.rejected} rejected by preconditions, {self.forwards} forwards"
-                 f"{', batched' if self.batched else ''}, {self.seconds:.2f} s, seed={self.seed})"]
+        lines = [
+            f"validate({self.module}) against {self.interface!r}: {self.examples} examples passed "
+            f"({self.rejected} rejected by preconditions, {self.forwards} forwards"
+            f"{', batched' if self.batched else ''}, {self.seconds:.2f} s, seed={self.seed})"
+        ]
         lines += [f"  {name}: {n} passed" for name, n in self.passes.items()]
         return "\n".join(lines)
 
@@ -97,16 +100,30 @@ def batch_dim_of(interface: Any) -> str | None:
 class _Found(Exception):
     """A failing example (raised inside Hypothesis so that it shrinks it)."""
 
-    def __init__(self, check: str, violation: ContractViolation | None, inputs: Mapping[str, Any], note: str = "",
-                 blame: str | None = None, blame_reason: str | None = None):
+    def __init__(
+        self,
+        check: str,
+        violation: ContractViolation | None,
+        inputs: Mapping[str, Any],
+        note: str = "",
+        blame: str | None = None,
+        blame_reason: str | None = None,
+    ):
         super().__init__(f"{check} failed")
         self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
         self.blame, self.blame_reason = blame, blame_reason
         self.headline: str | None = None
 
 
-def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: int, seed: int | None,
-                   what: str, reproduce: str | None = None) -> int:
+def run_hypothesis(
+    body: Callable[[Any], None],
+    strategy: Any,
+    *,
+    max_examples: int,
+    seed: int | None,
+    what: str,
+    reproduce: str | None = None,
+) -> int:
     """Run ``body(example)`` on ``max_examples`` draws of ``strategy``. Returns the seed; a
     :class:`_Found` raised by ``body`` comes back shrunk, with ``reproduce`` set."""
     require_hypothesis(what)
@@ -120,11 +137,16 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
         raise SpecError(f"{what}(seed={seed!r}): expected an int or None")
     seed = random.getrandbits(32) if seed is None else seed
     test = given(strategy)(lambda example: body(example))
-    test = settings(max_examples=max_examples, deadline=None, database=None, print_blob=True,
-                    report_multiple_bugs=False, derandomize=False,
-                    phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": it re-runs ~100 times
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                           HealthCheck.large_base_example])(test)
+    test = settings(
+        max_examples=max_examples,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        report_multiple_bugs=False,
+        derandomize=False,
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],  # no "explain": it re-runs ~100 times
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+    )(test)
     test = hseed(seed)(test)
     if reproduce is not None:
         test = _reproducing(test, reproduce, what)
@@ -140,10 +162,11 @@ def run_hypothesis(body: Callable[[Any], None], strategy: Any, *, max_examples: 
     except (Unsatisfiable, FailedHealthCheck) as e:
         if isinstance(e, FailedHealthCheck) and "filter" not in str(e):
             raise
-        raise SpecError(f"{what}: the preconditions rejected (nearly) every generated input, so nothing was "
-                        f"validated; loosen the requires(...) conditions or tighten the interface's inputs "
-                        f"so that generated inputs satisfy them ({type(e).__name__}: {str(e).splitlines()[0]})") \
-            from None
+        raise SpecError(
+            f"{what}: the preconditions rejected (nearly) every generated input, so nothing was "
+            f"validated; loosen the requires(...) conditions or tighten the interface's inputs "
+            f"so that generated inputs satisfy them ({type(e).__name__}: {str(e).splitlines()[0]})"
+        ) from None
     return seed
 
 
@@ -153,11 +176,15 @@ def _reproducing(test: Any, reproduce: str, what: str) -> Any:
 
     from hypothesis import reproduce_failure
 
-    m = re.fullmatch(r"\s*@?reproduce_failure\(\s*('[^']*'|\"[^\"]*\")\s*,\s*(b'[^']*'|b\"[^\"]*\")\s*\)\s*",
-                     reproduce if isinstance(reproduce, str) else "")
+    m = re.fullmatch(
+        r"\s*@?reproduce_failure\(\s*('[^']*'|\"[^\"]*\")\s*,\s*(b'[^']*'|b\"[^\"]*\")\s*\)\s*",
+        reproduce if isinstance(reproduce, str) else "",
+    )
     if not m:
-        raise SpecError(f"{what}(reproduce={reproduce!r}): expected the text a failure printed, "
-                        "e.g. \"@reproduce_failure('6.170.15', b'AXic...')\"")
+        raise SpecError(
+            f"{what}(reproduce={reproduce!r}): expected the text a failure printed, "
+            "e.g. \"@reproduce_failure('6.170.15', b'AXic...')\""
+        )
     return reproduce_failure(ast.literal_eval(m.group(1)), ast.literal_eval(m.group(2)))(test)
 
 
@@ -190,8 +217,9 @@ def call_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
     try:
         return target.call(inputs)
     except Exception as e:
-        found = _Found("raises no exception", None, inputs, blame=target.name,
-                       blame_reason="its inputs and preconditions held")
+        found = _Found(
+            "raises no exception", None, inputs, blame=target.name, blame_reason="its inputs and preconditions held"
+        )
         found.headline = f"{target.name} raised {type(e).__name__}: {e}"
         raise found from e
 
@@ -264,17 +292,34 @@ class _Runner:
         bad = next(((name, v) for name, v in checks if v is not None), None)
         if bad is not None:  # fails alone too: report the exact violation
             raise _Found(bad[0], bad[1], inputs)
-        raise _Found("batch independence", None, inputs, blame=self.target.name,
-                     blame_reason="its output rows depend on other rows", note=(
-            f"this example passes alone but fails when evaluated in one forward with {len(accepted) - 1} other "
-            f"generated example(s): the output rows depend on other rows of the batch (not batch-independent); "
-            f"validate with batch=False if that is intended"))
+        raise _Found(
+            "batch independence",
+            None,
+            inputs,
+            blame=self.target.name,
+            blame_reason="its output rows depend on other rows",
+            note=(
+                f"this example passes alone but fails when evaluated in one forward with {len(accepted) - 1} other "
+                f"generated example(s): the output rows depend on other rows of the batch (not batch-independent); "
+                f"validate with batch=False if that is intended"
+            ),
+        )
 
 
-def validate(module: Any, interface: Any = None, contracts: Any = None, max_examples: int | None = None,
-             seed: int | None = None, device: Any = None, *, batch: bool | None = None, group: int = DEFAULT_GROUP,
-             dims: Mapping[str, Any] | None = None, max_side: int = MAX_SIDE,
-             reproduce: str | None = None) -> ValidationResult:
+def validate(
+    module: Any,
+    interface: Any = None,
+    contracts: Any = None,
+    max_examples: int | None = None,
+    seed: int | None = None,
+    device: Any = None,
+    *,
+    batch: bool | None = None,
+    group: int = DEFAULT_GROUP,
+    dims: Mapping[str, Any] | None = None,
+    max_side: int = MAX_SIDE,
+    reproduce: str | None = None,
+) -> ValidationResult:
     """Validate ``module`` against its interface and postconditions on generated inputs.
 
     ``interface`` and the conditions default to the module's guard (``mp.guard``
@@ -297,14 +342,21 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
     iface = target.interface
     bdim = batch_dim_of(iface)
     if batch and bdim is None:
-        raise SpecError(f"validate(batch=True): interface {iface.name!r} has no batch dim (every input and output "
-                        "starting with the same named dim) to evaluate several examples in one forward")
+        raise SpecError(
+            f"validate(batch=True): interface {iface.name!r} has no batch dim (every input and output "
+            "starting with the same named dim) to evaluate several examples in one forward"
+        )
     use_batch = bdim is not None and batch is not False
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
         raise SpecError(f"validate(group={group!r}): expected a positive int")
     plan = InputsPlan(iface.inputs, dims, device, max_side)
-    res = ValidationResult(module=target.name, interface=iface.name, batched=use_batch,
-                           group=group if use_batch else 1, passes={c: 0 for c in target.checks})
+    res = ValidationResult(
+        module=target.name,
+        interface=iface.name,
+        batched=use_batch,
+        group=group if use_batch else 1,
+        passes={c: 0 for c in target.checks},
+    )
 
     @st.composite
     def groups(draw):
@@ -322,16 +374,18 @@ def validate(module: Any, interface: Any = None, contracts: Any = None, max_exam
     runner = _Runner(target, res)
     start = time.perf_counter()
     try:
-        res.seed = run_hypothesis(runner.group, groups(), max_examples=max_examples, seed=seed, what="validate",
-                                  reproduce=reproduce)
+        res.seed = run_hypothesis(
+            runner.group, groups(), max_examples=max_examples, seed=seed, what="validate", reproduce=reproduce
+        )
     except _Found as found:
         raise _failure(f"validate({target.name})", found, iface.name) from None
     res.seconds = time.perf_counter() - start
     return res
 
 
-def _failure(call: str, found: _Found, iface_name: str, result: Any = None,
-             headline: str | None = None) -> ValidationFailure:
+def _failure(
+    call: str, found: _Found, iface_name: str, result: Any = None, headline: str | None = None
+) -> ValidationFailure:
     v = found.violation
     inputs = {f"generated inputs.{k}": summarize(t) for k, t in found.inputs.items()}
     evidence: dict[str, Any] = {}
@@ -342,16 +396,27 @@ def _failure(call: str, found: _Found, iface_name: str, result: Any = None,
     evidence["seed"] = f"{found.seed} (pass seed={found.seed} to reproduce)"
     if getattr(found, "reproduce", None):
         evidence["reproduce"] = found.reproduce
-    head = headline or (f"{call}: {v.headline}" if v is not None else
-                        f"{call}: {found.headline}" if found.headline else f"{call}: {found.check} failed")
+    head = headline or (
+        f"{call}: {v.headline}"
+        if v is not None
+        else f"{call}: {found.headline}"
+        if found.headline
+        else f"{call}: {found.check} failed"
+    )
     err = ValidationFailure(
         head + " (on a generated example, shrunk)",
-        module=getattr(v, "module", None), blame=getattr(v, "blame", found.blame),
+        module=getattr(v, "module", None),
+        blame=getattr(v, "blame", found.blame),
         blame_reason=getattr(v, "blame_reason", found.blame_reason),
-        contract=getattr(v, "contract", None) or found.check, expected=getattr(v, "expected", None),
-        actual=getattr(v, "actual", None), values={**inputs, **(v.values if v is not None else {})},
-        evidence=evidence, bindings=getattr(v, "bindings", None), declared_at=getattr(v, "declared_at", None),
-        problems=getattr(v, "problems", ()), side=getattr(v, "side", None),
+        contract=getattr(v, "contract", None) or found.check,
+        expected=getattr(v, "expected", None),
+        actual=getattr(v, "actual", None),
+        values={**inputs, **(v.values if v is not None else {})},
+        evidence=evidence,
+        bindings=getattr(v, "bindings", None),
+        declared_at=getattr(v, "declared_at", None),
+        problems=getattr(v, "problems", ()),
+        side=getattr(v, "side", None),
     )
     err.violation = v  # type: ignore[attr-defined]
     err.result = result  # type: ignore[attr-defined]

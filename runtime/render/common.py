@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modpact.runtime.records import ViolationRecord
 
 if TYPE_CHECKING:
     from modpact.runtime.report import DiagnosisReport
 
-__all__ = ["RootGroup", "TreeNode", "root_groups", "consequence_tree", "evidence_lines", "fmt_value",
-           "natural_key", "spec_text", "MAX_ROOT_GROUPS", "MAX_ROWS"]
+__all__ = [
+    "RootGroup",
+    "TreeNode",
+    "root_groups",
+    "consequence_tree",
+    "evidence_lines",
+    "fmt_value",
+    "natural_key",
+    "spec_text",
+    "MAX_ROOT_GROUPS",
+    "MAX_ROWS",
+]
 
 MAX_ROOT_GROUPS = 10  # distinct root causes shown in full
 MAX_ROWS = 60  # rows of a collapsed table before "+N more"
@@ -65,7 +73,7 @@ class TreeNode:
     name: str
     path: str
     checks: Counter = field(default_factory=Counter)
-    children: dict[str, "TreeNode"] = field(default_factory=dict)
+    children: dict[str, TreeNode] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -92,8 +100,11 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     if isinstance(v, (list, tuple)):
-        return "(" + ", ".join(fmt_value(x) for x in v) + ")" if len(v) <= 8 else \
-            "(" + ", ".join(fmt_value(x) for x in v[:8]) + ", ...)"
+        return (
+            "(" + ", ".join(fmt_value(x) for x in v) + ")"
+            if len(v) <= 8
+            else "(" + ", ".join(fmt_value(x) for x in v[:8]) + ", ...)"
+        )
     return str(v)
 
 

@@ -6,17 +6,22 @@ consequence tree), module graph, per-module table, violations collapsed by
 from __future__ import annotations
 
 from html import escape
-from typing import Any
-
-from modpact.runtime.render.common import (
-    MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, natural_key, root_groups,
-    spec_text,
-)
-from modpact.runtime.render.svg import graph_svg, histogram_svg
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from modpact._version import __version__
 from modpact.runtime.records import INPUT_DATA, ModuleContracts
+from modpact.runtime.render.common import (
+    MAX_ROOT_GROUPS,
+    MAX_ROWS,
+    RootGroup,
+    TreeNode,
+    consequence_tree,
+    evidence_lines,
+    natural_key,
+    root_groups,
+    spec_text,
+)
+from modpact.runtime.render.svg import graph_svg, histogram_svg
 
 if TYPE_CHECKING:
     from modpact.runtime.report import DiagnosisReport
@@ -74,8 +79,8 @@ def _tree_html(node: TreeNode) -> str:
         return ""
     items = []
     for child in node.children.values():
-        checks = ", ".join(f"{_e(c)} <span class=\"cnt\">x{n}</span>" for c, n in child.checks.items())
-        items.append(f'<li><code>{_e(child.name)}</code> {checks}{_tree_html(child)}</li>')
+        checks = ", ".join(f'{_e(c)} <span class="cnt">x{n}</span>' for c, n in child.checks.items())
+        items.append(f"<li><code>{_e(child.name)}</code> {checks}{_tree_html(child)}</li>")
     return f'<ul class="tree">{"".join(items)}</ul>'
 
 
@@ -90,7 +95,7 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     if located:
         scope_html += f'<p class="dim">{_e(located)}</p>'
 
-    rows = "".join(f"<tr><th>{_e(k)}</th><td class=\"mono\">{_e(x)}</td></tr>" for k, x in evidence_lines(v))
+    rows = "".join(f'<tr><th>{_e(k)}</th><td class="mono">{_e(x)}</td></tr>' for k, x in evidence_lines(v))
     validation = report.source == "validation"
     shown = v.tensor or ("the first generated input" if validation else "value")
     hist = histogram_svg(v.histogram, f"{v.where}: {shown}") if v.histogram is not None else ""
@@ -99,15 +104,20 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     declared = f'<div class="dim">declared at <code>{_e(v.declared_at)}</code></div>' if v.declared_at else ""
     cons = ""
     if g.consequences:
-        cons = (f'<div class="consequences"><b>Consequences ({len(g.consequences)})</b>'
-                + _tree_html(consequence_tree(report, g.consequences)) + "</div>")
-    return (f'<section class="card root" data-module="{_e(v.where)}">'
-            f"<h3>{'Counterexample' if validation else 'Root cause'}: <code>{_e(v.where)}</code>"
-            f"{' (' + _e(typ) + ')' if typ else ''}{times}</h3>"
-            f"<div>{_e(v.kind)} <code>{_e(v.check)}</code>{on} ({where})</div>"
-            f'<p class="blame">{_e(v.blame_sentence())}</p>{scope_html}{declared}'
-            f'<div class="flex"><div><table class="evidence"><tr><th colspan="2">evidence</th></tr>{rows}</table>'
-            f"{hist}</div>{cons}</div></section>")
+        cons = (
+            f'<div class="consequences"><b>Consequences ({len(g.consequences)})</b>'
+            + _tree_html(consequence_tree(report, g.consequences))
+            + "</div>"
+        )
+    return (
+        f'<section class="card root" data-module="{_e(v.where)}">'
+        f"<h3>{'Counterexample' if validation else 'Root cause'}: <code>{_e(v.where)}</code>"
+        f"{' (' + _e(typ) + ')' if typ else ''}{times}</h3>"
+        f"<div>{_e(v.kind)} <code>{_e(v.check)}</code>{on} ({where})</div>"
+        f'<p class="blame">{_e(v.blame_sentence())}</p>{scope_html}{declared}'
+        f'<div class="flex"><div><table class="evidence"><tr><th colspan="2">evidence</th></tr>{rows}</table>'
+        f"{hist}</div>{cons}</div></section>"
+    )
 
 
 def _nodes_and_classes(report: DiagnosisReport, groups: list[RootGroup]) -> tuple[list[str], dict[str, str]]:
@@ -145,12 +155,15 @@ def _nodes_and_classes(report: DiagnosisReport, groups: list[RootGroup]) -> tupl
 
 
 def _graph(report: DiagnosisReport, nodes: list[str], classes: dict[str, str]) -> str:
-    svg = graph_svg(nodes, list(report.edges), report.module_types, classes, report.counts(),
-                    top=report.model or "<model>")
-    legend = ('<div class="legend dim"><span><i class="sw" style="background:#ffd6d6;border-color:#c62828"></i>'
-              'blamed</span><span><i class="sw" style="background:#ffe9d6;border-color:#d9480f"></i>root cause '
-              'site</span><span><i class="sw" style="background:#fff3cd;border-color:#c99a06"></i>consequence'
-              '</span><span><i class="sw" style="background:#fff"></i>checked, no violation</span></div>')
+    svg = graph_svg(
+        nodes, list(report.edges), report.module_types, classes, report.counts(), top=report.model or "<model>"
+    )
+    legend = (
+        '<div class="legend dim"><span><i class="sw" style="background:#ffd6d6;border-color:#c62828"></i>'
+        'blamed</span><span><i class="sw" style="background:#ffe9d6;border-color:#d9480f"></i>root cause '
+        'site</span><span><i class="sw" style="background:#fff3cd;border-color:#c99a06"></i>consequence'
+        '</span><span><i class="sw" style="background:#fff"></i>checked, no violation</span></div>'
+    )
     note = "" if report.edges else '<p class="dim">No dataflow was recorded in this report; modules in path order.</p>'
     return f'<h2>Module graph</h2>{legend}<div class="graphbox">{svg}</div>{note}'
 
@@ -166,15 +179,20 @@ def _module_table(report: DiagnosisReport, classes: dict[str, str]) -> str:
     for m in modules[: MAX_ROWS * 4]:
         cls = classes.get(m, "")
         status = {"blamed": "blamed", "root": "root cause detected here", "consequence": "consequence"}.get(
-            cls, "ok" if not counts.get(m) else "violations")
+            cls, "ok" if not counts.get(m) else "violations"
+        )
         n_contracts = len(contracts[m].names()) if m in contracts else 0
-        rows.append(f'<tr class="{cls}" data-module="{_e(m)}"><td><code>{_e(m)}</code></td>'
-                    f"<td>{_e(report.module_types.get(m, ''))}</td><td class=\"num\">{n_contracts}</td>"
-                    f"<td class=\"num\">{counts.get(m, 0)}</td><td class=\"num\">{roots.get(m, 0)}</td>"
-                    f"<td>{status}</td></tr>")
+        rows.append(
+            f'<tr class="{cls}" data-module="{_e(m)}"><td><code>{_e(m)}</code></td>'
+            f'<td>{_e(report.module_types.get(m, ""))}</td><td class="num">{n_contracts}</td>'
+            f'<td class="num">{counts.get(m, 0)}</td><td class="num">{roots.get(m, 0)}</td>'
+            f"<td>{status}</td></tr>"
+        )
     more = f'<p class="dim">+{len(modules) - MAX_ROWS * 4} more modules</p>' if len(modules) > MAX_ROWS * 4 else ""
-    return ('<h2>Modules</h2><table class="modules"><tr><th>module</th><th>type</th><th>contracts</th>'
-            f'<th>violations</th><th>roots</th><th>status</th></tr>{"".join(rows)}</table>{more}')
+    return (
+        '<h2>Modules</h2><table class="modules"><tr><th>module</th><th>type</th><th>contracts</th>'
+        f"<th>violations</th><th>roots</th><th>status</th></tr>{''.join(rows)}</table>{more}"
+    )
 
 
 def _groups_table(report: DiagnosisReport) -> str:
@@ -185,17 +203,23 @@ def _groups_table(report: DiagnosisReport) -> str:
     for g in groups[:MAX_ROWS]:
         first = g.first
         ev = "; ".join(f"{k}={x}" for k, x in evidence_lines(first)[:4])
-        rows.append(f'<tr class="group"><td><code>{_e(g.module)}</code></td><td><code>{_e(g.contract)}</code></td>'
-                    f"<td>{_e(first.kind)}</td><td class=\"num\">{g.count}</td><td class=\"num\">{g.roots}</td>"
-                    f"<td>{_e(g.steps)}</td><td>{_e(', '.join(g.blamed))}</td><td class=\"mono\">{_e(ev)}</td></tr>")
+        rows.append(
+            f'<tr class="group"><td><code>{_e(g.module)}</code></td><td><code>{_e(g.contract)}</code></td>'
+            f'<td>{_e(first.kind)}</td><td class="num">{g.count}</td><td class="num">{g.roots}</td>'
+            f'<td>{_e(g.steps)}</td><td>{_e(", ".join(g.blamed))}</td><td class="mono">{_e(ev)}</td></tr>'
+        )
     if len(groups) > MAX_ROWS:
         rest = groups[MAX_ROWS:]
-        rows.append(f'<tr><td colspan="3">+{len(rest)} more (module, contract) pairs</td>'
-                    f'<td class="num">{sum(g.count for g in rest)}</td><td class="num">'
-                    f'{sum(g.roots for g in rest)}</td><td colspan="3"></td></tr>')
-    return (f"<h2>Violations by module and contract ({len(report.violations)} in {len(groups)} group(s))</h2>"
-            '<table class="groups"><tr><th>module</th><th>contract</th><th>kind</th><th>count</th><th>roots</th>'
-            f'<th>steps</th><th>blamed</th><th>first evidence</th></tr>{"".join(rows)}</table>')
+        rows.append(
+            f'<tr><td colspan="3">+{len(rest)} more (module, contract) pairs</td>'
+            f'<td class="num">{sum(g.count for g in rest)}</td><td class="num">'
+            f'{sum(g.roots for g in rest)}</td><td colspan="3"></td></tr>'
+        )
+    return (
+        f"<h2>Violations by module and contract ({len(report.violations)} in {len(groups)} group(s))</h2>"
+        '<table class="groups"><tr><th>module</th><th>contract</th><th>kind</th><th>count</th><th>roots</th>'
+        f"<th>steps</th><th>blamed</th><th>first evidence</th></tr>{''.join(rows)}</table>"
+    )
 
 
 def _histograms(report: DiagnosisReport) -> str:
@@ -209,9 +233,11 @@ def _histograms(report: DiagnosisReport) -> str:
             break
     if not figs:
         return ""
-    return ('<h2>Offending values</h2><p class="dim">First occurrence of each (module, contract); '
-            'dashed lines are the contract\'s bounds, red bars non-finite values.</p>'
-            f'<div class="flex">{"".join(figs)}</div>')
+    return (
+        '<h2>Offending values</h2><p class="dim">First occurrence of each (module, contract); '
+        "dashed lines are the contract's bounds, red bars non-finite values.</p>"
+        f'<div class="flex">{"".join(figs)}</div>'
+    )
 
 
 def _contracts(report: DiagnosisReport) -> str:
@@ -225,8 +251,10 @@ def _contracts(report: DiagnosisReport) -> str:
         def row(kind: str, name: str, text: str, where: str | None = None, mc: ModuleContracts = mc) -> None:
             cls = "violated" if (mc.module, name) in violated else ""
             mark = "violated" if cls else ""
-            rows.append(f'<tr class="{cls}"><td>{_e(kind)}</td><td class="cname mono">{_e(text)}</td>'
-                        f"<td class=\"mono dim\">{_e(where or '')}</td><td>{mark}</td></tr>")
+            rows.append(
+                f'<tr class="{cls}"><td>{_e(kind)}</td><td class="cname mono">{_e(text)}</td>'
+                f'<td class="mono dim">{_e(where or "")}</td><td>{mark}</td></tr>'
+            )
 
         if mc.interface is not None:
             name = mc.interface_contract or "interface"
@@ -242,8 +270,10 @@ def _contracts(report: DiagnosisReport) -> str:
         title = f"<code>{_e(mc.module)}</code> {_e(mc.type)}"
         if mc.interface is not None:
             title += f" · interface <code>{_e(mc.interface.get('name', ''))}</code>"
-        blocks.append(f'<h3>{title}</h3><table class="contracts"><tr><th>kind</th><th>contract as written</th>'
-                      f'<th>declared at</th><th></th></tr>{"".join(rows)}</table>')
+        blocks.append(
+            f'<h3>{title}</h3><table class="contracts"><tr><th>kind</th><th>contract as written</th>'
+            f"<th>declared at</th><th></th></tr>{''.join(rows)}</table>"
+        )
     return "<h2>Contracts as written</h2>" + "".join(blocks)
 
 
@@ -251,16 +281,28 @@ def render_html(report: DiagnosisReport) -> str:
     groups = root_groups(report)
     verdict_cls = "ok" if report.ok else "failed"
     if report.source == "validation":
-        summary = [("model", report.model or "?"), ("modules validated", len(report.modules_monitored)),
-                   ("generated examples passed", report.checks), ("forwards", report.calls),
-                   ("counterexamples", len(report.violations))]
+        summary = [
+            ("model", report.model or "?"),
+            ("modules validated", len(report.modules_monitored)),
+            ("generated examples passed", report.checks),
+            ("forwards", report.calls),
+            ("counterexamples", len(report.violations)),
+        ]
     else:
-        summary = [("model", report.model or "?"), ("steps", report.steps), ("calls", report.calls),
-                   ("checks", report.checks), ("modules monitored", len(report.modules_monitored)),
-                   ("violations", len(report.violations)), ("root causes", len(groups))]
-    body = [f'<h1>modpact diagnosis report: {_e(report.model or "model")}</h1>',
-            f'<div id="verdict" class="verdict {verdict_cls}">{_e(report.headline())}</div>',
-            '<div class="summary">' + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in summary) + "</div>"]
+        summary = [
+            ("model", report.model or "?"),
+            ("steps", report.steps),
+            ("calls", report.calls),
+            ("checks", report.checks),
+            ("modules monitored", len(report.modules_monitored)),
+            ("violations", len(report.violations)),
+            ("root causes", len(groups)),
+        ]
+    body = [
+        f"<h1>modpact diagnosis report: {_e(report.model or 'model')}</h1>",
+        f'<div id="verdict" class="verdict {verdict_cls}">{_e(report.headline())}</div>',
+        '<div class="summary">' + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in summary) + "</div>",
+    ]
     if groups:
         body.append("<h2>Counterexamples</h2>" if report.source == "validation" else "<h2>Root cause</h2>")
         body += [_root_card(report, g) for g in groups[:MAX_ROOT_GROUPS]]
@@ -279,6 +321,8 @@ def render_html(report: DiagnosisReport) -> str:
     if report.notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
     body.append(f"<footer>modpact {_e(__version__)} · report format version {report.format_version}</footer>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>modpact: {_e(report.headline())}</title><style>{CSS}</style></head>"
-            f"<body><main>{''.join(body)}</main></body></html>\n")
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>modpact: {_e(report.headline())}</title><style>{CSS}</style></head>"
+        f"<body><main>{''.join(body)}</main></body></html>\n"
+    )

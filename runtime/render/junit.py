@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-
-from modpact.runtime.render.common import evidence_lines
 from typing import TYPE_CHECKING
 
 from modpact.runtime.records import ViolationGroup
+from modpact.runtime.render.common import evidence_lines
 
 if TYPE_CHECKING:
     from modpact.runtime.report import DiagnosisReport
@@ -27,9 +26,11 @@ def _clean(text: str) -> str:
 
 def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
     v = g.first
-    lines = [f"{g.count} violation(s) of {g.contract} at {g.module} in step(s) {g.steps}; {g.roots} root(s)",
-             f"first: {v.kind} {v.check} on {v.tensor} (step {v.step}, {v.phase})",
-             v.blame_sentence()]
+    lines = [
+        f"{g.count} violation(s) of {g.contract} at {g.module} in step(s) {g.steps}; {g.roots} root(s)",
+        f"first: {v.kind} {v.check} on {v.tensor} (step {v.step}, {v.phase})",
+        v.blame_sentence(),
+    ]
     if v.located_text():
         lines.append(v.located_text())
     if v.declared_at:
@@ -56,13 +57,18 @@ def render_junit(report: DiagnosisReport) -> str:
     failures = sum(1 for k in cases if k in groups and groups[k].first.kind != "contract-error")
     errors = sum(1 for k in cases if k in groups and groups[k].first.kind == "contract-error")
     name = _clean(f"modpact.{report.model or 'model'}")
-    suites = ET.Element("testsuites", name="modpact", tests=str(len(cases)), failures=str(failures),
-                        errors=str(errors))
-    suite = ET.SubElement(suites, "testsuite", name=name, tests=str(len(cases)), failures=str(failures),
-                          errors=str(errors), skipped="0")
+    suites = ET.Element("testsuites", name="modpact", tests=str(len(cases)), failures=str(failures), errors=str(errors))
+    suite = ET.SubElement(
+        suites, "testsuite", name=name, tests=str(len(cases)), failures=str(failures), errors=str(errors), skipped="0"
+    )
     props = ET.SubElement(suite, "properties")
-    for k, v in (("steps", report.steps), ("calls", report.calls), ("checks", report.checks),
-                 ("violations", len(report.violations)), ("format_version", report.format_version)):
+    for k, v in (
+        ("steps", report.steps),
+        ("calls", report.calls),
+        ("checks", report.checks),
+        ("violations", len(report.violations)),
+        ("format_version", report.format_version),
+    ):
         ET.SubElement(props, "property", name=k, value=str(v))
     for module, contract in cases:
         case = ET.SubElement(suite, "testcase", classname=_clean(f"{name}.{module}"), name=_clean(contract))

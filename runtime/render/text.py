@@ -5,19 +5,24 @@ sparkline of the offending values), per-module counts and the repair hint."""
 from __future__ import annotations
 
 import io
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from modpact.runtime.render.common import (
-    MAX_ROOT_GROUPS, MAX_ROWS, RootGroup, TreeNode, consequence_tree, evidence_lines, root_groups, spec_text,
-)
-from typing import TYPE_CHECKING
-
 from modpact.runtime.records import Histogram, ModuleContracts
+from modpact.runtime.render.common import (
+    MAX_ROOT_GROUPS,
+    MAX_ROWS,
+    RootGroup,
+    TreeNode,
+    consequence_tree,
+    evidence_lines,
+    root_groups,
+    spec_text,
+)
 
 if TYPE_CHECKING:
     from modpact.runtime.report import DiagnosisReport
@@ -81,17 +86,32 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Group:
 
 def _module_table(report: DiagnosisReport) -> Table:
     table = Table(title="violations per module and contract", title_justify="left", show_lines=False)
-    for col, kw in (("module", {}), ("contract", {}), ("kind", {}), ("count", {"justify": "right"}),
-                    ("roots", {"justify": "right"}), ("steps", {}), ("blamed", {})):
+    for col, kw in (
+        ("module", {}),
+        ("contract", {}),
+        ("kind", {}),
+        ("count", {"justify": "right"}),
+        ("roots", {"justify": "right"}),
+        ("steps", {}),
+        ("blamed", {}),
+    ):
         table.add_column(col, **kw)
     groups = report.groups()
     for g in groups[:MAX_ROWS]:
-        table.add_row(Text(g.module), Text(g.contract), Text(g.first.kind), str(g.count), str(g.roots),
-                      g.steps, Text(", ".join(g.blamed)))
+        table.add_row(
+            Text(g.module),
+            Text(g.contract),
+            Text(g.first.kind),
+            str(g.count),
+            str(g.roots),
+            g.steps,
+            Text(", ".join(g.blamed)),
+        )
     if len(groups) > MAX_ROWS:
         rest = groups[MAX_ROWS:]
-        table.add_row(Text(f"+{len(rest)} more"), "", "", str(sum(g.count for g in rest)),
-                      str(sum(g.roots for g in rest)), "", "")
+        table.add_row(
+            Text(f"+{len(rest)} more"), "", "", str(sum(g.count for g in rest)), str(sum(g.roots for g in rest)), "", ""
+        )
     return table
 
 
@@ -107,11 +127,15 @@ def report_renderable(report: DiagnosisReport) -> Group:
     parts.append(Text(report.headline(), style="bold green" if report.ok else "bold red"))
     n_contracts = sum(len(mc.names()) for mc in report.contracts)
     if report.source == "validation":
-        summary = (f"model {report.model or '?'}: {len(report.modules_monitored)} module(s) validated, "
-                   f"{report.checks} generated example(s) passed, {report.calls} forward(s)")
+        summary = (
+            f"model {report.model or '?'}: {len(report.modules_monitored)} module(s) validated, "
+            f"{report.checks} generated example(s) passed, {report.calls} forward(s)"
+        )
     else:
-        summary = (f"model {report.model or '?'}: {report.steps} step(s), {report.calls} call(s), "
-                   f"{report.checks} checks, {len(report.modules_monitored)} module(s) monitored")
+        summary = (
+            f"model {report.model or '?'}: {report.steps} step(s), {report.calls} call(s), "
+            f"{report.checks} checks, {len(report.modules_monitored)} module(s) monitored"
+        )
     if n_contracts:
         summary += f", {n_contracts} contract(s)"
     parts.append(Text(summary, style="dim"))
@@ -121,8 +145,9 @@ def report_renderable(report: DiagnosisReport) -> Group:
         parts.append(_root_tree(report, g))
     if len(groups) > MAX_ROOT_GROUPS:
         rest = groups[MAX_ROOT_GROUPS:]
-        parts.append(Text(f"... and {len(rest)} more root cause(s) at "
-                          + ", ".join(sorted({g.first.where for g in rest}))))
+        parts.append(
+            Text(f"... and {len(rest)} more root cause(s) at " + ", ".join(sorted({g.first.where for g in rest})))
+        )
     hint = report.repair_hint()
     if hint:
         parts.append(Text(""))
@@ -140,8 +165,16 @@ def report_renderable(report: DiagnosisReport) -> Group:
 
 def render_text(report: DiagnosisReport, *, color: bool = False, width: int = 120) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=width, force_terminal=color, no_color=not color, color_system="standard"
-                      if color else None, highlight=False, emoji=False, legacy_windows=False)
+    console = Console(
+        file=buf,
+        width=width,
+        force_terminal=color,
+        no_color=not color,
+        color_system="standard" if color else None,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
     console.print(report_renderable(report), soft_wrap=True)  # long lines stay whole (grep-able)
     return "\n".join(line.rstrip() for line in buf.getvalue().rstrip("\n").splitlines())
 

@@ -18,10 +18,26 @@ import modpact.interfaces.errors
 import modpact.validation
 
 MOVED_NAMES = {
-    "modpact.validation": ["validate", "ValidationResult", "check_substitutable", "SubstitutionResult",
-                           "check_composition", "CompositionResult", "given"],
-    "modpact.inference": ["infer_contracts", "InferredContracts", "TensorEnvelope", "envelope", "in_boxes",
-                          "in_class_boxes", "Envelope", "InBoxes", "InClassBoxes"],
+    "modpact.validation": [
+        "validate",
+        "ValidationResult",
+        "check_substitutable",
+        "SubstitutionResult",
+        "check_composition",
+        "CompositionResult",
+        "given",
+    ],
+    "modpact.inference": [
+        "infer_contracts",
+        "InferredContracts",
+        "TensorEnvelope",
+        "envelope",
+        "in_boxes",
+        "in_class_boxes",
+        "Envelope",
+        "InBoxes",
+        "InClassBoxes",
+    ],
 }
 MOVED_MODULES = {
     "validation": "modpact.validation.validation",
@@ -37,9 +53,11 @@ MOVED_MODULES = {
 def fresh_old_module():
     """Forget an old module path (sys.modules and the package attribute Python sets
     on import) before and after, so its shim runs and warns again."""
+
     def forget(name):
         sys.modules.pop(f"modpact.contracts.{name}", None)
         modpact.contracts.__dict__.pop(name, None)
+
     for name in MOVED_MODULES:
         forget(name)
     yield
@@ -98,4 +116,3 @@ def test_errors_keep_their_old_path():
         assert getattr(old, name) is getattr(new, name)
         assert getattr(modpact.interfaces, name) is getattr(new, name)
     assert modpact.interfaces.errors is sys.modules["modpact.interfaces.errors"]
-

@@ -28,8 +28,13 @@ def test_import_does_not_import_hypothesis():
 
 
 def test_cli_demo_finds_blames_repairs_and_validates(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "modpact", "demo", "--out", str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "200"})
+    out = subprocess.run(
+        [sys.executable, "-m", "modpact", "demo", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = out.stdout
     assert "OK: no contract violations in 5 step(s)" in text  # the clean run, before the fault

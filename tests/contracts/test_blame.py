@@ -21,11 +21,14 @@ class Scale(nn.Module):
 
 def chain(k0=1.0, k1=1.0):
     model = nn.Sequential(Scale(k0), Scale(k1), Scale(1.0))
-    mc.guard_submodules(model, {
-        "0": {"requires": [mc.finite("x")]},
-        "1": {"requires": [mc.finite("x")], "ensures": [(mc.finite("result"), "outputs are finite")]},
-        "2": {"requires": [(lambda x: x > 0, "x is positive")]},
-    })
+    mc.guard_submodules(
+        model,
+        {
+            "0": {"requires": [mc.finite("x")]},
+            "1": {"requires": [mc.finite("x")], "ensures": [(mc.finite("result"), "outputs are finite")]},
+            "2": {"requires": [(lambda x: x > 0, "x is positive")]},
+        },
+    )
     return model
 
 
@@ -62,7 +65,9 @@ def test_message_postcondition_exact():
         model(torch.ones(2, 3))
     site = mc.get_guard(model[1]).ensures[0].declared_at
     assert site.endswith("test_blame.py:26")
-    assert str(e.value) == f"""\
+    assert (
+        str(e.value)
+        == f"""\
 1: postcondition failed: outputs are finite
   condition: finite(result)
   result was f32[2,3] nan=6
@@ -72,6 +77,7 @@ def test_message_postcondition_exact():
   first_value: nan
   blaming 1 (its preconditions held)
   declared at {site}"""
+    )
 
 
 def test_message_precondition_exact():
@@ -81,7 +87,9 @@ def test_message_precondition_exact():
     with pytest.raises(PreconditionViolation) as e:
         model(x)
     site = mc.get_guard(model[1]).requires[0].declared_at
-    assert str(e.value) == f"""\
+    assert (
+        str(e.value)
+        == f"""\
 1: precondition failed
   condition: finite(x)
   x was f32[2,3] nan=6
@@ -91,6 +99,7 @@ def test_message_precondition_exact():
   first_value: nan
   blaming 0 (assuming the contract is correct)
   declared at {site}"""
+    )
 
 
 def test_message_contract_error_exact():
@@ -99,7 +108,9 @@ def test_message_contract_error_exact():
         model(torch.ones(2, 3))
     site = mc.get_guard(model[2]).requires[0].declared_at
     assert site.endswith("test_blame.py:27")
-    assert str(e.value) == f"""\
+    assert (
+        str(e.value)
+        == f"""\
 2: precondition could not be evaluated: x is positive
   condition: lambda x: x > 0
   expected a boolean, got bool[2,3], a tensor with 6 elements, not one boolean \
@@ -107,22 +118,29 @@ def test_message_contract_error_exact():
   x was f32[2,3] min=1 max=1
   blaming the contract (not the module or its caller)
   declared at {site}"""
+    )
 
 
 def test_message_interface_input_exact():
-    iface = Interface("vec3", inputs={"x": TensorSpec("batch 3", dtype="float32")},
-                      outputs={"y": TensorSpec("batch 3", dtype="float32")})
+    iface = Interface(
+        "vec3",
+        inputs={"x": TensorSpec("batch 3", dtype="float32")},
+        outputs={"y": TensorSpec("batch 3", dtype="float32")},
+    )
     m = mc.guard(Scale(1.0), interface=iface, name="encoder.proj")
     with pytest.raises(InterfaceViolation) as e:
         m(torch.ones(2, 4))
     g = mc.get_guard(m)
-    assert str(e.value) == f"""\
+    assert (
+        str(e.value)
+        == f"""\
 encoder.proj: input does not match interface 'vec3'
   inputs.x: shape expected batch 3, got (2, 4) (dim 1 is 4, expected 3)
   inputs.x was f32[2,4]
   dims: batch=2 (bound by inputs.x[0])
   blaming the caller of encoder.proj (assuming the contract is correct)
   declared at {g.declared_at}"""
+    )
 
 
 def test_violation_fields_are_structured():

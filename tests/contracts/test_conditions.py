@@ -1,5 +1,6 @@
 """Each built-in condition: one case where it holds, one where it fails."""
 
+import inspect
 import json
 
 import pytest
@@ -7,13 +8,12 @@ import torch
 from torch import nn
 
 import modpact.contracts as mc
-from modpact.contracts import Condition, conditions as C
+from modpact.contracts import Condition
+from modpact.contracts import conditions as C
 from modpact.contracts.binding import Binder
 from modpact.contracts.condition import BINDER, CALL
 from modpact.errors import SpecError
 from modpact.interfaces import LabelSpace
-
-import inspect
 
 
 def _env(fn=None, **values):
@@ -62,24 +62,47 @@ CASES = [
     ("norm_at_most", C.norm_at_most("x", 1.0, dim=1), _env(x=X / 10), _env(x=X * 10)),
     ("shape_preserved", C.shape_preserved("x"), _env(x=X, result=X * 2), _env(x=X, result=X[:, :2])),
     ("dtype_preserved", C.dtype_preserved("x"), _env(x=X, result=X * 2), _env(x=X, result=X.double())),
-    ("labels_within-int", C.labels_within(DIGITS), _env(result=torch.tensor([0, 9, 3])),
-     _env(result=torch.tensor([0, 10]))),
-    ("labels_within-scores", C.labels_within(DIGITS), _env(result=torch.zeros(2, 10)),
-     _env(result=torch.zeros(2, 9))),
+    (
+        "labels_within-int",
+        C.labels_within(DIGITS),
+        _env(result=torch.tensor([0, 9, 3])),
+        _env(result=torch.tensor([0, 10])),
+    ),
+    ("labels_within-scores", C.labels_within(DIGITS), _env(result=torch.zeros(2, 10)), _env(result=torch.zeros(2, 9))),
     ("mostly", C.mostly(C.finite("x"), 0.6), _env(x=NAN), _env(x=X * float("nan"))),
     ("mostly-lambda", C.mostly(lambda x: x.sum(1) > 0.5, 0.6), _env(x=X), _env(x=X * 0)),
-    ("batch_independent", C.batch_independent("x"), _env(RowSum(), x=X, result=RowSum()(X)),
-     _env(BatchMix(), x=X, result=BatchMix()(X))),
-    ("invariant_under", C.invariant_under(lambda x: x.flip(1)), _env(RowSum(), x=X, result=RowSum()(X)),
-     _env(Neg(), x=X, result=Neg()(X))),
-    ("equivariant_under", C.equivariant_under(lambda x: x.flip(0)), _env(Neg(), x=X, result=Neg()(X)),
-     _env(RowSum(), x=X, result=RowSum()(X) + torch.arange(3.0)[:, None])),
+    (
+        "batch_independent",
+        C.batch_independent("x"),
+        _env(RowSum(), x=X, result=RowSum()(X)),
+        _env(BatchMix(), x=X, result=BatchMix()(X)),
+    ),
+    (
+        "invariant_under",
+        C.invariant_under(lambda x: x.flip(1)),
+        _env(RowSum(), x=X, result=RowSum()(X)),
+        _env(Neg(), x=X, result=Neg()(X)),
+    ),
+    (
+        "equivariant_under",
+        C.equivariant_under(lambda x: x.flip(0)),
+        _env(Neg(), x=X, result=Neg()(X)),
+        _env(RowSum(), x=X, result=RowSum()(X) + torch.arange(3.0)[:, None]),
+    ),
     ("monotone", C.monotone("x"), _env(RowSum(), x=X, result=RowSum()(X)), _env(Neg(), x=X, result=Neg()(X))),
-    ("lipschitz_at_most", C.lipschitz_at_most(3.0, samples=2), _env(Neg(), x=X, result=Neg()(X)),
-     _env(Steep(), x=X, result=Steep()(X))),
+    (
+        "lipschitz_at_most",
+        C.lipschitz_at_most(3.0, samples=2),
+        _env(Neg(), x=X, result=Neg()(X)),
+        _env(Steep(), x=X, result=Steep()(X)),
+    ),
     ("agrees_with-tol", C.agrees_with(Neg(), tol=1e-6), _env(Neg(), x=X, result=-X), _env(Neg(), x=X, result=X)),
-    ("agrees_with-top1", C.agrees_with(nn.Identity(), top1=0.9), _env(Neg(), x=PROBS, result=PROBS * 3),
-     _env(Neg(), x=PROBS, result=-PROBS)),
+    (
+        "agrees_with-top1",
+        C.agrees_with(nn.Identity(), top1=0.9),
+        _env(Neg(), x=PROBS, result=PROBS * 3),
+        _env(Neg(), x=PROBS, result=-PROBS),
+    ),
 ]
 
 
@@ -118,10 +141,20 @@ def test_value_condition_device_ok_is_a_0dim_tensor_without_sync():
 
 @pytest.mark.parametrize(
     "cond",
-    [C.finite("x", "y"), C.in_range("x", 0, 16), C.simplex("p", dim=1, tol=1e-3), C.nonnegative("x"),
-     C.norm_at_most("z", 2.5, p=1, dim=-1), C.shape_preserved("x"), C.dtype_preserved("x", "y"),
-     C.labels_within(DIGITS), C.mostly(C.finite("x"), 0.9), C.batch_independent(["x", "m"]),
-     C.monotone("x", increasing=False), C.lipschitz_at_most(2.0, samples=3)],
+    [
+        C.finite("x", "y"),
+        C.in_range("x", 0, 16),
+        C.simplex("p", dim=1, tol=1e-3),
+        C.nonnegative("x"),
+        C.norm_at_most("z", 2.5, p=1, dim=-1),
+        C.shape_preserved("x"),
+        C.dtype_preserved("x", "y"),
+        C.labels_within(DIGITS),
+        C.mostly(C.finite("x"), 0.9),
+        C.batch_independent(["x", "m"]),
+        C.monotone("x", increasing=False),
+        C.lipschitz_at_most(2.0, samples=3),
+    ],
     ids=lambda c: c.name,
 )
 def test_serializable_round_trip(cond):
@@ -157,7 +190,11 @@ def test_lambda_returning_1_element_tensor_gives_0dim_device_flag():
 
 @pytest.mark.parametrize(
     "fn, match",
-    [(lambda x: x > 0, "a tensor with 12 elements"), (lambda x: x.sum(), "not a boolean"), (lambda x: None, "NoneType")],
+    [
+        (lambda x: x > 0, "a tensor with 12 elements"),
+        (lambda x: x.sum(), "not a boolean"),
+        (lambda x: None, "NoneType"),
+    ],
     ids=["many-elements", "float-tensor", "none"],
 )
 def test_non_boolean_results_are_type_errors(fn, match):

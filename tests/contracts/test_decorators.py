@@ -98,8 +98,11 @@ def test_module_class_decorator_wraps_forward():
 
 
 def test_contract_on_forward_with_interface_named_outputs():
-    iface = Interface("clf", inputs={"x": TensorSpec("batch 4", dtype="float32")},
-                      outputs={"logits": TensorSpec("batch 3", dtype="floating")})
+    iface = Interface(
+        "clf",
+        inputs={"x": TensorSpec("batch 4", dtype="float32")},
+        outputs={"logits": TensorSpec("batch 3", dtype="floating")},
+    )
 
     class Head(nn.Module):
         def __init__(self):
@@ -142,11 +145,15 @@ def test_off_at_decoration_returns_the_function_itself(monkeypatch):
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: requires(lambda z: z > 0)(lambda x: x),
-         r"^requires\(lambda z: z > 0\) on <lambda>\(x\): condition parameter 'z' is not an argument of <lambda> "
-         r"\(arguments: x\)$"),
-        (lambda: ensures(mc.finite("y"))(lambda x: x),
-         r"condition reads 'y', which is not an argument of <lambda> \(arguments: x; also result, old\)"),
+        (
+            lambda: requires(lambda z: z > 0)(lambda x: x),
+            r"^requires\(lambda z: z > 0\) on <lambda>\(x\): condition parameter 'z' is not an argument of <lambda> "
+            r"\(arguments: x\)$",
+        ),
+        (
+            lambda: ensures(mc.finite("y"))(lambda x: x),
+            r"condition reads 'y', which is not an argument of <lambda> \(arguments: x; also result, old\)",
+        ),
         (lambda: requires(lambda result: True)(lambda x: x), "condition parameter 'result' is not an argument"),
         (lambda: requires(lambda *a: True)(lambda x: x), r"takes \*a"),
         (lambda: requires(3), r"Expected a Condition or a callable, got 3 \(type=int\)"),
@@ -162,12 +169,16 @@ def test_bad_contracts_fail_at_decoration(make, match):
 
 def test_decorator_error_names_forward_and_its_arguments():
     with pytest.raises(SpecError) as e:
+
         class M(nn.Module):
             @requires(lambda z: z.ndim == 2)
             def forward(self, x):
                 return x
-    assert str(e.value) == ("requires(lambda z: z.ndim == 2) on forward(x): condition parameter 'z' is not an "
-                            "argument of forward (arguments: x)")
+
+    assert str(e.value) == (
+        "requires(lambda z: z.ndim == 2) on forward(x): condition parameter 'z' is not an "
+        "argument of forward (arguments: x)"
+    )
 
 
 def test_condition_that_raises_is_a_contract_error():

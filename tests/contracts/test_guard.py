@@ -1,7 +1,5 @@
 """guard / unguard, hooks, kwargs, multi-output modules, modes, sampling, the checker extension point."""
 
-import warnings
-
 import pytest
 import torch
 from torch import nn
@@ -52,9 +50,14 @@ def test_guard_maps_positional_args_kwargs_and_defaults_by_signature():
 
 
 def test_multi_output_module_with_named_outputs():
-    iface = Interface("two", inputs={"x": TensorSpec("b n", dtype="float32")},
-                      outputs={"y": TensorSpec("b n", dtype="float32"), "total": TensorSpec("b", dtype="float32")})
-    m = mc.guard(TwoInTwoOut(), interface=iface, ensures=[mc.finite("y", "total"), lambda total, x: total.shape[0] == x.shape[0]])
+    iface = Interface(
+        "two",
+        inputs={"x": TensorSpec("b n", dtype="float32")},
+        outputs={"y": TensorSpec("b n", dtype="float32"), "total": TensorSpec("b", dtype="float32")},
+    )
+    m = mc.guard(
+        TwoInTwoOut(), interface=iface, ensures=[mc.finite("y", "total"), lambda total, x: total.shape[0] == x.shape[0]]
+    )
     y, total = m(torch.ones(2, 3), scale=3.0)
     assert total.tolist() == [9.0, 9.0]
     with pytest.raises(PostconditionViolation) as e:
@@ -63,8 +66,11 @@ def test_multi_output_module_with_named_outputs():
 
 
 def test_interface_by_position_when_names_differ():
-    iface = Interface("lin", inputs={"x": TensorSpec("batch 4", dtype="float32")},
-                      outputs={"y": TensorSpec("batch 2", dtype="float32")})
+    iface = Interface(
+        "lin",
+        inputs={"x": TensorSpec("batch 4", dtype="float32")},
+        outputs={"y": TensorSpec("batch 2", dtype="float32")},
+    )
     m = mc.guard(nn.Linear(4, 2), interface=iface)  # Linear.forward(input)
     m(torch.ones(3, 4))
     with pytest.raises(InterfaceViolation) as e:
@@ -76,7 +82,9 @@ def test_interface_by_position_when_names_differ():
 
 
 def test_guard_checks_names_against_forward_signature():
-    with pytest.raises(SpecError, match=r"on forward\(input\): condition reads 'x', which is not an argument of forward"):
+    with pytest.raises(
+        SpecError, match=r"on forward\(input\): condition reads 'x', which is not an argument of forward"
+    ):
         mc.guard(nn.Linear(2, 2), requires=[mc.finite("x")])
     with pytest.raises(SpecError, match="Expected guard\\(module\\) to be an nn.Module"):
         mc.guard(lambda x: x)
@@ -88,11 +96,14 @@ def test_guard_submodules_names_paths_and_infers_sequential_producers():
     assert mc.get_guard(model[0]).name == "0" and mc.get_guard(model[0]).producer == "the input data"
     assert mc.get_guard(model[1][1]).producer == "1.0"
     assert [p for p, _ in mc.guarded(model)] == ["0", "1.1"]
-    with pytest.raises(SpecError, match=r"^guard_submodules: Sequential has no submodule '2' \(submodules: 0, 1, 1.0, 1.1\)$"):
+    with pytest.raises(
+        SpecError, match=r"^guard_submodules: Sequential has no submodule '2' \(submodules: 0, 1, 1.0, 1.1\)$"
+    ):
         mc.guard_submodules(model, {"2": {}})
 
 
 # ---- modes -------------------------------------------------------------------------------
+
 
 def _bad():
     return mc.guard(nn.Identity(), requires=[(lambda input: input.min() > 0, "positive")], name="ident")
@@ -105,8 +116,13 @@ def test_mode_warn():
 
 
 def test_mode_record_collects_without_stopping():
-    m = mc.guard(nn.Identity(), requires=[(lambda input: input.min() > 0, "positive")],
-                 ensures=[mc.nonnegative()], name="ident", mode="record")
+    m = mc.guard(
+        nn.Identity(),
+        requires=[(lambda input: input.min() > 0, "positive")],
+        ensures=[mc.nonnegative()],
+        name="ident",
+        mode="record",
+    )
     out = m(-torch.ones(2))
     assert out.tolist() == [-1, -1]
     g = mc.get_guard(m)
@@ -170,6 +186,7 @@ def test_forward_that_raises_does_not_leak_pending_frames():
 
 
 # ---- the checker extension point -----------------------------------------------------------
+
 
 class FlagChecker(mc.Checker):
     """What the runtime Monitor does: device flags, no raising, no host sync."""

@@ -39,8 +39,9 @@ def test_predict_is_the_vote(modules, digits):
 
 
 def test_modules_of_a_permuted_model_align_by_name(permuted_model, digits):
-    mods = mp.decompose_classes(permuted_model, digits.x_train, digits.relabel(PERMUTED).y_train, PERMUTED,
-                                retention=1.0)
+    mods = mp.decompose_classes(
+        permuted_model, digits.x_train, digits.relabel(PERMUTED).y_train, PERMUTED, retention=1.0
+    )
     clf = mp.compose_classes(mods, DIGITS)  # modules in PERMUTED order, output in DIGITS order
     assert clf.adapter.perm.tolist() == PERMUTED.align(DIGITS)
     with torch.no_grad():
@@ -50,8 +51,9 @@ def test_modules_of_a_permuted_model_align_by_name(permuted_model, digits):
 
 
 def test_modules_from_two_models_with_different_label_orders_compose(modules, permuted_model, digits):
-    pmods = mp.decompose_classes(permuted_model, digits.x_train, digits.relabel(PERMUTED).y_train, PERMUTED,
-                                 retention=0.7)
+    pmods = mp.decompose_classes(
+        permuted_model, digits.x_train, digits.relabel(PERMUTED).y_train, PERMUTED, retention=0.7
+    )
     mixed = [m for m in modules if int(m.concern) % 2 == 0] + [m for m in pmods if int(m.concern) % 2 == 1]
     clf = mp.compose_classes(mixed, DIGITS)
     acc = float((clf.predict(digits.x_test) == digits.y_test).float().mean())
@@ -89,14 +91,22 @@ def test_refuses_missing_and_extra_classes(modules):
     target = LabelSpace("two", ["0", "1"])
     with pytest.raises(CompatibilityError) as e:
         mp.compose_classes(modules[1:3], target)
-    assert str(e.value) == ("cannot compose 2 module(s) into 'two'\n"
-                            "  - class '0' of 'two' has no module\n"
-                            "  - module for class '2' has no place in 'two'")
+    assert str(e.value) == (
+        "cannot compose 2 module(s) into 'two'\n"
+        "  - class '0' of 'two' has no module\n"
+        "  - module for class '2' has no place in 'two'"
+    )
 
 
 def test_refuses_modules_with_incompatible_inputs(modules, digits):
-    odd = mp.decompose_classes(modules[0].net, digits.x_train.double().float(), digits.y_train, DIGITS,
-                               classes=["1"], input_spec=TensorSpec("batch 32", dtype="float64"))
+    odd = mp.decompose_classes(
+        modules[0].net,
+        digits.x_train.double().float(),
+        digits.y_train,
+        DIGITS,
+        classes=["1"],
+        input_spec=TensorSpec("batch 32", dtype="float64"),
+    )
     with pytest.raises(CompatibilityError, match=r"input of module\[1\] vs input of module\[0\]: .*64"):
         mp.compose_classes([modules[0], odd[0]])
 

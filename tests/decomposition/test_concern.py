@@ -50,8 +50,9 @@ def test_retention_is_the_fraction_of_edges_kept_and_the_rest_are_zero(mlp, digi
 
 
 def test_per_layer_scope_keeps_the_fraction_in_every_layer(mlp, digits):
-    (m,) = mp.decompose_classes(mlp, digits.x_train, digits.y_train, DIGITS, retention=0.5, classes=["1"],
-                                scope="layer")
+    (m,) = mp.decompose_classes(
+        mlp, digits.x_train, digits.y_train, DIGITS, retention=0.5, classes=["1"], scope="layer"
+    )
     for mask in m.masks.values():
         assert abs(float(mask.float().mean()) - 0.5) < 0.01
 
@@ -60,7 +61,7 @@ def test_concern_identification_drops_units_the_class_never_activates(mlp, digit
     zeros = digits.x_train[digits.y_train == 0]
     scores = edge_scores(mlp, zeros)
     z = torch.relu(mlp[0](zeros))
-    dead = (z.max(0).values == 0)
+    dead = z.max(0).values == 0
     if dead.any():  # a hidden unit never active for class 0 carries nothing
         assert torch.all(scores["0"][dead] == 0)
     assert scores["4"].shape == mlp[4].weight.shape
@@ -80,13 +81,17 @@ def test_small_cnn_decomposes_too(digits):
     assert sum(int(w.eq(0).sum()) for w in convs) > 0
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"retention": 0.0}, r"retention=0.0\): expected a fraction in \(0, 1\]"),
-    ({"retention": 1.5}, r"retention=1.5\): expected a fraction in \(0, 1\]"),
-    ({"negatives": -1}, r"negatives=-1\): expected a number >= 0"),
-    ({"classes": ["ten"]}, r"\['ten'\] not in label space 'digits'"),
-    ({"scope": "row"}, r"scope='row'\): expected one of 'global', 'layer', 'normalized'"),
-], ids=["zero", "above-one", "negatives", "unknown-class", "scope"])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"retention": 0.0}, r"retention=0.0\): expected a fraction in \(0, 1\]"),
+        ({"retention": 1.5}, r"retention=1.5\): expected a fraction in \(0, 1\]"),
+        ({"negatives": -1}, r"negatives=-1\): expected a number >= 0"),
+        ({"classes": ["ten"]}, r"\['ten'\] not in label space 'digits'"),
+        ({"scope": "row"}, r"scope='row'\): expected one of 'global', 'layer', 'normalized'"),
+    ],
+    ids=["zero", "above-one", "negatives", "unknown-class", "scope"],
+)
 def test_bad_arguments_are_named(mlp, digits, kwargs, message):
     with pytest.raises(SpecError, match=message):
         mp.decompose_classes(mlp, digits.x_train, digits.y_train, DIGITS, **kwargs)

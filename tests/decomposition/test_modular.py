@@ -39,7 +39,9 @@ def test_substitute_refuses_naming_the_edge_and_every_reason(mm, mlp, digits):
     bad = Interface("hidden16", {"h": TensorSpec("batch 64", dtype="float64")}, {"h": spec("batch 16")})
     with pytest.raises(CompatibilityError) as e:
         mm.substitute("hidden", nn.Linear(64, 16).double(), interface=bad)
-    assert str(e.value) == """\
+    assert (
+        str(e.value)
+        == """\
 digits-mlp: substitute('hidden') refused: 7 incompatibilities
   - interface 'hidden16' for 'hidden': inputs: h: dtype float32 allows float32, not in float64
   - interface 'hidden16' for 'hidden': outputs: h: 16 does not satisfy fixed size 32
@@ -49,6 +51,7 @@ digits-mlp: substitute('hidden') refused: 7 incompatibilities
   - edge encoder -> hidden.h: dtype float32 allows float32, not in float64
   - edge hidden -> head.h: 16 does not satisfy fixed size 32
   - edge hidden -> head.h: finite values are required but not guaranteed (no finite=True or bounded range)"""
+    )
     assert torch.equal(mm(digits.x_test), mlp(digits.x_test))  # unchanged
 
 
@@ -57,8 +60,11 @@ def test_augment_adds_a_node_and_refuses_bad_wiring(mm, digits):
     mm.augment("probe", nn.Linear(32, 1), ["hidden"], interface=probe, output=True)
     logits, p = mm(digits.x_test)
     assert p.shape == (len(digits.x_test), 1)
-    with pytest.raises(CompatibilityError, match=r"augment\('probe2'\) refused: 1 incompatibility\n"
-                                                 r"  - edge encoder -> probe2.h: 64 does not satisfy fixed size 32"):
+    with pytest.raises(
+        CompatibilityError,
+        match=r"augment\('probe2'\) refused: 1 incompatibility\n"
+        r"  - edge encoder -> probe2.h: 64 does not satisfy fixed size 32",
+    ):
         mm.augment("probe2", nn.Linear(32, 1), ["encoder"], interface=probe)
     assert "probe2" not in mm.nodes
     with pytest.raises(SpecError, match=r"augment\('probe3'\): source 'nowhere' is neither a graph input"):
@@ -74,9 +80,11 @@ def test_exclude_refuses_while_consumed_then_removes(mm, digits):
     mm.augment("probe", nn.Linear(32, 1), ["hidden"], interface=probe, output=True)
     with pytest.raises(CompatibilityError) as e:
         mm.exclude("hidden")
-    assert str(e.value) == ("digits-mlp: exclude('hidden') refused: 2 incompatibilities\n"
-                            "  - edge hidden -> head.h: node 'head' still consumes 'hidden'\n"
-                            "  - edge hidden -> probe.h: node 'probe' still consumes 'hidden'")
+    assert str(e.value) == (
+        "digits-mlp: exclude('hidden') refused: 2 incompatibilities\n"
+        "  - edge hidden -> head.h: node 'head' still consumes 'hidden'\n"
+        "  - edge hidden -> probe.h: node 'probe' still consumes 'hidden'"
+    )
     mm.exclude("probe")
     assert list(mm.nodes) == ["encoder", "hidden", "head"] and mm.outputs == ["head"]
     with pytest.raises(CompatibilityError, match="'head' is the model's only output"):
@@ -104,8 +112,13 @@ def test_split_a_node_into_stages_keeps_outputs_exact(mm, mlp, digits):
     big = digits_modular(copy.deepcopy(mlp))
     seq = nn.Sequential(*list(mlp))
     mm2 = mp.ModularModel({"x": spec("batch 64", range=(0, 1))})
-    mm2.add("net", seq, ["x"], interface=Interface("net", {"x": spec("batch 64")},
-                                                    {"y": spec("batch 10", labels=DIGITS)}), output=True)
+    mm2.add(
+        "net",
+        seq,
+        ["x"],
+        interface=Interface("net", {"x": spec("batch 64")}, {"y": spec("batch 10", labels=DIGITS)}),
+        output=True,
+    )
     mm2.split("net", at=["1", "3"], example=digits.x_test[:4])
     assert list(mm2.nodes) == ["net_0", "net_1", "net_2"]
     assert mm2.nodes["net_2"].interface.outputs["y"].labels == DIGITS  # the outer ends keep the declared interface

@@ -33,8 +33,14 @@ def test_repair_retrains_only_the_blamed_node(faulty, digits):
     report = diagnose(faulty, digits.x_test)
     assert report.root_cause.module == "hidden.2" and faulty.node_of(report.root_cause.module) == "hidden"
     frozen = {k: v.clone() for k, v in faulty.state_dict().items() if not k.startswith("hidden.")}
-    result = mp.repair(faulty, report, (digits.x_train, digits.y_train), eval_data=(digits.x_test, digits.y_test),
-                       reinit=True, epochs=15)
+    result = mp.repair(
+        faulty,
+        report,
+        (digits.x_train, digits.y_train),
+        eval_data=(digits.x_test, digits.y_test),
+        reinit=True,
+        epochs=15,
+    )
     assert result.node == "hidden" and result.how == "retrain"
     for k, v in faulty.state_dict().items():
         if k in frozen:
@@ -49,8 +55,7 @@ def test_repair_retrains_only_the_blamed_node(faulty, digits):
 
 
 def test_a_retrain_that_does_not_restore_the_contract_is_reported_not_substitutable(faulty, digits):
-    result = mp.repair(faulty, "hidden.0", (digits.x_train, digits.y_train), epochs=1, compare_full=False,
-                       examples=10)
+    result = mp.repair(faulty, "hidden.0", (digits.x_train, digits.y_train), epochs=1, compare_full=False, examples=10)
     assert result.full is None and result.flops_ratio is None
     assert not result.substitutable.ok  # training from NaN weights keeps them NaN
     reasons = "\n".join(result.substitutable.reasons)
@@ -60,13 +65,23 @@ def test_a_retrain_that_does_not_restore_the_contract_is_reported_not_substituta
 
 def test_repair_by_replacement_checks_the_interface(faulty, mlp, digits):
     good = copy.deepcopy(mlp[2:4])
-    result = mp.repair(faulty, "hidden", (digits.x_train, digits.y_train), replacement=good, epochs=0,
-                       compare_full=False, eval_data=(digits.x_test, digits.y_test))
+    result = mp.repair(
+        faulty,
+        "hidden",
+        (digits.x_train, digits.y_train),
+        replacement=good,
+        epochs=0,
+        compare_full=False,
+        eval_data=(digits.x_test, digits.y_test),
+    )
     assert result.how == "replace" and result.compute.flops == 0
-    assert result.accuracy_after == pytest.approx(float((mlp(digits.x_test).argmax(-1) == digits.y_test).float().mean()))
+    assert result.accuracy_after == pytest.approx(
+        float((mlp(digits.x_test).argmax(-1) == digits.y_test).float().mean())
+    )
     bad = nn.Linear(64, 16)
-    bad.interface = Interface("h16", {"h": TensorSpec("batch 64", dtype="float32")},
-                              {"h": TensorSpec("batch 16", dtype="float32")})
+    bad.interface = Interface(
+        "h16", {"h": TensorSpec("batch 64", dtype="float32")}, {"h": TensorSpec("batch 16", dtype="float32")}
+    )
     with pytest.raises(CompatibilityError, match=r"edge hidden -> head.h: 16 does not satisfy fixed size 32"):
         mp.repair(faulty, "hidden", (digits.x_train, digits.y_train), replacement=bad)
 

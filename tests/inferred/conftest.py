@@ -12,4 +12,3 @@ def digits():
         return load(seed=0, epochs=150)
     finally:
         torch.set_num_threads(threads)
-

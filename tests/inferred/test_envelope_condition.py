@@ -95,12 +95,16 @@ def test_mostly_uses_rows():
     assert not bool(c.device_ok({"x": x + 1}))
 
 
-@pytest.mark.parametrize("lo,hi,msg", [
-    ([0.0, 2.0], [1.0, 1.0], "envelope('x'): lo > hi at index (1,) (2.0 > 1.0)"),
-    ([0.0], [1.0, 1.0], "envelope('x'): lo has shape [1] but hi has shape [2]; they must match"),
-    ([0.0, float("nan")], [1.0, 1.0], "Expected envelope(lo) to be finite"),
-    ("abc", [1.0], "Expected envelope(lo) to be a tensor or nested list of numbers"),
-], ids=["lo>hi", "shapes", "nan", "not-numbers"])
+@pytest.mark.parametrize(
+    "lo,hi,msg",
+    [
+        ([0.0, 2.0], [1.0, 1.0], "envelope('x'): lo > hi at index (1,) (2.0 > 1.0)"),
+        ([0.0], [1.0, 1.0], "envelope('x'): lo has shape [1] but hi has shape [2]; they must match"),
+        ([0.0, float("nan")], [1.0, 1.0], "Expected envelope(lo) to be finite"),
+        ("abc", [1.0], "Expected envelope(lo) to be a tensor or nested list of numbers"),
+    ],
+    ids=["lo>hi", "shapes", "nan", "not-numbers"],
+)
 def test_bad_bounds_are_rejected_with_a_clear_message(lo, hi, msg):
     with pytest.raises(SpecError) as e:
         envelope("x", lo, hi)
@@ -113,8 +117,10 @@ def test_boxes_need_a_2d_shape():
 
 
 def test_serialises_through_the_condition_registry():
-    for c in (envelope("x", torch.zeros(2, 1, 1), torch.ones(2, 1, 1), index=0),
-              in_boxes("result", [[0.0, 1.0]], [[2.0, 3.0]])):
+    for c in (
+        envelope("x", torch.zeros(2, 1, 1), torch.ones(2, 1, 1), index=0),
+        in_boxes("result", [[0.0, 1.0]], [[2.0, 3.0]]),
+    ):
         back = Condition.from_dict(c.to_dict())
         assert back == c and back.text == c.text
 
@@ -160,7 +166,8 @@ def test_device_forms_trace_with_fullgraph():
 
     c = envelope("x", torch.zeros(3), torch.ones(3))
     b = in_class_boxes("x", "s", [[0.0] * 3, [1.0] * 3], [[1.0] * 3, [2.0] * 3], [0, 1])
-    f = torch.compile(lambda x, s: c.device_ok({"x": x}) & b.device_ok({"x": x, "s": s}),
-                      fullgraph=True, backend="eager")
+    f = torch.compile(
+        lambda x, s: c.device_ok({"x": x}) & b.device_ok({"x": x, "s": s}), fullgraph=True, backend="eager"
+    )
     x, s = torch.rand(4, 3), torch.tensor([[1.0, 0.0]] * 4)
     assert bool(f(x, s)) and not bool(f(x + 5, s))

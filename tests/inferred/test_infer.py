@@ -1,6 +1,7 @@
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
@@ -11,13 +12,14 @@ from modpact.errors import SpecError
 from modpact.inference import Envelope
 
 
-
 def small_mlp(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
 
-rows = arrays("float32", st.tuples(st.integers(1, 40), st.just(4)),
-              elements=st.floats(-100, 100, width=32, allow_nan=False))
+
+rows = arrays(
+    "float32", st.tuples(st.integers(1, 40), st.just(4)), elements=st.floats(-100, 100, width=32, allow_nan=False)
+)
 
 
 @settings(max_examples=30, deadline=None)
@@ -35,7 +37,7 @@ def test_envelopes_contain_the_reference_data(x, batch, margin):
     ic.install()
     try:
         for i in range(0, x.shape[0], batch):
-            model(x[i:i + batch])  # eager checks raise on a violation
+            model(x[i : i + batch])  # eager checks raise on a violation
     finally:
         ic.uninstall()
 
@@ -115,14 +117,18 @@ def test_install_twice_and_missing_modules_are_errors():
         ic.install(nn.Sequential(nn.Linear(4, 8), nn.ReLU()))
 
 
-@pytest.mark.parametrize("kwargs,msg", [
-    ({"modules": ["body"]}, "infer_contracts: Sequential has no submodule 'body' (submodules: 0, 1, 2)"),
-    ({"modules": "0"}, "expected a list of module paths, not a string"),
-    ({"margin": -1}, "Expected margin to be a number >= 0.0, got -1 (type=int)"),
-    ({"clusters": 0}, "Expected clusters to be None or a positive int (boxes per class), got 0"),
-    ({"granularity": "pixel"}, "Expected granularity to be one of 'auto', 'element', 'channel', 'last', 'tensor'"),
-    ({"labels": "digits"}, "Expected labels to be a LabelSpace or a list of label names, got 'digits'"),
-], ids=["path", "str-path", "margin", "clusters", "granularity", "labels"])
+@pytest.mark.parametrize(
+    "kwargs,msg",
+    [
+        ({"modules": ["body"]}, "infer_contracts: Sequential has no submodule 'body' (submodules: 0, 1, 2)"),
+        ({"modules": "0"}, "expected a list of module paths, not a string"),
+        ({"margin": -1}, "Expected margin to be a number >= 0.0, got -1 (type=int)"),
+        ({"clusters": 0}, "Expected clusters to be None or a positive int (boxes per class), got 0"),
+        ({"granularity": "pixel"}, "Expected granularity to be one of 'auto', 'element', 'channel', 'last', 'tensor'"),
+        ({"labels": "digits"}, "Expected labels to be a LabelSpace or a list of label names, got 'digits'"),
+    ],
+    ids=["path", "str-path", "margin", "clusters", "granularity", "labels"],
+)
 def test_bad_arguments(kwargs, msg):
     with pytest.raises(SpecError) as e:
         mp.infer_contracts(small_mlp(), torch.randn(8, 4), **kwargs)
@@ -164,7 +170,9 @@ def test_clusters_give_boxes_per_class():
 def test_summary_lists_each_envelope():
     ic = mp.infer_contracts(small_mlp(), (torch.randn(20, 4), torch.randint(0, 3, (20,))))
     text = str(ic)
-    assert text.startswith("InferredContracts: 3 modules, 6 envelopes, margin=0.5, min_scale=0.2, from 20 reference rows")
+    assert text.startswith(
+        "InferredContracts: 3 modules, 6 envelopes, margin=0.5, min_scale=0.2, from 20 reference rows"
+    )
     assert "labels: 3 (0, 1, 2) on 2" in text
     assert "0       input   precondition       4 features" in text
     assert "0: (input: TensorSpec('batch 4', dtype='float32'))" in text
@@ -176,8 +184,12 @@ def _swapping_head():
         model[1].weight.copy_(torch.eye(2))
         model[1].bias.zero_()
     g = torch.Generator().manual_seed(0)
-    x = torch.cat([torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([3.0, 0.0]),
-                   torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([0.0, 3.0])])
+    x = torch.cat(
+        [
+            torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([3.0, 0.0]),
+            torch.randn(40, 2, generator=g) * 0.3 + torch.tensor([0.0, 3.0]),
+        ]
+    )
     y = torch.cat([torch.zeros(40), torch.ones(40)]).long()
     return model, x, y
 

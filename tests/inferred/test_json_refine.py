@@ -8,7 +8,6 @@ import modpact as mp
 from modpact.errors import FormatVersionError, SpecError
 
 
-
 def small_mlp(seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
@@ -51,17 +50,24 @@ def test_wrong_version_is_a_format_version_error():
         mp.InferredContracts.from_dict(doc)
 
 
-@pytest.mark.parametrize("edit,msg", [
-    (lambda d: d.update(kind="Interface"), "document kind is 'Interface', expected 'InferredContracts'"),
-    (lambda d: d.update(margn=1), "margn\n  Extra inputs are not permitted"),
-    (lambda d: d["envelopes"][0].update(side="inside"), "envelopes.0.side\n  Input should be 'input' or 'output'"),
-    (lambda d: d["envelopes"][1].pop("rows"), "envelopes.1.rows\n  Field required"),
-    (lambda d: d["envelopes"][0].update(lo=[0.0]), "envelopes[0].lo has shape [1] but envelopes[0].hi has shape [4]"),
-    (lambda d: d["envelopes"][0].update(lo=[9.0] * 4), "envelopes[0]: lo > hi at index (0,)"),
-    (lambda d: d["envelopes"][0].update(hi=["a"] * 4), "envelopes[0].hi is not a (nested) list of numbers"),
-    (lambda d: d["envelopes"][0].update(module="head"), "envelopes[0].module 'head' has no entry in shapes"),
-    (lambda d: d["label_counts"].append(1), "label_counts has 4 entries for 3 labels"),
-], ids=["kind", "extra", "side", "missing", "shape", "order", "numbers", "module", "labels"])
+@pytest.mark.parametrize(
+    "edit,msg",
+    [
+        (lambda d: d.update(kind="Interface"), "document kind is 'Interface', expected 'InferredContracts'"),
+        (lambda d: d.update(margn=1), "margn\n  Extra inputs are not permitted"),
+        (lambda d: d["envelopes"][0].update(side="inside"), "envelopes.0.side\n  Input should be 'input' or 'output'"),
+        (lambda d: d["envelopes"][1].pop("rows"), "envelopes.1.rows\n  Field required"),
+        (
+            lambda d: d["envelopes"][0].update(lo=[0.0]),
+            "envelopes[0].lo has shape [1] but envelopes[0].hi has shape [4]",
+        ),
+        (lambda d: d["envelopes"][0].update(lo=[9.0] * 4), "envelopes[0]: lo > hi at index (0,)"),
+        (lambda d: d["envelopes"][0].update(hi=["a"] * 4), "envelopes[0].hi is not a (nested) list of numbers"),
+        (lambda d: d["envelopes"][0].update(module="head"), "envelopes[0].module 'head' has no entry in shapes"),
+        (lambda d: d["label_counts"].append(1), "label_counts has 4 entries for 3 labels"),
+    ],
+    ids=["kind", "extra", "side", "missing", "shape", "order", "numbers", "module", "labels"],
+)
 def test_bad_documents_name_the_field(edit, msg):
     doc = _doc()
     edit(doc)
@@ -114,12 +120,19 @@ def test_a_failed_refine_changes_nothing():
     assert ic.to_dict() == before
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 
 @settings(max_examples=20, deadline=None)
-@given(n=st.integers(2, 30), scale=st.floats(0.01, 100), margin=st.floats(0, 2), min_scale=st.floats(0, 1),
-       clusters=st.sampled_from([None, 1, 2]), seed=st.integers(0, 3))
+@given(
+    n=st.integers(2, 30),
+    scale=st.floats(0.01, 100),
+    margin=st.floats(0, 2),
+    min_scale=st.floats(0, 1),
+    clusters=st.sampled_from([None, 1, 2]),
+    seed=st.integers(0, 3),
+)
 def test_json_round_trip_property(n, scale, margin, min_scale, clusters, seed):
     model = small_mlp(seed)
     g = torch.Generator().manual_seed(seed)

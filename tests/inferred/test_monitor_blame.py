@@ -3,9 +3,9 @@ blame on the first module whose output left its envelope, or on the input data."
 
 import pytest
 import torch
+from digits_ood import batch_split, corruptions
 
 import modpact as mp
-from digits_ood import batch_split, corruptions
 from modpact.runtime.violations import INPUT_DATA
 
 
@@ -63,8 +63,11 @@ def test_false_alarms_at_most_one_percent_and_corruptions_detected(digits, insta
     model = digits.model
     clean = batch_split(digits.x_test, 16, 10, seed=1)
     bad = corruptions(digits.x_test, seed=3)
-    sets = {"clean": clean, "inverted": batch_split(bad["inverted (16 - x)"], 16, 1),
-            "noise": batch_split(bad["gaussian noise (sd 0.25)"], 16, 1)}
+    sets = {
+        "clean": clean,
+        "inverted": batch_split(bad["inverted (16 - x)"], 16, 1),
+        "noise": batch_split(bad["gaussian noise (sd 0.25)"], 16, 1),
+    }
     flagged = {}
     for name, batches in sets.items():
         with mp.Monitor(model) as mon:

@@ -49,13 +49,24 @@ def specs(draw, shape=None):
     rng = draw(st.none() | st.just((lo, hi)))
     finite = draw(st.booleans())
     labels = draw(st.none() | label_spaces)
-    return TensorSpec(s + (" " + str(len(labels)) if labels else ""), dtype=dtype, device=device, range=rng,
-                      finite=finite, labels=labels)
+    return TensorSpec(
+        s + (" " + str(len(labels)) if labels else ""),
+        dtype=dtype,
+        device=device,
+        range=rng,
+        finite=finite,
+        labels=labels,
+    )
 
 
 @st.composite
 def interfaces(draw):
     ins = draw(st.dictionaries(st.sampled_from(["x", "y", "mask"]), specs(), min_size=1, max_size=2))
     outs = draw(st.dictionaries(st.sampled_from(["logits", "h"]), specs(), min_size=1, max_size=2))
-    return Interface(draw(st.sampled_from(["enc", "head"])), ins, outs,
-                     version=draw(st.sampled_from(["1.0", "2.1"])), description=draw(st.text(max_size=10)))
+    return Interface(
+        draw(st.sampled_from(["enc", "head"])),
+        ins,
+        outs,
+        version=draw(st.sampled_from(["1.0", "2.1"])),
+        description=draw(st.text(max_size=10)),
+    )

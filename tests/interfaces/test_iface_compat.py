@@ -1,9 +1,16 @@
 import pytest
-from hypothesis import given, settings, strategies as st
-
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from iface_strategies import shape_strings, specs
+
 from modpact.interfaces import (
-    Bindings, CompatibilityError, Interface, LabelSpace, TensorSpec, check_compatible, parse_shape,
+    Bindings,
+    CompatibilityError,
+    Interface,
+    LabelSpace,
+    TensorSpec,
+    check_compatible,
+    parse_shape,
 )
 from modpact.interfaces.bindings import unify
 from modpact.interfaces.subtyping import shape_reasons
@@ -57,8 +64,10 @@ def test_spec_rules(producer, consumer, ok):
 
 
 def test_every_reason_listed_and_raise():
-    c = check_compatible(TensorSpec("n 3", dtype="floating", device="any"),
-                         TensorSpec("4 3 1", dtype="float32", device="cuda", finite=True))
+    c = check_compatible(
+        TensorSpec("n 3", dtype="floating", device="any"),
+        TensorSpec("4 3 1", dtype="float32", device="cuda", finite=True),
+    )
     assert not c and len(c.reasons) == 4, c.reasons  # rank, dtype, device, finite
     with pytest.raises(CompatibilityError) as e:
         c.raise_if_incompatible()
@@ -96,6 +105,7 @@ def test_substitutability_variance():
 
 
 # ---- properties ------------------------------------------------------------------
+
 
 @settings(max_examples=80, deadline=None)
 @given(specs())
@@ -140,9 +150,36 @@ def test_transitive_on_weakening_chains(data):
     assert check_compatible(a, b) and check_compatible(b, c) and check_compatible(a, c)
 
 
-POOL = ["n", "n 3", "3 3", "_ 3", "a b", "...", "*v 3", "3", "n n", "#n n", "1 3", "n+1 n", "a a+1",
-        "*v", "*v n", "#a 3", "2 3", "_ _", "a _ a", "*v a a", "#a #a", "*v #n n", "#n *v", "*#v 3", "a #a",
-        "n #n 3", "*#v", "*#v n"]
+POOL = [
+    "n",
+    "n 3",
+    "3 3",
+    "_ 3",
+    "a b",
+    "...",
+    "*v 3",
+    "3",
+    "n n",
+    "#n n",
+    "1 3",
+    "n+1 n",
+    "a a+1",
+    "*v",
+    "*v n",
+    "#a 3",
+    "2 3",
+    "_ _",
+    "a _ a",
+    "*v a a",
+    "#a #a",
+    "*v #n n",
+    "#n *v",
+    "*#v 3",
+    "a #a",
+    "n #n 3",
+    "*#v",
+    "*#v n",
+]
 
 
 def accepts(shape, actual):
@@ -151,8 +188,11 @@ def accepts(shape, actual):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(POOL) | shape_strings(max_len=3), st.sampled_from(POOL) | shape_strings(max_len=3),
-       st.lists(st.integers(1, 3), max_size=4))
+@given(
+    st.sampled_from(POOL) | shape_strings(max_len=3),
+    st.sampled_from(POOL) | shape_strings(max_len=3),
+    st.lists(st.integers(1, 3), max_size=4),
+)
 def test_shape_subtyping_is_sound(sa, sb, actual):
     """If A satisfies B, every shape A accepts is accepted by B."""
     if shape_reasons(parse_shape(sa), parse_shape(sb), "t") == [] and accepts(sa, actual):
@@ -163,6 +203,11 @@ def test_transitive_pool():
     S = [TensorSpec(p) for p in POOL]
     ok = {(i, j): bool(check_compatible(a, b)) for i, a in enumerate(S) for j, b in enumerate(S)}
     n = len(S)
-    bad = [(S[i], S[j], S[k]) for i in range(n) for j in range(n) for k in range(n)
-           if ok[i, j] and ok[j, k] and not ok[i, k]]
+    bad = [
+        (S[i], S[j], S[k])
+        for i in range(n)
+        for j in range(n)
+        for k in range(n)
+        if ok[i, j] and ok[j, k] and not ok[i, k]
+    ]
     assert bad == []

@@ -1,11 +1,11 @@
+import jaxtyping
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-
-import jaxtyping
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from iface_strategies import shape_strings
 from jaxtyping import Shaped
 
-from iface_strategies import shape_strings
 from modpact.interfaces import Bindings, Dim, Shape, SpecError, TensorSpec, parse_shape
 from modpact.interfaces.bindings import unify
 from modpact.interfaces.dims import eval_expr
@@ -115,6 +115,7 @@ def test_metadata_check_on_meta_tensor_reads_no_data():
 
 # ---- differential test against jaxtyping --------------------------------------------
 
+
 def jaxtyping_accepts(shape: str, actual: tuple) -> bool:
     return isinstance(torch.empty(actual, device="meta"), Shaped[torch.Tensor, shape])
 
@@ -127,8 +128,12 @@ def test_agrees_with_jaxtyping_single(shape, actual):
 
 
 @settings(max_examples=120, deadline=None)
-@given(shape_strings(max_len=3), shape_strings(max_len=3),
-       st.lists(st.integers(1, 3), max_size=4), st.lists(st.integers(1, 3), max_size=4))
+@given(
+    shape_strings(max_len=3),
+    shape_strings(max_len=3),
+    st.lists(st.integers(1, 3), max_size=4),
+    st.lists(st.integers(1, 3), max_size=4),
+)
 def test_agrees_with_jaxtyping_across_two_tensors(s1, s2, a1, a2):
     from beartype import beartype
 

@@ -3,7 +3,11 @@ import torch
 from jaxtyping import Float, Float32, Int
 
 from modpact.interfaces import (
-    Interface, InterfaceViolation, LabelSpace, TensorSpec, infer_interface,
+    Interface,
+    InterfaceViolation,
+    LabelSpace,
+    TensorSpec,
+    infer_interface,
 )
 
 DIGITS = LabelSpace("digits", [str(i) for i in range(10)])
@@ -66,15 +70,15 @@ def test_expression_bound_by_output():
 
 
 def test_from_annotations():
-    def f(x: Float[torch.Tensor, "batch 64"], y: Int[torch.Tensor, "batch"], k: int) -> Float32[torch.Tensor, "batch 10"]:
-        ...
+    def f(
+        x: Float[torch.Tensor, "batch 64"], y: Int[torch.Tensor, "batch"], k: int
+    ) -> Float32[torch.Tensor, "batch 10"]: ...
 
     iface = Interface.from_annotations(f)
     assert iface.inputs == {"x": TensorSpec("batch 64", dtype="floating"), "y": TensorSpec("batch", dtype="signed")}
     assert iface.outputs == {"result": TensorSpec("batch 10", dtype="float32")}
 
-    def g(x: Float[torch.Tensor, "*b c"]) -> tuple[Float[torch.Tensor, "*b"], Float[torch.Tensor, ""]]:
-        ...
+    def g(x: Float[torch.Tensor, "*b c"]) -> tuple[Float[torch.Tensor, "*b"], Float[torch.Tensor, ""]]: ...
 
     iface = Interface.from_annotations(g, name="g")
     assert list(iface.outputs) == ["result0", "result1"] and str(iface.outputs["result1"].shape) == ""
@@ -94,7 +98,10 @@ def test_infer_interface_symbolic_batch():
     m = TwoHead()
     iface = infer_interface(m, (torch.randn(2, 6), torch.ones(2)), (torch.randn(5, 6), torch.ones(5)))
     assert iface.inputs == {"x": TensorSpec("batch 6", dtype="float32"), "mask": TensorSpec("batch", dtype="float32")}
-    assert iface.outputs == {"result0": TensorSpec("batch 3", dtype="float32"), "result1": TensorSpec("batch", dtype="float32")}
+    assert iface.outputs == {
+        "result0": TensorSpec("batch 3", dtype="float32"),
+        "result1": TensorSpec("batch", dtype="float32"),
+    }
     assert m.lin.weight.device.type == "cpu"  # the original module is untouched
     one = infer_interface(m, (torch.randn(2, 6), torch.ones(2)), name="m")
     assert one.name == "m" and str(one.inputs["x"].shape) == "2 6"

@@ -2,8 +2,8 @@ import json
 
 import pytest
 from hypothesis import given, settings
-
 from iface_strategies import interfaces, label_spaces, specs
+
 from modpact.interfaces import FormatVersionError, Interface, LabelSpace, SpecError, TensorSpec
 
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from modpact.interfaces import Bindings, LabelSpace, SpecError, TensorSpec, values as V
+from modpact.interfaces import Bindings, LabelSpace, TensorSpec
+from modpact.interfaces import values as V
 
 
 def fields(problems):

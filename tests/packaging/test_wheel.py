@@ -22,7 +22,18 @@ PACKAGES = SETUPTOOLS["packages"]
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -56,10 +67,7 @@ def test_wheel_imports_subpackages_from_the_wheel(wheel, tmp_path):
         check=True,
         capture_output=True,
     )
-    code = (
-        f"import {', '.join(PACKAGES)}, modpact.errors;"
-        "print(modpact.interfaces.__file__)"
-    )
+    code = f"import {', '.join(PACKAGES)}, modpact.errors;print(modpact.interfaces.__file__)"
     # run outside the checkout so the source folders cannot shadow the wheel
     proc = subprocess.run(
         [sys.executable, "-c", code],

@@ -4,9 +4,9 @@ with injected faults; shared by the renderer, CLI and browser tests."""
 from __future__ import annotations
 
 import pytest
+import report_render
 import torch
 from torch import nn
-import report_render
 from zoo import MLP, SmallResNet, example_input
 
 import modpact as mp
@@ -23,8 +23,11 @@ def not_dead(result):
 def guarded_resnet() -> SmallResNet:
     torch.manual_seed(0)
     model = SmallResNet()
-    first = mp.Interface("digits-image", inputs={"input": mp.TensorSpec("b 1 8 8", dtype="float32", range=(0, 1))},
-                         outputs={"result": mp.TensorSpec("b c 8 8", finite=True)})
+    first = mp.Interface(
+        "digits-image",
+        inputs={"input": mp.TensorSpec("b 1 8 8", dtype="float32", range=(0, 1))},
+        outputs={"result": mp.TensorSpec("b c 8 8", finite=True)},
+    )
     mp.guard(model.stem[0], interface=first, name="stem.0")
     for path, mod in model.named_modules():
         if isinstance(mod, (nn.Conv2d, nn.Linear)) and path != "stem.0":

@@ -17,7 +17,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="needs Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver; "
-           ".ci/run installs them); found chromium=%s chromedriver=%s" % (CHROMIUM, CHROMEDRIVER),
+    ".ci/run installs them); found chromium=%s chromedriver=%s" % (CHROMIUM, CHROMEDRIVER),
 )
 
 
@@ -28,8 +28,14 @@ def browser():
 
     options = Options()
     options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--window-size=1280,1600", "--force-device-scale-factor=1"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1600",
+        "--force-device-scale-factor=1",
+    ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:

@@ -17,7 +17,7 @@ from conftest import FAULTY
 
 from modpact.cli import main
 
-MODEL_FILE = textwrap.dedent('''
+MODEL_FILE = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -43,15 +43,16 @@ MODEL_FILE = textwrap.dedent('''
 
     def raises():
         raise RuntimeError("boom")
-''')
+""")
 
 GUARD_LINE = next(i for i, line in enumerate(MODEL_FILE.splitlines(), 1) if 'mp.finite("result")' in line)
 
 
 def run_cli(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": str(columns)}  # rich reads the terminal width from COLUMNS
-    return subprocess.run([sys.executable, "-m", "modpact", *args], capture_output=True, text=True, timeout=120,
-                          env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "modpact", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 @pytest.fixture
@@ -119,12 +120,21 @@ def test_usage_errors_exit_2():
 
 BAD_REPORTS = [
     ("missing", None, "no such file: {path}"),
-    ("version", '{"format_version": 7}', "{path}: report format_version 7 is not supported; this modpact reads "
-                                         "version 1"),
-    ("field", '{"format_version": 1, "violations": [{"step": "x"}]}',
-     "{path}: invalid report field(s): violations[0].step: Input should be a valid integer"),
-    ("json", '{"format_version": 1,', "{path}: report is not valid JSON: Expecting property name enclosed in double "
-                                      "quotes at line 1 column 22"),
+    (
+        "version",
+        '{"format_version": 7}',
+        "{path}: report format_version 7 is not supported; this modpact reads version 1",
+    ),
+    (
+        "field",
+        '{"format_version": 1, "violations": [{"step": "x"}]}',
+        "{path}: invalid report field(s): violations[0].step: Input should be a valid integer",
+    ),
+    (
+        "json",
+        '{"format_version": 1,',
+        "{path}: report is not valid JSON: Expecting property name enclosed in double quotes at line 1 column 22",
+    ),
 ]
 
 
@@ -148,12 +158,18 @@ def test_unwritable_output(report_file, tmp_path, capsys):
 BAD_TARGETS = [
     ("missing-file", "{dir}/nope.py", "no such file: {dir}/nope.py"),
     ("missing-module", "no_such_module_xyz", "no such file or module: no_such_module_xyz"),
-    ("missing-object", "{file}:nope", "{file} has no object 'nope' (candidates: build_model, returns_int, "
-                                      "raises)"),
-    ("not-a-name", "{file}:1abc", "'{file}:1abc': '1abc' after the ':' is not an object name (expected e.g. "
-                                   "model or build_model or a dotted name like zoo.MLP)"),
-    ("not-a-module", "{file}:not_a_model", "{file}:not_a_model is a int, expected an nn.Module or a function "
-                                           "returning one"),
+    ("missing-object", "{file}:nope", "{file} has no object 'nope' (candidates: build_model, returns_int, raises)"),
+    (
+        "not-a-name",
+        "{file}:1abc",
+        "'{file}:1abc': '1abc' after the ':' is not an object name (expected e.g. "
+        "model or build_model or a dotted name like zoo.MLP)",
+    ),
+    (
+        "not-a-module",
+        "{file}:not_a_model",
+        "{file}:not_a_model is a int, expected an nn.Module or a function returning one",
+    ),
     ("returns-int", "{file}:returns_int", "{file}:returns_int: returns_int() returned int, expected an nn.Module"),
     ("raises", "{file}:raises", "{file}:raises: calling raises() raised RuntimeError: boom"),
     ("import-fails", "{dir}/broken.py", "importing {dir}/broken.py raised ZeroDivisionError: division by zero"),
@@ -171,7 +187,8 @@ def test_bad_targets(command, name, target, message, model_file, capsys):
 
 def test_inspect_finds_contract_decorated_classes(tmp_path, capsys):
     path = tmp_path / "deco.py"
-    path.write_text(textwrap.dedent('''
+    path.write_text(
+        textwrap.dedent("""
         from torch import nn
         import modpact as mp
 
@@ -186,7 +203,8 @@ def test_inspect_finds_contract_decorated_classes(tmp_path, capsys):
                 return self.lin(x)
 
         model = nn.Sequential(Block(), nn.ReLU(), Block())
-    '''))
+    """)
+    )
     assert main(["inspect", str(path)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"Sequential ({path}): 2 guarded module(s) of 6"

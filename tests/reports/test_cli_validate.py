@@ -13,7 +13,7 @@ from test_cli import run_cli
 from modpact.cli import main
 from modpact.runtime import DiagnosisReport
 
-MODELS = textwrap.dedent('''
+MODELS = textwrap.dedent("""
     import torch
     from torch import nn
 
@@ -42,7 +42,7 @@ MODELS = textwrap.dedent('''
 
     def no_interface():
         return mp.guard(nn.Linear(2, 2), ensures=[mp.finite("result")])
-''')
+""")
 
 
 @pytest.fixture
@@ -54,8 +54,21 @@ def models(tmp_path):
 
 def test_a_counterexample_fails_with_exit_1_and_every_output(models, tmp_path):
     xml, js, html = tmp_path / "v.xml", tmp_path / "v.json", tmp_path / "v.html"
-    out = run_cli("validate", f"{models}:build", "--max-examples", "40", "--seed", "1",
-                  "--junit", str(xml), "--json", str(js), "--html", str(html), columns=200)
+    out = run_cli(
+        "validate",
+        f"{models}:build",
+        "--max-examples",
+        "40",
+        "--seed",
+        "1",
+        "--junit",
+        str(xml),
+        "--json",
+        str(js),
+        "--html",
+        str(html),
+        columns=200,
+    )
     assert out.returncode == 1, out.stderr
     assert "validate 0: passed" in out.stdout and "validate 2: FAILED" in out.stdout
     assert "counterexample: 2: postcondition in_range(result, -0.01, 0.01) (Linear, validation)" in out.stdout
@@ -78,12 +91,21 @@ def test_no_counterexample_exits_0(models, capsys):
     assert "OK: validation found no counterexample in 2 module(s)" in " ".join(out.split())
 
 
-@pytest.mark.parametrize("obj, message", [
-    ("unguarded", "{target}: Linear has no guarded modules, so there is nothing to validate; guard modules with "
-                  "modpact.guard(module, interface=...)"),
-    ("no_interface", "{target}: none of the 1 guarded module(s) could be validated: <model>: no interface to "
-                     "generate inputs from"),
-])
+@pytest.mark.parametrize(
+    "obj, message",
+    [
+        (
+            "unguarded",
+            "{target}: Linear has no guarded modules, so there is nothing to validate; guard modules with "
+            "modpact.guard(module, interface=...)",
+        ),
+        (
+            "no_interface",
+            "{target}: none of the 1 guarded module(s) could be validated: <model>: no interface to "
+            "generate inputs from",
+        ),
+    ],
+)
 def test_nothing_to_validate_exits_2(models, obj, message, capsys):
     target = f"{models}:{obj}"
     assert main(["validate", target]) == 2

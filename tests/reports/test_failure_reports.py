@@ -16,8 +16,11 @@ class NanAbove(nn.Module):
         return torch.where(x > 5, torch.full_like(x, float("nan")), torch.tanh(x))
 
 
-ACT = mp.Interface("act", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10))},
-                   outputs={"y": mp.TensorSpec("batch 4", finite=True)})
+ACT = mp.Interface(
+    "act",
+    inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10))},
+    outputs={"y": mp.TensorSpec("batch 4", finite=True)},
+)
 
 
 def test_a_validate_failure_becomes_a_report(tmp_path):
@@ -39,12 +42,24 @@ def test_a_validate_failure_becomes_a_report(tmp_path):
 
 
 def test_a_composition_failure_blames_the_wiring():
-    enc = mp.guard(nn.Linear(4, 4), interface=mp.Interface(
-        "enc", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-1, 1))},
-        outputs={"h": mp.TensorSpec("batch 4", dtype="float32", finite=True)}), name="enc")
-    head = mp.guard(nn.Linear(4, 2), interface=mp.Interface(
-        "head", inputs={"h": mp.TensorSpec("batch 4", dtype="float32", range=(0, None))},
-        outputs={"y": mp.TensorSpec("batch 2")}), name="head")
+    enc = mp.guard(
+        nn.Linear(4, 4),
+        interface=mp.Interface(
+            "enc",
+            inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-1, 1))},
+            outputs={"h": mp.TensorSpec("batch 4", dtype="float32", finite=True)},
+        ),
+        name="enc",
+    )
+    head = mp.guard(
+        nn.Linear(4, 2),
+        interface=mp.Interface(
+            "head",
+            inputs={"h": mp.TensorSpec("batch 4", dtype="float32", range=(0, None))},
+            outputs={"y": mp.TensorSpec("batch 2")},
+        ),
+        name="head",
+    )
     torch.manual_seed(0)
     with pytest.raises(mp.ValidationFailure) as e:
         mp.check_composition(enc, head, max_examples=50, seed=0)

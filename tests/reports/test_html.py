@@ -83,10 +83,13 @@ def test_verdict_root_card_hint_and_histograms(faulty_report):
 
 def test_contracts_as_written_with_the_violated_ones_marked(faulty_report):
     page = faulty_report.to_html()
-    section = page[page.index("<h2>Contracts as written</h2>"):]
-    assert 'input: &quot;b 1 8 8&quot;, dtype=float32, range=(0, 1)' in section
-    row = re.search(r'<tr class="violated"><td>ensures</td><td class="cname mono">in_range\(result, -10000.0, '
-                    r'10000.0\)</td><td class="mono dim">tests/reports/conftest.py:\d+</td>', section)
+    section = page[page.index("<h2>Contracts as written</h2>") :]
+    assert "input: &quot;b 1 8 8&quot;, dtype=float32, range=(0, 1)" in section
+    row = re.search(
+        r'<tr class="violated"><td>ensures</td><td class="cname mono">in_range\(result, -10000.0, '
+        r'10000.0\)</td><td class="mono dim">tests/reports/conftest.py:\d+</td>',
+        section,
+    )
     assert row, "the violated postcondition of layer1.conv2 is not marked"
     assert '<tr class=""><td>interface input</td>' in section  # stem.0's interface held
 

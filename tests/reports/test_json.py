@@ -66,15 +66,27 @@ def test_a_report_without_the_added_fields_still_loads(faulty_report):
 @pytest.mark.parametrize(
     "text, error, message",
     [
-        ('{"format_version": 2}', FormatVersionError,
-         "report format_version 2 is not supported; this modpact reads version 1"),
+        (
+            '{"format_version": 2}',
+            FormatVersionError,
+            "report format_version 2 is not supported; this modpact reads version 1",
+        ),
         ('{"steps": 1}', FormatVersionError, "report format_version None is not supported"),
-        ('{"format_version": 1, "steps": "many"}', SpecError,
-         "invalid report field(s): steps: Input should be a valid integer"),
-        ('{"format_version": 1, "violations": [{"step": 0}]}', SpecError,
-         "invalid report field(s): violations[0].call: Field required"),
-        ('{"format_version": 1, "contracts": [{"module": "a", "requires": [{"why": "x"}]}]}', SpecError,
-         "contracts[0].requires[0].text: Field required"),
+        (
+            '{"format_version": 1, "steps": "many"}',
+            SpecError,
+            "invalid report field(s): steps: Input should be a valid integer",
+        ),
+        (
+            '{"format_version": 1, "violations": [{"step": 0}]}',
+            SpecError,
+            "invalid report field(s): violations[0].call: Field required",
+        ),
+        (
+            '{"format_version": 1, "contracts": [{"module": "a", "requires": [{"why": "x"}]}]}',
+            SpecError,
+            "contracts[0].requires[0].text: Field required",
+        ),
         ('{"format_version": 1,\n "steps": }', SpecError, "report is not valid JSON: Expecting value at line 2 column"),
         ("[1, 2]", SpecError, "report: expected a JSON object, got list"),
     ],

@@ -23,15 +23,18 @@ def test_one_case_per_contract_and_a_failure_per_violated_one(faulty_report, tmp
     contracts = [(mc.module, name) for mc in faulty_report.contracts for name in mc.names()]
     assert len(cases) == len(contracts) == int(suite.get("tests")) == int(root.get("tests"))
     violated = {(g.module, g.contract) for g in faulty_report.groups()}
-    failed = {(c.get("classname").split(".", 2)[2], c.get("name")) for c in cases.values()
-              if c.find("failure") is not None}
+    failed = {
+        (c.get("classname").split(".", 2)[2], c.get("name")) for c in cases.values() if c.find("failure") is not None
+    }
     assert failed == violated
     assert int(suite.get("failures")) == len(violated) and suite.get("errors") == "0"
     case = cases[(f"modpact.SmallResNet.{FAULTY}", "in_range(result, -10000.0, 10000.0)")]
     failure = case.find("failure")
     assert failure.get("type") == "postcondition"
-    assert failure.get("message") == ("2 violation(s): postcondition in_range(result, -10000.0, 10000.0) at "
-                                      f"layer1.conv2; blaming {FAULTY} (its preconditions held)")
+    assert failure.get("message") == (
+        "2 violation(s): postcondition in_range(result, -10000.0, 10000.0) at "
+        f"layer1.conv2; blaming {FAULTY} (its preconditions held)"
+    )
     assert "first_value: nan" in failure.text
     assert "repair hint: replace or retrain layer1.conv2" in failure.text
     # a consequence's failure says which root it follows from

@@ -17,19 +17,32 @@ texts = st.text(max_size=30)  # includes "<", "&", "]]>", control characters, "[
 modules = st.sampled_from(["", "enc", "enc.0", "enc.1", "head", "a<b>&c", "x\x01y"])
 hist = st.builds(
     lambda lo, w, counts, nan: Histogram(lo=lo, hi=lo + w, counts=counts, nan=nan),
-    st.floats(-1e6, 1e6), st.floats(0, 1e6), st.lists(st.integers(0, 1000), max_size=24), st.integers(0, 50),
+    st.floats(-1e6, 1e6),
+    st.floats(0, 1e6),
+    st.lists(st.integers(0, 1000), max_size=24),
+    st.integers(0, 50),
 )
 records = st.builds(
     ViolationRecord,
-    step=st.integers(0, 5), call=st.integers(-1, 2), seq=st.integers(0, 100),
-    phase=st.sampled_from(["forward", "backward", "step"]), module=modules,
+    step=st.integers(0, 5),
+    call=st.integers(-1, 2),
+    seq=st.integers(0, 100),
+    phase=st.sampled_from(["forward", "backward", "step"]),
+    module=modules,
     kind=st.sampled_from(["precondition", "postcondition", "interface", "contract-error", "gradient"]),
-    check=texts, tensor=texts, blame=texts, blame_reason=texts, message=texts,
+    check=texts,
+    tensor=texts,
+    blame=texts,
+    blame_reason=texts,
+    message=texts,
     evidence=st.dictionaries(names, st.one_of(texts, st.integers(), st.floats(allow_nan=False, allow_infinity=False))),
-    histogram=st.one_of(st.none(), hist), root=st.booleans(),
+    histogram=st.one_of(st.none(), hist),
+    root=st.booleans(),
 )
 contracts = st.builds(
-    ModuleContracts, module=modules, type=texts,
+    ModuleContracts,
+    module=modules,
+    type=texts,
     ensures=st.lists(st.builds(ConditionRecord, text=texts, declared_at=st.one_of(st.none(), texts)), max_size=3),
     defaults=st.lists(texts, max_size=2),
 )
@@ -45,10 +58,15 @@ def reports(draw):
             v.caused_by = draw(st.sampled_from(earlier)) if earlier else None
             v.root = not earlier
     return DiagnosisReport(
-        model=draw(texts), steps=draw(st.integers(0, 9)), calls=draw(st.integers(0, 9)),
-        checks=draw(st.integers(0, 99)), modules_monitored=draw(st.lists(modules, unique=True, max_size=5)),
-        violations=violations, notes=draw(st.lists(texts, max_size=2)),
-        edges=draw(st.lists(st.tuples(modules, modules), max_size=6)), contracts=draw(st.lists(contracts, max_size=3)),
+        model=draw(texts),
+        steps=draw(st.integers(0, 9)),
+        calls=draw(st.integers(0, 9)),
+        checks=draw(st.integers(0, 99)),
+        modules_monitored=draw(st.lists(modules, unique=True, max_size=5)),
+        violations=violations,
+        notes=draw(st.lists(texts, max_size=2)),
+        edges=draw(st.lists(st.tuples(modules, modules), max_size=6)),
+        contracts=draw(st.lists(contracts, max_size=3)),
     )
 
 

@@ -19,10 +19,14 @@ def test_faulty_report_text_names_root_blame_evidence_and_hint(faulty_report):
     text = faulty_report.render_text()
     lines = text.splitlines()
     assert lines[0] == faulty_report.headline()
-    assert lines[0].startswith("FAILED: 44 violation(s); root cause: postcondition in_range(result, -10000.0, 10000.0)"
-                               " at layer1.conv2 in step 0 (the same root cause in 2 calls)")
-    assert f"root cause: {FAULTY}: postcondition in_range(result, -10000.0, 10000.0) on result (Conv2d, step 0, " \
-           "forward)  x2 in steps 0-1" in text
+    assert lines[0].startswith(
+        "FAILED: 44 violation(s); root cause: postcondition in_range(result, -10000.0, 10000.0)"
+        " at layer1.conv2 in step 0 (the same root cause in 2 calls)"
+    )
+    assert (
+        f"root cause: {FAULTY}: postcondition in_range(result, -10000.0, 10000.0) on result (Conv2d, step 0, "
+        "forward)  x2 in steps 0-1" in text
+    )
     assert f"blaming {FAULTY} (its preconditions held)" in text
     assert "first_value: nan" in text
     assert "repair hint: replace or retrain layer1.conv2 against its interface and contracts" in text
@@ -32,7 +36,7 @@ def test_faulty_report_text_names_root_blame_evidence_and_hint(faulty_report):
 
 def test_consequences_form_a_tree_following_the_module_hierarchy(faulty_report):
     text = faulty_report.render_text()
-    block = text[text.index("consequences ("):text.index("repair hint")]
+    block = text[text.index("consequences (") : text.index("repair hint")]
     lines = block.splitlines()
     # layer2 is a node; its children (conv1, shortcut -> 0, 1) sit one level deeper
     depth = {}

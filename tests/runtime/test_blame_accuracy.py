@@ -34,8 +34,12 @@ FAULTY = [
     ("eval", "hf_bert:inputs_embeds=nan"),  # NaN in a keyword input
     ("train_before", "hf_bert:bert.encoder.layer.0.attention.self.query.weight=nan"),
 ]
-CLEAN = [("bf16_autocast", "resnet_inplace"), ("bf16_autocast", "gpt_layerscale"), ("eval", "lstm_tagger"),
-         ("train_after", "lstm_tagger")]
+CLEAN = [
+    ("bf16_autocast", "resnet_inplace"),
+    ("bf16_autocast", "gpt_layerscale"),
+    ("eval", "lstm_tagger"),
+    ("train_after", "lstm_tagger"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -72,8 +76,9 @@ def test_clean_run_is_ok(regime, model):
     assert o.ok, f"false alarm: {o.said}; blaming {o.blame} ({o.blame_reason})"
 
 
-@pytest.mark.parametrize("f", [f for f in FAULTS if BLAME_MODELS[f.model].needs is None or HAVE_TRANSFORMERS],
-                         ids=lambda f: f.key)
+@pytest.mark.parametrize(
+    "f", [f for f in FAULTS if BLAME_MODELS[f.model].needs is None or HAVE_TRANSFORMERS], ids=lambda f: f.key
+)
 def test_every_fault_shows_without_a_monitor(f):
     """The benchmark is fair: each fault names a real module and breaks the model's output (or raises)."""
     names = dict(BLAME_MODELS[f.model].build(0).named_modules())

@@ -10,7 +10,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-import modpact as mp
 from modpact.runtime import Monitor
 
 NAN = float("nan")
@@ -67,6 +66,7 @@ def _nan(param: torch.Tensor):
     def fault():
         with torch.no_grad():
             param.view(-1)[-1] = NAN  # (attention: a weight of the value projection)
+
     return fault
 
 
@@ -91,11 +91,14 @@ def test_settle_at_step_does_not_blame_on_an_unfaithful_re_run():
     assert not any(v.module == "inp" for v in rep.violations)  # the first layer is not blamed
 
 
-@pytest.mark.parametrize("param, blamed, op", [
-    ("blocks.0.attn.in_proj_weight", "blocks.0.attn", "F.multi_head_attention_forward"),
-    ("blocks.0.attn.out_proj.weight", "blocks.0.attn.out_proj", "F.multi_head_attention_forward"),
-    ("blocks.1.gamma", "blocks.1", "Tensor.mul"),
-])
+@pytest.mark.parametrize(
+    "param, blamed, op",
+    [
+        ("blocks.0.attn.in_proj_weight", "blocks.0.attn", "F.multi_head_attention_forward"),
+        ("blocks.0.attn.out_proj.weight", "blocks.0.attn.out_proj", "F.multi_head_attention_forward"),
+        ("blocks.1.gamma", "blocks.1", "Tensor.mul"),
+    ],
+)
 def test_code_between_modules_is_blamed_on_the_module_whose_forward_runs_it(param, blamed, op):
     model, x, _ = _net()
     _nan(model.get_parameter(param))()
@@ -105,7 +108,8 @@ def test_code_between_modules_is_blamed_on_the_module_whose_forward_runs_it(para
     root = rep.root_cause
     assert root.module == blamed and root.blame == blamed, str(rep)
     assert root.evidence.get("operation", root.evidence.get("began", "")).startswith(op) or op in root.evidence.get(
-        "began", ""), root.evidence
+        "began", ""
+    ), root.evidence
     assert "test_diagnosis.py" in json.dumps(root.evidence)  # the user's source line
     # the next LayerNorm / Linear that first *saw* the value is a consequence, not blamed
     assert all(v.blame == blamed for v in rep.violations), [(v.module, v.blame) for v in rep.violations]

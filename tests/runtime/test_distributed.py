@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import time
@@ -148,15 +147,26 @@ def test_a_dead_rank_gives_a_clear_error_without_waiting_for_the_timeout(tmp_pat
     res = json.loads((tmp_path / "die.json").read_text())
     assert res["message"].startswith(
         "Monitor.step() on rank 0: the exchange of violation flags across 2 ranks did not complete within 30 s; "
-        "another rank has probably died or hangs")
+        "another rank has probably died or hangs"
+    )
     assert "Backend said: " in res["message"]
     assert res["waited"] < 25  # the closed connection is seen long before the timeout
 
 
 def test_merge_ranks_keeps_one_record_per_violation():
     def v(rank, module="a", seq=1):
-        return RuntimeViolation(step=0, call=0, seq=seq, module=module, kind="postcondition", check="finite(output)",
-                                tensor="output", blame=module, blame_reason="r", rank=rank)
+        return RuntimeViolation(
+            step=0,
+            call=0,
+            seq=seq,
+            module=module,
+            kind="postcondition",
+            check="finite(output)",
+            tensor="output",
+            blame=module,
+            blame_reason="r",
+            rank=rank,
+        )
 
     merged = D.merge_ranks([v(1), v(0), v(1, "b", 2), v(3)])
     assert [(m.module, m.ranks, m.rank) for m in merged] == [("a", [0, 1, 3], 0), ("b", [1], 1)]

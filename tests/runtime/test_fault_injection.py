@@ -18,12 +18,23 @@ PARAM_LEAVES = (nn.Linear, nn.Conv2d, nn.BatchNorm2d, nn.LayerNorm, nn.Embedding
 
 # per model: the module that receives the fault, and the input interface of the first module
 SETUP = {
-    "mlp": dict(cls=MLP, target="body.2", first="body.0", head="head",
-                inp=TensorSpec("b 64", dtype="float32", range=(0, 16))),
-    "resnet": dict(cls=SmallResNet, target="layer1.conv2", first="stem.0", head="fc",
-                   inp=TensorSpec("b 1 8 8", dtype="float32", range=(0, 1))),
-    "transformer": dict(cls=TinyTransformer, target="encoder.layers.0.linear1", first="embed", head="head",
-                        inp=TensorSpec("b s", dtype="integer", indices=100)),
+    "mlp": dict(
+        cls=MLP, target="body.2", first="body.0", head="head", inp=TensorSpec("b 64", dtype="float32", range=(0, 16))
+    ),
+    "resnet": dict(
+        cls=SmallResNet,
+        target="layer1.conv2",
+        first="stem.0",
+        head="fc",
+        inp=TensorSpec("b 1 8 8", dtype="float32", range=(0, 1)),
+    ),
+    "transformer": dict(
+        cls=TinyTransformer,
+        target="encoder.layers.0.linear1",
+        first="embed",
+        head="head",
+        inp=TensorSpec("b s", dtype="integer", indices=100),
+    ),
 }
 
 

@@ -17,8 +17,11 @@ from modpact.errors import SpecError
 from modpact.runtime import Monitor, MonitorViolation
 
 NAN, INF = float("nan"), float("inf")
-TARGETS = {"mlp": (MLP, "body.2"), "resnet": (SmallResNet, "layer1.conv2"),
-           "transformer": (TinyTransformer, "encoder.layers.0.linear1")}
+TARGETS = {
+    "mlp": (MLP, "body.2"),
+    "resnet": (SmallResNet, "layer1.conv2"),
+    "transformer": (TinyTransformer, "encoder.layers.0.linear1"),
+}
 
 
 def leaf_hooks(model: nn.Module) -> int:
@@ -71,6 +74,7 @@ def test_a_fault_after_the_first_call_is_located_by_the_re_run(name, value):
         def fault():
             with torch.no_grad():
                 target.weight[0, 0] = value
+
         return _fault_at_step_1(model, x, fault, **kw)
 
     rep = run()
@@ -83,12 +87,17 @@ def test_a_fault_after_the_first_call_is_located_by_the_re_run(name, value):
 
 
 @settings(max_examples=12, deadline=None)
-@given(layer=st.sampled_from(["body.0", "body.2", "body.4", "head"]), row=st.integers(0, 9),
-       col=st.integers(0, 63), value=st.sampled_from([NAN, INF, -INF]))
+@given(
+    layer=st.sampled_from(["body.0", "body.2", "body.4", "head"]),
+    row=st.integers(0, 9),
+    col=st.integers(0, 63),
+    value=st.sampled_from([NAN, INF, -INF]),
+)
 def test_re_run_finds_what_every_call_finds_when_the_output_shows_it(layer, row, col, value):
     """If the bad value reaches the model's output, the re-run reports what
     checking every leaf on every call reports; if a ReLU absorbed it (-inf
     becomes 0), nothing is reported."""
+
     def run(**kw):
         torch.manual_seed(0)
         model = MLP()
@@ -98,6 +107,7 @@ def test_re_run_finds_what_every_call_finds_when_the_output_shows_it(layer, row,
         def fault():
             with torch.no_grad():
                 target.weight[row, col] = value
+
         return _fault_at_step_1(model, x, fault, **kw), model(x)
 
     (rep, out), (every, _) = run(), run(leaf_checks="every_call", elide=False)
@@ -142,6 +152,7 @@ def test_raise_mode_names_the_leaf_found_by_the_re_run():
     def fault():
         with torch.no_grad():
             target.weight.mul_(INF)
+
     with pytest.raises(MonitorViolation) as e:
         _fault_at_step_1(model, x, fault, mode="raise")
     assert e.value.module == "layer1.conv2"
@@ -190,6 +201,7 @@ def test_a_fault_the_re_run_cannot_reproduce_keeps_the_run_s_record():
 def test_a_value_that_never_reaches_the_output_is_seen_only_by_every_call():
     """The trade on_violation makes: a -inf that a ReLU turns into 0 leaves
     the model's output finite, so no check between failures sees it."""
+
     def run(**kw):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
@@ -197,6 +209,7 @@ def test_a_value_that_never_reaches_the_output_is_seen_only_by_every_call():
         def fault():
             with torch.no_grad():
                 model[0].bias[0] = -INF
+
         return _fault_at_step_1(model, torch.rand(3, 4), fault, **kw)
 
     assert run().ok
@@ -222,6 +235,7 @@ def test_guarded_modules_are_checked_on_every_call():
     def fault():
         with torch.no_grad():
             target.weight.mul_(1e6)
+
     rep = _fault_at_step_1(model, x, fault)
     root = rep.root_cause
     assert root is not None and root.module == "body.2" and root.step == 1, str(rep)
@@ -245,11 +259,18 @@ def test_default_leaf_checks(kwargs, expected):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        (dict(leaf_checks="sometimes"), "Monitor(leaf_checks='sometimes'): expected one of 'on_violation', 'every_call'"),
-        (dict(leaf_checks="on_violation", replay=False),
-         "Monitor(leaf_checks='on_violation', replay=False): leaves are checked when a failing call is replayed"),
-        (dict(leaf_checks="on_violation", modules=["body.0"]),
-         "Monitor(leaf_checks='on_violation', modules=...): the model's outputs stand in for the leaves"),
+        (
+            dict(leaf_checks="sometimes"),
+            "Monitor(leaf_checks='sometimes'): expected one of 'on_violation', 'every_call'",
+        ),
+        (
+            dict(leaf_checks="on_violation", replay=False),
+            "Monitor(leaf_checks='on_violation', replay=False): leaves are checked when a failing call is replayed",
+        ),
+        (
+            dict(leaf_checks="on_violation", modules=["body.0"]),
+            "Monitor(leaf_checks='on_violation', modules=...): the model's outputs stand in for the leaves",
+        ),
     ],
 )
 def test_bad_leaf_checks_name_the_problem(kwargs, message):

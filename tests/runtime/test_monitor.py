@@ -246,8 +246,9 @@ def test_bad_input_data_is_one_root_even_when_a_guarded_module_also_rejects_it()
 def _range_interface():
     from modpact.interfaces import Interface, TensorSpec
 
-    return Interface("enc", inputs={"x": TensorSpec("batch 8", range=(0, 1))},
-                     outputs={"h": TensorSpec("batch 8", finite=True)})
+    return Interface(
+        "enc", inputs={"x": TensorSpec("batch 8", range=(0, 1))}, outputs={"h": TensorSpec("batch 8", finite=True)}
+    )
 
 
 def test_guarded_modules_trace_under_torch_compile_without_graph_breaks():

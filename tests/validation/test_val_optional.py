@@ -13,7 +13,9 @@ class _Block:
 sys.meta_path.insert(0, _Block())
 """
 
-CODE = BLOCK + """
+CODE = (
+    BLOCK
+    + """
 import torch
 from torch import nn
 import modpact as mp
@@ -33,6 +35,7 @@ for call in (lambda: mp.validate(nn.Tanh(), iface),
     else:
         raise SystemExit("no error without hypothesis")
 """
+)
 
 
 def test_import_and_plugin_work_without_hypothesis_and_validation_names_the_install_command():
@@ -40,15 +43,19 @@ def test_import_and_plugin_work_without_hypothesis_and_validation_names_the_inst
     assert out.returncode == 0, out.stderr
     lines = [ln for ln in out.stdout.splitlines() if ln.startswith("ERR")]
     assert len(lines) == 5
-    assert lines[0] == ('ERR modpact.validate needs Hypothesis, which is not installed; '
-                        'run: pip install "modpact[hypothesis]"')
+    assert lines[0] == (
+        'ERR modpact.validate needs Hypothesis, which is not installed; run: pip install "modpact[hypothesis]"'
+    )
     assert all('pip install "modpact[hypothesis]"' in ln for ln in lines)
 
 
 def test_pytest_runs_with_the_plugin_when_hypothesis_is_missing(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")
-    code = BLOCK + "import pytest; raise SystemExit(pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', %r]))" % str(
-        tmp_path / "test_plain.py")
+    code = (
+        BLOCK
+        + "import pytest; raise SystemExit(pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', %r]))"
+        % str(tmp_path / "test_plain.py")
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "1 passed" in out.stdout

@@ -8,7 +8,7 @@ pytest_plugins = ["pytester"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
-TEST_FILE = '''
+TEST_FILE = """
 import torch
 import modpact as mp
 
@@ -31,7 +31,7 @@ def test_count():
 
 def test_examples_fixture(modpact_examples):
     print(f"\\nFIXTURE={modpact_examples}")
-'''
+"""
 
 
 def test_given_runs_with_fixtures_and_the_example_option(pytester):
@@ -59,14 +59,16 @@ def test_profiles_are_chosen_by_environment_variable(pytester, monkeypatch):
 
 
 def test_given_names_a_missing_parameter(pytester):
-    pytester.makepyfile(test_bad='''
+    pytester.makepyfile(
+        test_bad="""
 import modpact as mp
 IFACE = mp.Interface("one", inputs={"x": mp.TensorSpec("batch 3")}, outputs={})
 
 @mp.given(IFACE)
 def test_wrong(y):
     pass
-''')
+"""
+    )
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
     result.stdout.fnmatch_lines(["*modpact.given('one') on test_wrong(y): the test takes no parameter 'x'*"])
 
@@ -78,8 +80,9 @@ def test_the_documented_pytest_example_runs(pytester):
     pytester.makepyfile(test_doc_example=m.group(1))
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--modpact-examples", "10")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) >= 3 and not outcomes.get("failed") and not outcomes.get("errors"), \
+    assert outcomes.get("passed", 0) >= 3 and not outcomes.get("failed") and not outcomes.get("errors"), (
         result.stdout.str()
+    )
 
 
 def test_the_plugin_is_registered_as_a_pytest11_entry_point():

@@ -4,7 +4,6 @@ shrinking gives small, mostly-zero tensors."""
 
 import sys
 from pathlib import Path
-
 from random import Random
 
 import pytest
@@ -18,8 +17,9 @@ from modpact.interfaces import strategies as S
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "interfaces"))
 from iface_strategies import interfaces, specs  # noqa: E402
 
-SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                        HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large]
+)
 
 
 def _generatable(spec):
@@ -92,19 +92,29 @@ def test_dims_argument_fixes_and_bounds_sizes():
 
 
 IMPOSSIBLE = [
-    pytest.param(mp.TensorSpec("n", dtype="int64", range=(5, 8), indices=3),
-                 ["range=[5, 8]", "indices=3"], id="indices-vs-range"),
-    pytest.param(mp.TensorSpec("n", dtype="integer", range=(0.2, 0.8)), ["no value within range=[0.2, 0.8]"],
-                 id="int-between-integers"),
-    pytest.param(mp.TensorSpec("n 3", dtype="int64", simplex=-1), ["simplex=-1 needs a floating dtype"],
-                 id="simplex-int"),
-    pytest.param(mp.TensorSpec("n", dtype="bool", range=(2, 5)), ["bool has no value within range=[2, 5]"],
-                 id="bool-range"),
-    pytest.param(mp.TensorSpec("n", dtype="float16", range=(1e6, None)), ["float16 cannot hold values in [1000000.0"],
-                 id="float16-overflow"),
+    pytest.param(
+        mp.TensorSpec("n", dtype="int64", range=(5, 8), indices=3), ["range=[5, 8]", "indices=3"], id="indices-vs-range"
+    ),
+    pytest.param(
+        mp.TensorSpec("n", dtype="integer", range=(0.2, 0.8)),
+        ["no value within range=[0.2, 0.8]"],
+        id="int-between-integers",
+    ),
+    pytest.param(
+        mp.TensorSpec("n 3", dtype="int64", simplex=-1), ["simplex=-1 needs a floating dtype"], id="simplex-int"
+    ),
+    pytest.param(
+        mp.TensorSpec("n", dtype="bool", range=(2, 5)), ["bool has no value within range=[2, 5]"], id="bool-range"
+    ),
+    pytest.param(
+        mp.TensorSpec("n", dtype="float16", range=(1e6, None)),
+        ["float16 cannot hold values in [1000000.0"],
+        id="float16-overflow",
+    ),
     pytest.param(mp.TensorSpec("n", dtype="complex64"), ["has no dtype the strategies generate"], id="complex"),
-    pytest.param(mp.TensorSpec("n 3", simplex=-1, range=(0.5, 1)), ["simplex=-1 rows with range=[0.5, 1]"],
-                 id="simplex-range"),
+    pytest.param(
+        mp.TensorSpec("n 3", simplex=-1, range=(0.5, 1)), ["simplex=-1 rows with range=[0.5, 1]"], id="simplex-range"
+    ),
 ]
 
 
@@ -119,8 +129,9 @@ def test_impossible_spec_fails_at_build_time_naming_the_conflict(spec, parts):
 
 def test_conflicting_label_spaces_on_one_dim_are_named():
     colors = mp.LabelSpace("colors", ["r", "g", "b"])
-    iface = mp.Interface("two", inputs={"a": mp.TensorSpec("n c", labels=DIGITS),
-                                        "b": mp.TensorSpec("n c", labels=colors)}, outputs={})
+    iface = mp.Interface(
+        "two", inputs={"a": mp.TensorSpec("n c", labels=DIGITS), "b": mp.TensorSpec("n c", labels=colors)}, outputs={}
+    )
     with pytest.raises(mp.SpecError) as e:
         iface.strategy()
     msg = str(e.value)
@@ -135,36 +146,47 @@ def test_dims_argument_rejects_bad_values():
 
 # ---- edge values are reachable --------------------------------------------------------
 
+
 def _find(spec, cond):
     # a fixed random source: shrinking is deterministic, so the size assertions below cannot flake
-    return find(S.tensors(spec), cond, settings=settings(max_examples=2000, deadline=None, database=None),
-                random=Random(0))
+    return find(
+        S.tensors(spec), cond, settings=settings(max_examples=2000, deadline=None, database=None), random=Random(0)
+    )
 
 
-@pytest.mark.parametrize("cond", [
-    pytest.param(lambda t: bool((t == 0.5).any()), id="upper-bound"),
-    pytest.param(lambda t: bool((t == -0.25).any()), id="lower-bound"),
-    pytest.param(lambda t: bool((t == 0).any()), id="zero"),
-    pytest.param(lambda t: t.shape[0] == 1, id="batch-1"),
-    pytest.param(lambda t: bool(((t != 0) & (t.abs() < 1e-30)).any()), id="tiny"),
-])
+@pytest.mark.parametrize(
+    "cond",
+    [
+        pytest.param(lambda t: bool((t == 0.5).any()), id="upper-bound"),
+        pytest.param(lambda t: bool((t == -0.25).any()), id="lower-bound"),
+        pytest.param(lambda t: bool((t == 0).any()), id="zero"),
+        pytest.param(lambda t: t.shape[0] == 1, id="batch-1"),
+        pytest.param(lambda t: bool(((t != 0) & (t.abs() < 1e-30)).any()), id="tiny"),
+    ],
+)
 def test_edge_values_in_range_are_reachable(cond):
     _find(mp.TensorSpec("batch 3", dtype="float32", range=(-0.25, 0.5)), cond)
 
 
-@pytest.mark.parametrize("cond", [
-    pytest.param(lambda t: bool(t.isnan().any()), id="nan"),
-    pytest.param(lambda t: bool(t.isinf().any()), id="inf"),
-    pytest.param(lambda t: bool((t.abs() > 1e30).any() & t.isfinite().all()), id="huge"),
-])
+@pytest.mark.parametrize(
+    "cond",
+    [
+        pytest.param(lambda t: bool(t.isnan().any()), id="nan"),
+        pytest.param(lambda t: bool(t.isinf().any()), id="inf"),
+        pytest.param(lambda t: bool((t.abs() > 1e30).any() & t.isfinite().all()), id="huge"),
+    ],
+)
 def test_nonfinite_and_huge_values_are_reachable_when_the_domain_allows(cond):
     _find(mp.TensorSpec("batch 3", dtype="float32"), cond)
 
 
 def test_finite_spec_never_generates_nan_or_inf():
     with pytest.raises(Exception, match="No examples found"):
-        find(S.tensors(mp.TensorSpec("batch 3", dtype="float32", finite=True)), lambda t: not bool(t.isfinite().all()),
-             settings=settings(max_examples=300, deadline=None, database=None))
+        find(
+            S.tensors(mp.TensorSpec("batch 3", dtype="float32", finite=True)),
+            lambda t: not bool(t.isfinite().all()),
+            settings=settings(max_examples=300, deadline=None, database=None),
+        )
 
 
 def test_shrinking_gives_a_small_mostly_zero_counterexample():

@@ -11,8 +11,11 @@ from torch import nn
 import modpact as mp
 
 DIGITS = mp.LabelSpace("digits", [str(i) for i in range(10)])
-CLF = mp.Interface("digit-classifier", inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 16))},
-                   outputs={"logits": mp.TensorSpec("batch 10", finite=True, labels=DIGITS)})
+CLF = mp.Interface(
+    "digit-classifier",
+    inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 16))},
+    outputs={"logits": mp.TensorSpec("batch 10", finite=True, labels=DIGITS)},
+)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +75,10 @@ def test_a_replacement_that_disagrees_on_one_class_fails_top1_on_data(model, dig
     assert all(a == r for c, (a, r) in res.data.per_class.items() if c != 3)
     msg = str(e.value)
     assert "check_substitutable: Renames cannot replace Linear" in msg
-    assert f"on data: top-1 agreement {res.data.top1_agreement:.4f} < required 0.95 ({n3} of 1797 rows " \
-           f"disagree; worst: class 3: 0/{n3} rows agree)" in msg
+    assert (
+        f"on data: top-1 agreement {res.data.top1_agreement:.4f} < required 0.95 ({n3} of 1797 rows "
+        f"disagree; worst: class 3: 0/{n3} rows agree)" in msg
+    )
     assert res.data.accuracy_replacement < res.data.accuracy_original
 
 
@@ -89,15 +94,17 @@ def test_the_one_class_disagreement_is_found_and_shrunk_elementwise(model):
 
 def test_raise_on_failure_false_returns_the_figures(model, digits):
     x, _ = digits
-    res = mp.check_substitutable(model, Renames(model), CLF, top1=0.99, max_examples=10, seed=0, data=x,
-                                 raise_on_failure=False)
+    res = mp.check_substitutable(
+        model, Renames(model), CLF, top1=0.99, max_examples=10, seed=0, data=x, raise_on_failure=False
+    )
     assert not res.ok and len(res.failures) >= 1 and "worst: class 3" in res.failures[-1]
     assert "Renames cannot replace Linear (top1, top-1 >= 0.99)" in str(res)
 
 
 def test_a_replacement_whose_interface_is_not_a_subtype_is_rejected(model):
-    narrow = mp.Interface("narrow", inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 1))},
-                          outputs=CLF.outputs)
+    narrow = mp.Interface(
+        "narrow", inputs={"x": mp.TensorSpec("batch 64", dtype="float32", range=(0, 1))}, outputs=CLF.outputs
+    )
     with pytest.raises(mp.CompatibilityError) as e:
         mp.check_substitutable(model, copy.deepcopy(model), CLF, replacement_interface=narrow, max_examples=5)
     assert "check_substitutable: Linear's interface 'narrow' cannot replace Linear's 'digit-classifier'" in str(e.value)
@@ -113,12 +120,16 @@ def test_a_replacement_breaking_the_output_interface_fails(model):
         mp.check_substitutable(model, Nan(), CLF, max_examples=5, seed=0)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"tolerance": -1}, "check_substitutable(tolerance=-1): expected a non-negative number"),
-    ({"top1": 2}, "check_substitutable(top1=2): expected a fraction in [0, 1]"),
-    ({"top1": 0.9, "tolerance": 0.1}, "pass tolerance= (elementwise) or top1= (classifiers), not both"),
-    ({"data": "digits"}, "check_substitutable(data=...): cannot read a batch from str"),
-], ids=["tolerance", "top1", "both", "data"])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"tolerance": -1}, "check_substitutable(tolerance=-1): expected a non-negative number"),
+        ({"top1": 2}, "check_substitutable(top1=2): expected a fraction in [0, 1]"),
+        ({"top1": 0.9, "tolerance": 0.1}, "pass tolerance= (elementwise) or top1= (classifiers), not both"),
+        ({"data": "digits"}, "check_substitutable(data=...): cannot read a batch from str"),
+    ],
+    ids=["tolerance", "top1", "both", "data"],
+)
 def test_bad_arguments_are_named(model, kwargs, message):
     with pytest.raises(mp.SpecError) as e:
         mp.check_substitutable(model, model, CLF, max_examples=2, seed=0, **kwargs)
@@ -127,10 +138,16 @@ def test_bad_arguments_are_named(model, kwargs, message):
 
 # ---- composition ---------------------------------------------------------------------------
 
-ENC = mp.Interface("enc", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-1, 1))},
-                   outputs={"h": mp.TensorSpec("batch 4", dtype="float32", finite=True)})
-HEAD = mp.Interface("head", inputs={"h": mp.TensorSpec("batch 4", dtype="float32", range=(0, None))},
-                    outputs={"y": mp.TensorSpec("batch 2")})
+ENC = mp.Interface(
+    "enc",
+    inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-1, 1))},
+    outputs={"h": mp.TensorSpec("batch 4", dtype="float32", finite=True)},
+)
+HEAD = mp.Interface(
+    "head",
+    inputs={"h": mp.TensorSpec("batch 4", dtype="float32", range=(0, None))},
+    outputs={"y": mp.TensorSpec("batch 2")},
+)
 
 
 def test_a_producer_that_keeps_its_contract_but_breaks_the_consumer_is_caught():

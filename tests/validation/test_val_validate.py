@@ -7,10 +7,16 @@ from torch import nn
 
 import modpact as mp
 
-ACT = mp.Interface("act", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10))},
-                   outputs={"y": mp.TensorSpec("batch 4", finite=True)})
-SOFTMAX = mp.Interface("softmax", inputs={"x": mp.TensorSpec("batch c", dtype="float32", range=(-50, 50))},
-                       outputs={"p": mp.TensorSpec("batch c", simplex=-1)})
+ACT = mp.Interface(
+    "act",
+    inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10))},
+    outputs={"y": mp.TensorSpec("batch 4", finite=True)},
+)
+SOFTMAX = mp.Interface(
+    "softmax",
+    inputs={"x": mp.TensorSpec("batch c", dtype="float32", range=(-50, 50))},
+    outputs={"p": mp.TensorSpec("batch c", simplex=-1)},
+)
 
 
 class NanAbove(nn.Module):
@@ -128,8 +134,9 @@ def test_interface_and_conditions_come_from_the_guard():
 
 def test_extra_contracts_are_checked():
     with pytest.raises(mp.ValidationFailure, match=r"condition: <lambda>|condition: lambda"):
-        mp.validate(nn.Identity(), ACT, contracts=[lambda result: bool((result.abs() <= 1).all())],
-                    max_examples=50, seed=0)
+        mp.validate(
+            nn.Identity(), ACT, contracts=[lambda result: bool((result.abs() <= 1).all())], max_examples=50, seed=0
+        )
 
 
 def test_precondition_failures_are_rejected_not_failures():
@@ -140,18 +147,21 @@ def test_precondition_failures_are_rejected_not_failures():
             calls.append(x)
             return torch.where((x > 0).any(), torch.log(x.clamp_min(1e-3)), torch.full_like(x, float("nan")))
 
-    iface = mp.Interface("pos", inputs={"x": mp.TensorSpec("batch 2", dtype="float32", range=(-1, 1))},
-                         outputs={"y": mp.TensorSpec("batch 2", finite=True)})
-    res = mp.validate(OnlyPositive(), iface, contracts={"requires": [lambda x: bool((x > 0).any())]},
-                      max_examples=30, seed=1)
+    iface = mp.Interface(
+        "pos",
+        inputs={"x": mp.TensorSpec("batch 2", dtype="float32", range=(-1, 1))},
+        outputs={"y": mp.TensorSpec("batch 2", finite=True)},
+    )
+    res = mp.validate(
+        OnlyPositive(), iface, contracts={"requires": [lambda x: bool((x > 0).any())]}, max_examples=30, seed=1
+    )
     assert res.rejected > 0 and res.examples > 0
     assert all(bool((x > 0).any()) for x in calls)
 
 
 def test_unsatisfiable_preconditions_say_so():
     with pytest.raises(mp.SpecError, match="the preconditions rejected \\(nearly\\) every generated input"):
-        mp.validate(Tanh(), ACT, contracts={"requires": [lambda x: bool((x > 100).all())]},
-                    max_examples=20, seed=0)
+        mp.validate(Tanh(), ACT, contracts={"requires": [lambda x: bool((x > 100).all())]}, max_examples=20, seed=0)
 
 
 def test_a_broken_condition_is_a_contract_error():
@@ -161,14 +171,23 @@ def test_a_broken_condition_is_a_contract_error():
     assert isinstance(e.value.violation, mp.ContractError)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({}, "validate(Tanh): no interface to generate inputs from; pass interface=..."),
-    ({"interface": ACT, "max_examples": 0}, "validate(max_examples=0): expected a positive int"),
-    ({"interface": ACT, "seed": "x"}, "validate(seed='x'): expected an int or None"),
-    ({"interface": ACT, "group": 0}, "validate(group=0): expected a positive int"),
-    ({"interface": mp.Interface("v", inputs={"x": mp.TensorSpec("4")}, outputs={"y": mp.TensorSpec("4")}),
-      "batch": True}, "validate(batch=True): interface 'v' has no batch dim"),
-], ids=["no-interface", "max-examples", "seed", "group", "no-batch-dim"])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({}, "validate(Tanh): no interface to generate inputs from; pass interface=..."),
+        ({"interface": ACT, "max_examples": 0}, "validate(max_examples=0): expected a positive int"),
+        ({"interface": ACT, "seed": "x"}, "validate(seed='x'): expected an int or None"),
+        ({"interface": ACT, "group": 0}, "validate(group=0): expected a positive int"),
+        (
+            {
+                "interface": mp.Interface("v", inputs={"x": mp.TensorSpec("4")}, outputs={"y": mp.TensorSpec("4")}),
+                "batch": True,
+            },
+            "validate(batch=True): interface 'v' has no batch dim",
+        ),
+    ],
+    ids=["no-interface", "max-examples", "seed", "group", "no-batch-dim"],
+)
 def test_bad_arguments_are_named(kwargs, message):
     with pytest.raises(mp.SpecError) as e:
         mp.validate(nn.Tanh(), **kwargs)
@@ -191,9 +210,14 @@ def test_functions_with_contracts_validate_too():
 
 
 def test_multi_input_dims_are_shared():
-    iface = mp.Interface("add", inputs={"a": mp.TensorSpec("batch n", dtype="float32", finite=True),
-                                        "b": mp.TensorSpec("batch n", dtype="float32", finite=True)},
-                         outputs={"y": mp.TensorSpec("batch n")})
+    iface = mp.Interface(
+        "add",
+        inputs={
+            "a": mp.TensorSpec("batch n", dtype="float32", finite=True),
+            "b": mp.TensorSpec("batch n", dtype="float32", finite=True),
+        },
+        outputs={"y": mp.TensorSpec("batch n")},
+    )
 
     class Add(nn.Module):
         def forward(self, a, b):
@@ -204,9 +228,11 @@ def test_multi_input_dims_are_shared():
 
 @pytest.mark.cuda
 def test_validation_on_cuda_generates_on_the_device():
-    iface = mp.Interface("act", inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10),
-                                                          device="cuda")},
-                         outputs={"y": mp.TensorSpec("batch 4", finite=True, device="cuda")})
+    iface = mp.Interface(
+        "act",
+        inputs={"x": mp.TensorSpec("batch 4", dtype="float32", range=(-10, 10), device="cuda")},
+        outputs={"y": mp.TensorSpec("batch 4", finite=True, device="cuda")},
+    )
     res = mp.validate(Tanh(), iface, max_examples=20, seed=0, device="cuda")
     assert res.examples >= 20
     with pytest.raises(mp.ValidationFailure, match="finite expected finite values"):
@@ -223,8 +249,10 @@ def test_a_module_that_raises_on_valid_inputs_is_blamed():
     with pytest.raises(mp.ValidationFailure) as e:
         mp.validate(RaisesOnBigBatches(), ACT, max_examples=100, seed=0)
     msg = str(e.value)
-    assert msg.startswith("validate(RaisesOnBigBatches): RaisesOnBigBatches raised RuntimeError: index out of range "
-                          "in self (on a generated example, shrunk)")
+    assert msg.startswith(
+        "validate(RaisesOnBigBatches): RaisesOnBigBatches raised RuntimeError: index out of range "
+        "in self (on a generated example, shrunk)"
+    )
     assert "condition: raises no exception" in msg
     assert "blaming RaisesOnBigBatches (its inputs and preconditions held)" in msg
     assert e.value.inputs["x"].shape[0] == 3
