@@ -3,6 +3,8 @@ gives that module, with a DeprecationWarning."""
 
 import sys
 
+import modpact.validation.testing  # noqa: F401 (the moved module must be imported for sys.modules below)
+
 from ._moved import warn_moved
 
 warn_moved("modpact.contracts.testing", "modpact.validation.testing")

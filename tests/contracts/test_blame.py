@@ -64,7 +64,7 @@ def test_message_postcondition_exact():
     with pytest.raises(PostconditionViolation) as e:
         model(torch.ones(2, 3))
     site = mc.get_guard(model[1]).ensures[0].declared_at
-    assert site.endswith("test_blame.py:26")
+    assert site.endswith("test_blame.py:28")
     assert (
         str(e.value)
         == f"""\
@@ -107,7 +107,7 @@ def test_message_contract_error_exact():
     with pytest.raises(ContractError) as e:
         model(torch.ones(2, 3))
     site = mc.get_guard(model[2]).requires[0].declared_at
-    assert site.endswith("test_blame.py:27")
+    assert site.endswith("test_blame.py:29")
     assert (
         str(e.value)
         == f"""\
@@ -149,4 +149,4 @@ def test_violation_fields_are_structured():
     d = e.value.to_dict()
     assert d["kind"] == "postcondition" and d["module"] == "1" and d["blame"] == "1"
     assert d["contract"] == "finite(result)" and d["evidence"]["first_index"] == [0, 0]
-    assert d["declared_at"].endswith("test_blame.py:26")
+    assert d["declared_at"].endswith("test_blame.py:28")
