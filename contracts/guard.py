@@ -5,9 +5,11 @@ existing module through forward hooks."""
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import torch
 from torch import nn
 
 from modpact.errors import SpecError
@@ -16,13 +18,14 @@ from ._boundary import Boundary
 from ._modes import _DISABLED, _GLOBAL_MODE, _mode_from_env, check_mode
 from ._old import Old
 from .binding import Binder
-from .checking import _CHECKER
+from .checking import _CHECKER, Checker
 from .condition import BINDER, CALL, Condition, as_condition
 from .source import user_site
 
 __all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
 
 _ATTR = "_modpact_guard"
+_is_compiling = torch.compiler.is_compiling
 _MAX_PENDING = 64
 
 
@@ -46,14 +49,21 @@ class Guard(Boundary):
 
     Attributes: those of :class:`Boundary` (``interface``, ``requires``,
     ``ensures``, ``name``, ``mode``, ``every``, ``producer``, ``snapshot``,
-    ``violations``), and ``handles`` (the registered hook handles).
+    ``violations``), ``handles`` (the registered hook handles) and
+    ``checker`` (a checker this guard uses in every thread instead of the
+    context's current one: a runtime Monitor sets it while it is active).
+
+    A call's pre and post hooks pair up per thread: calls from several
+    threads at once do not read each other's bindings.
     """
 
     def __init__(self, **kw: Any):
         super().__init__(**kw)
         self.handles: list[Any] = []
         self.calls = 0
-        self._pending: list[Any] = []
+        self.checker: Checker | None = None
+        self._local = threading.local()  # per thread: the frames of calls begun and not ended
+        self._traced: list[Any] = []  # the same, in code torch.compile traces (no thread-local lookups there)
 
     # --- the hot path ---------------------------------------------------
     def begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
@@ -73,7 +83,7 @@ class Guard(Boundary):
             env[BINDER] = self.binder
         if self.needs_old:
             env["old"] = Old(env, self.binder.all_names, self.snapshot)
-        checker = _CHECKER.get()
+        checker = self.checker or _CHECKER.get()
         return env, checker.check_pre(self, env), checker
 
     def end(self, frame: Any, result: Any) -> None:
@@ -87,18 +97,29 @@ class Guard(Boundary):
                     env[k] = v
         checker.check_post(self, env, state)
 
+    def _frames(self) -> list[Any]:
+        """The calling thread's frames of calls begun and not ended."""
+        if _is_compiling():
+            return self._traced
+        try:
+            return self._local.frames
+        except AttributeError:
+            frames = self._local.frames = []
+            return frames
+
     # hooks (registered with with_kwargs=True)
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         __tracebackhide__ = True
-        pending = self._pending
-        if len(pending) >= _MAX_PENDING:  # forwards that raised never popped theirs
-            del pending[: _MAX_PENDING // 2]
-        pending.append(self.begin(args, kwargs, module))  # a raising check pushes nothing
+        frames = self._frames()
+        if len(frames) >= _MAX_PENDING:  # forwards that raised never popped theirs
+            del frames[: _MAX_PENDING // 2]
+        frames.append(self.begin(args, kwargs, module))  # a raising check pushes nothing
         return None
 
     def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         __tracebackhide__ = True
-        frame = self._pending.pop() if self._pending else None
+        frames = self._frames()
+        frame = frames.pop() if frames else None
         if frame is not None:
             self.end(frame, output)
         return None

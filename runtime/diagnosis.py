@@ -33,13 +33,20 @@ import torch
 from modpact.interfaces.tree import input_names
 from modpact.runtime._buffer import FlagBuffer
 from modpact.runtime.blame import LOCATED_RUN, NOT_LOCATED
-from modpact.runtime.hooks import Hooks
+from modpact.runtime.hooks import MAX_KEPT, Hooks
 from modpact.runtime.provenance import Provenance
-from modpact.runtime.recording import Recorder
+from modpact.runtime.recording import Lane, Recorder
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, event_order
 
 __all__ = ["Diagnosis"]
+
+
+def _unread(lane: Lane) -> bool:
+    """Whether a lane holds checks not read yet (or failed ones read but not recorded)."""
+    buf, state = lane.buffer, lane.state
+    return bool(buf.size or buf.pending or buf.has_ready or (state is not None and state.pending))
+
 
 _COMPILED_NOTE = (
     "a check in code compiled by torch.compile failed: compiled calls are not kept, so they were not re-run; "
@@ -60,29 +67,58 @@ class Diagnosis:
         self.reruns = 0
         self.failed: dict[CallKey, tuple[int, ...]] = {}  # re-run calls that failed: their parameters' versions
         self.optimizer_steps: list[int] = []  # steps in which an optimizer step ran
+        self.deferred: list = []  # failed events read while another thread was inside a call
 
     def collect(self, block: bool) -> None:
         """Read every verdict that has arrived (``block``: wait for all),
-        re-run the calls that failed, and record the violations."""
+        re-run the calls that failed, and record the violations.
+
+        Each thread's lane is read while its thread is between calls: a lane
+        busy in a call of the model is left for a later read (``block``:
+        waited for, up to the Monitor's timeout). Failing calls are re-run
+        only while no other thread is inside a call (a re-run swaps module
+        buffers); until then their events wait in ``deferred``."""
         rec, hooks = self.rec, self.hooks
-        buf = rec.buffer
-        state = hooks.state
         if not self.settings.replay:
             rec.host_failed.clear()  # nothing is kept to re-run
-        if not (
-            buf.size
-            or buf.pending
-            or buf.has_ready
-            or state.pending
-            or rec.slot_meta
-            or hooks.raised
-            or rec.host_failed
-        ):
+        lanes = list(rec.lanes)
+        if not (self.deferred or rec.slot_meta or hooks.raised or rec.host_failed or any(map(_unread, lanes))):
             return  # nothing recorded, nothing in flight (CPU between failures: sums were read at once)
-        hooks.flush_pending(state)
-        rec.flush_compiled(hooks.step)
-        buf.flush()
-        bad = buf.poll(block=block)
+        held: list = []
+        try:
+            for lane in lanes:
+                if lane.busy.acquire(blocking=block, timeout=self.settings.timeout.total_seconds() if block else -1):
+                    held.append(lane)
+            bad = self.deferred
+            self.deferred = []
+            for lane in held:
+                if _unread(lane):
+                    if lane.state is not None:
+                        hooks.flush_pending(lane.state)
+                    lane.buffer.flush()
+                    bad += lane.buffer.poll(block=block)
+            rec.flush_compiled(hooks.step)
+            if len(held) < len(lanes):  # some thread is inside a call: re-runs and records wait
+                if block:
+                    busy = [ln.thread for ln in lanes if ln not in held]
+                    rec.note(
+                        f"threads {', '.join(busy)} stayed inside a call of the model for longer than the "
+                        "timeout: their latest checks were not read"
+                    )
+                self.deferred = bad
+                return
+            self._record(bad)
+        finally:
+            for lane in held:
+                lane.busy.release()
+
+    def _record(self, bad: list) -> None:
+        """Re-run the failing calls (every thread is between calls) and turn
+        the failed events into records."""
+        rec, hooks = self.rec, self.hooks
+        lane = rec.lane()  # compiled code's flags land in the reading thread's buffer
+        lane.buffer.flush()
+        bad += lane.buffer.poll(block=False)
         keys = {(e[1], e[2]) for e in bad if e[0].phase == "forward"} | hooks.raised | rec.host_failed
         hooks.raised, rec.host_failed = set(), set()
         outcome: dict[CallKey, str] = {}  # why a failing call's records are the run's own
@@ -136,10 +172,11 @@ class Diagnosis:
         None when its records replaced the call's own, else why not."""
         kept = self.hooks.kept.get(key)
         if kept is None:
+            if not self.settings.replay:
+                return "not re-run: replay=False keeps no inputs"
             return (
-                "not re-run: its inputs are no longer kept"
-                if self.settings.replay
-                else "not re-run: replay=False keeps no inputs"
+                f"not re-run: its inputs are no longer kept (at most {MAX_KEPT} calls are kept until "
+                "their checks are read)"
             )
         changed = self._changed_since(kept)
         if changed is not None:
@@ -157,6 +194,8 @@ class Diagnosis:
         self.rerun.add(key)
         assert kept.versions is not None
         self.failed[key] = kept.versions
+        while len(self.failed) > MAX_KEPT:  # without step(), keep the latest only
+            del self.failed[next(iter(self.failed))]
         return None
 
     def _after_earlier_failure(self, key: CallKey, kept: KeptCall, state: CallState) -> None:
@@ -211,10 +250,11 @@ class Diagnosis:
         RNG and autocast state, on copies of the module buffers, with every
         module's forward tracked and non-finite values traced."""
         hooks = self.hooks
-        saved_state = hooks.state
+        lane = hooks.lane()
+        saved_state = lane.state
         saved_rng = torch.get_rng_state()
         saved_cuda_rng = torch.cuda.get_rng_state_all() if kept.cuda_rng is not None else None
-        hooks.forced = state
+        lane.forced = state
         try:
             with self._copied_buffers() as owners, hooks.rerun_hooks(), contextlib.ExitStack() as regions:
                 for device, dtype in kept.autocast:
@@ -235,8 +275,8 @@ class Diagnosis:
                     except Exception:  # recorded by the model's post hook as a violation of its own
                         pass
         finally:
-            hooks.forced = None
-            hooks.state = saved_state
+            lane.forced = None
+            lane.state = saved_state
             torch.set_rng_state(saved_rng)
             if saved_cuda_rng is not None:
                 torch.cuda.set_rng_state_all(saved_cuda_rng)

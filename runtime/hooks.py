@@ -28,22 +28,23 @@ from torch import nn
 
 from modpact.interfaces.summary import describe
 from modpact.interfaces.tree import input_names, named_tensors, tensors, tensors_of_call
-from modpact.runtime._buffer import checkable
+from modpact.runtime._buffer import FlagBuffer, checkable
 from modpact.runtime.blame import exception_blame
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
-from modpact.runtime.recording import Recorder, quiet
+from modpact.runtime.recording import Lane, Recorder, quiet
 from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, Slot
 from modpact.runtime.violations import Dataflow
 
-__all__ = ["Hooks", "FLUSH_AT"]
+__all__ = ["Hooks", "FLUSH_AT", "MAX_KEPT", "WINDOW"]
 
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 _CUDA = torch.cuda.is_available()
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 WINDOW = 2  # steps whose dataflow and kept inputs stay at hand
+MAX_KEPT = 64  # calls kept for a re-run while their checks are unread (bounds memory without step())
 _MODEL_OUTPUT = "the model's output is checked on every call; the module that made the value is found by a re-run"
 _DEVICE_TYPES = ("cpu", "cuda") if _CUDA else ("cpu",)
 
@@ -101,13 +102,27 @@ class Hooks:
         self.graph_edges: set[tuple[str, str]] = set()  # edges of calls that left the window
         self.coverable: set[str] = set()  # modules whose output a propagating consumer took last time
         self.raised: set[CallKey] = set()  # calls whose forward raised
-        self.forced: CallState | None = None
-        self.state: CallState | None = None
-        self._lean_state = CallState(0, -1, Phase.LEAN, self.rec.buffer)
-        self.state = self._idle()
+        self.kept_dropped = 0  # kept calls dropped to bound memory before their checks were read
+        # the state hooks traced by torch.compile see (dynamo traces no thread-local lookups)
+        self._compile_state = CallState(0, -1, Phase.EVERY, FlagBuffer())
 
-    def _idle(self) -> CallState:
-        return CallState(self.step, self.call, Phase.EVERY, self.rec.buffer)
+    def lane(self) -> Lane:
+        """The calling thread's lane, with a state to record into."""
+        lane = self.rec.lane()
+        if lane.state is None:
+            lane.state = CallState(self.step, self.call, Phase.EVERY, lane.buffer, lane=lane)
+            lane.lean = CallState(self.step, -1, Phase.LEAN, lane.buffer, lane=lane)
+        return lane
+
+    @property
+    def state(self) -> CallState:
+        """The call the calling thread runs now (or ran last)."""
+        return self.lane().state
+
+    def current(self) -> CallState:
+        """The state checks record into now: the calling thread's call, or the
+        state of code traced by torch.compile."""
+        return self._compile_state if _is_compiling() else self.lane().state
 
     # -- installing ----------------------------------------------------------
     def install(self) -> None:
@@ -164,13 +179,13 @@ class Hooks:
 
     def _push(self, path: str, mod: nn.Module) -> Callable:
         def push(module: nn.Module, args: tuple) -> None:
-            self.state.running.append((path, mod))
+            self.rec.lane().state.running.append((path, mod))
 
         return push
 
     def _pop(self, mod: nn.Module) -> Callable:
         def pop(module: nn.Module, args: tuple, output: Any) -> None:
-            running = self.state.running
+            running = self.rec.lane().state.running
             if running and running[-1][1] is mod:
                 running.pop()
 
@@ -192,31 +207,33 @@ class Hooks:
         self.handles.clear()
 
     # -- calls -------------------------------------------------------------
-    def _start_call(self, args: tuple, kwargs: dict) -> CallState:
-        """A root call begins: its state, its kept inputs, its inputs' producer."""
-        forced = self.forced
+    def _start_call(self, lane: Lane, args: tuple, kwargs: dict) -> CallState:
+        """A root call begins in ``lane``: its state, its kept inputs, its inputs' producer."""
+        forced = lane.forced
         if forced is not None:  # the re-run of a kept call
-            self.forced = None
-            self.state = forced
+            lane.forced = None
+            lane.state = forced
             for t in tensors_of_call(args, kwargs):
                 forced.produced(t, INPUT_DATA, "" in self.scope.defaults)
             return forced
-        self.flush_pending(self.state)  # left by a forward that raised
-        self.call += 1
-        self.calls_total += 1
-        key = (self.step, self.call)
-        if self.lean:  # one state for every lean call: it keeps nothing but its key and seq
-            state = self.state = self._lean_state
-            state.step, state.call, state.seq, state.host_failed = self.step, self.call, 0, False
+        self.flush_pending(lane.state)  # left by a forward that raised
+        with self.rec.lock:  # calls are numbered across threads
+            self.call += 1
+            self.calls_total += 1
+            step, call, first = self.step, self.call, self.calls_total == 1
+        key = (step, call)
+        if self.lean:  # one state for every lean call of a thread: it keeps nothing but its key and seq
+            state = lane.state = lane.lean
+            state.step, state.call, state.seq, state.host_failed = step, call, 0, False
             self._keep(key, args, kwargs)
             return state
         leaves = self.scope.leaves
-        if leaves and self.calls_total == 1:
+        if leaves and first:
             # on_violation checks every leaf in the first call (and learns the
             # module graph); hooks added here already run in this call
             self._install(leaves, self.first_call)
         phase = Phase.EVERY if not leaves else Phase.FIRST if self.first_call else Phase.STEADY
-        state = self.state = CallState(self.step, self.call, phase, self.rec.buffer, edges=self.flow.edges[key])
+        state = lane.state = CallState(step, call, phase, lane.buffer, edges=self.flow.edges[key], lane=lane)
         if self.settings.replay:
             self._keep(key, args, kwargs)
         checked = "" in self.scope.defaults and phase is not Phase.STEADY
@@ -227,6 +244,10 @@ class Hooks:
     def _keep(self, key: CallKey, args: tuple, kwargs: dict) -> None:
         """Keep what a re-run needs: the inputs, their version counters and
         the RNG state (the rest is taken when the call ends, ``_kept_end``)."""
+        kept = self.kept
+        if len(kept) >= MAX_KEPT:  # the oldest unread call gives way (it can no longer be re-run)
+            del kept[next(iter(kept))]
+            self.kept_dropped += 1
         cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
         if not kwargs and type(args) is tuple and len(args) == 1 and type(args[0]) is _Tensor:
             inputs: tuple = args  # the common call, model(x)
@@ -251,6 +272,13 @@ class Hooks:
         if kept is None or kept.versions is not None:
             return
         if not (failed or state.host_failed or not state.buffer.settled):
+            # every check of the call was read and held: it will never be re-run (its
+            # dataflow stays while gradient checks, which read it in backward, may come)
+            del self.kept[state.key]
+            if not self.settings.backward:
+                edges = self.flow.edges.pop(state.key, None)
+                if edges:
+                    self.graph_edges.update(edges)
             return
         kept.versions = self.scope.versions()
         kept.autocast = autocast_state()
@@ -292,16 +320,12 @@ class Hooks:
                 self.raised.add(state.key)
 
     def next_step(self) -> None:
-        """A step ends: a new idle state; dataflow and kept inputs older than
-        the window are dropped (the edges stay in the report's graph, and the
-        dataflow of calls with violations stays for root assignment)."""
-        step = self.step = self.step + 1
-        self.call = -1
-        state = self.state
-        if state is self._lean_state:  # between lean calls: no new object per step
-            state.step, state.call = step, -1
-        else:
-            self.state = self._idle()
+        """A step ends: dataflow and kept inputs older than the window are dropped (the edges stay in the
+        report's graph, and the dataflow of calls with violations stays for
+        root assignment)."""
+        with self.rec.lock:  # (each thread's next call makes its state in the new step)
+            step = self.step = self.step + 1
+            self.call = -1
         edges = self.flow.edges
         if edges:  # lean calls record none
             old = step - WINDOW - 1
@@ -320,7 +344,7 @@ class Hooks:
         taken) when the tensor was produced. ``uncovered``: it waited for a
         consumer that did not cover it, so its module's next checks run at once."""
         if state.counted:
-            self.rec.checks += 1
+            state.lane.checks += 1
         state.buffer.add_range(t, event)
         if uncovered:
             self.coverable.discard(event[0].module)
@@ -384,14 +408,18 @@ class Hooks:
 
         def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             compiling = _is_compiling()
-            if is_root and not compiling:
-                state = self._start_call(args, kwargs)
+            if compiling:
+                state = self._compile_state
+                if is_root:
+                    rec.trace_start()  # torch.compile traces the model's forward: new check sites
+            elif is_root:
+                lane = self.lane()
+                lane.busy.acquire()  # released by the model's post hook (always called)
+                state = self._start_call(lane, args, kwargs)
                 if state.phase is Phase.LEAN:
                     return None
             else:
-                state = self.state
-                if is_root:
-                    rec.trace_start()  # torch.compile traces the model's forward: new check sites
+                state = self.lane().state
             if not compiling:
                 self._inputs_flow(state, path, args, kwargs)
             state.stack.append(path)
@@ -425,18 +453,34 @@ class Hooks:
             return slot
 
         def post_hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            state = self.state
-            if has_pre and state.stack and state.stack[-1] == path:
-                state.stack.pop()
-            if is_root and output is None:
+            compiling = _is_compiling()
+            if compiling:
+                state = self._compile_state
+            else:
+                lane = self.lane()
+                state = lane.state
+                if is_root:
+                    try:
+                        return root_end(lane, state, args, kwargs, output)
+                    finally:
+                        lane.busy.release()
+            return body(state, args, kwargs, output, compiling)
+
+        def root_end(lane: Lane, state: CallState, args: tuple, kwargs: dict, output: Any) -> None:
+            if output is None:
                 exc = sys.exc_info()[1]
                 if exc is not None:
+                    state.stack.clear()
                     self._raised(state, exc)  # the forward raised (this hook is always called)
                     return None
-            compiling = _is_compiling()
-            if is_root and state.phase is Phase.LEAN and not compiling:
+            if state.phase is Phase.LEAN:
                 self._lean_end(state, args, output, out_slot)
                 return None
+            return body(state, args, kwargs, output, False)
+
+        def body(state: CallState, args: tuple, kwargs: dict, output: Any, compiling: bool) -> None:
+            if has_pre and state.stack and state.stack[-1] == path:
+                state.stack.pop()
             held: list | None = None if has_pre else []
             if compiling:  # traced: no dataflow, flags go to the per-slot buffer
                 if defaults:
@@ -483,7 +527,7 @@ class Hooks:
                                 new[key] = (t, event)
                             else:
                                 if counted:
-                                    rec.checks += 1
+                                    state.lane.checks += 1
                                 state.buffer.add_range(t, event)
                                 checked = True
                     elif preserving and in_checked:
@@ -494,7 +538,7 @@ class Hooks:
                         else:  # Recorder.host_ok, inlined
                             state.seq += 1
                             if counted:
-                                rec.checks += 1
+                                state.lane.checks += 1
                 producers[key] = (weakref.ref(t), path, checked)
                 if settings.backward and t.requires_grad and not diagnosing:
                     self._watch_grad(path, t)
@@ -542,13 +586,13 @@ class Hooks:
                     t, (out_slot(name), state.step, state.call, state.seq + 1, "<model>", _MODEL_OUTPUT)
                 ):
                     state.seq += 1
-                    rec.checks += 1
+                    state.lane.checks += 1
                 if in_dtype is not None:
                     if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                         self._dtype_changed(state, "", name, t, in_dtype)
                     else:
                         state.seq += 1
-                        rec.checks += 1
+                        state.lane.checks += 1
         self._kept_end(state)
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
@@ -567,7 +611,9 @@ class Hooks:
             consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
             blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
             reason = f"their backward produced a non-finite gradient for {path or '<model>'}'s output"
-            rec.buffer.add_range(g, rec.grad_event(slot, step, call, blame, reason))
+            lane = self.lane()  # autograd may run this in a thread of its own
+            with lane.busy:
+                lane.buffer.add_range(g, rec.grad_event(lane, slot, step, call, blame, reason))
 
         t.register_hook(on_grad)
 
@@ -577,6 +623,7 @@ class Hooks:
         grad_norm = self.settings.grad_norm
         lo, hi = grad_norm if grad_norm else (None, None)
         check = f"grad_norm in [{lo}, {hi}]" if grad_norm else "finite(grad)"
+        lane = self.lane()
         for mod, path in self.scope.paths.items():
             grads = [(n, p.grad) for n, p in mod.named_parameters(recurse=False) if p.grad is not None]
             if not grads:
@@ -585,6 +632,6 @@ class Hooks:
             for (name, _), norm in zip(grads, norms):
                 slot = rec.slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
                 event = rec.grad_event(
-                    slot, self.step, self.call, path or "<model>", "its parameter gradient left the bound"
+                    lane, slot, self.step, self.call, path or "<model>", "its parameter gradient left the bound"
                 )
-                rec.buffer.add_range(norm, event, lo, hi, True)
+                lane.buffer.add_range(norm, event, lo, hi, True)

@@ -31,7 +31,6 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from modpact.contracts.checking import use_checker
 from modpact.contracts.context import ContextFlag
 from modpact.errors import ContractViolation, MonitorError, SpecError
 from modpact.runtime import distributed as D
@@ -157,7 +156,7 @@ class Monitor:
         )
         self._token = None
         self._optimizer_hook: Any = None
-        self._checker_cm: Any = None
+        self._guard_checkers: list[tuple[Any, Any]] = []  # (guard, its checker before this Monitor)
         self._entered = False
         self._scope = Scope(model)
         self._recorder = Recorder(self.settings.max_violations)
@@ -186,7 +185,7 @@ class Monitor:
     @property
     def recording(self) -> Recording:
         """The seam a checker writes through (see ``runtime/recording.py``)."""
-        return Recording(self._recorder, lambda: self._hooks.state, self._scope.guarded)
+        return Recording(self._recorder, self._hooks.current, self._scope.guarded)
 
     # ------------------------------------------------------------ enter/exit
     def __enter__(self) -> Monitor:
@@ -210,9 +209,11 @@ class Monitor:
             if self.settings.replay:
                 self._optimizer_hook = register_optimizer_step_pre_hook(self._before_optimizer_step)
             self._token = _ACTIVE.set(self)
-            if self._scope.guarded:
-                self._checker_cm = use_checker(MonitorChecker(self.recording))
-                self._checker_cm.__enter__()
+            if self._scope.guarded:  # the guards check through this Monitor in every thread
+                checker = MonitorChecker(self.recording)
+                for guard in self._scope.guarded.values():
+                    self._guard_checkers.append((guard, guard.checker))
+                    guard.checker = checker
         except BaseException:
             self._remove_hooks()
             raise
@@ -232,12 +233,6 @@ class Monitor:
                     )
         finally:
             self._remove_hooks()
-            if self._checker_cm is not None:
-                try:
-                    self._checker_cm.__exit__(None, None, None)
-                except ValueError:
-                    pass
-                self._checker_cm = None
             if self._token is not None:
                 try:
                     _ACTIVE.reset(self._token)
@@ -256,6 +251,9 @@ class Monitor:
             self._collect(block=True)
 
     def _remove_hooks(self) -> None:
+        while self._guard_checkers:
+            guard, previous = self._guard_checkers.pop()
+            guard.checker = previous
         if self._optimizer_hook is not None:
             self._optimizer_hook.remove()
             self._optimizer_hook = None

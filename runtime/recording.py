@@ -23,7 +23,8 @@ reaching into the Monitor.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+import threading
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
@@ -35,7 +36,7 @@ from modpact.runtime.state import CallKey, CallState, Phase, Slot
 if TYPE_CHECKING:
     from modpact.contracts import Guard
 
-__all__ = ["Recorder", "Recording", "SLOT_CAPACITY"]
+__all__ = ["Lane", "Recorder", "Recording", "SLOT_CAPACITY", "quiet"]
 
 _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096  # per-slot flags for compiled code
@@ -53,17 +54,42 @@ def _rank() -> int | None:
     return None
 
 
+class Lane:
+    """One thread's share of a Monitor: the flag buffer its checks write to,
+    its count of checks, the call it runs (``state``), the state its lean
+    calls reuse, the state its next root call must take (``forced``: the
+    re-run of a kept call), and ``busy``, held from the start to the end of
+    each root call it runs (so that no other thread reads its buffer while
+    it writes, and no call runs while a kept one is re-run)."""
+
+    __slots__ = ("buffer", "checks", "state", "lean", "forced", "busy", "thread")
+
+    def __init__(self) -> None:
+        self.buffer = FlagBuffer()
+        self.checks = 0
+        self.state: Any = None
+        self.lean: Any = None
+        self.forced: Any = None
+        self.busy = threading.RLock()
+        self.thread = threading.current_thread().name
+
+
 class Recorder:
-    """Slots, flags, records and counts of one Monitor (see the module docstring)."""
+    """Slots, flags, records and counts of one Monitor (see the module docstring).
+
+    Each thread that runs the model gets a ``Lane`` of its own; what lanes
+    share (records, counts, notes) changes under ``lock``."""
 
     def __init__(self, max_violations: int) -> None:
         self.max_violations = max_violations
-        self.buffer = FlagBuffer()  # the flags of normal calls
+        self.lock = threading.Lock()
+        self.lanes: list[Lane] = []
+        self._local = threading.local()
         self.slots: dict[tuple, Slot] = {}
         self.records: list[ViolationRecord] = []
+        self.counts: dict[tuple[str, str, str], int] = {}  # every violation, kept or not: (where, kind, check)
         self.sent = 0  # records already sent to the other ranks (torch.distributed)
         self.notes: list[str] = []
-        self.checks = 0
         self.grad_seq = 0  # execution order of gradient checks (backward and step phases)
         self.violated_calls: set[CallKey] = set()  # their dataflow is kept for root assignment
         self.host_failed: set[CallKey] = set()  # calls whose forward broke a host-side check
@@ -72,6 +98,31 @@ class Recorder:
         self.slot_index: dict[tuple[Slot, int], int] = {}  # (slot, its call within the trace) -> flag index
         self.slot_meta: list[tuple[Slot, str, str]] = []
         self._calls_in_trace: dict[Slot, int] = {}
+
+    def lane(self) -> Lane:
+        """The calling thread's lane (made on its first use)."""
+        try:
+            return self._local.lane
+        except AttributeError:
+            lane = self._local.lane = Lane()
+            with self.lock:
+                self.lanes.append(lane)
+            return lane
+
+    @property
+    def buffer(self) -> FlagBuffer:
+        """The calling thread's flag buffer."""
+        return self.lane().buffer
+
+    @property
+    def checks(self) -> int:
+        """Checks run so far, in every thread."""
+        return sum(lane.checks for lane in self.lanes)
+
+    @property
+    def total(self) -> int:
+        """Violations found so far, kept as records or not."""
+        return sum(self.counts.values())
 
     def allocate(self, device: torch.device) -> None:
         """The per-slot flags that compiled code writes, on the model's device."""
@@ -94,13 +145,15 @@ class Recorder:
         """A new pending check of ``state``'s call (takes the next seq)."""
         state.seq += 1
         if state.counted:
-            self.checks += 1
+            state.lane.checks += 1
         return (slot, state.step, state.call, state.seq, blame, reason)
 
-    def grad_event(self, slot: Slot, step: int, call: int, blame: str, reason: str) -> tuple:
-        self.grad_seq += 1
-        self.checks += 1
-        return (slot, step, call, self.grad_seq, blame, reason)
+    def grad_event(self, lane: Lane, slot: Slot, step: int, call: int, blame: str, reason: str) -> tuple:
+        with self.lock:
+            self.grad_seq += 1
+            seq = self.grad_seq
+        lane.checks += 1
+        return (slot, step, call, seq, blame, reason)
 
     def range(self, state: CallState, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
         """``t`` must lie in the slot's bounds (and be finite)."""
@@ -141,7 +194,7 @@ class Recorder:
             return
         state.seq += 1
         if state.counted:
-            self.checks += 1
+            state.lane.checks += 1
         if state.phase is Phase.DIAGNOSE:
             with quiet(state):
                 self._found(state, slot, blame, reason, evidence or {}, message=message)
@@ -206,7 +259,7 @@ class Recorder:
             return
         state.seq += 1
         if state.counted:
-            self.checks += 1
+            state.lane.checks += 1
 
     def trace_start(self) -> None:
         """torch.compile begins tracing the model's forward: count each
@@ -255,7 +308,7 @@ class Recorder:
         events = [(slot, step, -1, idx, blame, reason) for idx, (slot, blame, reason) in enumerate(self.slot_meta)]
         held = ~self.slot_flags[:n]
         self.slot_flags[:n].zero_()
-        self.buffer.push(held, events)
+        self.lane().buffer.push(held, events)
 
     # -- records ---------------------------------------------------------------
     @staticmethod
@@ -295,13 +348,19 @@ class Recorder:
         )
 
     def add(self, record: ViolationRecord) -> None:
-        """Keep a record (up to ``max_violations``)."""
-        if len(self.records) >= self.max_violations:
-            if len(self.records) == self.max_violations:
-                self.notes.append(f"stopped recording after {self.max_violations} violations")
-            return
-        self.violated_calls.add((record.step, record.call))
-        self.records.append(record)
+        """Count a violation, and keep its record up to ``max_violations``:
+        past the cap it is still counted per module and contract."""
+        key = (record.where, record.kind, record.check)
+        with self.lock:
+            self.counts[key] = self.counts.get(key, 0) + 1
+            if len(self.records) >= self.max_violations:
+                self.note(
+                    f"records were kept for the first {self.max_violations} violations "
+                    "(max_violations); every later one is counted, not kept"
+                )
+                return
+            self.violated_calls.add((record.step, record.call))
+            self.records.append(record)
 
     def replace_forward(self, key: CallKey, found: list[ViolationRecord]) -> None:
         """A re-run of call ``key`` checked everything the call checked: its
@@ -310,8 +369,13 @@ class Recorder:
         def redone(v: ViolationRecord) -> bool:
             return (v.step, v.call) == key and v.phase == "forward"
 
-        self.sent -= sum(map(redone, self.records[: self.sent]))  # the exchange's index stays on the same records
-        self.records = [v for v in self.records if not redone(v)]
+        with self.lock:
+            self.sent -= sum(map(redone, self.records[: self.sent]))  # the exchange's index stays on the same records
+            for v in self.records:
+                if redone(v):
+                    where = (v.where, v.kind, v.check)
+                    self.counts[where] -= 1
+            self.records = [v for v in self.records if not redone(v)]
         for record in found:
             self.add(record)
 
@@ -330,9 +394,9 @@ class Recording:
     tensor work out of the re-run's provenance.
     """
 
-    def __init__(self, recorder: Recorder, current: Any, guarded: dict[str, Any]) -> None:
+    def __init__(self, recorder: Recorder, current: Callable[[], CallState], guarded: dict[str, Any]) -> None:
         self._recorder = recorder
-        self._current = current  # () -> the CallState of the call now running
+        self._current = current  # () -> the state the calling thread's checks record into
         self._guarded = guarded
 
     def path_of(self, guard: Guard) -> str | None:

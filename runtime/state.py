@@ -118,6 +118,7 @@ class CallState:
     found: list | None = None  # DIAGNOSE: the violations it finds (else they go to the Recorder)
     tracer: Any = None  # DIAGNOSE: the Provenance of non-finite values
     running: list[tuple[str, Any]] = field(default_factory=list)  # DIAGNOSE: every module running, innermost last
+    lane: Any = None  # the Lane (thread) it runs in: its checks are counted there
     host_failed: bool = False  # a host-side check (metadata, a contract that raised) failed
 
     @property
