@@ -97,6 +97,16 @@ class Guard(Boundary):
                     env[k] = v
         checker.check_post(self, env, state)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight."""
+        state = dict(self.__dict__)
+        state["_local"], state["_traced"] = None, []
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     def _frames(self) -> list[Any]:
         """The calling thread's frames of calls begun and not ended."""
         if _is_compiling():

@@ -541,7 +541,7 @@ class Hooks:
                                 state.lane.checks += 1
                 producers[key] = (weakref.ref(t), path, checked)
                 if settings.backward and t.requires_grad and not diagnosing:
-                    self._watch_grad(path, t)
+                    self._watch_grad(state, path, t)
             if pending:
                 # held inputs are covered by this call's own output check;
                 # everything else that waited runs now
@@ -576,7 +576,6 @@ class Hooks:
             if t.is_floating_point():
                 in_dtype = t.dtype
                 break
-        rec = self.rec
         outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
         buffer = state.buffer
         for name, t in outputs:
@@ -597,10 +596,10 @@ class Hooks:
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
 
-    def _watch_grad(self, path: str, t: torch.Tensor) -> None:
+    def _watch_grad(self, state: CallState, path: str, t: torch.Tensor) -> None:
         rec = self.rec
         slot = rec.slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
-        step, call = self.step, self.call
+        step, call = state.step, state.call
         flow = self.flow
 
         def on_grad(g: torch.Tensor) -> None:
