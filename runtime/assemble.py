@@ -14,8 +14,9 @@ from torch import nn
 
 from modpact.runtime import distributed as D
 from modpact.runtime.contracts_info import module_contracts
-from modpact.runtime.hooks import Hooks
+from modpact.runtime.hooks import MAX_KEPT, Hooks
 from modpact.runtime.records import ModuleContracts, ViolationRecord
+from modpact.runtime.recording import Recorder
 from modpact.runtime.report import DiagnosisReport
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.violations import Dataflow, assign_roots
@@ -23,17 +24,32 @@ from modpact.runtime.violations import Dataflow, assign_roots
 __all__ = ["assemble"]
 
 
+def _totals(counts: dict[tuple[str, str, str], int], records: list[ViolationRecord]) -> dict[str, int]:
+    """Counts per "module: kind check", only when some were not kept as records."""
+    if sum(counts.values()) <= len(records):
+        return {}
+    return {f"{where}: {kind} {check}": n for (where, kind, check), n in sorted(counts.items()) if n}
+
+
 def assemble(
     scope: Scope,
     settings: Settings,
     hooks: Hooks,
-    records: list[ViolationRecord],
-    notes: list[str],
-    checks: int,
+    rec: Recorder,
+    remote: list[ViolationRecord],
     world_size: int | None,
 ) -> DiagnosisReport:
-    """The diagnosis of a run so far (the flags must have been read)."""
+    """The diagnosis of a run so far (the flags must have been read):
+    this rank's records and counts (``rec``) and the other ranks' records."""
+    records = rec.records + remote
     merged = D.merge_ranks([r.model_copy() for r in records])
+    notes = list(rec.notes)
+    if hooks.kept_dropped:
+        notes.append(
+            f"{hooks.kept_dropped} call(s) gave up their kept inputs before their checks were read (at most "
+            f"{MAX_KEPT} are kept between reads; call step() or report() more often): a failing one among them "
+            "could not be re-run, and its report says so"
+        )
     flow = hooks.flow
     if hooks.learned:  # on_violation: calls not re-run here know the leaves' edges from the first call
         flow = Dataflow()
@@ -45,11 +61,12 @@ def assemble(
         model=type(model).__name__,
         steps=hooks.step + (1 if hooks.call >= 0 else 0),
         calls=hooks.calls_total,
-        checks=checks,
+        checks=rec.checks,
         modules_monitored=sorted(p or "<model>" for p in scope.paths.values()),
         world_size=world_size,
         violations=assign_roots(merged, flow),
-        notes=list(notes),
+        notes=notes,
+        totals=_totals(rec.counts, rec.records),
         module_types={p or "<model>": type(m).__name__ for m, p in scope.paths.items()},
         edges=_edges(hooks),
         contracts=_contracts(scope, settings),

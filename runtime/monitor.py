@@ -159,10 +159,13 @@ class Monitor:
         self._guard_checkers: list[tuple[Any, Any]] = []  # (guard, its checker before this Monitor)
         self._entered = False
         self._scope = Scope(model)
+        self._scope.check_paths(self.settings)
         self._recorder = Recorder(self.settings.max_violations)
         self._hooks = Hooks(self.settings, self._scope, self._recorder, self._collect)
         self._diagnosis = Diagnosis(self.settings, self._scope, self._recorder, self._hooks)
         self._remote: list[ViolationRecord] = []  # other ranks' records, from exchanges
+        self._raised = 0  # mode="raise": violations raised so far (they stay in the report)
+        self._raised_keys: set[tuple] = set()
         self._world_size: int | None = None
 
     mode = _setting("mode")
@@ -301,22 +304,25 @@ class Monitor:
         """Read every outstanding flag (waits for in-flight copies) and return
         the diagnosis: root causes, consequences, per-module counts."""
         self._collect(block=True)
-        rec = self._recorder
-        return assemble(
-            self._scope, self.settings, self._hooks, rec.records + self._remote, rec.notes, rec.checks, self._world_size
-        )
+        return assemble(self._scope, self.settings, self._hooks, self._recorder, self._remote, self._world_size)
 
     @property
     def violations(self) -> list[ViolationRecord]:
         return list(self._recorder.records)
 
     def _raise_if_violations(self) -> None:
+        """mode="raise": raise for violations not raised yet (those raised
+        before stay in the report)."""
         rec = self._recorder
-        if not rec.records and not self._remote:
+        total = rec.total + len(self._remote)
+        if total <= self._raised:
             return
         rep = self.report()
-        root = rep.root_cause
-        assert root is not None
+        seen = self._raised_keys
+        fresh = [v for v in rep.roots if (v.rank, v.step, v.phase, v.call, v.seq) not in seen]
+        root = fresh[0] if fresh else rep.root_cause
+        if root is None:  # records past max_violations: counted, none kept
+            raise MonitorViolation(rep.headline(), contract=None)
         err = MonitorViolation(
             rep.headline(),
             module=root.where,
@@ -327,7 +333,6 @@ class Monitor:
             declared_at=root.declared_at,
         )
         err.report = rep
-        rec.records.clear()
-        self._remote.clear()
-        rec.sent = 0
+        self._raised = total
+        self._raised_keys = {(v.rank, v.step, v.phase, v.call, v.seq) for v in rep.violations}
         raise err

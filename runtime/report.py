@@ -61,11 +61,20 @@ class DiagnosisReport(BaseModel):
     module_types: dict[str, str] = Field(default_factory=dict)
     edges: list[tuple[str, str]] = Field(default_factory=list)
     contracts: list[ModuleContracts] = Field(default_factory=list)
+    # every violation found, kept as a record or not (past the Monitor's
+    # max_violations they are counted only), by "module: kind check"; empty:
+    # every violation is in ``violations``
+    totals: dict[str, int] = Field(default_factory=dict)
 
     # -- queries ------------------------------------------------------------
     @property
     def ok(self) -> bool:
-        return not self.violations
+        return not self.violations and not self.total
+
+    @property
+    def total(self) -> int:
+        """Violations found, records kept or not."""
+        return max(sum(self.totals.values()), len(self.violations))
 
     @property
     def roots(self) -> list[ViolationRecord]:
@@ -85,7 +94,12 @@ class DiagnosisReport(BaseModel):
         return [v for v in self.violations if v.caused_by == index]
 
     def counts(self) -> dict[str, int]:
-        """Violations per module path."""
+        """Violations per module path (every one found, records kept or not)."""
+        if self.totals:
+            out: Counter[str] = Counter()
+            for key, n in self.totals.items():
+                out[key.split(": ", 1)[0]] += n
+            return dict(out)
         return dict(Counter(v.where for v in self.violations))
 
     def rank_scope(self, v: ViolationRecord) -> str | None:
@@ -209,7 +223,11 @@ class DiagnosisReport(BaseModel):
                 )
             return f"OK: no contract violations in {self.steps} step(s), {self.calls} call(s), {self.checks} checks"
         root = self.root_cause
-        assert root is not None
+        count = f"{self.total} violation(s)"
+        if self.total > len(self.violations):
+            count += f", {len(self.violations)} kept as records (the rest counted only)"
+        if root is None:
+            return f"FAILED: {count}; none is marked as a root cause"
         # roots collapse by (module, contract): the same fault in every step is one cause
         causes = {(v.where, self.contract_of(v)) for v in self.roots}
         if len(causes) > 1:
@@ -223,10 +241,7 @@ class DiagnosisReport(BaseModel):
                 f"FAILED: validation found {len(self.violations)} counterexample(s) in "
                 f"{len(self.modules_monitored)} module(s); first: {root.kind} {root.check} at {root.where}"
             )
-        return (
-            f"FAILED: {len(self.violations)} violation(s); root cause: {root.kind} {root.check} "
-            f"at {root.where} in step {root.step}{extra}"
-        )
+        return f"FAILED: {count}; root cause: {root.kind} {root.check} at {root.where} in step {root.step}{extra}"
 
     def __str__(self) -> str:
         return self.render_text(color=False)

@@ -9,6 +9,7 @@ which leaves are hooked only while a call is checked in full.
 from __future__ import annotations
 
 import datetime
+import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -68,6 +69,11 @@ class Settings:
     ) -> Settings:
         if mode not in MODES:
             raise SpecError(f"Monitor(mode={mode!r}): expected one of {', '.join(map(repr, MODES))}")
+        if isinstance(max_violations, bool) or not isinstance(max_violations, int) or max_violations < 1:
+            raise SpecError(
+                f"Monitor(max_violations={max_violations!r}): expected an int >= 1 (violations past it are "
+                "counted, not kept as records)"
+            )
         if settle not in SETTLES:
             raise SpecError(f"Monitor(settle={settle!r}): expected one of {', '.join(map(repr, SETTLES))}")
         if grad_norm is not None:
@@ -82,6 +88,16 @@ class Settings:
             )
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
             raise SpecError(f"Monitor(timeout={timeout!r}): expected a positive number of seconds")
+        if modules is not None and not callable(modules):
+            if isinstance(modules, str) or not isinstance(modules, Iterable):
+                raise SpecError(
+                    f"Monitor(modules={modules!r}): expected module paths (a list of str) or a predicate "
+                    "(path, module) -> bool"
+                )
+            modules = frozenset(modules)
+            bad = [m for m in modules if not isinstance(m, str)]
+            if bad:
+                raise SpecError(f"Monitor(modules=...): expected module paths as str, got {bad[0]!r}")
         backward = backward or grad_norm is not None
         if leaf_checks is None:
             leaf_checks = "on_violation" if replay and modules is None and not backward else "every_call"
@@ -165,6 +181,20 @@ class Scope:
         """The train/eval mode of every module whose forward may read it
         (all but PyTorch's own modules that never do: Linear, Conv, ReLU, ...)."""
         return tuple([m.training for m in self._module_list])
+
+    def check_paths(self, settings: Settings) -> None:
+        """Every path given as ``modules=`` names a module of the model."""
+        if not isinstance(settings.modules, frozenset):
+            return
+        paths = [p for p, _ in self.named_modules()]
+        for path in sorted(settings.modules - set(paths)):
+            close = difflib.get_close_matches(path, paths, n=3)
+            hint = (
+                f"; did you mean {', '.join(map(repr, close))}?"
+                if close
+                else f"; its modules: {', '.join(map(repr, paths[:12]))}"
+            )
+            raise SpecError(f"Monitor(modules=...): {type(self.model).__name__} has no module {path!r}{hint}")
 
     def select(self, settings: Settings) -> None:
         """Resolve the modules (when the Monitor is entered: guards may have
@@ -265,4 +295,4 @@ def _wants_defaults(settings: Settings, model: nn.Module, path: str, mod: nn.Mod
         return mod is model or len(list(mod.children())) == 0 or any(True for _ in mod.parameters(recurse=False))
     if callable(settings.modules):
         return bool(settings.modules(path, mod))
-    return path in set(settings.modules)
+    return path in settings.modules
