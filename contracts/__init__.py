@@ -34,6 +34,7 @@ from ._modes import (
     get_mode,
     is_disabled,
     recorded,
+    recorded_total,
     set_mode,
 )
 from ._moved import warn_moved
@@ -107,6 +108,7 @@ __all__ = [
     "disabled",
     "is_disabled",
     "recorded",
+    "recorded_total",
     "clear_recorded",
     "ContractWarning",
     # old

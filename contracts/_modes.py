@@ -24,7 +24,9 @@ __all__ = [
     "disabled",
     "is_disabled",
     "recorded",
+    "recorded_total",
     "clear_recorded",
+    "RECORD_LIMIT",
 ]
 
 MODES = ("raise", "warn", "record", "off")
@@ -92,17 +94,35 @@ def disabled() -> Iterator[None]:
         _DISABLED.reset(token)
 
 
+RECORD_LIMIT = 10_000  # violations kept by record mode, in all and per guard; later ones are counted only
+_COUNTED = [0]  # violations recorded since the last clear, kept or not
+
+
 def recorded() -> list[ContractViolation]:
     """Violations collected in ``record`` mode since the last ``clear_recorded()``
-    (a copy, in the order they happened)."""
+    (a copy, in the order they happened): the first ``RECORD_LIMIT`` of them;
+    ``recorded_total()`` counts them all."""
     return list(_RECORDED)
+
+
+def recorded_total() -> int:
+    """How many violations ``record`` mode found since the last
+    ``clear_recorded()``, including those past ``RECORD_LIMIT`` (not kept)."""
+    return _COUNTED[0]
 
 
 def clear_recorded() -> None:
     """Forget the globally recorded violations (each guard's own
     ``violations`` list is cleared separately)."""
     _RECORDED.clear()
+    _COUNTED[0] = 0
 
 
-def _record(violation: ContractViolation) -> None:
-    _RECORDED.append(violation)
+def _record(violation: ContractViolation, own: list[ContractViolation]) -> None:
+    """Keep ``violation`` globally and in its guard's ``own`` list, each up to
+    ``RECORD_LIMIT`` (memory stays bounded in long runs); count it always."""
+    _COUNTED[0] += 1
+    if len(_RECORDED) < RECORD_LIMIT:
+        _RECORDED.append(violation)
+    if len(own) < RECORD_LIMIT:
+        own.append(violation)

@@ -176,6 +176,10 @@ def interface_violation(
     )
 
 
+_WARNED: dict = {}  # warn mode's own registry of shown warnings (Python's grows by one per distinct message)
+_WARNED_MAX = 1024
+
+
 def report(guard: Boundary, violation: ContractViolation) -> None:
     """Raise, warn or record ``violation`` according to the guard's mode."""
     __tracebackhide__ = True
@@ -183,19 +187,28 @@ def report(guard: Boundary, violation: ContractViolation) -> None:
     if mode == "raise":
         raise violation from None
     if mode == "warn":
-        warnings.warn(str(violation), ContractWarning, stacklevel=_user_stacklevel())
+        frame = _user_frame()
+        if len(_WARNED) > _WARNED_MAX:  # bounded: a message seen long ago may show again
+            _WARNED.clear()
+        warnings.warn_explicit(
+            str(violation),
+            ContractWarning,
+            frame.f_code.co_filename,
+            frame.f_lineno,
+            module=frame.f_globals.get("__name__", "<unknown>"),
+            registry=_WARNED,
+            module_globals=frame.f_globals,
+        )
     elif mode == "record":
-        guard.violations.append(violation)
-        _record(violation)
+        _record(violation, guard.violations)
 
 
-def _user_stacklevel() -> int:
+def _user_frame() -> Any:
+    """The first frame outside modpact's contracts and torch.nn (where the call came from)."""
     f = sys._getframe(2)
-    level = 2
-    while f is not None:
+    while f.f_back is not None:
         fn = f.f_code.co_filename
         if not (fn.startswith(_PKG) or _TORCH_NN in fn):
-            return level
+            return f
         f = f.f_back
-        level += 1
-    return 2
+    return f

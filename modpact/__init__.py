@@ -40,6 +40,7 @@ from modpact.contracts import (
     nonnegative,
     norm_at_most,
     recorded,
+    recorded_total,
     requires,
     set_mode,
     shape_preserved,
@@ -141,6 +142,7 @@ __all__ = [
     "get_mode",
     "disabled",
     "recorded",
+    "recorded_total",
     "clear_recorded",
     "ContractWarning",
     # property-based validation (needs modpact[hypothesis] when called)
