@@ -50,7 +50,11 @@ class Binder:
     def _slow(self, args: tuple, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         ba = self.sig.bind(*args, **kwargs)  # TypeError exactly as the call would raise
         ba.apply_defaults()
-        return dict(ba.arguments)
+        env = dict(ba.arguments)
+        if self.var_kw is not None:  # f(**kw): a contract reads what was passed by its name
+            for k, v in env.get(self.var_kw, {}).items():
+                env.setdefault(k, v)
+        return env
 
     def call(self, fn: Any, env: Mapping[str, Any], overrides: Mapping[str, Any]) -> Any:
         """Call ``fn`` with the env's arguments, some replaced by ``overrides``."""

@@ -333,11 +333,32 @@ class Custom(Condition):
                     kw[k] = v
         return self.fn(**kw)
 
+    def _missing(self, env: Mapping[str, Any]) -> list[str]:
+        """The names it reads that this call did not pass (a function taking
+        ``**kw`` may be called without them)."""
+        return [n for n in self.reads if n not in env and n not in self.optional]
+
     def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
-        return as_device_bool(self._call(env))
+        try:
+            return as_device_bool(self._call(env))
+        except KeyError:
+            if self._missing(env):
+                return False  # a name it reads was not passed: the precondition does not hold
+            raise
 
     def ok(self, env: Mapping[str, Any]) -> bool:
-        return as_bool(self._call(env))
+        try:
+            return as_bool(self._call(env))
+        except KeyError:
+            if self._missing(env):
+                return False
+            raise
+
+    def evidence(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        missing = self._missing(env)
+        if missing:
+            return {"not passed": ", ".join(missing)}
+        return super().evidence(env)
 
     def rows(self, env: Mapping[str, Any]) -> torch.Tensor | None:
         r = self._call(env)

@@ -26,6 +26,11 @@ def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _holds_zero(bounds: tuple) -> bool:
+    lo, hi = bounds
+    return (lo is None or lo <= 0) and (hi is None or hi >= 0)
+
+
 def _fmt_range(r) -> str:
     lo = "-inf" if r[0] is None else r[0]
     hi = "inf" if r[1] is None else r[1]
@@ -189,7 +194,15 @@ class TensorSpec:
         if not isinstance(t, torch.Tensor):
             return [Problem(name, "type", "a torch.Tensor", describe(t))]
         bindings = Bindings() if bindings is None else bindings
-        problems = unify(self.shape, tuple(t.shape), bindings, name)
+        if t.is_nested:  # ragged: only a shape that is one variadic dim ("...") fits
+            fixed = not (len(self.shape) == 1 and self.shape[0].variadic)
+            problems = (
+                [Problem(name, "shape", str(self.shape), describe(t), "a nested tensor has no fixed shape")]
+                if fixed
+                else []
+            )
+        else:
+            problems = unify(self.shape, tuple(t.shape), bindings, name)
         if t.dtype not in self.allowed:
             problems.append(Problem(name, "dtype", describe_dtype(self.dtype), str(t.dtype).replace("torch.", "")))
         if self.device != "any" and t.device.type != self.device:
@@ -209,16 +222,32 @@ class TensorSpec:
         return problems
 
     def value_ok(self, t: torch.Tensor) -> torch.Tensor | None:
-        """Device-side check of the value domain: 0-dim bool tensor, no sync; None if no domain."""
+        """Device-side check of the value domain: 0-dim bool tensor, no sync; None if no domain.
+        Sparse and nested tensors are checked on their stored values; a bound
+        on complex values fails (``value_problems`` says why)."""
+        if not self.has_value_domain:
+            return None
+        ordered = self.range is not None or self.simplex is not None or self.indices is not None
+        if ordered and not V.orderable(t):
+            return torch.zeros((), dtype=torch.bool, device=t.device)
+        dense = t
+        values, zeros = V.stored_values(t)
+        if zeros and (self.simplex is not None or self.indices is not None):
+            dense = values = t.to_dense()
+        elif values is not t:
+            dense = values
         oks = []
         if self.finite:
-            oks.append(V.finite_ok(t))
+            oks.append(V.finite_ok(values))
         if self.range is not None:
-            oks.append(V.range_ok(t, self.range[0], self.range[1]))
+            ok = V.range_ok(values, self.range[0], self.range[1])
+            if zeros and not _holds_zero(self.range):
+                ok = ok & False
+            oks.append(ok)
         if self.simplex is not None:
-            oks.append(V.simplex_ok(t, self.simplex, self.simplex_tol))
+            oks.append(V.simplex_ok(dense, self.simplex, self.simplex_tol))
         if self.indices is not None:
-            oks.append(V.indices_ok(t, self.indices))
+            oks.append(V.indices_ok(dense, self.indices))
         if not oks:
             return None
         out = oks[0]
@@ -230,6 +259,23 @@ class TensorSpec:
         """Slow path: reads values and returns evidence for each failing domain check."""
         if not isinstance(t, torch.Tensor) or t.device.type == "meta" or not self.has_value_domain:
             return []
+        ordered = [
+            f for f, v in (("range", self.range), ("simplex", self.simplex), ("indices", self.indices)) if v is not None
+        ]
+        if ordered and not V.orderable(t):
+            return [Problem(name, ordered[0], "real values (a bound does not order complex values)", describe(t))]
+        values, zeros = V.stored_values(t)
+        if zeros and self.range is not None and not _holds_zero(self.range):
+            return [
+                Problem(
+                    name,
+                    "range",
+                    f"values in {_fmt_range(self.range)}",
+                    f"{describe(t)} with unstored zeros",
+                    "a sparse tensor's unstored elements are 0",
+                )
+            ]
+        t = t.to_dense() if zeros and (self.simplex is not None or self.indices is not None) else values
         checks = []
         if self.finite:
             checks.append(("finite", "finite values", V.finite_evidence(t)))

@@ -36,15 +36,26 @@ def dtype_abbrev(dtype: torch.dtype) -> str:
 def describe(value: Any) -> str:
     """Metadata-only description: dtype, shape and (if not cpu) device."""
     if isinstance(value, torch.Tensor):
-        shape = ",".join(str(s) for s in value.shape)
         dev = "" if value.device.type == "cpu" else f" {value.device}"
-        return f"{dtype_abbrev(value.dtype)}[{shape}]{dev}"
+        if value.is_nested:  # ragged: no fixed shape
+            return f"{dtype_abbrev(value.dtype)}[nested, {value.size(0)} x {value.dim() - 1}-d]{dev}"
+        shape = ",".join(str(s) for s in value.shape)
+        layout = "" if value.layout is torch.strided else f" {str(value.layout).replace('torch.', '')}"
+        return f"{dtype_abbrev(value.dtype)}[{shape}]{layout}{dev}"
     if isinstance(value, (tuple, list)):
         inner = ", ".join(describe(v) for v in value[:4])
         more = ", ..." if len(value) > 4 else ""
         return f"{type(value).__name__}({inner}{more})"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _stored(t: torch.Tensor) -> torch.Tensor:
+    if t.is_sparse:
+        return t.coalesce().values()
+    if t.is_nested:
+        return torch.cat([c.reshape(-1) for c in t.unbind()]) if t.layout is torch.strided else t.values()
+    return t.values()
 
 
 def _fmt(x: float) -> str:
@@ -56,9 +67,11 @@ def summarize(value: Any) -> str:
     if not isinstance(value, torch.Tensor):
         return describe(value)
     head = describe(value)
-    if value.numel() == 0 or value.device.type == "meta":
+    if value.device.type == "meta" or (not value.is_nested and value.numel() == 0):
         return head
     t = value.detach()
+    if t.is_nested or t.layout is not torch.strided:  # the stored values
+        t = _stored(t)
     parts = [head]
     if t.dtype == torch.bool:
         parts.append(f"true={int(t.sum())}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["named_tensors", "tensors", "tensors_of_call", "input_names"]
+__all__ = ["named_tensors", "tensors", "tensors_of_call", "input_names", "named_numbers"]
 
 _Tensor = torch.Tensor
 
@@ -58,6 +58,30 @@ def input_names(args: tuple, kwargs: Mapping[str, Any] | None) -> list[tuple[str
     if kwargs:
         out = out + named_tensors(kwargs, "inputs")
     return out
+
+
+def named_numbers(obj: Any, prefix: str) -> list[tuple[str, float | complex]]:
+    """The Python floats and complex numbers in ``obj`` (not in tensors), named
+    like ``named_tensors`` names tensors."""
+    out: list[tuple[str, float | complex]] = []
+    _numbers(obj, prefix, out)
+    return out
+
+
+def _numbers(obj: Any, prefix: str, out: list) -> None:
+    if isinstance(obj, (float, complex)):
+        out.append((prefix, obj))
+    elif isinstance(obj, (_Tensor, str, bytes, int)):
+        return
+    elif isinstance(obj, (tuple, list)):
+        for i, x in enumerate(obj):
+            _numbers(x, f"{prefix}[{i}]", out)
+    elif isinstance(obj, Mapping):
+        for k, x in obj.items():
+            _numbers(x, f"{prefix}.{k}", out)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _numbers(getattr(obj, f.name, None), f"{prefix}.{f.name}", out)
 
 
 def _walk(obj: Any, prefix: str) -> Iterator[tuple[str, torch.Tensor]]:

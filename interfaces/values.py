@@ -18,6 +18,8 @@ from typing import Any
 import torch
 
 __all__ = [
+    "stored_values",
+    "orderable",
     "finite_ok",
     "finite_evidence",
     "range_ok",
@@ -41,6 +43,36 @@ def _false(t: torch.Tensor) -> torch.Tensor:
 
 def _is_integer(t: torch.Tensor) -> bool:
     return not (t.is_floating_point() or t.is_complex() or t.dtype == torch.bool)
+
+
+# ---- the values a check reads ---------------------------------------------------
+
+_SPARSE_COMPRESSED = (torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+
+
+def stored_values(t: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The values of ``t`` a value check reads, as a strided tensor, and
+    whether ``t`` also holds implicit zeros (a sparse tensor's unstored
+    elements). Strided tensors come back as they are; sparse ones give their
+    stored values; nested ones their components' values, flattened."""
+    if t.layout is torch.strided and not t.is_nested:
+        return t, False
+    if t.is_sparse:
+        values = t.coalesce().values()
+        return values, values.numel() < t.numel()
+    if t.layout in _SPARSE_COMPRESSED:
+        values = t.values()
+        return values, values.numel() < t.numel()
+    if t.is_nested:
+        if t.layout is torch.strided:
+            return torch.cat([c.reshape(-1) for c in t.unbind()]), False
+        return t.values(), False
+    return t, False
+
+
+def orderable(t: torch.Tensor) -> bool:
+    """Whether ``t``'s values can be compared with bounds (complex ones cannot)."""
+    return not t.is_complex()
 
 
 # ---- device forms -------------------------------------------------------------

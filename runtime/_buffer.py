@@ -35,12 +35,15 @@ paths on the CPU).
 
 from __future__ import annotations
 
+import cmath
 import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from modpact.interfaces.values import stored_values
 
 __all__ = ["FlagBuffer", "Pending", "checkable", "range_violated"]
 
@@ -85,6 +88,8 @@ _SUM_DTYPE: dict[torch.dtype, torch.dtype | None] = {
     torch.float64: None,
     torch.float16: torch.float32,
     torch.bfloat16: torch.float32,
+    torch.complex64: None,
+    torch.complex128: None,
 }
 
 GROUP_CAPACITY = 1024  # range checks per (dtype, device) before a partial flush
@@ -152,12 +157,19 @@ class FlagBuffer:
     def add_range(
         self, t: torch.Tensor, event: Any, lo: float | None = None, hi: float | None = None, finite: bool = True
     ) -> bool:
-        """Record that ``t`` must lie in [lo, hi] (and be finite). Returns False
-        when the tensor has no values to check (empty, bool, complex, meta)."""
+        """Record that ``t`` must lie in [lo, hi] (and be finite). Sparse and
+        nested tensors are checked on their stored values; complex ones by
+        their sum when only finiteness is asked. Returns False when the
+        tensor has no values to check (empty, bool, complex with bounds, meta)."""
+        if t.layout is not torch.strided or t.is_nested:
+            t, zeros = stored_values(t)
+            if zeros and not ((lo is None or lo <= 0) and (hi is None or hi >= 0)):
+                self.add_ok(False, event)  # an unstored element is 0, outside the bounds
+                return True
+        if finite and lo is None and hi is None and t.dtype in _SUM_DTYPE and t.numel() and not t.is_meta:
+            return self._add_sum(t, event)
         if not checkable(t):
             return False
-        if finite and lo is None and hi is None and t.dtype in _SUM_DTYPE:
-            return self._add_sum(t, event)
         key = (t.dtype, t.device)
         g = self._groups.get(key)
         if g is None:
@@ -186,7 +198,7 @@ class FlagBuffer:
         acc = _SUM_DTYPE[t.dtype]
         total = t.sum() if acc is None else t.sum(dtype=acc)
         if t.is_cpu and self.host_compare:  # a read is not a sync here: keeping the sum costs more
-            if not math.isfinite(total.item()):
+            if not cmath.isfinite(total.item()):
                 self._ready.append(event)
             return True
         device = t.device

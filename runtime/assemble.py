@@ -15,8 +15,8 @@ from torch import nn
 from modpact.runtime import distributed as D
 from modpact.runtime.contracts_info import module_contracts
 from modpact.runtime.hooks import MAX_KEPT, Hooks
-from modpact.runtime.records import ModuleContracts, ViolationRecord
 from modpact.runtime.recording import Recorder
+from modpact.runtime.records import ModuleContracts, ViolationRecord
 from modpact.runtime.report import DiagnosisReport
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.violations import Dataflow, assign_roots

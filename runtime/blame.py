@@ -50,7 +50,10 @@ RERUN_NOTE = "checked in a re-run of the call"
 
 def range_evidence(slot: Slot, t: torch.Tensor) -> dict[str, Any]:
     """Evidence of a range or finite check on ``t`` (synchronous): which
-    elements fail, their values, and for a failure a summary and histogram."""
+    elements fail, their values, and for a failure a summary and histogram.
+    Sparse and nested tensors give the evidence of their stored values."""
+    shown = t
+    t, _ = V.stored_values(t)
     if slot.lo is None and slot.hi is None:
         ev = V.finite_evidence(t)
     else:
@@ -60,7 +63,7 @@ def range_evidence(slot: Slot, t: torch.Tensor) -> dict[str, Any]:
             if fin.get("failing"):
                 ev = fin
     if ev.get("failing"):
-        ev["value"] = summarize(t)
+        ev["value"] = summarize(shown)
         ev["histogram"] = value_histogram(t, slot.lo, slot.hi)
     return ev
 

@@ -17,6 +17,7 @@ dropped; otherwise it runs.
 
 from __future__ import annotations
 
+import cmath
 import contextlib
 import sys
 import weakref
@@ -27,8 +28,8 @@ import torch
 from torch import nn
 
 from modpact.interfaces.summary import describe
-from modpact.interfaces.tree import input_names, named_tensors, tensors, tensors_of_call
-from modpact.runtime._buffer import FlagBuffer, checkable
+from modpact.interfaces.tree import input_names, named_numbers, named_tensors, tensors, tensors_of_call
+from modpact.runtime._buffer import FlagBuffer
 from modpact.runtime.blame import exception_blame
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.recording import Lane, Recorder, quiet
@@ -485,7 +486,7 @@ class Hooks:
             if compiling:  # traced: no dataflow, flags go to the per-slot buffer
                 if defaults:
                     for name, t in named_tensors(output, "output"):
-                        if t.is_floating_point():
+                        if t.is_floating_point() or t.is_complex():
                             rec.range(state, out_slot(name), t, blame_self, "its inputs were finite")
                 return None
             if has_pre:
@@ -513,13 +514,13 @@ class Hooks:
                 checked = passed_through and entry[2]
                 if passed_through and key in pending:
                     new[key] = pending.pop(key)
-                if defaults and t.is_floating_point():
+                if defaults and (t.is_floating_point() or t.is_complex()):
                     if not passed_through and not (preserving and in_checked):
                         slot = out_slot(name)
                         if diagnosing:
                             rec.range(state, slot, t, blame_self, reason(in_checked))
                             checked = True
-                        elif checkable(t):  # Recorder.range's eager path, inlined: this runs for every leaf
+                        elif t.numel() and not t.is_meta:  # Recorder.range's eager path, inlined: for every leaf
                             made_check = True
                             state.seq += 1
                             event = (slot, state.step, state.call, state.seq, blame_self, reason(in_checked))
@@ -532,7 +533,7 @@ class Hooks:
                                 checked = True
                     elif preserving and in_checked:
                         checked = True
-                    if in_dtype is not None:
+                    if in_dtype is not None and t.is_floating_point():
                         if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                             self._dtype_changed(state, path, name, t, in_dtype)
                         else:  # Recorder.host_ok, inlined
@@ -542,6 +543,8 @@ class Hooks:
                 producers[key] = (weakref.ref(t), path, checked)
                 if settings.backward and t.requires_grad and not diagnosing:
                     self._watch_grad(state, path, t)
+            if defaults and type(output) is not _Tensor:
+                self._numbers(state, output, out_slot, blame_self)
             if pending:
                 # held inputs are covered by this call's own output check;
                 # everything else that waited runs now
@@ -579,22 +582,40 @@ class Hooks:
         outputs = (("output", output),) if type(output) is _Tensor else named_tensors(output, "output")
         buffer = state.buffer
         for name, t in outputs:
-            if t.is_floating_point():
+            if t.is_floating_point() or t.is_complex():
                 # Recorder.range's eager path, inlined: the steady state's one check
                 if buffer.add_range(
                     t, (out_slot(name), state.step, state.call, state.seq + 1, "<model>", _MODEL_OUTPUT)
                 ):
                     state.seq += 1
                     state.lane.checks += 1
-                if in_dtype is not None:
+                if in_dtype is not None and t.is_floating_point():
                     if t.dtype != in_dtype and not autocast_allows(in_dtype, t):
                         self._dtype_changed(state, "", name, t, in_dtype)
                     else:
                         state.seq += 1
                         state.lane.checks += 1
+        if type(output) is not _Tensor:
+            self._numbers(state, output, out_slot, "<model>")
         self._kept_end(state)
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
+
+    def _numbers(self, state: CallState, output: Any, out_slot: Callable[[str], Slot], blame: str) -> None:
+        """Python numbers in an output (``return loss.item(), logits``) are
+        checked for finiteness on the host, where they already are."""
+        for name, x in named_numbers(output, "output"):
+            if cmath.isfinite(x):
+                self.rec.host_ok(state)
+            else:
+                self.rec.host_violation(
+                    state,
+                    out_slot(name),
+                    blame,
+                    "its output holds a non-finite Python number",
+                    f"{name} = {x!r}",
+                    {"value": repr(x)},
+                )
 
     def _watch_grad(self, state: CallState, path: str, t: torch.Tensor) -> None:
         rec = self.rec

@@ -37,6 +37,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from modpact.interfaces.summary import describe
+from modpact.interfaces.values import stored_values
 from modpact.interfaces.tree import tensors, tensors_of_call
 
 __all__ = ["Origin", "Provenance"]
@@ -92,9 +93,15 @@ def out_has_values(out: Any) -> bool:
 
 
 def _finite(t: torch.Tensor) -> bool:
-    if t.numel() == 0 or not (t.is_floating_point() or t.is_complex()):
+    """Whether every value ``t`` holds is finite (True where it cannot tell:
+    the tracer never breaks the model's forward)."""
+    if not (t.is_floating_point() or t.is_complex()) or t.is_meta:
         return True
-    return bool(torch.isfinite(t).all())
+    try:
+        values, _ = stored_values(t)
+        return values.numel() == 0 or bool(torch.isfinite(values).all())
+    except Exception:  # a layout or backend without isfinite
+        return True
 
 
 def _op_name(func: Callable) -> str:
@@ -235,7 +242,7 @@ class Provenance(TorchFunctionMode):
 def describe_values(t: torch.Tensor) -> str:
     """``f32[3,4] nan=2 inf=0`` (counts of non-finite values; synchronous)."""
     with torch.no_grad():
-        x = t.detach()
+        x, _ = stored_values(t.detach())
         if x.is_complex():
             x = torch.view_as_real(x)
         nan = int(torch.isnan(x).sum()) if x.is_floating_point() else 0

@@ -43,6 +43,11 @@ _is_compiling = torch.compiler.is_compiling
 SLOT_CAPACITY = 4096  # per-slot flags for compiled code
 
 
+def _has_values(t: torch.Tensor) -> bool:
+    """A tensor with numbers a check can read (complex, sparse and nested included)."""
+    return t.dtype != torch.bool and not t.is_meta and t.numel() > 0
+
+
 def quiet(state: CallState) -> Any:
     """While a call is re-run, the Monitor's own tensor work stays out of its provenance."""
     return state.tracer.paused() if state.tracer is not None else contextlib.nullcontext()
@@ -162,14 +167,16 @@ class Recorder:
             if checkable(t):
                 self._compiled_flag(slot, range_violated(t, slot.lo, slot.hi, slot.finite), blame, reason)
             return
-        if not checkable(t):
-            return
         if state.phase is Phase.DIAGNOSE:
+            if not _has_values(t):
+                return
             state.seq += 1
             with quiet(state):
                 ev = range_evidence(slot, t)
                 if ev.get("failing"):
                     self._found(state, slot, blame, reason, ev, t)
+            return
+        if not checkable(t) and not (t.is_complex() or t.is_nested or t.layout is not torch.strided):
             return
         state.buffer.add_range(t, self.event(state, slot, blame, reason), slot.lo, slot.hi, slot.finite)
 
@@ -220,7 +227,7 @@ class Recorder:
         decides whom it blames (``blame_in_rerun``)."""
         assert state.found is not None
         origin = state.tracer.origin_of(t) if state.tracer is not None and t is not None else None
-        if t is not None and slot.finite and not (t.is_floating_point() and bool(torch.isfinite(t).all())):
+        if t is not None and slot.finite and ev.get("nan", 0) + ev.get("inf", 0) > 0:
             blame, reason, cause = blame_in_rerun(slot, origin, blame, reason)
             if cause is not None and origin is not None and origin.record is None:
                 origin.record = self.record(

@@ -105,10 +105,22 @@ def test_tensors_without_values_are_not_recorded():
     buf = FlagBuffer()
     assert not buf.add_range(torch.empty(0), "empty")
     assert not buf.add_range(torch.ones(3, dtype=torch.bool), "bool")
-    assert not buf.add_range(torch.ones(3, dtype=torch.complex64), "complex")
+    assert not buf.add_range(torch.ones(3, dtype=torch.complex64), "complex in bounds", 0, 1)  # no order
     assert not buf.add_range(torch.empty(3, device="meta"), "meta")
     assert not checkable(torch.empty(2, 0))
     assert buf.size == 0 and _violated(buf) == []
+
+
+def test_complex_sparse_and_nested_tensors_are_checked_for_finite_values():
+    buf = FlagBuffer()
+    bad = torch.tensor([1.0, float("nan"), 0.0])
+    assert buf.add_range(torch.complex(bad, bad), "complex")
+    assert buf.add_range(torch.ones(3, dtype=torch.complex64), "complex ok")
+    assert buf.add_range(bad.to_sparse(), "sparse")
+    assert buf.add_range(torch.nested.nested_tensor([bad, torch.ones(2)]), "nested")
+    assert not buf.add_range(torch.zeros(4).to_sparse(), "sparse zeros ok", -1, 1)  # nothing stored, 0 in bounds
+    assert buf.add_range(torch.tensor([0.0, 2.0]).to_sparse(), "unstored zero below the bound", 1, 3)
+    assert sorted(_violated(buf)) == ["complex", "nested", "sparse", "unstored zero below the bound"]
 
 
 def test_more_checks_than_one_group_holds_are_all_read():
