@@ -147,12 +147,12 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
         if k == 0:
             for n in nodes:
                 if n.op == "placeholder":
-                    env[n] = g.node_copy(n, lambda m: env[m])
+                    env[n] = g.node_copy(n, lambda m, env=env: env[m])
         else:
             for n in boundaries[k - 1]:
                 env[n] = g.placeholder(n.name)
 
-        def arg(m: fx.Node) -> fx.Node:
+        def arg(m: fx.Node, env: dict[fx.Node, fx.Node] = env, g: fx.Graph = g) -> fx.Node:
             if m not in env and m.op == "get_attr":
                 env[m] = g.node_copy(m, lambda _: None)
             return env[m]

@@ -140,7 +140,7 @@ def shape_reasons(a: Shape, b: Shape, where: str, ren: _Renaming | None = None) 
             return [f"{where}: variadic shape {str(a)!r} does not pin the dims {str(b)!r} needs around its variadic"]
         pairs = list(zip(ab, bb)) + list(zip(aa[len(aa) - len(ba) :], ba))
         middle = list(ab[len(bb) :]) + [av] + list(aa[: len(aa) - len(ba)])
-    for i, (da, db) in enumerate(pairs):
+    for da, db in pairs:
         _dim_reason(da, db, where, ren, reasons, deferred)
     if bv is not None and bv.kind == "named":
         terms = tuple(

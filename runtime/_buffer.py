@@ -267,7 +267,7 @@ class FlagBuffer:
         if not self.size:
             return
         by_device: dict[torch.device, tuple[list, list]] = {}
-        for (dtype, device), g in self._groups.items():
+        for (_dtype, device), g in self._groups.items():
             if not g.events:
                 continue
             if self._on_host(device):
@@ -289,7 +289,7 @@ class FlagBuffer:
             oks, evs = by_device.setdefault(device, ([], []))
             oks.append(torch.stack(verdicts))
             evs.extend(events)
-        for device, (oks, evs) in by_device.items():
+        for oks, evs in by_device.values():
             self.push(torch.cat(oks) if len(oks) > 1 else oks[0], evs)
         self._oks.clear()
         self.size = 0

@@ -102,7 +102,7 @@ def check_composition(
                 v,
                 inputs,
                 note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions",
-            )
+            ) from None
         res.examples += 1
 
     plan = InputsPlan(prod.interface.inputs, None, device, max_side)
