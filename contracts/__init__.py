@@ -15,6 +15,7 @@ conditions) to ``modpact.inference``; their old names here (``validate``,
 (``modpact.contracts.validation``, ``.inferred``, ...) are deprecated aliases.
 """
 
+from types import ModuleType
 from typing import Any
 
 from modpact.errors import (
@@ -167,10 +168,15 @@ def __getattr__(name: str) -> Any:
     """Deprecated aliases of the names that moved out of modpact.contracts:
     imported from their new package on first access, with a DeprecationWarning."""
     new = _MOVED.get(name)
+    package: ModuleType
     if new == "modpact.validation":
-        from modpact import validation as package
+        from modpact import validation
+
+        package = validation
     elif new == "modpact.inference":
-        from modpact import inference as package
+        from modpact import inference
+
+        package = inference
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warn_moved(f"{__name__}.{name}", f"{new}.{name}")

@@ -8,7 +8,7 @@ through the current checker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -126,7 +126,7 @@ class Boundary:
         post_extra = ("result", "old") + tuple(n for n in self.out_names if n not in args)
         for what, conds, extra in (("requires", self.requires, ()), ("ensures", self.ensures, post_extra)):
             for c in conds:
-                optional = getattr(c, "optional", frozenset())
+                optional: Collection[str] = getattr(c, "optional", frozenset())
                 for n in c.reads:
                     if n in args or n in extra or open_kw or n in optional:
                         continue

@@ -129,8 +129,8 @@ class Condition:
     name: ClassVar[str] = "condition"
     #: True when the condition reads metadata only (device_ok returns a Python bool)
     metadata_only: ClassVar[bool] = False
-    #: True when the condition re-runs the callable (needs env[CALL])
-    needs_call: ClassVar[bool] = False
+    #: True when the condition re-runs the callable (needs env[CALL]); mostly() takes its inner condition's
+    needs_call: bool = False
 
     reads: tuple[str, ...] = ()
     serializable: bool = True
@@ -149,7 +149,7 @@ class Condition:
     @property
     def text(self) -> str:
         """How the condition is shown in messages, e.g. ``finite(logits)``."""
-        parts = []
+        parts: list[str] = []
         for k, v in self._params.items():
             if isinstance(v, (tuple, list)) and k in ("names",):
                 parts.extend(str(x) for x in v)

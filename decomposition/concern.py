@@ -53,6 +53,8 @@ def class_label_space(label: str, source: LabelSpace | str = "classes") -> Label
 class Channel(nn.Module):
     """N logits -> ``[z_c, logsumexp(z_j for j != c)]``."""
 
+    others: torch.Tensor  # a buffer
+
     def __init__(self, index: int, n: int):
         super().__init__()
         self.index = index
@@ -113,7 +115,7 @@ class ClassModule(nn.Module):
         return f"concern={self.concern!r}, retained={self.retained:.3f}"
 
 
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def _layers(model: nn.Module) -> list[tuple[str, nn.Linear | nn.Conv2d]]:
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE)]
     if not layers:
         raise SpecError(f"decompose_classes: {type(model).__name__} has no Linear or Conv2d layer to decompose")

@@ -98,7 +98,7 @@ class Stats(TensorSite):
     rows: int = 0
     sources: set[str] = field(default_factory=set)  # producers of an input
     kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
-    kept_labels: list[torch.Tensor] = field(default_factory=list)
+    kept_labels: list[torch.Tensor | None] = field(default_factory=list)  # None: the batch had no labels
 
     def add(self, t: torch.Tensor) -> None:
         x = t.detach()
@@ -120,6 +120,7 @@ class Stats(TensorSite):
                 "use granularity='last' or 'tensor' for tensors whose non-batch dims vary"
             )
         else:
+            assert self.hi is not None  # set with lo
             self.lo = torch.minimum(self.lo, lo)
             self.hi = torch.maximum(self.hi, hi)
         self.rows += int(x.shape[0]) if x.ndim else 1
@@ -324,7 +325,7 @@ class eval_mode:
 
 
 def device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
+    p: torch.Tensor | None = next(model.parameters(), None)
     if p is None:
         p = next(model.buffers(), None)
     return p.device if p is not None else torch.device("cpu")

@@ -322,7 +322,9 @@ class InClassBoxes(InBoxes):
     def _inside_class(self, env: Mapping[str, Any]) -> torch.Tensor | None:
         t = self._tensor(env)
         x = self._flat(t)
-        match = self._match(env, t) if x is not None else None
+        if x is None:
+            return None
+        match = self._match(env, t)
         if match is None:
             return None
         lo, hi = self._on(t)
@@ -375,7 +377,12 @@ class InClassBoxes(InBoxes):
         return (
             eq
             if eq is NotImplemented
-            else (eq and self.reads == other.reads and torch.equal(self.labels, other.labels))
+            else (
+                eq
+                and isinstance(other, InClassBoxes)  # it is: Condition.__eq__ compares conditions of one type
+                and self.reads == other.reads
+                and torch.equal(self.labels, other.labels)
+            )
         )
 
     __hash__ = object.__hash__

@@ -45,6 +45,7 @@ from ._recording import (
     MAX_BOX_FEATURES,
     MODEL_INPUT,
     Recorder,
+    Stats,
     TensorSite,
     device_of,
     eval_mode,
@@ -195,7 +196,7 @@ class InferredContracts:
         return widen(e.lo, e.hi, self.margin, self.min_scale, e.span)
 
     def box_bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if e.box_lo is None:
+        if e.box_lo is None or e.box_hi is None:  # set together
             return None
         return widen(e.box_lo, e.box_hi, self.margin, self.min_scale, e.span)
 
@@ -215,10 +216,10 @@ class InferredContracts:
             why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
             boxes = self.box_bounds(e)
             if boxes is not None and e.box_mode == "class":
-                c = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
-                c.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
-                c.declared_at = at
-                out[e.module][1].append(c)
+                cb = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
+                cb.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
+                cb.declared_at = at
+                out[e.module][1].append(cb)
             if not self._checked(e, preconditions):
                 continue
             conds: list[Condition] = []
@@ -233,9 +234,9 @@ class InferredContracts:
         if self.labels is not None:
             target = self.output_module if self.output_module in out else None
             if target is not None:
-                c = LabelsWithin(self.labels, "result")
-                c.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
-                out[target][1].append(c)
+                lw = LabelsWithin(self.labels, "result")
+                lw.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+                out[target][1].append(lw)
         return out
 
     # ----------------------------------------------------------- install
@@ -326,8 +327,11 @@ class InferredContracts:
             batch_size=batch_size,
         )
         by_key = {e.key: e for e in self.envelopes}
-        seen = [(by_key.get(key), st) for key, st in run.stats.items() if st.lo is not None]
-        for e, st in seen:  # check everything before changing anything
+        seen: list[tuple[TensorEnvelope, Stats, torch.Tensor, torch.Tensor]] = []
+        for key, st in run.stats.items():  # check everything before changing anything
+            if st.lo is None or st.hi is None:  # only empty batches reached this tensor (both set by its first row)
+                continue
+            e = by_key.get(key)
             if e is None:
                 raise SpecError(
                     f"InferredContracts.refine: {st.label} was not seen when the contracts were "
@@ -338,6 +342,7 @@ class InferredContracts:
                     f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
                     f"inferred {list(e.lo.shape)}"
                 )
+            seen.append((e, st, st.lo, st.hi))
         if self.label_counts is not None and run.label_counts and len(run.label_counts) > len(self.label_counts):
             raise SpecError(
                 f"InferredContracts.refine: label {len(run.label_counts) - 1} is outside the label space "
@@ -345,11 +350,11 @@ class InferredContracts:
             )
         widened: dict[str, int] = {}
         boxes_widened = 0
-        for e, st in seen:
-            n = int((st.lo < e.lo).sum() + (st.hi > e.hi).sum())
+        for e, st, lo, hi in seen:
+            n = int((lo < e.lo).sum() + (hi > e.hi).sum())
             if n:
                 widened[e.label] = n
-            e.lo, e.hi = torch.minimum(e.lo, st.lo), torch.maximum(e.hi, st.hi)
+            e.lo, e.hi = torch.minimum(e.lo, lo), torch.maximum(e.hi, hi)
             e.rows += st.rows
             e.boundary = e.boundary or is_boundary(st)
             e.model_input = e.model_input and st.sources == {MODEL_INPUT}
@@ -400,7 +405,7 @@ class InferredContracts:
         if not isinstance(x, torch.Tensor) or x.ndim < 1:
             raise SpecError(f"InferredContracts.score(x=...): expected a batch tensor, got {type(x).__name__}")
         conds = self.conditions(preconditions)
-        by: dict[tuple, list[Condition]] = {}
+        by: dict[tuple, list[Envelope | InBoxes]] = {}
         by_class: dict[str, list[InClassBoxes]] = {}
         for path, (req, ens) in conds.items():
             for side, cs in (("input", req), ("output", ens)):
@@ -573,7 +578,7 @@ def infer_contracts(
     )
     envelopes = []
     for st in run.stats.values():
-        if st.lo is None:  # only empty batches reached this tensor
+        if st.lo is None or st.hi is None:  # only empty batches reached this tensor (both set by its first row)
             continue
         e = TensorEnvelope(
             st.module,

@@ -306,7 +306,7 @@ class FlagBuffer:
             host, done = ok, None
         self.pending.append(Pending(host, events, done))
 
-    def poll(self, block: bool = False) -> list[int]:
+    def poll(self, block: bool = False) -> list[tuple]:
         """Event ids of violated checks among the copies that have arrived.
         With ``block=True`` waits for every copy (used by report())."""
         bad, self._ready = self._ready, []

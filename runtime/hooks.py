@@ -102,9 +102,8 @@ class Hooks:
         self.coverable: set[str] = set()  # modules whose output a propagating consumer took last time
         self.raised: set[CallKey] = set()  # calls whose forward raised
         self.forced: CallState | None = None
-        self.state: CallState | None = None
         self._lean_state = CallState(0, -1, Phase.LEAN, self.rec.buffer)
-        self.state = self._idle()
+        self.state: CallState = self._idle()
 
     def _idle(self) -> CallState:
         return CallState(self.step, self.call, Phase.EVERY, self.rec.buffer)
@@ -466,7 +465,7 @@ class Hooks:
                 key = id(t)
                 entry = producers.get(key)
                 passed_through = entry is not None and entry[0]() is t
-                checked = passed_through and entry[2]
+                checked = passed_through and entry is not None and entry[2]
                 if passed_through and key in pending:
                     new[key] = pending.pop(key)
                 if defaults and t.is_floating_point():
@@ -503,7 +502,7 @@ class Hooks:
                 # everything else that waited runs now
                 covered = held and made_check
                 for key, item in pending.items():
-                    if not (covered and key in held):
+                    if not (covered and held is not None and key in held):
                         self._run_check(state, *item, uncovered=True)
                 pending.clear()
             if new:

@@ -25,6 +25,7 @@ with every leaf hooked, which locates the module.
 from __future__ import annotations
 
 import weakref
+from contextvars import Token
 from typing import Any
 
 import torch
@@ -155,7 +156,7 @@ class Monitor:
             timeout=timeout,
             settle=settle,
         )
-        self._token = None
+        self._token: Token[Any] | None = None
         self._optimizer_hook: Any = None
         self._checker_cm: Any = None
         self._entered = False

@@ -138,6 +138,7 @@ def _compare(
             "original_class": int(pa[idx]),
             "replacement_class": int(pb[idx]),
         }
+    assert tol is not None  # the elementwise mode has a tolerance
     all_ok, ev = True, {}
     for x, y in zip(a, b):
         x, y = x.detach(), y.detach().to(x.dtype)
@@ -306,11 +307,14 @@ def check_substitutable(
             raise err from None
         res.failure = err  # type: ignore[attr-defined]
         return res
-    if mode == "top1" and res.generated.rows and res.generated.top1_agreement < top1:
+    # top1 is not None in the top1 mode, and an agreement rate is None only when no rows were compared
+    rate = res.generated.top1_agreement
+    if top1 is not None and rate is not None and rate < top1:
         res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
     if data is not None:
         res.data = _on_data(orig, repl, data, mode, tol, ldim)
-        if mode == "top1" and res.data.rows and res.data.top1_agreement < top1:
+        rate = res.data.top1_agreement
+        if top1 is not None and rate is not None and rate < top1:
             res.failures.append(_top1_failure("data", res.data, top1, labels))
         elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
             res.failures.append(
@@ -327,8 +331,8 @@ def check_substitutable(
             contract=f"agreement with {orig.name} ({mode})",
             evidence={f"failure {i + 1}": f for i, f in enumerate(res.failures)},
         )
-        err.result = res  # type: ignore[attr-defined]
-        err.violation = None  # type: ignore[attr-defined]
+        err.result = res
+        err.violation = None
         raise err
     return res
 

@@ -73,6 +73,7 @@ def given(
         params.append(inspect.Parameter("_modpact_inputs", inspect.Parameter.KEYWORD_ONLY))
         wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
         parent = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
+        assert parent is not None  # Hypothesis has loaded a profile by now
         for attr in ("_hypothesis_internal_use_settings", "_hypothesis_internal_settings_applied"):
             wrapper.__dict__.pop(attr, None)
         kw: dict[str, Any] = {

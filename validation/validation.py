@@ -113,6 +113,9 @@ class _Found(Exception):
         self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
         self.blame, self.blame_reason = blame, blame_reason
         self.headline: str | None = None
+        # set by run_hypothesis when the example comes back shrunk
+        self.seed: int | None = None
+        self.reproduce: str | None = None
 
 
 def run_hypothesis(
@@ -156,8 +159,8 @@ def run_hypothesis(
         notes = " ".join(getattr(found, "__notes__", []))
         m = re.search(r"@reproduce_failure\([^)]*\)", notes)
         blob = m.group(0) if m else None
-        found.reproduce = blob  # type: ignore[attr-defined]
-        found.seed = seed  # type: ignore[attr-defined]
+        found.reproduce = blob
+        found.seed = seed
         raise
     except (Unsatisfiable, FailedHealthCheck) as e:
         if isinstance(e, FailedHealthCheck) and "filter" not in str(e):
@@ -200,15 +203,17 @@ def _split(result: Any, sizes: list[int]) -> list[Any] | None:
             return None
         return list(result.split(sizes, 0))
     if isinstance(result, (tuple, list)):
-        parts = [_split(r, sizes) for r in result]
-        if any(p is None for p in parts):
+        cuts = [_split(r, sizes) for r in result]
+        parts = [p for p in cuts if p is not None]
+        if len(parts) < len(cuts):
             return None
         return [type(result)(p[i] for p in parts) for i in range(len(sizes))]
     if isinstance(result, Mapping):
-        parts = {k: _split(v, sizes) for k, v in result.items()}
-        if any(p is None for p in parts.values()):
+        cuts_by_key = {k: _split(v, sizes) for k, v in result.items()}
+        parts_by_key = {k: p for k, p in cuts_by_key.items() if p is not None}
+        if len(parts_by_key) < len(cuts_by_key):
             return None
-        return [{k: p[i] for k, p in parts.items()} for i in range(len(sizes))]
+        return [{k: p[i] for k, p in parts_by_key.items()} for i in range(len(sizes))]
     return None
 
 
@@ -287,6 +292,7 @@ class _Runner:
 
     def _confirm_alone(self, inputs, accepted, part) -> None:
         env = self.target.pre(inputs)
+        assert isinstance(env, dict)  # not REJECTED: these inputs were accepted before
         self.result.forwards += 1
         checks = self.target.post(env, call_or_found(self.target, inputs))
         bad = next(((name, v) for name, v in checks if v is not None), None)
@@ -363,6 +369,7 @@ def validate(
         bound = draw_dims(draw, plan.dims)
         if not use_batch:
             return [plan.draw(draw, bound)]
+        assert bdim is not None  # use_batch
         lo, hi = plan.dims.bounds[bdim]
         k = draw(st.integers(1, group), label="examples in this forward")
         sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
@@ -418,7 +425,7 @@ def _failure(
         problems=getattr(v, "problems", ()),
         side=getattr(v, "side", None),
     )
-    err.violation = v  # type: ignore[attr-defined]
-    err.result = result  # type: ignore[attr-defined]
-    err.inputs = found.inputs  # type: ignore[attr-defined]
+    err.violation = v
+    err.result = result
+    err.inputs = found.inputs
     return err

@@ -250,7 +250,7 @@ def _contracts(report: DiagnosisReport) -> str:
     violated = {(g.module, g.contract) for g in report.groups()}
     blocks = []
     for mc in sorted(report.contracts, key=lambda m: natural_key(m.module)):
-        rows = []
+        rows: list[str] = []
 
         def row(
             kind: str,
