@@ -93,8 +93,8 @@ class Target:
         self.interface = iface
         self.guard = Guard(
             interface=iface,
-            requires=tuple(getattr(existing, "requires", ())) + _conditions(list(req), "requires", site),
-            ensures=tuple(getattr(existing, "ensures", ())) + _conditions(list(ens), "ensures", site),
+            requires=tuple(getattr(existing, "requires", ())) + _conditions(req, "requires", site),
+            ensures=tuple(getattr(existing, "ensures", ())) + _conditions(ens, "ensures", site),
             name=label,
             mode="raise",
             producer="the generated inputs",
