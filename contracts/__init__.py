@@ -29,6 +29,7 @@ from modpact.errors import (
 from . import conditions
 from ._modes import (
     MODES,
+    ContractMode,
     ContractWarning,
     clear_recorded,
     disabled,
@@ -40,7 +41,7 @@ from ._modes import (
 from ._moved import warn_moved
 from ._old import Old, TensorSnapshot
 from .checking import Checker, EagerChecker, current_checker, use_checker
-from .condition import BINDER, CALL, Condition, Custom, Outcome, as_condition, registry, rerun
+from .condition import BINDER, CALL, Condition, ConditionLike, Custom, Outcome, as_condition, registry, rerun
 from .conditions import (
     agrees_with,
     batch_independent,
@@ -78,6 +79,7 @@ __all__ = [
     # conditions
     "conditions",
     "Condition",
+    "ConditionLike",
     "Custom",
     "Outcome",
     "as_condition",
@@ -101,6 +103,7 @@ __all__ = [
     "lipschitz_at_most",
     "agrees_with",
     # modes
+    "ContractMode",
     "modes",
     "MODES",
     "set_mode",

@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 
 from ._fastmeta import MetaPlan, compile_side
-from ._modes import check_mode
+from ._modes import ContractMode, check_mode
 from .binding import Binder
 from .condition import Condition, Custom
 
@@ -37,11 +38,11 @@ class Boundary:
     def __init__(
         self,
         *,
-        interface: Any = None,
+        interface: Interface | None = None,
         requires: Sequence[Condition] = (),
         ensures: Sequence[Condition] = (),
         name: str = "",
-        mode: str | None = None,
+        mode: ContractMode | None = None,
         every: int = 1,
         producer: str | Mapping[str, str] | None = None,
         snapshot: Mapping[str, Any] | None = None,

@@ -35,6 +35,7 @@ __all__ = [
     "CALL",
     "BINDER",
     "Condition",
+    "ConditionLike",
     "Custom",
     "Outcome",
     "as_bool",
@@ -359,6 +360,11 @@ class Custom(Condition):
         return self.fn is other.fn and self.why == other.why
 
     __hash__ = object.__hash__
+
+
+#: A condition as ``requires``/``ensures`` take it: a Condition, a callable whose
+#: parameters name the arguments it reads, or either with its reason, ``(condition, "why")``.
+ConditionLike = Condition | Callable[..., Any] | tuple[Condition | Callable[..., Any], str]
 
 
 def as_condition(c: Any, *, why: str | None = None, declared_at: str | None = None) -> Condition:

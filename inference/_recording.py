@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
 __all__ = [
+    "Granularity",
     "GRANULARITIES",
     "Stats",
     "Recorder",
@@ -32,7 +33,9 @@ __all__ = [
     "is_boundary",
 ]
 
-GRANULARITIES = ("auto", "element", "channel", "last", "tensor")
+#: How an envelope's bounds are kept: per element, per channel, per last dim, one for the tensor, or "auto"
+Granularity = Literal["auto", "element", "channel", "last", "tensor"]
+GRANULARITIES: tuple[Granularity, ...] = ("auto", "element", "channel", "last", "tensor")
 MODEL_INPUT = "<input>"
 MAX_BOX_FEATURES = 4096  # rows wider than this are not kept for boxes
 COMPUTED = "<computed>"

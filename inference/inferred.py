@@ -23,7 +23,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,6 +44,7 @@ from ._recording import (
     GRANULARITIES,
     MAX_BOX_FEATURES,
     MODEL_INPUT,
+    Granularity,
     Recorder,
     Stats,
     TensorSite,
@@ -57,8 +58,12 @@ from .envelope import Envelope, InBoxes, InClassBoxes
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
-PRECONDITIONS = ("boundary", "all")
-BOX_MODES = ("head", "every")
+#: Which inputs get preconditions: the model's boundary (inputs fed by the data) or every checked module
+Preconditions = Literal["boundary", "all"]
+#: Where boxes are kept: the input of the module that produces the model's output, or every checked tensor
+BoxMode = Literal["head", "every"]
+PRECONDITIONS: tuple[Preconditions, ...] = ("boundary", "all")
+BOX_MODES: tuple[BoxMode, ...] = ("head", "every")
 #: the party blamed for the model's inputs (the runtime's INPUT_DATA; inference and runtime are siblings)
 INPUT_DATA = "the input data"
 ROUNDOFF = 1e-4
@@ -136,7 +141,7 @@ class InferredContracts:
         margin: float,
         min_scale: float,
         clusters: int | None = None,
-        granularity: str = "auto",
+        granularity: Granularity = "auto",
         labels: LabelSpace | None = None,
         label_counts: Sequence[int] | None = None,
         output_module: str | None = None,
@@ -200,10 +205,12 @@ class InferredContracts:
             return None
         return widen(e.box_lo, e.box_hi, self.margin, self.min_scale, e.span)
 
-    def _checked(self, e: TensorEnvelope, preconditions: str) -> bool:
+    def _checked(self, e: TensorEnvelope, preconditions: Preconditions) -> bool:
         return e.side == "output" or e.boundary or preconditions == "all"
 
-    def conditions(self, preconditions: str = "boundary") -> dict[str, tuple[list[Condition], list[Condition]]]:
+    def conditions(
+        self, preconditions: Preconditions = "boundary"
+    ) -> dict[str, tuple[list[Condition], list[Condition]]]:
         """path -> (requires, ensures), built from the envelopes and the margin."""
         if preconditions not in PRECONDITIONS:
             raise SpecError(
@@ -253,7 +260,7 @@ class InferredContracts:
         return model
 
     def install(
-        self, model: nn.Module | None = None, *, preconditions: str = "boundary", interfaces: bool = True
+        self, model: nn.Module | None = None, *, preconditions: Preconditions = "boundary", interfaces: bool = True
     ) -> InferredContracts:
         """Guard each recorded module of ``model`` (default: the model the
         contracts were inferred on). A module that already has a guard keeps
@@ -393,7 +400,7 @@ class InferredContracts:
         x: torch.Tensor,
         model: nn.Module | None = None,
         *,
-        preconditions: str = "boundary",
+        preconditions: Preconditions = "boundary",
         per_module: bool = False,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Per-row excursion score of the inputs ``x`` (slow path, for
@@ -521,8 +528,8 @@ def infer_contracts(
     margin: float = 0.5,
     min_scale: float = 0.2,
     clusters: int | None = None,
-    boxes: str = "head",
-    granularity: str = "auto",
+    boxes: BoxMode = "head",
+    granularity: Granularity = "auto",
     labels: LabelSpace | Sequence[str] | None = None,
     batch_size: int = 256,
     max_rows: int = 20_000,

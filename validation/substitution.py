@@ -7,14 +7,16 @@ the original, elementwise within ``tolerance`` or by top-1 agreement rate
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -65,7 +67,7 @@ class SubstitutionResult:
 
     original: str
     replacement: str
-    mode: str  # "elementwise" or "top1"
+    mode: Literal["elementwise", "top1"]
     tolerance: float | None
     top1: float | None
     generated: Agreement = field(default_factory=Agreement)
@@ -194,17 +196,17 @@ def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tens
 
 
 def check_substitutable(
-    original: Any,
-    replacement: Any,
-    interface: Any = None,
+    original: nn.Module | Callable[..., Any],
+    replacement: nn.Module | Callable[..., Any],
+    interface: Interface | None = None,
     tolerance: float | None = None,
     data: Any = None,
     max_examples: int | None = None,
     *,
     top1: float | None = None,
     seed: int | None = None,
-    device: Any = None,
-    replacement_interface: Any = None,
+    device: str | torch.device | None = None,
+    replacement_interface: Interface | None = None,
     raise_on_failure: bool = True,
     max_side: int = MAX_SIDE,
 ) -> SubstitutionResult:
@@ -239,7 +241,7 @@ def check_substitutable(
         raise SpecError(f"check_substitutable(top1={top1!r}): expected a fraction in [0, 1]")
     if top1 is not None and tolerance is not None:
         raise SpecError("check_substitutable: pass tolerance= (elementwise) or top1= (classifiers), not both")
-    mode = "top1" if top1 is not None else "elementwise"
+    mode: Literal["elementwise", "top1"] = "top1" if top1 is not None else "elementwise"
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface

@@ -20,7 +20,10 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, require_hypothesis
 
 __all__ = ["given", "CONFIG", "default_examples"]
@@ -36,7 +39,11 @@ def default_examples(fallback: int = 100) -> int:
 
 
 def given(
-    interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE
+    interface: Interface,
+    *,
+    dims: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    max_side: int = MAX_SIDE,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a test to run on inputs generated from ``interface``."""
     if not (hasattr(interface, "inputs") and hasattr(interface, "strategy")):

@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from modpact.contracts.target import REJECTED, Target
+from modpact.contracts.target import REJECTED, ExtraContracts, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -313,12 +315,12 @@ class _Runner:
 
 
 def validate(
-    module: Any,
-    interface: Any = None,
-    contracts: Any = None,
+    module: nn.Module | Callable[..., Any],
+    interface: Interface | None = None,
+    contracts: ExtraContracts | None = None,
     max_examples: int | None = None,
     seed: int | None = None,
-    device: Any = None,
+    device: str | torch.device | None = None,
     *,
     batch: bool | None = None,
     group: int = DEFAULT_GROUP,
