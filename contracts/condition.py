@@ -211,7 +211,7 @@ class Condition:
                 f"Condition {name!r} was saved as non-serializable (it holds a Python callable or module); "
                 "re-create it in code"
             )
-        cls = _REGISTRY.get(name)  # type: ignore[arg-type]
+        cls = _REGISTRY.get(name)  # type: ignore[arg-type]  # None finds nothing: the SpecError below
         if cls is None:
             known = ", ".join(sorted(_REGISTRY))
             raise SpecError(f"Unknown condition name {name!r} (known: {known})")

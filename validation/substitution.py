@@ -307,7 +307,7 @@ def check_substitutable(
         err = _failure("check_substitutable", found, iface.name, res, headline=head)
         if raise_on_failure:
             raise err from None
-        res.failure = err  # type: ignore[attr-defined]
+        res.failure = err  # type: ignore[attr-defined]  # not a field: only a result that failed has one
         return res
     # top1 is not None in the top1 mode, and an agreement rate is None only when no rows were compared
     rate = res.generated.top1_agreement

@@ -78,7 +78,7 @@ def given(
         del wrapper.__wrapped__  # pytest and Hypothesis must see the signature below, not fn's
         params = [p for n, p in sig.parameters.items() if n not in wanted]
         params.append(inspect.Parameter("_modpact_inputs", inspect.Parameter.KEYWORD_ONLY))
-        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]  # read by inspect
         parent = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
         assert parent is not None  # Hypothesis has loaded a profile by now
         for attr in ("_hypothesis_internal_use_settings", "_hypothesis_internal_settings_applied"):
