@@ -27,10 +27,14 @@ venv: $(DEV_STAMP)
 test: $(DEV_STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The import contracts in pyproject's [tool.importlinter]. import-linter finds a package by walking
-# its folder, so it runs on a view of the installed layout (.ci/layout.py), from inside the view:
-# it puts the current folder first on sys.path, where the checkout's modpact/ would shadow the view.
+# ruff (lint, then the format check), mypy, then the import contracts; the settings are in pyproject.
+# mypy and import-linter find a package by walking its folder, so they run on a view of the installed
+# layout (.ci/layout.py), from inside the view: the current folder comes first on sys.path, where the
+# checkout's modpact/ would shadow the view. .ci/typecheck.py reports the source files' paths.
 lint: $(DEV_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) .ci/typecheck.py
 	$(PY) .ci/layout.py $(LAYOUT)
 	cd $(LAYOUT) && $(abspath $(VENV))/bin/lint-imports --no-cache $(abspath pyproject.toml)
 

@@ -196,7 +196,8 @@ def table_patch(d, seeds: int, retention: float, weak_class: str = "8", keep: fl
 def table_repair(d, seeds: int) -> None:
     print(
         "\n### 5. Repair: node 'hidden' (Linear 64->32 + ReLU) of a 3-node ModularModel corrupted "
-        "(a third of its weight rows get NaN entries, as from a diverged update), blamed by the Monitor, retrained from fresh weights with the rest frozen, "
+        "(a third of its weight rows get NaN entries, as from a diverged update), blamed by the Monitor, "
+        "retrained from fresh weights with the rest frozen, "
         "vs retraining the whole model from fresh weights (same 20 epochs, data and optimizer)\n"
     )
     print(

@@ -95,7 +95,8 @@ def main() -> None:
     model = d.model
     print(
         f"digits MLP: test accuracy {d.test_accuracy:.3f}; train {len(d.x_train)}, calibration {len(d.x_cal)}, "
-        f"test {len(d.x_test)} rows; batches of {args.batch}; margin {args.margin}, min_scale {args.min_scale}; torch {torch.__version__}"
+        f"test {len(d.x_test)} rows; batches of {args.batch}; margin {args.margin}, min_scale {args.min_scale}; "
+        f"torch {torch.__version__}"
     )
 
     variants = {}
@@ -123,7 +124,7 @@ def main() -> None:
     for name, x in sets.items():
         batches = clean_batches if name.startswith("clean") else batch_split(x, args.batch, 2, seed=4)
         row = [name, str(len(batches))]
-        for label, ic in variants.items():
+        for ic in variants.values():
             ic.install()
             try:
                 flags = monitor_flags(model, batches)

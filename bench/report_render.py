@@ -55,7 +55,7 @@ def main() -> None:
             best_of(rep.to_html),
             best_of(rep.to_junit),
             best_of(rep.to_json),
-            best_of(lambda: DiagnosisReport.from_json(js)),
+            best_of(lambda js=js: DiagnosisReport.from_json(js)),
         ]
         print(
             f"{len(rep.violations):>10} "

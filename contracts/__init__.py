@@ -15,6 +15,7 @@ conditions) to ``modpact.inference``; their old names here (``validate``,
 (``modpact.contracts.validation``, ``.inferred``, ...) are deprecated aliases.
 """
 
+from types import ModuleType
 from typing import Any
 
 from modpact.errors import (
@@ -28,6 +29,7 @@ from modpact.errors import (
 from . import conditions
 from ._modes import (
     MODES,
+    ContractMode,
     ContractWarning,
     clear_recorded,
     disabled,
@@ -40,7 +42,7 @@ from ._modes import (
 from ._moved import warn_moved
 from ._old import Old, TensorSnapshot
 from .checking import Checker, EagerChecker, current_checker, use_checker
-from .condition import BINDER, CALL, Condition, Custom, Outcome, as_condition, registry, rerun
+from .condition import BINDER, CALL, Condition, ConditionLike, Custom, Outcome, as_condition, registry, rerun
 from .conditions import (
     agrees_with,
     batch_independent,
@@ -78,6 +80,7 @@ __all__ = [
     # conditions
     "conditions",
     "Condition",
+    "ConditionLike",
     "Custom",
     "Outcome",
     "as_condition",
@@ -101,6 +104,7 @@ __all__ = [
     "lipschitz_at_most",
     "agrees_with",
     # modes
+    "ContractMode",
     "modes",
     "MODES",
     "set_mode",
@@ -169,10 +173,15 @@ def __getattr__(name: str) -> Any:
     """Deprecated aliases of the names that moved out of modpact.contracts:
     imported from their new package on first access, with a DeprecationWarning."""
     new = _MOVED.get(name)
+    package: ModuleType
     if new == "modpact.validation":
-        from modpact import validation as package
+        from modpact import validation
+
+        package = validation
     elif new == "modpact.inference":
-        from modpact import inference as package
+        from modpact import inference
+
+        package = inference
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     warn_moved(f"{__name__}.{name}", f"{new}.{name}")

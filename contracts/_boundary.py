@@ -8,15 +8,16 @@ through the current checker.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 
 from ._fastmeta import MetaPlan, compile_side
-from ._modes import check_mode
+from ._modes import ContractMode, check_mode
 from .binding import Binder
 from .condition import Condition, Custom
 
@@ -37,11 +38,11 @@ class Boundary:
     def __init__(
         self,
         *,
-        interface: Any = None,
+        interface: Interface | None = None,
         requires: Sequence[Condition] = (),
         ensures: Sequence[Condition] = (),
         name: str = "",
-        mode: str | None = None,
+        mode: ContractMode | None = None,
         every: int = 1,
         producer: str | Mapping[str, str] | None = None,
         snapshot: Mapping[str, Any] | None = None,
@@ -126,7 +127,7 @@ class Boundary:
         post_extra = ("result", "old") + tuple(n for n in self.out_names if n not in args)
         for what, conds, extra in (("requires", self.requires, ()), ("ensures", self.ensures, post_extra)):
             for c in conds:
-                optional = getattr(c, "optional", frozenset())
+                optional: Collection[str] = getattr(c, "optional", frozenset())
                 for n in c.reads:
                     if n in args or n in extra or open_kw or n in optional:
                         continue

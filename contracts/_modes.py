@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import Literal, TypeGuard
 
 from modpact.errors import ContractViolation, SpecError
 
 from .context import ContextFlag
 
 __all__ = [
+    "ContractMode",
     "MODES",
     "ContractWarning",
     "set_mode",
@@ -29,26 +31,33 @@ __all__ = [
     "RECORD_LIMIT",
 ]
 
-MODES = ("raise", "warn", "record", "off")
+#: What a contract does on a violation: raise it, warn with it, record it, or not check at all.
+ContractMode = Literal["raise", "warn", "record", "off"]
+MODES: tuple[ContractMode, ...] = ("raise", "warn", "record", "off")
 
 
 class ContractWarning(UserWarning):
     """Issued for a violation in ``warn`` mode; the message is the violation's."""
 
 
-def check_mode(mode: str | None, what: str = "mode") -> str | None:
-    if mode is None or mode in MODES:
+def is_mode(value: object) -> TypeGuard[ContractMode]:
+    return value in MODES
+
+
+def check_mode(mode: object, what: str = "mode") -> ContractMode | None:
+    """``mode`` itself when it is a mode or None; a SpecError naming it otherwise."""
+    if mode is None or is_mode(mode):
         return mode
     raise SpecError(f"Expected {what} to be one of {', '.join(map(repr, MODES))} or None, got {mode!r}")
 
 
-def _mode_from_env() -> str:
+def _mode_from_env() -> ContractMode:
     raw = os.environ.get("MODPACT_CONTRACTS", "").strip().lower()
     if not raw:
         return "raise"
     if raw in ("0", "false", "no", "disabled"):
         return "off"
-    if raw in MODES:
+    if is_mode(raw):
         return raw
     raise SpecError(
         f"MODPACT_CONTRACTS={raw!r} is not a mode; expected one of {', '.join(MODES)} (or 0/false to switch off)"
@@ -56,12 +65,12 @@ def _mode_from_env() -> str:
 
 
 # A one-element list is faster to read on the hot path than a contextvar.
-_GLOBAL_MODE = [_mode_from_env()]
+_GLOBAL_MODE: list[ContractMode] = [_mode_from_env()]
 _DISABLED: ContextFlag[bool] = ContextFlag("modpact_contracts_disabled", False)
 _RECORDED: list[ContractViolation] = []
 
 
-def set_mode(mode: str) -> str:
+def set_mode(mode: ContractMode) -> ContractMode:
     """Set the global default mode (used by guards and decorators whose own
     mode is None); returns the previous one. ``"off"`` here skips checks at
     call time; to remove the wrappers entirely, decorate with ``mode="off"``
@@ -74,7 +83,7 @@ def set_mode(mode: str) -> str:
     return previous
 
 
-def get_mode() -> str:
+def get_mode() -> ContractMode:
     """The global default mode."""
     return _GLOBAL_MODE[0]
 

@@ -6,6 +6,7 @@ import os
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from types import FrameType
 from typing import Any
 
 from modpact.errors import (
@@ -70,7 +71,7 @@ def condition_violation(
         values, evidence = _values(cond, env), {"evidence_error": f"{type(e).__name__}: {e}"}
         expected = actual = None
     evidence = _compact(evidence, values)
-    common = dict(
+    common: dict[str, Any] = dict(
         module=guard.name,
         contract=cond.text,
         values=values,
@@ -132,7 +133,7 @@ def contract_error(
         values=_values(cond, env),
         declared_at=cond.declared_at,
     )
-    err.original = error  # type: ignore[attr-defined]
+    err.original = error
     return err
 
 
@@ -205,7 +206,7 @@ def report(guard: Boundary, violation: ContractViolation) -> None:
 
 def _user_frame() -> Any:
     """The first frame outside modpact's contracts and torch.nn (where the call came from)."""
-    f = sys._getframe(2)
+    f: FrameType = sys._getframe(2)
     while f.f_back is not None:
         fn = f.f_code.co_filename
         if not (fn.startswith(_PKG) or _TORCH_NN in fn):

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from modpact.errors import SpecError
+from modpact.errors import Problem, SpecError
+from modpact.interfaces.bindings import Bindings
 
 from ._boundary import Boundary
 from ._violations import condition_violation, contract_error, interface_violation, report
@@ -62,7 +63,7 @@ class EagerChecker(Checker):
     def check_pre(self, guard: Boundary, env: dict[str, Any]) -> Any:
         __tracebackhide__ = True
         failed = False
-        bindings = None
+        bindings: dict[str, int] | Bindings | None = None  # plain ints from the fast path
         iface = guard.interface
         if iface is not None:
             fast = guard.fast_in
@@ -102,6 +103,7 @@ class EagerChecker(Checker):
             ok = False
             if fast is not None and type(bindings) is dict:
                 ok = fast.run(result, bindings) is not None
+            problems: list[Problem]
             if ok:
                 problems = []
             else:

@@ -35,6 +35,7 @@ __all__ = [
     "CALL",
     "BINDER",
     "Condition",
+    "ConditionLike",
     "Custom",
     "Outcome",
     "as_bool",
@@ -129,8 +130,8 @@ class Condition:
     name: ClassVar[str] = "condition"
     #: True when the condition reads metadata only (device_ok returns a Python bool)
     metadata_only: ClassVar[bool] = False
-    #: True when the condition re-runs the callable (needs env[CALL])
-    needs_call: ClassVar[bool] = False
+    #: True when the condition re-runs the callable (needs env[CALL]); mostly() takes its inner condition's
+    needs_call: bool = False
 
     reads: tuple[str, ...] = ()
     serializable: bool = True
@@ -149,7 +150,7 @@ class Condition:
     @property
     def text(self) -> str:
         """How the condition is shown in messages, e.g. ``finite(logits)``."""
-        parts = []
+        parts: list[str] = []
         for k, v in self._params.items():
             if isinstance(v, (tuple, list)) and k in ("names",):
                 parts.extend(str(x) for x in v)
@@ -210,7 +211,7 @@ class Condition:
                 f"Condition {name!r} was saved as non-serializable (it holds a Python callable or module); "
                 "re-create it in code"
             )
-        cls = _REGISTRY.get(name)  # type: ignore[arg-type]
+        cls = _REGISTRY.get(name)  # type: ignore[arg-type]  # None finds nothing: the SpecError below
         if cls is None:
             known = ", ".join(sorted(_REGISTRY))
             raise SpecError(f"Unknown condition name {name!r} (known: {known})")
@@ -380,6 +381,11 @@ class Custom(Condition):
         return self.fn is other.fn and self.why == other.why
 
     __hash__ = object.__hash__
+
+
+#: A condition as ``requires``/``ensures`` take it: a Condition, a callable whose
+#: parameters name the arguments it reads, or either with its reason, ``(condition, "why")``.
+ConditionLike = Condition | Callable[..., Any] | tuple[Condition | Callable[..., Any], str]
 
 
 def as_condition(c: Any, *, why: str | None = None, declared_at: str | None = None) -> Condition:

@@ -114,7 +114,7 @@ class _Elementwise(Condition):
                     return {"tensor": where, **ev} if len(self.reads) > 1 or len(ts) > 1 else ev
         return {}
 
-    def rows(self, env: Mapping[str, Any]) -> torch.Tensor:
+    def rows(self, env: Mapping[str, Any]) -> torch.Tensor | None:
         acc = None
         for n in self.reads:
             for t in tensors_of(env[n], n):

@@ -12,15 +12,17 @@ from __future__ import annotations
 import functools
 import inspect
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from torch import nn
 
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 
-from ._modes import _mode_from_env, check_mode
+from ._modes import ContractMode, _mode_from_env, check_mode
 from .binding import Binder
+from .condition import Condition, ConditionLike
 from .guard import Guard, _conditions
 from .source import user_site
 
@@ -38,10 +40,10 @@ def get_contract(fn: Any) -> Guard | None:
 
 
 def requires(
-    cond: Any,
+    cond: Condition | Callable[..., Any],
     why: str | None = None,
     *,
-    mode: str | None = None,
+    mode: ContractMode | None = None,
     every: int | None = None,
     producer: str | Mapping[str, str] | None = None,
 ) -> Callable[[F], F]:
@@ -53,10 +55,10 @@ def requires(
 
 
 def ensures(
-    cond: Any,
+    cond: Condition | Callable[..., Any],
     why: str | None = None,
     *,
-    mode: str | None = None,
+    mode: ContractMode | None = None,
     every: int | None = None,
     snapshot: Mapping[str, Callable[..., Any]] | None = None,
 ) -> Callable[[F], F]:
@@ -69,10 +71,10 @@ def ensures(
 
 
 def contract(
-    interface: Any = None,
-    requires: Sequence[Any] = (),
-    ensures: Sequence[Any] = (),
-    mode: str | None = None,
+    interface: Interface | None = None,
+    requires: Iterable[ConditionLike] = (),
+    ensures: Iterable[ConditionLike] = (),
+    mode: ContractMode | None = None,
     every: int = 1,
     name: str | None = None,
     producer: str | Mapping[str, str] | None = None,
@@ -96,10 +98,10 @@ def contract(
 
 def _decorator(
     *,
-    interface: Any = None,
+    interface: Interface | None = None,
     requires: tuple = (),
     ensures: tuple = (),
-    mode: str | None = None,
+    mode: ContractMode | None = None,
     every: int | None = None,
     name: str | None = None,
     producer: Any = None,

@@ -13,13 +13,14 @@ import torch
 from torch import nn
 
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 
 from ._boundary import Boundary
-from ._modes import _DISABLED, _GLOBAL_MODE, _mode_from_env, check_mode
+from ._modes import _DISABLED, _GLOBAL_MODE, ContractMode, _mode_from_env, check_mode
 from ._old import Old
 from .binding import Binder
 from .checking import _CHECKER, Checker
-from .condition import BINDER, CALL, Condition, as_condition
+from .condition import BINDER, CALL, Condition, ConditionLike, as_condition
 from .source import user_site
 
 __all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
@@ -164,11 +165,11 @@ def _forward_binder(module: nn.Module) -> Binder:
 
 def guard(
     module: nn.Module,
-    interface: Any = None,
-    requires: Any = (),
-    ensures: Any = (),
+    interface: Interface | None = None,
+    requires: ConditionLike | Iterable[ConditionLike] | None = (),
+    ensures: ConditionLike | Iterable[ConditionLike] | None = (),
     name: str | None = None,
-    mode: str | None = None,
+    mode: ContractMode | None = None,
     every: int = 1,
     producer: str | Mapping[str, str] | None = None,
     snapshot: Mapping[str, Callable[..., Any]] | None = None,

@@ -95,6 +95,12 @@ class _Relational(Condition):
         with torch.no_grad():
             return rerun(env, **overrides)
 
+
+class _Compared(_Relational):
+    """A relational condition that compares an expected and an actual value within ``tol``."""
+
+    tol: float  # set by each subclass's __init__
+
     def _pair(self, env):  # (expected, actual, rows) - computed once per check
         raise NotImplementedError
 
@@ -108,7 +114,7 @@ class _Relational(Condition):
 
 
 @register
-class BatchIndependent(_Relational):
+class BatchIndependent(_Compared):
     name = "batch_independent"
 
     def __init__(self, in_names: str | Sequence[str] = "x", out_name: str = "result", dim: int = 0, tol: float = 1e-5):
@@ -147,7 +153,7 @@ def batch_independent(
 
 
 @register
-class InvariantUnder(_Relational):
+class InvariantUnder(_Compared):
     name = "invariant_under"
 
     def __init__(
@@ -173,7 +179,7 @@ def invariant_under(
 
 
 @register
-class EquivariantUnder(_Relational):
+class EquivariantUnder(_Compared):
     name = "equivariant_under"
 
     def __init__(
@@ -214,7 +220,7 @@ def equivariant_under(
 
 
 @register
-class Monotone(_Relational):
+class Monotone(_Compared):
     name = "monotone"
 
     def __init__(
@@ -380,7 +386,8 @@ class AgreesWith(_Relational):
             top1=top1,
             out_name=out_name,
         )
-        self.reference, self.tol, self.top1, self.out_name = reference, tol, top1, out_name
+        self.tol: float | None = tol  # None: top-1 agreement only
+        self.reference, self.top1, self.out_name = reference, top1, out_name
         self.reads = (out_name,)
         self.serializable = False
 

@@ -6,6 +6,7 @@ import inspect
 import os
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 _PKG_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -23,6 +24,7 @@ _SKIP = (
 def user_site(depth: int = 2) -> str | None:
     """``file:line`` of the first frame outside modpact's own contracts code
     (contracts, validation, inference)."""
+    f: FrameType | None
     try:
         f = sys._getframe(depth)
     except ValueError:  # pragma: no cover
@@ -75,12 +77,10 @@ def _lambda_source(fn: Callable[..., Any]) -> str | None:
     line = lines[first]
     # The body's first column tells which lambda on the line this is.
     body_col = None
-    try:
+    if sys.version_info >= (3, 11):  # co_positions is new in 3.11
         for lineno, _end, col, _endcol in code.co_positions():
             if lineno == code.co_firstlineno and col is not None and _endcol is not None and _endcol > col:
                 body_col = col if body_col is None else min(body_col, col)
-    except AttributeError:  # pragma: no cover - Python < 3.11
-        pass
     at = line.rfind("lambda", 0, body_col) if body_col else line.find("lambda")
     if at < 0:
         return None

@@ -11,7 +11,7 @@ runs every postcondition separately so each gets its own pass count.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,17 +24,22 @@ from modpact.errors import (
     PreconditionViolation,
     SpecError,
 )
+from modpact.interfaces.interface import Interface
 
 from ._modes import disabled
 from ._old import Old
 from ._violations import condition_violation, contract_error, interface_violation
 from .binding import Binder
 from .checking import EagerChecker
-from .condition import BINDER, CALL
+from .condition import BINDER, CALL, ConditionLike
 from .decorators import get_contract
 from .guard import Guard, _conditions, get_guard
 
-__all__ = ["Target", "REJECTED", "existing_guard"]
+__all__ = ["Target", "REJECTED", "existing_guard", "ExtraContracts"]
+
+#: What ``contracts=`` takes (``validate``): postconditions, one or several, or
+#: ``{"requires": ..., "ensures": ...}``.
+ExtraContracts = ConditionLike | Iterable[ConditionLike] | Mapping[str, ConditionLike | Iterable[ConditionLike]]
 
 REJECTED = "rejected"
 _EAGER = EagerChecker()
@@ -58,7 +63,7 @@ def _binder(fn: Any, what: str) -> Binder:
         raise SpecError(f"{what}: cannot read the signature of {fn!r}: {e}") from None
 
 
-def _split_contracts(contracts: Any, what: str) -> tuple[Sequence[Any], Sequence[Any]]:
+def _split_contracts(contracts: Any, what: str) -> tuple[Any, Any]:
     """``contracts``: postconditions (a condition or a list), or {"requires": [...], "ensures": [...]}."""
     if contracts is None:
         return (), ()
@@ -74,7 +79,12 @@ class Target:
     """``fn`` with the interface and conditions it is validated against."""
 
     def __init__(
-        self, fn: Any, interface: Any = None, contracts: Any = None, name: str | None = None, what: str = "validate"
+        self,
+        fn: nn.Module | Callable[..., Any],
+        interface: Interface | None = None,
+        contracts: ExtraContracts | None = None,
+        name: str | None = None,
+        what: str = "validate",
     ):
         existing = existing_guard(fn)
         iface = interface if interface is not None else getattr(existing, "interface", None)
@@ -93,8 +103,8 @@ class Target:
         self.interface = iface
         self.guard = Guard(
             interface=iface,
-            requires=tuple(getattr(existing, "requires", ())) + _conditions(list(req), "requires", site),
-            ensures=tuple(getattr(existing, "ensures", ())) + _conditions(list(ens), "ensures", site),
+            requires=tuple(getattr(existing, "requires", ())) + _conditions(req, "requires", site),
+            ensures=tuple(getattr(existing, "ensures", ())) + _conditions(ens, "ensures", site),
             name=label,
             mode="raise",
             producer="the generated inputs",

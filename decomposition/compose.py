@@ -15,6 +15,7 @@ from the order the modules were given in to the target order.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -36,6 +37,15 @@ def _concern(m: nn.Module, i: int) -> str:
     return ls.labels[0]
 
 
+# The attributes of a per-class module, which _concern checked when the module joined.
+def _interface(m: nn.Module) -> Interface:
+    return cast(Interface, m.interface)
+
+
+def _label_space(m: nn.Module) -> LabelSpace:
+    return cast(LabelSpace, m.label_space)
+
+
 class ComposedClassifier(nn.Module):
     """Per-class modules composed by vote; see ``compose_classes``."""
 
@@ -55,10 +65,10 @@ class ComposedClassifier(nn.Module):
         labels = labels or LabelSpace("composed", concerns)
         reasons = [f"class {c!r} of {labels.name!r} has no module" for c in given.missing_from(labels)]
         reasons += [f"module for class {c!r} has no place in {labels.name!r}" for c in labels.missing_from(given)]
-        first = modules[0].interface
+        first = _interface(modules[0])
         ((xname, xspec),) = first.inputs.items()
         for m, c in zip(modules[1:], concerns[1:]):
-            compat = check_compatible(xspec, next(iter(m.interface.inputs.values())))
+            compat = check_compatible(xspec, next(iter(_interface(m).inputs.values())))
             reasons += [f"input of module[{c}] vs input of module[{concerns[0]}]: {r}" for r in compat.reasons]
         if reasons:
             raise CompatibilityError(f"cannot compose {len(modules)} module(s) into {labels.name!r}", reasons)
@@ -74,7 +84,7 @@ class ComposedClassifier(nn.Module):
 
     @property
     def concerns(self) -> list[str]:
-        return [m.label_space.labels[0] for m in self.parts]
+        return [_label_space(m).labels[0] for m in self.parts]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         conf = torch.stack([m(x).softmax(-1)[..., 0] for m in self.parts], dim=-1)
@@ -101,7 +111,7 @@ class ComposedClassifier(nn.Module):
                 f"cannot exclude class {label!r} from {self.labels.name!r}",
                 [f"no module for {label!r}; classes are {self.concerns}"],
             )
-        rest = [m for m in self.parts if m.label_space.labels[0] != label]
+        rest = [m for m in self.parts if _label_space(m).labels[0] != label]
         labels = labels or LabelSpace(self.labels.name, [c for c in self.labels.labels if c != label])
         return ComposedClassifier(rest, labels)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import nn
@@ -41,7 +42,9 @@ from modpact.interfaces import Interface, LabelSpace, TensorSpec
 __all__ = ["ClassModule", "Channel", "decompose_classes", "edge_scores", "class_label_space"]
 
 _PRUNABLE = (nn.Linear, nn.Conv2d)
-SCOPES = ("global", "layer", "normalized")
+#: How edges are ranked for pruning: across all layers (raw or per-layer-normalized scores) or within each layer
+PruneScope = Literal["global", "layer", "normalized"]
+SCOPES: tuple[PruneScope, ...] = ("global", "layer", "normalized")
 
 
 def class_label_space(label: str, source: LabelSpace | str = "classes") -> LabelSpace:
@@ -52,6 +55,8 @@ def class_label_space(label: str, source: LabelSpace | str = "classes") -> Label
 
 class Channel(nn.Module):
     """N logits -> ``[z_c, logsumexp(z_j for j != c)]``."""
+
+    others: torch.Tensor  # a buffer
 
     def __init__(self, index: int, n: int):
         super().__init__()
@@ -113,7 +118,7 @@ class ClassModule(nn.Module):
         return f"concern={self.concern!r}, retained={self.retained:.3f}"
 
 
-def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def _layers(model: nn.Module) -> list[tuple[str, nn.Linear | nn.Conv2d]]:
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, _PRUNABLE)]
     if not layers:
         raise SpecError(f"decompose_classes: {type(model).__name__} has no Linear or Conv2d layer to decompose")
@@ -198,7 +203,7 @@ def decompose_classes(
     negatives: float = 1.0,
     classes: Sequence[str] | None = None,
     input_spec: TensorSpec | None = None,
-    scope: str = "normalized",
+    scope: PruneScope = "normalized",
     seed: int = 0,
 ) -> list[ClassModule]:
     """One ``ClassModule`` per class of ``labels`` (or of ``classes``).

@@ -17,13 +17,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from modpact.errors import CompatibilityError, SpecError
-from modpact.interfaces import Interface, TensorSpec, check_compatible
+from modpact.interfaces import Interface, LabelSpace, TensorSpec, check_compatible
+
+if TYPE_CHECKING:
+    from .compose import ComposedClassifier
 
 __all__ = ["ModularModel", "Node"]
 
@@ -59,7 +62,12 @@ class ModularModel(nn.Module):
     # ---- structure ------------------------------------------------------------------
     def module(self, name: str) -> nn.Module:
         self._need(name, "module")
-        return self._modules[name]
+        return self._node_module(name)
+
+    def _node_module(self, name: str) -> nn.Module:
+        m = self._modules[name]
+        assert m is not None  # every node has a module
+        return m
 
     def _need(self, name: str, op: str) -> None:
         if name not in self.nodes:
@@ -132,7 +140,7 @@ class ModularModel(nn.Module):
         self,
         op: str,
         nodes: dict[str, Node],
-        modules: dict[str, nn.Module],
+        modules: Mapping[str, nn.Module | None],
         touched: set[str],
         extra: Sequence[str] = (),
     ) -> None:
@@ -228,7 +236,7 @@ class ModularModel(nn.Module):
         self._commit(f"exclude({name!r})", nodes, self._modules, set(), reasons)
         return self
 
-    def _replace_head(self, op: str, name: str, new: nn.Module) -> None:
+    def _replace_head(self, op: str, name: str, new: ComposedClassifier) -> None:
         nodes = {n: (Node(new.interface, v.inputs) if n == name else v) for n, v in self.nodes.items()}
         self._commit(op, nodes, {**self._modules, name: new}, {name})
 
@@ -238,7 +246,9 @@ class ModularModel(nn.Module):
         self._need(name, "augment_class")
         head = self._composed(name, "augment_class")
         self._replace_head(
-            f"augment_class({name!r}, {class_module.label_space.labels[0]!r})", name, head.with_class(class_module)
+            f"augment_class({name!r}, {cast(LabelSpace, class_module.label_space).labels[0]!r})",
+            name,
+            head.with_class(class_module),
         )
         return self
 
@@ -249,7 +259,7 @@ class ModularModel(nn.Module):
         self._replace_head(f"exclude_class({name!r}, {label!r})", name, head.without_class(label))
         return self
 
-    def _composed(self, name: str, op: str):
+    def _composed(self, name: str, op: str) -> ComposedClassifier:
         from .compose import ComposedClassifier
 
         m = self._modules[name]
@@ -279,7 +289,7 @@ class ModularModel(nn.Module):
 
         self._need(name, "split")
         old = self.nodes[name]
-        parts = split_model(self._modules[name], at, example, name=name)
+        parts = split_model(self._node_module(name), at, example, name=name)
         names = [f"{name}_{k}" for k in range(len(parts))]
         clash = [n for n in names if n in self.nodes or hasattr(self, n)]
         if clash:
@@ -327,7 +337,7 @@ class ModularModel(nn.Module):
         if missing:
             raise SpecError(f"{self.name}: graph input(s) {missing} not given")
         for n, node in self.nodes.items():
-            env[n] = self._modules[n](*[self._value(env, s) for s in node.inputs])
+            env[n] = self._node_module(n)(*[self._value(env, s) for s in node.inputs])
         outs = [self._value(env, o) for o in self.outputs]
         return outs[0] if len(outs) == 1 else tuple(outs)
 

@@ -192,8 +192,9 @@ def _train_counted(make_step, params_of, n, y, epochs, lr, batch_size, seed, cou
 
 def _reset(module: nn.Module) -> None:
     for m in module.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
+        reset = getattr(m, "reset_parameters", None)
+        if reset is not None:
+            reset()
 
 
 def _on_data(model: ModularModel, node: str, x: torch.Tensor) -> list[str]:
@@ -276,6 +277,7 @@ def repair(
             model, blamed, data, replacement, reinit, epochs, lr, batch_size, seed, eval_data, compare_full, full_epochs
         )
     x_eval = (eval_data if eval_data is not None else data)[0]
+    assert before is not None  # _repair refused anything but a node of a ModularModel
     result.substitutable = _substitutable(model, result.node, before, x_eval, examples, seed)
     return result
 

@@ -16,7 +16,7 @@ batch size become the symbolic ``batch``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx as fx
@@ -54,7 +54,7 @@ class Split(nn.Module):
         return len(self.stages)
 
     def __getitem__(self, i: int) -> fx.GraphModule:
-        return self.stages[i]
+        return cast(fx.GraphModule, self.stages[i])  # the stages are GraphModules
 
     def __iter__(self):
         return iter(self.stages)
@@ -147,12 +147,12 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
         if k == 0:
             for n in nodes:
                 if n.op == "placeholder":
-                    env[n] = g.node_copy(n, lambda m: env[m])
+                    env[n] = g.node_copy(n, env.__getitem__)
         else:
             for n in boundaries[k - 1]:
                 env[n] = g.placeholder(n.name)
 
-        def arg(m: fx.Node) -> fx.Node:
+        def arg(m: fx.Node, env: dict[fx.Node, fx.Node] = env, g: fx.Graph = g) -> fx.Node:
             if m not in env and m.op == "get_attr":
                 env[m] = g.node_copy(m, lambda _: None)
             return env[m]

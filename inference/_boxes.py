@@ -15,10 +15,11 @@ def build_boxes(st: Stats, k: int, seed: int) -> tuple[torch.Tensor, torch.Tenso
     if not st.kept:
         return None
     x = torch.cat(st.kept)
-    labeled = all(y is not None for y in st.kept_labels)
+    kept_labels = [y for y in st.kept_labels if y is not None]
+    labeled = len(kept_labels) == len(st.kept_labels)
     groups: list[tuple[int, torch.Tensor]] = []
     if labeled:
-        y = torch.cat(st.kept_labels)
+        y = torch.cat(kept_labels)
         groups = [(int(c), x[y == c]) for c in torch.unique(y)]
     else:
         groups = [(-1, x)]
@@ -37,8 +38,8 @@ def grow_boxes(e, st: Stats) -> int:
     """Grow, for every new row outside all boxes (of its class when labeled),
     the nearest box to contain it. Returns the number of rows that widened a box."""
     x = torch.cat(st.kept)
-    ys = st.kept_labels
-    y = torch.cat(ys) if all(v is not None for v in ys) else None
+    ys = [v for v in st.kept_labels if v is not None]
+    y = torch.cat(ys) if len(ys) == len(st.kept_labels) else None
     labels = torch.tensor(e.box_labels)
     grown = 0
     for i in range(x.shape[0]):

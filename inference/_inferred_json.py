@@ -140,15 +140,15 @@ def read_document(data: Any) -> dict[str, Any]:
     check_document(data, KIND, SUPPORTED_FORMAT_VERSIONS, kind_required=True)
     try:
         doc = _Doc.model_validate(data)
-    except ValidationError as e:
-        raise SpecError(f"{KIND}.from_dict: invalid document:\n{e}") from None
+    except ValidationError as err:
+        raise SpecError(f"{KIND}.from_dict: invalid document:\n{err}") from None
     envs = []
     for i, m in enumerate(doc.envelopes):
         where = f"envelopes[{i}]"
         if m.module not in doc.shapes:
             raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
         lo, hi = _pair(m.lo, m.hi, where)
-        e = dict(
+        e: dict[str, Any] = dict(
             module=m.module,
             side=m.side,
             name=m.name,

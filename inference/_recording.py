@@ -7,7 +7,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -18,6 +18,7 @@ from modpact.errors import SpecError
 from modpact.interfaces.summary import describe
 
 __all__ = [
+    "Granularity",
     "GRANULARITIES",
     "Stats",
     "Recorder",
@@ -32,7 +33,9 @@ __all__ = [
     "is_boundary",
 ]
 
-GRANULARITIES = ("auto", "element", "channel", "last", "tensor")
+#: How an envelope's bounds are kept: per element, per channel, per last dim, one for the tensor, or "auto"
+Granularity = Literal["auto", "element", "channel", "last", "tensor"]
+GRANULARITIES: tuple[Granularity, ...] = ("auto", "element", "channel", "last", "tensor")
 MODEL_INPUT = "<input>"
 MAX_BOX_FEATURES = 4096  # rows wider than this are not kept for boxes
 COMPUTED = "<computed>"
@@ -98,7 +101,7 @@ class Stats(TensorSite):
     rows: int = 0
     sources: set[str] = field(default_factory=set)  # producers of an input
     kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
-    kept_labels: list[torch.Tensor] = field(default_factory=list)
+    kept_labels: list[torch.Tensor | None] = field(default_factory=list)  # None: the batch had no labels
 
     def add(self, t: torch.Tensor) -> None:
         x = t.detach()
@@ -120,6 +123,7 @@ class Stats(TensorSite):
                 "use granularity='last' or 'tensor' for tensors whose non-batch dims vary"
             )
         else:
+            assert self.hi is not None  # set with lo
             self.lo = torch.minimum(self.lo, lo)
             self.hi = torch.maximum(self.hi, hi)
         self.rows += int(x.shape[0]) if x.ndim else 1
@@ -324,7 +328,7 @@ class eval_mode:
 
 
 def device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
+    p: torch.Tensor | None = next(model.parameters(), None)
     if p is None:
         p = next(model.buffers(), None)
     return p.device if p is not None else torch.device("cpu")

@@ -197,8 +197,9 @@ class Envelope(_Bounded):
             blo, bhi = torch.broadcast_tensors(lo.expand_as(t), hi.expand_as(t))
             ev["first_bounds"] = (float(blo[idx]), float(bhi[idx]))
             rows = self.rows(env)
-            ev["rows_outside"] = int((~rows).sum())
-            ev["rows"] = int(rows.numel())
+            if rows is not None:  # a 0-dim tensor has no rows
+                ev["rows_outside"] = int((~rows).sum())
+                ev["rows"] = int(rows.numel())
         return ev
 
 
@@ -247,6 +248,8 @@ class InBoxes(_Bounded):
         t = t.detach()
         x = self._flat(t)
         lo, hi = self._on(t)
+        if x is None:  # not rows of the boxes' width: outside every box (the check fails on them too)
+            return torch.full(t.shape[:1], math.inf, dtype=lo.dtype, device=t.device)
         x = x if x.is_floating_point() else x.to(lo.dtype)
         width = (hi - lo).clamp_min(1e-12)
         d = ((torch.relu(lo - x) + torch.relu(x - hi)) / width).sum(dim=2)
@@ -319,7 +322,9 @@ class InClassBoxes(InBoxes):
     def _inside_class(self, env: Mapping[str, Any]) -> torch.Tensor | None:
         t = self._tensor(env)
         x = self._flat(t)
-        match = self._match(env, t) if x is not None else None
+        if x is None:
+            return None
+        match = self._match(env, t)
         if match is None:
             return None
         lo, hi = self._on(t)
@@ -337,10 +342,12 @@ class InClassBoxes(InBoxes):
         t = t.detach()
         x = self._flat(t)
         lo, hi = self._on(t)
+        match = self._match({self.reads[1]: scores.detach()}, t) if x is not None else None
+        if x is None or match is None:  # rows of another width, or scores that are not [rows, classes]
+            return torch.full(t.shape[:1], math.inf, dtype=lo.dtype, device=t.device)
         width = (hi - lo).clamp_min(1e-12)
         d = ((torch.relu(lo - x) + torch.relu(x - hi)) / width).sum(dim=2)
         d = torch.where(torch.isnan(x).any(dim=2), torch.full_like(d, math.inf), d)
-        match = self._match({self.reads[1]: scores.detach()}, t)
         d = torch.where(match, d, torch.full_like(d, math.inf))
         return d.min(dim=1).values
 
@@ -370,7 +377,12 @@ class InClassBoxes(InBoxes):
         return (
             eq
             if eq is NotImplemented
-            else (eq and self.reads == other.reads and torch.equal(self.labels, other.labels))
+            else (
+                eq
+                and isinstance(other, InClassBoxes)  # it is: Condition.__eq__ compares conditions of one type
+                and self.reads == other.reads
+                and torch.equal(self.labels, other.labels)
+            )
         )
 
     __hash__ = object.__hash__

@@ -23,7 +23,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -44,7 +44,9 @@ from ._recording import (
     GRANULARITIES,
     MAX_BOX_FEATURES,
     MODEL_INPUT,
+    Granularity,
     Recorder,
+    Stats,
     TensorSite,
     device_of,
     eval_mode,
@@ -56,8 +58,12 @@ from .envelope import Envelope, InBoxes, InClassBoxes
 
 __all__ = ["InferredContracts", "TensorEnvelope", "infer_contracts"]
 
-PRECONDITIONS = ("boundary", "all")
-BOX_MODES = ("head", "every")
+#: Which inputs get preconditions: the model's boundary (inputs fed by the data) or every checked module
+Preconditions = Literal["boundary", "all"]
+#: Where boxes are kept: the input of the module that produces the model's output, or every checked tensor
+BoxMode = Literal["head", "every"]
+PRECONDITIONS: tuple[Preconditions, ...] = ("boundary", "all")
+BOX_MODES: tuple[BoxMode, ...] = ("head", "every")
 #: the party blamed for the model's inputs (the runtime's INPUT_DATA; inference and runtime are siblings)
 INPUT_DATA = "the input data"
 ROUNDOFF = 1e-4
@@ -135,7 +141,7 @@ class InferredContracts:
         margin: float,
         min_scale: float,
         clusters: int | None = None,
-        granularity: str = "auto",
+        granularity: Granularity = "auto",
         labels: LabelSpace | None = None,
         label_counts: Sequence[int] | None = None,
         output_module: str | None = None,
@@ -195,14 +201,16 @@ class InferredContracts:
         return widen(e.lo, e.hi, self.margin, self.min_scale, e.span)
 
     def box_bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if e.box_lo is None:
+        if e.box_lo is None or e.box_hi is None:  # set together
             return None
         return widen(e.box_lo, e.box_hi, self.margin, self.min_scale, e.span)
 
-    def _checked(self, e: TensorEnvelope, preconditions: str) -> bool:
+    def _checked(self, e: TensorEnvelope, preconditions: Preconditions) -> bool:
         return e.side == "output" or e.boundary or preconditions == "all"
 
-    def conditions(self, preconditions: str = "boundary") -> dict[str, tuple[list[Condition], list[Condition]]]:
+    def conditions(
+        self, preconditions: Preconditions = "boundary"
+    ) -> dict[str, tuple[list[Condition], list[Condition]]]:
         """path -> (requires, ensures), built from the envelopes and the margin."""
         if preconditions not in PRECONDITIONS:
             raise SpecError(
@@ -215,10 +223,10 @@ class InferredContracts:
             why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
             boxes = self.box_bounds(e)
             if boxes is not None and e.box_mode == "class":
-                c = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
-                c.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
-                c.declared_at = at
-                out[e.module][1].append(c)
+                cb = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
+                cb.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
+                cb.declared_at = at
+                out[e.module][1].append(cb)
             if not self._checked(e, preconditions):
                 continue
             conds: list[Condition] = []
@@ -233,9 +241,9 @@ class InferredContracts:
         if self.labels is not None:
             target = self.output_module if self.output_module in out else None
             if target is not None:
-                c = LabelsWithin(self.labels, "result")
-                c.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
-                out[target][1].append(c)
+                lw = LabelsWithin(self.labels, "result")
+                lw.declared_at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
+                out[target][1].append(lw)
         return out
 
     # ----------------------------------------------------------- install
@@ -252,7 +260,7 @@ class InferredContracts:
         return model
 
     def install(
-        self, model: nn.Module | None = None, *, preconditions: str = "boundary", interfaces: bool = True
+        self, model: nn.Module | None = None, *, preconditions: Preconditions = "boundary", interfaces: bool = True
     ) -> InferredContracts:
         """Guard each recorded module of ``model`` (default: the model the
         contracts were inferred on). A module that already has a guard keeps
@@ -326,8 +334,11 @@ class InferredContracts:
             batch_size=batch_size,
         )
         by_key = {e.key: e for e in self.envelopes}
-        seen = [(by_key.get(key), st) for key, st in run.stats.items() if st.lo is not None]
-        for e, st in seen:  # check everything before changing anything
+        seen: list[tuple[TensorEnvelope, Stats, torch.Tensor, torch.Tensor]] = []
+        for key, st in run.stats.items():  # check everything before changing anything
+            if st.lo is None or st.hi is None:  # only empty batches reached this tensor (both set by its first row)
+                continue
+            e = by_key.get(key)
             if e is None:
                 raise SpecError(
                     f"InferredContracts.refine: {st.label} was not seen when the contracts were "
@@ -338,6 +349,7 @@ class InferredContracts:
                     f"InferredContracts.refine: {st.label} has envelope shape {list(st.lo.shape)}, "
                     f"inferred {list(e.lo.shape)}"
                 )
+            seen.append((e, st, st.lo, st.hi))
         if self.label_counts is not None and run.label_counts and len(run.label_counts) > len(self.label_counts):
             raise SpecError(
                 f"InferredContracts.refine: label {len(run.label_counts) - 1} is outside the label space "
@@ -345,11 +357,11 @@ class InferredContracts:
             )
         widened: dict[str, int] = {}
         boxes_widened = 0
-        for e, st in seen:
-            n = int((st.lo < e.lo).sum() + (st.hi > e.hi).sum())
+        for e, st, lo, hi in seen:
+            n = int((lo < e.lo).sum() + (hi > e.hi).sum())
             if n:
                 widened[e.label] = n
-            e.lo, e.hi = torch.minimum(e.lo, st.lo), torch.maximum(e.hi, st.hi)
+            e.lo, e.hi = torch.minimum(e.lo, lo), torch.maximum(e.hi, hi)
             e.rows += st.rows
             e.boundary = e.boundary or is_boundary(st)
             e.model_input = e.model_input and st.sources == {MODEL_INPUT}
@@ -388,7 +400,7 @@ class InferredContracts:
         x: torch.Tensor,
         model: nn.Module | None = None,
         *,
-        preconditions: str = "boundary",
+        preconditions: Preconditions = "boundary",
         per_module: bool = False,
     ) -> torch.Tensor | dict[str, torch.Tensor]:
         """Per-row excursion score of the inputs ``x`` (slow path, for
@@ -400,7 +412,7 @@ class InferredContracts:
         if not isinstance(x, torch.Tensor) or x.ndim < 1:
             raise SpecError(f"InferredContracts.score(x=...): expected a batch tensor, got {type(x).__name__}")
         conds = self.conditions(preconditions)
-        by: dict[tuple, list[Condition]] = {}
+        by: dict[tuple, list[Envelope | InBoxes]] = {}
         by_class: dict[str, list[InClassBoxes]] = {}
         for path, (req, ens) in conds.items():
             for side, cs in (("input", req), ("output", ens)):
@@ -516,8 +528,8 @@ def infer_contracts(
     margin: float = 0.5,
     min_scale: float = 0.2,
     clusters: int | None = None,
-    boxes: str = "head",
-    granularity: str = "auto",
+    boxes: BoxMode = "head",
+    granularity: Granularity = "auto",
     labels: LabelSpace | Sequence[str] | None = None,
     batch_size: int = 256,
     max_rows: int = 20_000,
@@ -573,7 +585,7 @@ def infer_contracts(
     )
     envelopes = []
     for st in run.stats.values():
-        if st.lo is None:  # only empty batches reached this tensor
+        if st.lo is None or st.hi is None:  # only empty batches reached this tensor (both set by its first row)
             continue
         e = TensorEnvelope(
             st.module,

@@ -22,7 +22,9 @@ from modpact.errors import (
     ValidationFailure,
 )
 
-from . import errors, strategies, values
+# `errors as errors`: an explicit re-export of the errors' old path, modpact.interfaces.errors
+from . import errors as errors
+from . import strategies, values
 from .annotations import spec_from_annotation
 from .bindings import Bindings
 from .compat import check_compatible

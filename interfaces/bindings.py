@@ -143,6 +143,7 @@ def unify(shape: Shape, actual: tuple[int, ...], bindings: Bindings, tensor: str
         if msg:
             problems.append(Problem(tensor, "shape", want, got, msg))
     if var is not None and var.kind == "named":
+        assert var.name is not None  # named dims have a name
         part = actual[len(before) : n - len(after)]
         where = f"{tensor}[{len(before)}:{n - len(after)}]"
         if var.name in bindings:
@@ -175,6 +176,7 @@ def _check_dim(d: Dim, size: int, where: str, tensor: str, shape: str, bindings:
         return None if size == d.size else f"dim {where.rsplit('[', 1)[1][:-1]} is {size}, expected {d.size}"
     if d.kind == "anon":
         return None
+    assert d.name is not None  # expr and named dims have a name (the expression's text for expr)
     if d.kind == "expr":
         bindings.pending.append((d.name, size, where, tensor, shape))
         return None

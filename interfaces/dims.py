@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from modpact.errors import SpecError
 
@@ -57,16 +58,17 @@ def expr_names(text: str) -> list[str]:
     return out
 
 
-def eval_expr(text: str, env: dict[str, int]) -> int:
+def eval_expr(text: str, env: Mapping[str, int]) -> int:
     """Evaluate a dim expression with the integer values in ``env`` (no eval())."""
 
     def ev(node: ast.expr) -> int:
         if isinstance(node, ast.Constant):
-            return node.value
+            return cast(int, node.value)  # _expr_tree admits int constants only
         if isinstance(node, ast.Name):
             return env[node.id]
         if isinstance(node, ast.UnaryOp):
             return -ev(node.operand)
+        assert isinstance(node, ast.BinOp)  # _expr_tree admits nothing else
         a, b = ev(node.left), ev(node.right)
         if isinstance(node.op, ast.Add):
             return a + b
@@ -183,6 +185,8 @@ class Shape(tuple):
         """Every dim name the shape binds or uses (expressions included)."""
         out: list[str] = []
         for d in self:
+            if d.name is None:  # fixed dims and '...' have no name
+                continue
             new = expr_names(d.name) if d.kind == "expr" else [d.name] if d.kind == "named" else []
             out += [n for n in new if n not in out]
         return out

@@ -40,7 +40,11 @@ class LabelSpace:
         if not labels:
             raise SpecError(f"LabelSpace(name={name!r}, labels=[]): empty label space; expected at least one label")
         seen: set[str] = set()
-        dups = [x for x in labels if x in seen or seen.add(x)]
+        dups = []
+        for x in labels:
+            if x in seen:
+                dups.append(x)
+            seen.add(x)
         if dups:
             raise SpecError(f"LabelSpace(name={name!r}): duplicate labels {sorted(set(dups))!r}; labels must be unique")
         if id is not None and (not isinstance(id, str) or not id):
@@ -125,6 +129,8 @@ def label_space_from_model(m: serialize.LabelSpaceModel) -> LabelSpace:
 
 class LabelAdapter(torch.nn.Module):
     """``index_select`` along ``dim`` with a fixed permutation (moves with ``.to()``)."""
+
+    perm: torch.Tensor  # a buffer
 
     def __init__(self, perm: Sequence[int], dim: int = -1, description: str = ""):
         super().__init__()

@@ -15,7 +15,7 @@ itself from its model in its own ``from_dict``.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Union
+from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -35,10 +35,10 @@ __all__ = [
     "InterfaceModel",
 ]
 
-FORMAT_VERSION = "1"
+FORMAT_VERSION: Final = "1"
 SUPPORTED_FORMAT_VERSIONS = ("1",)
 
-Number = Union[int, float]
+Number = int | float
 
 
 class _Model(BaseModel):

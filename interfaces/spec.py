@@ -302,7 +302,8 @@ class TensorSpec:
     def check(self, t: Any, bindings: Bindings | None = None, name: str = "x") -> list[Problem]:
         """Metadata and value problems; resolves dim expressions when it owns the bindings."""
         own = bindings is None
-        bindings = Bindings() if own else bindings
+        if bindings is None:
+            bindings = Bindings()
         problems = self.metadata_problems(t, bindings, name)
         if own:
             problems += bindings.resolve()

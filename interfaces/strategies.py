@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -117,6 +117,8 @@ def plan_dims(
     plan = DimPlan(max_side=max_side, max_variadic=max_variadic)
     for spec in specs.values():
         for d in spec.shape:
+            if d.name is None:  # fixed dims and '...'
+                continue
             if d.kind == "named" and d.variadic:
                 if d.name not in plan.variadic:
                     plan.variadic.append(d.name)
@@ -147,13 +149,19 @@ def plan_dims(
         tname = prefix + tname
         if spec.labels is not None:
             d = spec._dim_at(spec.label_dim)
-            n = len(spec.labels)
+            count = len(spec.labels)
             if d is not None and d.kind == "named" and not d.broadcast:
+                assert d.name is not None  # named dims have a name
                 _pin(
-                    plan, d.name, n, n, f"{tname}: labels={spec.labels.name!r} ({n} labels) along dim {spec.label_dim}"
+                    plan,
+                    d.name,
+                    count,
+                    count,
+                    f"{tname}: labels={spec.labels.name!r} ({count} labels) along dim {spec.label_dim}",
                 )
             elif d is not None and d.kind == "expr":
-                _solve_expr(plan, d.name, n, f"{tname}: labels={spec.labels.name!r} ({n} labels)")
+                assert d.name is not None  # the expression's text
+                _solve_expr(plan, d.name, count, f"{tname}: labels={spec.labels.name!r} ({count} labels)")
             elif d is None:
                 raise SpecError(
                     f"cannot generate {tname}: the label axis (dim {spec.label_dim}) of shape "
@@ -162,7 +170,7 @@ def plan_dims(
     for tname, spec in specs.items():  # expressions must not go negative
         tname = prefix + tname
         for d in spec.shape:
-            if d.kind == "expr" and len(expr_names(d.name)) == 1:
+            if d.kind == "expr" and d.name is not None and len(expr_names(d.name)) == 1:
                 n = expr_names(d.name)[0]
                 lo, hi = plan.bounds[n]
                 ok = [v for v in range(lo, hi + 1) if eval_expr(d.name, {n: v}) >= 0]
@@ -294,10 +302,14 @@ def plan_tensor(spec: TensorSpec, name: str = "x", device: str | torch.device | 
                 "the strategy generates simplex rows only when the range contains [0, 1]"
             )
         cands = floats
-    plans, reasons = [], []
+    plans: list[_Values] = []
+    reasons: list[str] = []
     for dt in cands:
         p = _value_plan(spec, dt)
-        (reasons if isinstance(p, str) else plans).append(p)
+        if isinstance(p, str):
+            reasons.append(p)
+        else:
+            plans.append(p)
     if not plans:
         raise SpecError(f"{where}: no allowed dtype satisfies the value constraints: " + "; ".join(reasons))
     dev = _device(spec, device, where)
@@ -328,6 +340,7 @@ def concrete_shape(
     for d in spec.shape:
         if d.variadic:
             if d.kind == "named":
+                assert d.name is not None  # named dims have a name
                 out.extend(dims["*" + d.name])
             else:
                 out.extend(draw(st.lists(st.integers(1, max_side), max_size=max_variadic), label=f"{plan.name} ..."))
@@ -346,13 +359,16 @@ def _one_dim(draw, d: Dim, dims: Mapping[str, Any], max_side: int, tname: str) -
     from hypothesis import strategies as st
 
     if d.kind == "fixed":
+        assert d.size is not None  # fixed dims have a size
         return d.size
     if d.kind == "named":
+        assert d.name is not None  # named dims have a name
         size = dims[d.name]
         if d.broadcast and size != 1 and draw(st.booleans(), label=f"{tname} #{d.name} is 1"):
             return 1
         return size
     if d.kind == "expr":
+        assert d.name is not None  # the expression's text
         return eval_expr(d.name, dims)
     return draw(st.integers(1, max_side), label=f"{tname} _")
 
@@ -375,11 +391,14 @@ def _elements(vp: _Values):
     from hypothesis import strategies as st
 
     dt = vp.dtype
-    if dt == torch.bool:
-        return st.sampled_from([v for v in (False, True) if vp.lo <= v <= vp.hi])
-    if not dt.is_floating_point:
-        return st.integers(vp.lo, vp.hi)
-    width = {torch.float16: 16, torch.float64: 64}.get(dt, 32)
+    if dt == torch.bool or not dt.is_floating_point:
+        lo, hi = vp.lo, vp.hi
+        assert isinstance(lo, int) and isinstance(hi, int)  # _value_plan bounds bool and integer dtypes with ints
+        if dt == torch.bool:
+            return st.sampled_from([v for v in (False, True) if lo <= v <= hi])
+        return st.integers(lo, hi)
+    widths: dict[torch.dtype, Literal[16, 32, 64]] = {torch.float16: 16, torch.float64: 64}
+    width = widths.get(dt, 32)
     return st.floats(min_value=vp.lo, max_value=vp.hi, allow_nan=vp.allow_nan, allow_infinity=vp.allow_inf, width=width)
 
 
@@ -430,6 +449,7 @@ def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> tor
     if w.numel() == 0:
         return w.to(vp.dtype)
     dim = plan.spec.simplex
+    assert dim is not None  # draw_tensor calls _simplex for simplex specs only
     w = w.movedim(dim, -1)
     if w.shape[-1] == 0:
         return w.movedim(-1, dim).to(vp.dtype)

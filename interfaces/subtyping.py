@@ -86,8 +86,10 @@ def _a_term(d: Dim) -> Any:
     if d.kind == "fixed":
         return d.size
     if d.kind == "named":
+        assert d.name is not None  # named dims have a name
         return ("#" if d.broadcast else "") + d.name
     if d.kind == "expr":
+        assert d.name is not None  # the expression's text
         return "expr:" + d.name
     return ("anon", next(_fresh))
 
@@ -99,9 +101,10 @@ def _dim_reason(a: Dim, b: Dim, where: str, ren: _Renaming, reasons: list[str], 
         if not (a.kind == "fixed" and a.size == b.size):
             reasons.append(f"{where}: {a} does not satisfy fixed size {b.size}")
         return
+    assert b.name is not None  # expr and named dims have a name (the expression's text for expr)
     if b.kind == "expr":
         if a.kind == "expr" and a.name == b.name:
-            for n in expr_names(a.name):
+            for n in expr_names(b.name):  # a's expression is the same text
                 ren.bind(n, n, where, reasons)
         elif a.kind == "fixed":
             deferred.append((a.size, b.name, where))
@@ -140,9 +143,10 @@ def shape_reasons(a: Shape, b: Shape, where: str, ren: _Renaming | None = None) 
             return [f"{where}: variadic shape {str(a)!r} does not pin the dims {str(b)!r} needs around its variadic"]
         pairs = list(zip(ab, bb)) + list(zip(aa[len(aa) - len(ba) :], ba))
         middle = list(ab[len(bb) :]) + [av] + list(aa[: len(aa) - len(ba)])
-    for i, (da, db) in enumerate(pairs):
+    for da, db in pairs:
         _dim_reason(da, db, where, ren, reasons, deferred)
     if bv is not None and bv.kind == "named":
+        assert bv.name is not None  # named dims have a name
         terms = tuple(
             ("var", d.name)
             if d.variadic and d.kind == "named"

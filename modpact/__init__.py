@@ -9,8 +9,8 @@
     print(mon.report())
 
 The subpackages are public too: ``modpact.errors``, ``modpact.interfaces``, ``modpact.contracts``,
-``modpact.validation``, ``modpact.inference``, ``modpact.runtime``, ``modpact.decomposition``. Importing modpact does not import Hypothesis;
-``modpact.strategies``, ``validate`` and friends import it when called.
+``modpact.validation``, ``modpact.inference``, ``modpact.runtime``, ``modpact.decomposition``. Importing modpact does
+not import Hypothesis; ``modpact.strategies``, ``validate`` and friends import it when called.
 """
 
 from modpact import strategies  # Hypothesis-free until a strategy is built

@@ -97,7 +97,7 @@ def load_object(module: ModuleType, name: str | None, where: str) -> tuple[str, 
             f"candidates: {cands})"
         )
     obj: Any = module
-    done = []
+    done: list[str] = []
     for part in name.split("."):
         if not hasattr(obj, part):
             owner = f"{where}:{'.'.join(done)}" if done else where

@@ -22,6 +22,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import torch
 from rich.console import Console
@@ -95,7 +96,9 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
 
     with _step(console, f"4. inject a fault: NaN weights in {FAULTY!r} (as from a diverged update)"):
         with torch.no_grad():
-            mm.module(FAULTY)[0].weight[::3, ::5] = float("nan")
+            layer = cast(torch.nn.Sequential, mm.module(FAULTY))[0]  # digits_modular's hidden: Linear, ReLU
+            assert isinstance(layer, torch.nn.Linear)
+            layer.weight[::3, ::5] = float("nan")
         report = _monitored_run(mm, data.x_test)
     report.print(console)
     root = report.root_cause

@@ -213,6 +213,7 @@ class ContractError(ContractViolation):
     the contract is blamed, not the module or its caller."""
 
     kind = "contract-error"
+    original: BaseException  # the exception the condition raised, where it raised one
 
 
 class MonitorError(ModpactError, RuntimeError):
@@ -234,3 +235,7 @@ class ValidationFailure(ContractViolation):
     run's figures."""
 
     kind = "validation"
+    # set by modpact.validation when it raises the failure
+    violation: ContractViolation | None
+    result: Any
+    inputs: dict[str, Any]

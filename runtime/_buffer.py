@@ -279,7 +279,7 @@ class FlagBuffer:
         if not self.size:
             return
         by_device: dict[torch.device, tuple[list, list]] = {}
-        for (dtype, device), g in self._groups.items():
+        for (_dtype, device), g in self._groups.items():
             if not g.events:
                 continue
             if self._on_host(device):
@@ -301,7 +301,7 @@ class FlagBuffer:
             oks, evs = by_device.setdefault(device, ([], []))
             oks.append(torch.stack(verdicts))
             evs.extend(events)
-        for device, (oks, evs) in by_device.items():
+        for oks, evs in by_device.values():
             self.push(torch.cat(oks) if len(oks) > 1 else oks[0], evs)
         self._oks.clear()
         self.size = 0
@@ -318,7 +318,7 @@ class FlagBuffer:
             host, done = ok, None
         self.pending.append(Pending(host, events, done))
 
-    def poll(self, block: bool = False) -> list[int]:
+    def poll(self, block: bool = False) -> list[tuple]:
         """Event ids of violated checks among the copies that have arrived.
         With ``block=True`` waits for every copy (used by report())."""
         bad, self._ready = self._ready, []

@@ -511,7 +511,7 @@ class Hooks:
                 key = id(t)
                 entry = producers.get(key)
                 passed_through = entry is not None and entry[0]() is t
-                checked = passed_through and entry[2]
+                checked = passed_through and entry is not None and entry[2]
                 if passed_through and key in pending:
                     new[key] = pending.pop(key)
                 if defaults and (t.is_floating_point() or t.is_complex()):
@@ -550,7 +550,7 @@ class Hooks:
                 # everything else that waited runs now
                 covered = held and made_check
                 for key, item in pending.items():
-                    if not (covered and key in held):
+                    if not (covered and held is not None and key in held):
                         self._run_check(state, *item, uncovered=True)
                 pending.clear()
             if new:

@@ -25,6 +25,7 @@ with every leaf hooked, which locates the module.
 from __future__ import annotations
 
 import weakref
+from contextvars import Token
 from typing import Any
 
 import torch
@@ -154,7 +155,7 @@ class Monitor:
             timeout=timeout,
             settle=settle,
         )
-        self._token = None
+        self._token: Token[Any] | None = None
         self._optimizer_hook: Any = None
         self._guard_checkers: list[tuple[Any, Any]] = []  # (guard, its checker before this Monitor)
         self._entered = False

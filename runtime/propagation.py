@@ -73,11 +73,11 @@ def propagates_non_finite(mod: nn.Module) -> bool:
         if isinstance(mod, base):
             if type(mod).forward is not base.forward:
                 return False
-            if base in _CONV:
+            if isinstance(mod, _CONV):  # base is one of them
                 return all(s == 1 for s in mod.stride) and all(d == 1 for d in mod.dilation)
-            if base in _DROPOUT:
+            if isinstance(mod, _DROPOUT):
                 return mod.p < 1
-            if base is nn.LeakyReLU:
+            if isinstance(mod, nn.LeakyReLU):
                 return mod.negative_slope > 0
             return True
     return False

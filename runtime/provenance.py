@@ -31,14 +31,15 @@ import sys
 import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from modpact.interfaces.summary import describe
-from modpact.interfaces.values import stored_values
 from modpact.interfaces.tree import tensors, tensors_of_call
+from modpact.interfaces.values import stored_values
 
 __all__ = ["Origin", "Provenance"]
 
@@ -123,7 +124,7 @@ def source_line() -> str | None:
     the innermost frame outside torch. None when the model's code is all
     torch's (an ``nn.Sequential`` of PyTorch modules): the next frame out is
     the Monitor's re-run."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     while frame is not None and frame.f_code.co_filename == __file__:  # the tracer itself
         frame = frame.f_back
     while frame is not None:

@@ -272,7 +272,7 @@ class Recorder:
     def trace_start(self) -> None:
         """torch.compile begins tracing the model's forward: count each
         module's calls afresh, so a module called twice gets two flags."""
-        self._calls_in_trace: dict[Slot, int] = {}
+        self._calls_in_trace = {}
 
     def _compiled_flag(self, slot: Slot, bad: torch.Tensor, blame: str, reason: str) -> None:
         """OR a verdict into the flag of this check site. Each call of a module

@@ -80,7 +80,7 @@ class ModuleContracts(BaseModel):
 
     def names(self) -> list[str]:
         """Every contract of the module, by the name reports and JUnit use."""
-        out = [self.interface_contract] if self.interface is not None else []
+        out = [c for c in (self.interface_contract,) if c is not None]  # None without an interface
         out += [c.text for c in self.requires] + [c.text for c in self.ensures] + list(self.defaults)
         return list(dict.fromkeys(out))
 

@@ -182,7 +182,8 @@ class DiagnosisReport(BaseModel):
         version = data.get("format_version")
         if version != REPORT_FORMAT_VERSION:
             raise FormatVersionError(
-                f"report format_version {version!r} is not supported; this modpact reads version {REPORT_FORMAT_VERSION}"
+                f"report format_version {version!r} is not supported; "
+                f"this modpact reads version {REPORT_FORMAT_VERSION}"
             )
         try:
             return cls.model_validate(data)

@@ -5,13 +5,18 @@ producer that keeps its own contract but breaks its consumer's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import torch
+from torch import nn
 
 from modpact.contracts.checking import EagerChecker
 from modpact.contracts.target import REJECTED, Target
 from modpact.errors import ContractViolation
 from modpact.interfaces.compat import check_compatible
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 
 from .testing import default_examples
@@ -57,14 +62,14 @@ def _consumer_inputs(prod: Target, cons: Target, result: Any) -> dict[str, Any]:
 
 
 def check_composition(
-    producer: Any,
-    consumer: Any,
+    producer: nn.Module | Callable[..., Any],
+    consumer: nn.Module | Callable[..., Any],
     *,
-    producer_interface: Any = None,
-    consumer_interface: Any = None,
+    producer_interface: Interface | None = None,
+    consumer_interface: Interface | None = None,
     max_examples: int | None = None,
     seed: int | None = None,
-    device: Any = None,
+    device: str | torch.device | None = None,
     max_side: int = MAX_SIDE,
 ) -> CompositionResult:
     """Generated producer inputs -> producer -> the consumer's input interface and
@@ -102,7 +107,7 @@ def check_composition(
                 v,
                 inputs,
                 note=f"{prod.name} keeps its own contract but its output breaks {cons.name}'s preconditions",
-            )
+            ) from None
         res.examples += 1
 
     plan = InputsPlan(prod.interface.inputs, None, device, max_side)

@@ -7,14 +7,16 @@ the original, elementwise within ``tolerance`` or by top-1 agreement rate
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -65,7 +67,7 @@ class SubstitutionResult:
 
     original: str
     replacement: str
-    mode: str  # "elementwise" or "top1"
+    mode: Literal["elementwise", "top1"]
     tolerance: float | None
     top1: float | None
     generated: Agreement = field(default_factory=Agreement)
@@ -138,6 +140,7 @@ def _compare(
             "original_class": int(pa[idx]),
             "replacement_class": int(pb[idx]),
         }
+    assert tol is not None  # the elementwise mode has a tolerance
     all_ok, ev = True, {}
     for x, y in zip(a, b):
         x, y = x.detach(), y.detach().to(x.dtype)
@@ -193,17 +196,17 @@ def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tens
 
 
 def check_substitutable(
-    original: Any,
-    replacement: Any,
-    interface: Any = None,
+    original: nn.Module | Callable[..., Any],
+    replacement: nn.Module | Callable[..., Any],
+    interface: Interface | None = None,
     tolerance: float | None = None,
     data: Any = None,
     max_examples: int | None = None,
     *,
     top1: float | None = None,
     seed: int | None = None,
-    device: Any = None,
-    replacement_interface: Any = None,
+    device: str | torch.device | None = None,
+    replacement_interface: Interface | None = None,
     raise_on_failure: bool = True,
     max_side: int = MAX_SIDE,
 ) -> SubstitutionResult:
@@ -238,7 +241,7 @@ def check_substitutable(
         raise SpecError(f"check_substitutable(top1={top1!r}): expected a fraction in [0, 1]")
     if top1 is not None and tolerance is not None:
         raise SpecError("check_substitutable: pass tolerance= (elementwise) or top1= (classifiers), not both")
-    mode = "top1" if top1 is not None else "elementwise"
+    mode: Literal["elementwise", "top1"] = "top1" if top1 is not None else "elementwise"
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface
@@ -304,13 +307,16 @@ def check_substitutable(
         err = _failure("check_substitutable", found, iface.name, res, headline=head)
         if raise_on_failure:
             raise err from None
-        res.failure = err  # type: ignore[attr-defined]
+        res.failure = err  # type: ignore[attr-defined]  # not a field: only a result that failed has one
         return res
-    if mode == "top1" and res.generated.rows and res.generated.top1_agreement < top1:
+    # top1 is not None in the top1 mode, and an agreement rate is None only when no rows were compared
+    rate = res.generated.top1_agreement
+    if top1 is not None and rate is not None and rate < top1:
         res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
     if data is not None:
         res.data = _on_data(orig, repl, data, mode, tol, ldim)
-        if mode == "top1" and res.data.rows and res.data.top1_agreement < top1:
+        rate = res.data.top1_agreement
+        if top1 is not None and rate is not None and rate < top1:
             res.failures.append(_top1_failure("data", res.data, top1, labels))
         elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
             res.failures.append(
@@ -327,8 +333,8 @@ def check_substitutable(
             contract=f"agreement with {orig.name} ({mode})",
             evidence={f"failure {i + 1}": f for i, f in enumerate(res.failures)},
         )
-        err.result = res  # type: ignore[attr-defined]
-        err.violation = None  # type: ignore[attr-defined]
+        err.result = res
+        err.violation = None
         raise err
     return res
 

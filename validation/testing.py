@@ -20,7 +20,10 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import torch
+
 from modpact.errors import SpecError
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, require_hypothesis
 
 __all__ = ["given", "CONFIG", "default_examples"]
@@ -36,7 +39,11 @@ def default_examples(fallback: int = 100) -> int:
 
 
 def given(
-    interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE
+    interface: Interface,
+    *,
+    dims: Mapping[str, Any] | None = None,
+    device: str | torch.device | None = None,
+    max_side: int = MAX_SIDE,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a test to run on inputs generated from ``interface``."""
     if not (hasattr(interface, "inputs") and hasattr(interface, "strategy")):
@@ -71,8 +78,9 @@ def given(
         del wrapper.__wrapped__  # pytest and Hypothesis must see the signature below, not fn's
         params = [p for n, p in sig.parameters.items() if n not in wanted]
         params.append(inspect.Parameter("_modpact_inputs", inspect.Parameter.KEYWORD_ONLY))
-        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+        wrapper.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]  # read by inspect
         parent = getattr(fn, "_hypothesis_internal_use_settings", None) or settings.default
+        assert parent is not None  # Hypothesis has loaded a profile by now
         for attr in ("_hypothesis_internal_use_settings", "_hypothesis_internal_settings_applied"):
             wrapper.__dict__.pop(attr, None)
         kw: dict[str, Any] = {

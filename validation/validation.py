@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
-from modpact.contracts.target import REJECTED, Target
+from modpact.contracts.target import REJECTED, ExtraContracts, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
+from modpact.interfaces.interface import Interface
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -113,6 +115,9 @@ class _Found(Exception):
         self.check, self.violation, self.inputs, self.note = check, violation, dict(inputs), note
         self.blame, self.blame_reason = blame, blame_reason
         self.headline: str | None = None
+        # set by run_hypothesis when the example comes back shrunk
+        self.seed: int | None = None
+        self.reproduce: str | None = None
 
 
 def run_hypothesis(
@@ -156,8 +161,8 @@ def run_hypothesis(
         notes = " ".join(getattr(found, "__notes__", []))
         m = re.search(r"@reproduce_failure\([^)]*\)", notes)
         blob = m.group(0) if m else None
-        found.reproduce = blob  # type: ignore[attr-defined]
-        found.seed = seed  # type: ignore[attr-defined]
+        found.reproduce = blob
+        found.seed = seed
         raise
     except (Unsatisfiable, FailedHealthCheck) as e:
         if isinstance(e, FailedHealthCheck) and "filter" not in str(e):
@@ -200,15 +205,17 @@ def _split(result: Any, sizes: list[int]) -> list[Any] | None:
             return None
         return list(result.split(sizes, 0))
     if isinstance(result, (tuple, list)):
-        parts = [_split(r, sizes) for r in result]
-        if any(p is None for p in parts):
+        cuts = [_split(r, sizes) for r in result]
+        parts = [p for p in cuts if p is not None]
+        if len(parts) < len(cuts):
             return None
         return [type(result)(p[i] for p in parts) for i in range(len(sizes))]
     if isinstance(result, Mapping):
-        parts = {k: _split(v, sizes) for k, v in result.items()}
-        if any(p is None for p in parts.values()):
+        cuts_by_key = {k: _split(v, sizes) for k, v in result.items()}
+        parts_by_key = {k: p for k, p in cuts_by_key.items() if p is not None}
+        if len(parts_by_key) < len(cuts_by_key):
             return None
-        return [{k: p[i] for k, p in parts.items()} for i in range(len(sizes))]
+        return [{k: p[i] for k, p in parts_by_key.items()} for i in range(len(sizes))]
     return None
 
 
@@ -287,6 +294,7 @@ class _Runner:
 
     def _confirm_alone(self, inputs, accepted, part) -> None:
         env = self.target.pre(inputs)
+        assert isinstance(env, dict)  # not REJECTED: these inputs were accepted before
         self.result.forwards += 1
         checks = self.target.post(env, call_or_found(self.target, inputs))
         bad = next(((name, v) for name, v in checks if v is not None), None)
@@ -307,12 +315,12 @@ class _Runner:
 
 
 def validate(
-    module: Any,
-    interface: Any = None,
-    contracts: Any = None,
+    module: nn.Module | Callable[..., Any],
+    interface: Interface | None = None,
+    contracts: ExtraContracts | None = None,
     max_examples: int | None = None,
     seed: int | None = None,
-    device: Any = None,
+    device: str | torch.device | None = None,
     *,
     batch: bool | None = None,
     group: int = DEFAULT_GROUP,
@@ -363,6 +371,7 @@ def validate(
         bound = draw_dims(draw, plan.dims)
         if not use_batch:
             return [plan.draw(draw, bound)]
+        assert bdim is not None  # use_batch
         lo, hi = plan.dims.bounds[bdim]
         k = draw(st.integers(1, group), label="examples in this forward")
         sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
@@ -418,7 +427,7 @@ def _failure(
         problems=getattr(v, "problems", ()),
         side=getattr(v, "side", None),
     )
-    err.violation = v  # type: ignore[attr-defined]
-    err.result = result  # type: ignore[attr-defined]
-    err.inputs = found.inputs  # type: ignore[attr-defined]
+    err.violation = v
+    err.result = result
+    err.inputs = found.inputs
     return err

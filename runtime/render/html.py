@@ -33,8 +33,10 @@ MAX_HISTOGRAMS = 12
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;color:#1d2430;background:#f6f7f9}
 main{max-width:1180px;margin:0 auto;padding:20px 28px 40px}
-h1{font-size:20px;margin:0 0 10px}h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d8dde4;padding-bottom:4px}
-h3{font-size:15px;margin:16px 0 6px}code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12.5px}
+h1{font-size:20px;margin:0 0 10px}
+h2{font-size:17px;margin:28px 0 10px;border-bottom:1px solid #d8dde4;padding-bottom:4px}
+h3{font-size:15px;margin:16px 0 6px}
+code,.mono{font-family:ui-monospace,"DejaVu Sans Mono",Menlo,monospace;font-size:12.5px}
 .verdict{padding:12px 16px;border-radius:8px;font-weight:600;font-size:15px}
 .verdict.failed{background:#fde8e8;color:#8a1c1c;border:1px solid #f3b4b4}
 .verdict.ok{background:#e6f6ea;color:#1f6b33;border:1px solid #a9dcb6}
@@ -65,7 +67,9 @@ svg .arrowhead{fill:#7d889a}svg .colhead{font-size:12px;font-weight:700;fill:#5b
 svg .bar{fill:#4a7bd0}svg .bar.nonfinite{fill:#c62828}svg .axis{stroke:#7d889a}
 svg .bound{stroke:#c62828;stroke-dasharray:4 3;stroke-width:1.5}
 svg .tick{font-size:10.5px;fill:#4a5566}svg .hcap{font-size:11.5px;fill:#1d2430;font-weight:600}
-.legend span{display:inline-block;margin-right:14px}.sw{display:inline-block;width:12px;height:12px;border-radius:3px;vertical-align:-2px;margin-right:4px;border:1px solid #8d99ab}
+.legend span{display:inline-block;margin-right:14px}
+.sw{display:inline-block;width:12px;height:12px;border-radius:3px;vertical-align:-2px;margin-right:4px;
+border:1px solid #8d99ab}
 footer{margin-top:30px;color:#6b7585;font-size:12px}
 """
 
@@ -246,9 +250,16 @@ def _contracts(report: DiagnosisReport) -> str:
     violated = {(g.module, g.contract) for g in report.groups()}
     blocks = []
     for mc in sorted(report.contracts, key=lambda m: natural_key(m.module)):
-        rows = []
+        rows: list[str] = []
 
-        def row(kind: str, name: str, text: str, where: str | None = None, mc: ModuleContracts = mc) -> None:
+        def row(
+            kind: str,
+            name: str,
+            text: str,
+            where: str | None = None,
+            mc: ModuleContracts = mc,
+            rows: list[str] = rows,
+        ) -> None:
             cls = "violated" if (mc.module, name) in violated else ""
             mark = "violated" if cls else ""
             rows.append(

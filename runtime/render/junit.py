@@ -31,8 +31,9 @@ def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
         f"first: {v.kind} {v.check} on {v.tensor} (step {v.step}, {v.phase})",
         v.blame_sentence(),
     ]
-    if v.located_text():
-        lines.append(v.located_text())
+    located = v.located_text()
+    if located:
+        lines.append(located)
     if v.declared_at:
         lines.append(f"declared at {v.declared_at}")
     lines += [f"{k}: {x}" for k, x in evidence_lines(v)]

@@ -86,7 +86,7 @@ def _root_tree(report: DiagnosisReport, g: RootGroup) -> Group:
 
 def _module_table(report: DiagnosisReport) -> Table:
     table = Table(title="violations per module and contract", title_justify="left", show_lines=False)
-    for col, kw in (
+    columns: tuple[tuple[str, dict[str, Any]], ...] = (
         ("module", {}),
         ("contract", {}),
         ("kind", {}),
@@ -94,7 +94,8 @@ def _module_table(report: DiagnosisReport) -> Table:
         ("roots", {"justify": "right"}),
         ("steps", {}),
         ("blamed", {}),
-    ):
+    )
+    for col, kw in columns:
         table.add_column(col, **kw)
     groups = report.groups()
     for g in groups[:MAX_ROWS]:

@@ -3,7 +3,7 @@ import torch
 
 from modpact.contracts import Condition, mostly
 from modpact.errors import SpecError
-from modpact.inference import envelope, in_boxes
+from modpact.inference import envelope, in_boxes, in_class_boxes
 
 
 def test_device_ok_is_a_0dim_bool_tensor_without_host_sync(monkeypatch):
@@ -171,3 +171,21 @@ def test_device_forms_trace_with_fullgraph():
     )
     x, s = torch.rand(4, 3), torch.tensor([[1.0, 0.0]] * 4)
     assert bool(f(x, s)) and not bool(f(x + 5, s))
+
+
+def test_evidence_on_a_0dim_tensor_has_no_row_counts():
+    c = envelope("x", torch.tensor(0.0), torch.tensor(1.0))
+    out = c.check({"x": torch.tensor(5.0)})
+    assert not out.ok
+    assert out.evidence["failing"] == 1 and out.evidence["first_value"] == 5.0
+    assert "rows" not in out.evidence and "rows_outside" not in out.evidence
+
+
+def test_rows_of_another_width_are_outside_every_box():
+    c = in_boxes("x", [[0.0, 0.0]], [[1.0, 1.0]])
+    assert c.device_ok({"x": torch.zeros(3, 5)}) is False
+    assert c.excursion(torch.zeros(3, 5)).tolist() == [float("inf")] * 3
+    k = in_class_boxes("x", "scores", [[0.0, 0.0]], [[1.0, 1.0]], [0])
+    assert k.class_excursion(torch.zeros(3, 5), torch.zeros(3, 2)).tolist() == [float("inf")] * 3
+    assert k.class_excursion(torch.zeros(3, 2), torch.zeros(3)).tolist() == [float("inf")] * 3  # scores not 2-d
+    assert k.class_excursion(torch.full((3, 2), 0.5), torch.zeros(3, 2)).tolist() == [0.0] * 3

@@ -31,7 +31,7 @@ def test_envelopes_contain_the_reference_data(x, batch, margin):
     assert torch.equal(ic.score(x), torch.zeros(x.shape[0], dtype=torch.float64))
     first = next(e for e in ic.envelopes if e.module == "0" and e.side == "input")
     assert torch.equal(first.lo, x.double().amin(0)) and torch.equal(first.hi, x.double().amax(0))
-    for path, (req, ens) in ic.conditions().items():
+    for req, ens in ic.conditions().values():
         assert req or ens
     # every check holds on every reference batch
     ic.install()
@@ -165,6 +165,19 @@ def test_clusters_give_boxes_per_class():
     assert plain.score(torch.zeros(1, 4))[0] == 0
     boxed = mp.infer_contracts(ident, (x, y), ["0"], margin=0.0, clusters=2, boxes="every")
     assert boxed.score(torch.zeros(1, 4))[0] > 0
+
+
+def test_score_of_rows_that_fit_no_box_is_infinite():
+    # a fully convolutional front: images of another size give conv rows of another width
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2, 3)
+    )
+    x, y = torch.randn(40, 1, 4, 4), torch.randint(0, 3, (40,))
+    ic = mp.infer_contracts(model, (x, y), clusters=2, boxes="every")
+    assert any(e.box_lo is not None and e.module == "1" for e in ic.envelopes)
+    assert torch.isfinite(ic.score(x)).all()
+    assert torch.isinf(ic.score(torch.randn(5, 1, 6, 6))).all()
 
 
 def test_summary_lists_each_envelope():

@@ -2,6 +2,8 @@ import json
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 import modpact as mp
@@ -118,10 +120,6 @@ def test_a_failed_refine_changes_nothing():
     with pytest.raises(SpecError, match="label 7 is outside the label space of 3 labels"):
         ic.refine((x, torch.tensor([0, 1, 2, 7, 0, 1])))
     assert ic.to_dict() == before
-
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
 
 
 @settings(max_examples=20, deadline=None)

@@ -71,7 +71,9 @@ def test_expression_bound_by_output():
 
 def test_from_annotations():
     def f(
-        x: Float[torch.Tensor, "batch 64"], y: Int[torch.Tensor, "batch"], k: int
+        x: Float[torch.Tensor, "batch 64"],
+        y: Int[torch.Tensor, "batch"],  # noqa: F821  (a jaxtyping shape string, not a forward reference)
+        k: int,
     ) -> Float32[torch.Tensor, "batch 10"]: ...
 
     iface = Interface.from_annotations(f)

@@ -17,7 +17,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not in
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="needs Chromium and chromedriver on PATH (Debian: apt-get install chromium chromium-driver; "
-    ".ci/run installs them); found chromium=%s chromedriver=%s" % (CHROMIUM, CHROMEDRIVER),
+    f".ci/run installs them); found chromium={CHROMIUM} chromedriver={CHROMEDRIVER}",
 )
 
 

@@ -53,8 +53,8 @@ def test_pytest_runs_with_the_plugin_when_hypothesis_is_missing(tmp_path):
     (tmp_path / "test_plain.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")
     code = (
         BLOCK
-        + "import pytest; raise SystemExit(pytest.main(['-q', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', %r]))"
-        % str(tmp_path / "test_plain.py")
+        + "import pytest; raise SystemExit(pytest.main("
+        + f"['-q', '-p', 'no:cacheprovider', '-p', 'no:hypothesispytest', {str(tmp_path / 'test_plain.py')!r}]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr

@@ -139,6 +139,17 @@ def test_extra_contracts_are_checked():
         )
 
 
+def test_one_extra_condition_needs_no_list():
+    with pytest.raises(mp.ValidationFailure, match=r"condition: <lambda>|condition: lambda"):
+        mp.validate(
+            nn.Identity(), ACT, contracts=lambda result: bool((result.abs() <= 1).all()), max_examples=50, seed=0
+        )
+    with pytest.raises(mp.ValidationFailure, match=r"in_range\(result, -1, 1\)"):
+        mp.validate(nn.Identity(), ACT, contracts=mp.in_range("result", -1, 1), max_examples=50, seed=0)
+    with pytest.raises(mp.ValidationFailure, match=r"condition: <lambda>|condition: lambda"):
+        mp.validate(nn.Identity(), ACT, contracts={"ensures": lambda result: bool((result.abs() <= 1).all())}, seed=0)
+
+
 def test_precondition_failures_are_rejected_not_failures():
     calls = []
 
