@@ -13,8 +13,9 @@ from typing import Any
 from torch import nn
 
 from modpact.runtime import distributed as D
+from modpact.runtime.calls import MAX_KEPT
 from modpact.runtime.contracts_info import module_contracts
-from modpact.runtime.hooks import MAX_KEPT, Hooks
+from modpact.runtime.hooks import Hooks
 from modpact.runtime.recording import Recorder
 from modpact.runtime.records import ModuleContracts, ViolationRecord
 from modpact.runtime.report import DiagnosisReport
@@ -44,23 +45,24 @@ def assemble(
     records = rec.records + remote
     merged = D.merge_ranks([r.model_copy() for r in records])
     notes = list(rec.notes)
-    if hooks.kept_dropped:
+    calls = hooks.calls
+    if calls.dropped:
         notes.append(
-            f"{hooks.kept_dropped} call(s) gave up their kept inputs before their checks were read (at most "
+            f"{calls.dropped} call(s) gave up their kept inputs before their checks were read (at most "
             f"{MAX_KEPT} are kept between reads; call step() or report() more often): a failing one among them "
             "could not be re-run, and its report says so"
         )
-    flow = hooks.flow
+    flow = calls.flow
     if hooks.learned:  # on_violation: calls not re-run here know the leaves' edges from the first call
         flow = Dataflow()
         for v in merged:
             key = (v.step, v.call)
-            flow.edges[key] = hooks.flow.edges.get(key, set()) | hooks.learned
+            flow.edges[key] = calls.flow.edges.get(key, set()) | hooks.learned
     model = scope.model
     return DiagnosisReport(
         model=type(model).__name__,
-        steps=hooks.step + (1 if hooks.call >= 0 else 0),
-        calls=hooks.calls_total,
+        steps=calls.step + (1 if calls.call >= 0 else 0),
+        calls=calls.total,
         checks=rec.checks,
         modules_monitored=sorted(p or "<model>" for p in scope.paths.values()),
         world_size=world_size,
@@ -74,8 +76,8 @@ def assemble(
 
 
 def _edges(hooks: Hooks) -> list[tuple[str, str]]:
-    edges = set(hooks.graph_edges)
-    for e in hooks.flow.edges.values():
+    edges = set(hooks.calls.graph_edges)
+    for e in hooks.calls.flow.edges.values():
         edges.update(e)
     return sorted({(a or "<model>", b or "<model>") for a, b in edges if a != b})
 

@@ -33,7 +33,8 @@ import torch
 from modpact.interfaces.tree import input_names
 from modpact.runtime._buffer import FlagBuffer
 from modpact.runtime.blame import LOCATED_RUN, NOT_LOCATED
-from modpact.runtime.hooks import MAX_KEPT, Hooks
+from modpact.runtime.calls import MAX_KEPT
+from modpact.runtime.hooks import Hooks
 from modpact.runtime.provenance import Provenance
 from modpact.runtime.recording import Lane, Recorder
 from modpact.runtime.scope import Scope, Settings
@@ -82,7 +83,7 @@ class Diagnosis:
         if not self.settings.replay:
             rec.host_failed.clear()  # nothing is kept to re-run
         lanes = list(rec.lanes)
-        if not (self.deferred or rec.slot_meta or hooks.raised or rec.host_failed or any(map(_unread, lanes))):
+        if not (self.deferred or rec.slot_meta or hooks.calls.raised or rec.host_failed or any(map(_unread, lanes))):
             return  # nothing recorded, nothing in flight (CPU between failures: sums were read at once)
         held: list = []
         try:
@@ -97,7 +98,7 @@ class Diagnosis:
                         hooks.flush_pending(lane.state)
                     lane.buffer.flush()
                     bad += lane.buffer.poll(block=block)
-            rec.flush_compiled(hooks.step)
+            rec.flush_compiled(hooks.calls.step)
             if len(held) < len(lanes):  # some thread is inside a call: re-runs and records wait
                 if block:
                     busy = [ln.thread for ln in lanes if ln not in held]
@@ -119,8 +120,9 @@ class Diagnosis:
         lane = rec.lane()  # compiled code's flags land in the reading thread's buffer
         lane.buffer.flush()
         bad += lane.buffer.poll(block=False)
-        keys = {(e[1], e[2]) for e in bad if e[0].phase == "forward"} | hooks.raised | rec.host_failed
-        hooks.raised, rec.host_failed = set(), set()
+        calls = hooks.calls
+        keys = {(e[1], e[2]) for e in bad if e[0].phase == "forward"} | calls.raised | rec.host_failed
+        calls.raised, rec.host_failed = set(), set()
         outcome: dict[CallKey, str] = {}  # why a failing call's records are the run's own
         for key in sorted(k for k in keys if k[1] >= 0 and k not in self.rerun):
             outcome[key] = self._diagnose(key) or ""
@@ -154,7 +156,7 @@ class Diagnosis:
             return False
         if call >= 0:
             return (step, call) in self.rerun
-        calls = {k for k in self.hooks.kept if k[0] == step}
+        calls = {k for k in self.hooks.calls.kept if k[0] == step}
         return bool(calls) and calls <= self.rerun
 
     def next_step(self, step: int, window: int) -> None:
@@ -170,7 +172,7 @@ class Diagnosis:
     def _diagnose(self, key: CallKey) -> str | None:
         """Re-run call ``key`` if it would be the call that failed. Returns
         None when its records replaced the call's own, else why not."""
-        kept = self.hooks.kept.get(key)
+        kept = self.hooks.calls.kept.get(key)
         if kept is None:
             if not self.settings.replay:
                 return "not re-run: replay=False keeps no inputs"
@@ -181,7 +183,7 @@ class Diagnosis:
         changed = self._changed_since(kept)
         if changed is not None:
             return f"not re-run: {changed}, so a re-run would not be the call that failed"
-        edges = self.hooks.flow.edges[key]
+        edges = self.hooks.calls.flow.edges[key]
         edges.clear()  # the re-run's edges replace the call's
         state = CallState(key[0], key[1], Phase.DIAGNOSE, FlagBuffer(), edges=edges, counted=False, found=[])
         self._run_again(kept, state)

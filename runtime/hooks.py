@@ -1,10 +1,10 @@
-"""The Monitor's hot path: the forward hooks, and the calls they see.
+"""The Monitor's hot path: the forward hooks.
 
 Per monitored module call: metadata checks on the host (free), value checks
 as one reduction per tensor into the flag buffer (no host-device sync), and a
 dataflow edge per input tensor. The model's own pre hook starts a root call
-(``_start_call``: a ``CallState``, the inputs and RNG state kept for a
-replay); its post hook ends it. Between failures under
+(``_start_call``: a ``CallState``; ``calls.py`` keeps what a re-run needs);
+its post hook ends it. Gradient hooks are in ``gradients.py``. Between failures under
 ``leaf_checks="on_violation"`` only the model (and guarded modules) are
 hooked, and with nothing else hooked the model's hooks take a short path
 (``Phase.LEAN``): keep the call, check the outputs.
@@ -31,23 +31,20 @@ from modpact.interfaces.summary import describe
 from modpact.interfaces.tree import input_names, named_numbers, named_tensors, tensors, tensors_of_call
 from modpact.runtime._buffer import FlagBuffer
 from modpact.runtime.blame import exception_blame
+from modpact.runtime.calls import Calls, autocast_allows
+from modpact.runtime.gradients import Gradients
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.recording import Lane, Recorder, quiet
 from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.scope import Scope, Settings
-from modpact.runtime.state import CallKey, CallState, KeptCall, Phase, Slot
-from modpact.runtime.violations import Dataflow
+from modpact.runtime.state import CallState, Phase, Slot
 
-__all__ = ["Hooks", "FLUSH_AT", "MAX_KEPT", "WINDOW"]
+__all__ = ["Hooks", "FLUSH_AT"]
 
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
-_CUDA = torch.cuda.is_available()
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
-WINDOW = 2  # steps whose dataflow and kept inputs stay at hand
-MAX_KEPT = 64  # calls kept for a re-run while their checks are unread (bounds memory without step())
 _MODEL_OUTPUT = "the model's output is checked on every call; the module that made the value is found by a re-run"
-_DEVICE_TYPES = ("cpu", "cuda") if _CUDA else ("cpu",)
 
 
 def reason(inputs_checked: bool) -> str:
@@ -58,24 +55,6 @@ def reason(inputs_checked: bool) -> str:
     if inputs_checked:
         return "its inputs were checked and finite in this call"
     return "its output was the first non-finite value seen; its inputs were not all checked in this call"
-
-
-def autocast_state() -> tuple[tuple[str, torch.dtype], ...]:
-    """The autocast regions active now: (device type, dtype) for each."""
-    if not _CUDA:  # the common case on a CPU machine, without a generator
-        return (("cpu", torch.get_autocast_dtype("cpu")),) if torch.is_autocast_enabled("cpu") else ()
-    return tuple((d, torch.get_autocast_dtype(d)) for d in _DEVICE_TYPES if torch.is_autocast_enabled(d))
-
-
-def autocast_allows(in_dtype: torch.dtype, t: torch.Tensor) -> bool:
-    """Whether autocast explains a module's dtype change: inside an autocast
-    region of ``t``'s device, casts between float32 and the region's dtype
-    are what autocast does."""
-    device = t.device.type
-    if device not in ("cpu", "cuda") or not torch.is_autocast_enabled(device):
-        return False
-    allowed = (torch.float32, torch.get_autocast_dtype(device))
-    return in_dtype in allowed and t.dtype in allowed
 
 
 class Hooks:
@@ -95,15 +74,9 @@ class Hooks:
         self.first_call: list[Any] = []  # on_violation: the leaf hooks of the first call
         self.lean = False  # on_violation, nothing but the model hooked: the short path
         self.learned: set[tuple[str, str]] = set()  # on_violation: the first call's edges, between leaves too
-        self.step = 0
-        self.call = -1
-        self.calls_total = 0
-        self.kept: dict[CallKey, KeptCall] = {}
-        self.flow = Dataflow()
-        self.graph_edges: set[tuple[str, str]] = set()  # edges of calls that left the window
+        self.calls = Calls(settings, scope, recorder)
+        self.gradients = Gradients(settings, scope, recorder, self.calls, self.lane)
         self.coverable: set[str] = set()  # modules whose output a propagating consumer took last time
-        self.raised: set[CallKey] = set()  # calls whose forward raised
-        self.kept_dropped = 0  # kept calls dropped to bound memory before their checks were read
         # the state hooks traced by torch.compile see (dynamo traces no thread-local lookups)
         self._compile_state = CallState(0, -1, Phase.EVERY, FlagBuffer())
 
@@ -111,8 +84,8 @@ class Hooks:
         """The calling thread's lane, with a state to record into."""
         lane = self.rec.lane()
         if lane.state is None:
-            lane.state = CallState(self.step, self.call, Phase.EVERY, lane.buffer, lane=lane)
-            lane.lean = CallState(self.step, -1, Phase.LEAN, lane.buffer, lane=lane)
+            lane.state = CallState(self.calls.step, self.calls.call, Phase.EVERY, lane.buffer, lane=lane)
+            lane.lean = CallState(self.calls.step, -1, Phase.LEAN, lane.buffer, lane=lane)
         return lane
 
     @property
@@ -218,15 +191,13 @@ class Hooks:
                 forced.produced(t, INPUT_DATA, "" in self.scope.defaults)
             return forced
         self.flush_pending(lane.state)  # left by a forward that raised
-        with self.rec.lock:  # calls are numbered across threads
-            self.call += 1
-            self.calls_total += 1
-            step, call, first = self.step, self.call, self.calls_total == 1
+        calls = self.calls
+        step, call, first = calls.number()
         key = (step, call)
         if self.lean:  # one state for every lean call of a thread: it keeps nothing but its key and seq
             state = lane.state = lane.lean
             state.step, state.call, state.seq, state.host_failed = step, call, 0, False
-            self._keep(key, args, kwargs)
+            calls.keep(key, args, kwargs)
             return state
         leaves = self.scope.leaves
         if leaves and first:
@@ -234,57 +205,13 @@ class Hooks:
             # module graph); hooks added here already run in this call
             self._install(leaves, self.first_call)
         phase = Phase.EVERY if not leaves else Phase.FIRST if self.first_call else Phase.STEADY
-        state = lane.state = CallState(step, call, phase, lane.buffer, edges=self.flow.edges[key], lane=lane)
+        state = lane.state = CallState(step, call, phase, lane.buffer, edges=calls.flow.edges[key], lane=lane)
         if self.settings.replay:
-            self._keep(key, args, kwargs)
+            calls.keep(key, args, kwargs)
         checked = "" in self.scope.defaults and phase is not Phase.STEADY
         for t in tensors_of_call(args, kwargs):
             state.produced(t, INPUT_DATA, checked)
         return state
-
-    def _keep(self, key: CallKey, args: tuple, kwargs: dict) -> None:
-        """Keep what a re-run needs: the inputs, their version counters and
-        the RNG state (the rest is taken when the call ends, ``_kept_end``)."""
-        kept = self.kept
-        if len(kept) >= MAX_KEPT:  # the oldest unread call gives way (it can no longer be re-run)
-            del kept[next(iter(kept))]
-            self.kept_dropped += 1
-        cuda_rng = torch.cuda.get_rng_state_all() if _CUDA and torch.cuda.is_initialized() else None
-        if not kwargs and type(args) is tuple and len(args) == 1 and type(args[0]) is _Tensor:
-            inputs: tuple = args  # the common call, model(x)
-        else:
-            inputs = tuple(tensors_of_call(args, kwargs))
-        self.kept[key] = KeptCall(
-            args,
-            dict(kwargs) if kwargs else {},
-            torch.get_rng_state(),
-            cuda_rng,
-            inputs=inputs,
-            input_versions=tuple([t._version for t in inputs]),
-        )
-
-    def _kept_end(self, state: CallState, failed: bool = False) -> None:
-        """The call ended: what tells whether a re-run would still be the same
-        call (its autocast regions and modes, the version counters of the
-        parameters, buffers and inputs). Taken only when the call may be
-        re-run: it failed, or its checks are not read yet (on CUDA, or with
-        checks waiting); a call whose checks were all read and held never is."""
-        kept = self.kept.get(state.key)
-        if kept is None or kept.versions is not None:
-            return
-        if not (failed or state.host_failed or not state.buffer.settled):
-            # every check of the call was read and held: it will never be re-run (its
-            # dataflow stays while gradient checks, which read it in backward, may come)
-            del self.kept[state.key]
-            if not self.settings.backward:
-                edges = self.flow.edges.pop(state.key, None)
-                if edges:
-                    self.graph_edges.update(edges)
-            return
-        kept.versions = self.scope.versions()
-        kept.autocast = autocast_state()
-        kept.training = self.scope.training()
-        kept.changed_own_inputs = tuple([t._version for t in kept.inputs]) != kept.input_versions
 
     def _end_call(self, state: CallState) -> None:
         """End of a root forward: checks stay pending until step()/report();
@@ -292,7 +219,7 @@ class Hooks:
         again = state.phase.again
         if not again:
             self.flush_pending(state)
-            self._kept_end(state)
+            self.calls.ended(state)
             if self.first_call:
                 self.end_first_call()
         self.flush_pending(state)
@@ -307,37 +234,18 @@ class Hooks:
         state.stack.clear()
         if _is_compiling():
             return
-        kept = self.kept.get(state.key)
+        kept = self.calls.kept.get(state.key)
         inputs = [] if kept is None else input_names(kept.args, kept.kwargs)
         with quiet(state):
             path, blame, reason, evidence = exception_blame(exc, self.scope.modules, inputs)
         slot = self.rec.slot(path, "exception", "forward raised", type(exc).__name__)
         self.rec.host_violation(state, slot, blame, reason, evidence["error"], evidence)
         if not state.phase.again:
-            self._kept_end(state, failed=True)
+            self.calls.ended(state, failed=True)
             self.end_first_call()
             self.flush_pending(state)
             if self.settings.replay:
-                self.raised.add(state.key)
-
-    def next_step(self) -> None:
-        """A step ends: dataflow and kept inputs older than the window are dropped (the edges stay in the
-        report's graph, and the dataflow of calls with violations stays for
-        root assignment)."""
-        with self.rec.lock:  # (each thread's next call makes its state in the new step)
-            step = self.step = self.step + 1
-            self.call = -1
-        edges = self.flow.edges
-        if edges:  # lean calls record none
-            old = step - WINDOW - 1
-            for key, call_edges in edges.items():
-                if key[0] == old:
-                    self.graph_edges.update(call_edges)
-            self.flow.forget_before(step - WINDOW, keep=self.rec.violated_calls)
-        kept = self.kept
-        if kept and next(iter(kept))[0] < step - WINDOW:  # kept in call order
-            for key in [k for k in kept if k[0] < step - WINDOW]:
-                del kept[key]
+                self.calls.raised.add(state.key)
 
     # -- checks left pending by elision --------------------------------------
     def _run_check(self, state: CallState, t: torch.Tensor, event: tuple, uncovered: bool = False) -> None:
@@ -542,7 +450,7 @@ class Hooks:
                                 state.lane.checks += 1
                 producers[key] = (weakref.ref(t), path, checked)
                 if settings.backward and t.requires_grad and not diagnosing:
-                    self._watch_grad(state, path, t)
+                    self.gradients.watch(state, path, t)
             if defaults and type(output) is not _Tensor:
                 self._numbers(state, output, out_slot, blame_self)
             if pending:
@@ -597,7 +505,7 @@ class Hooks:
                         state.lane.checks += 1
         if type(output) is not _Tensor:
             self._numbers(state, output, out_slot, "<model>")
-        self._kept_end(state)
+        self.calls.ended(state)
         if state.buffer.size > FLUSH_AT:
             self.collect(False)
 
@@ -616,42 +524,3 @@ class Hooks:
                     f"{name} = {x!r}",
                     {"value": repr(x)},
                 )
-
-    def _watch_grad(self, state: CallState, path: str, t: torch.Tensor) -> None:
-        rec = self.rec
-        slot = rec.slot(path, "gradient", "finite(grad)", "grad(output)", phase="backward")
-        step, call = state.step, state.call
-        flow = self.flow
-
-        def on_grad(g: torch.Tensor) -> None:
-            # the consumers ran after this hook was set: read them now, in backward.
-            # Edges into path's own children come from code inside its forward,
-            # not from its output, so they are not consumers.
-            edges = flow.edges.get((step, call), ())
-            consumers = sorted({b for (a, b) in edges if a == path and not b.startswith(path + ".")})
-            blame = ", ".join(consumers) if consumers else "the loss (computed outside the model)"
-            reason = f"their backward produced a non-finite gradient for {path or '<model>'}'s output"
-            lane = self.lane()  # autograd may run this in a thread of its own
-            with lane.busy:
-                lane.buffer.add_range(g, rec.grad_event(lane, slot, step, call, blame, reason))
-
-        t.register_hook(on_grad)
-
-    def check_params(self) -> None:
-        """Gradient contracts on parameters, one foreach reduction per module and step."""
-        rec = self.rec
-        grad_norm = self.settings.grad_norm
-        lo, hi = grad_norm if grad_norm else (None, None)
-        check = f"grad_norm in [{lo}, {hi}]" if grad_norm else "finite(grad)"
-        lane = self.lane()
-        for mod, path in self.scope.paths.items():
-            grads = [(n, p.grad) for n, p in mod.named_parameters(recurse=False) if p.grad is not None]
-            if not grads:
-                continue
-            norms = torch._foreach_norm([g for _, g in grads])
-            for (name, _), norm in zip(grads, norms):
-                slot = rec.slot(path, "gradient", check, f"{name}.grad", lo=lo, hi=hi, phase="step")
-                event = rec.grad_event(
-                    lane, slot, self.step, self.call, path or "<model>", "its parameter gradient left the bound"
-                )
-                lane.buffer.add_range(norm, event, lo, hi, True)

@@ -36,9 +36,10 @@ from modpact.contracts.context import ContextFlag
 from modpact.errors import ContractViolation, MonitorError, SpecError
 from modpact.runtime import distributed as D
 from modpact.runtime.assemble import assemble
+from modpact.runtime.calls import WINDOW
 from modpact.runtime.checker import MonitorChecker
 from modpact.runtime.diagnosis import Diagnosis
-from modpact.runtime.hooks import WINDOW, Hooks
+from modpact.runtime.hooks import Hooks
 from modpact.runtime.propagation import FINITE_PRESERVING, propagates_non_finite
 from modpact.runtime.recording import Recorder, Recording
 from modpact.runtime.records import ViolationRecord
@@ -250,7 +251,7 @@ class Monitor:
     def _before_optimizer_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         """settle="optimizer": read the flags while the weights a failing call
         used are still there, so that its re-run is the call that failed."""
-        self._diagnosis.optimizer_step(self._hooks.step)
+        self._diagnosis.optimizer_step(self._hooks.calls.step)
         if self.settings.settle == "optimizer":
             self._collect(block=True)
 
@@ -277,12 +278,13 @@ class Monitor:
         arrived (on CPU: all), and in mode="raise" raise on a violation."""
         settings, hooks = self.settings, self._hooks
         if settings.backward:
-            hooks.check_params()
+            hooks.gradients.check_params()
         self._collect(block=False)
-        if settings.sync_every and (hooks.step + 1) % settings.sync_every == 0 and D.active(settings.group):
+        calls = hooks.calls
+        if settings.sync_every and (calls.step + 1) % settings.sync_every == 0 and D.active(settings.group):
             self._exchange()
-        hooks.next_step()
-        self._diagnosis.next_step(hooks.step, WINDOW)
+        calls.next_step()
+        self._diagnosis.next_step(calls.step, WINDOW)
         if settings.mode == "raise":
             self._raise_if_violations()
 

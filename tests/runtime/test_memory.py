@@ -12,7 +12,7 @@ from torch import nn
 import modpact as mp
 from modpact.contracts import _modes
 from modpact.runtime import Monitor
-from modpact.runtime.hooks import MAX_KEPT
+from modpact.runtime.calls import MAX_KEPT
 
 STEPS = 10_000
 
@@ -45,7 +45,7 @@ def test_a_long_clean_run_keeps_no_inputs_and_grows_nothing(leaf_checks, step, s
                 mon.step()
         grown = tracemalloc.get_traced_memory()[0] - before
         tracemalloc.stop()
-        assert len(mon._hooks.kept) <= 1 and len(mon._hooks.flow.edges) <= 3
+        assert len(mon._hooks.calls.kept) <= 1 and len(mon._hooks.calls.flow.edges) <= 3
         assert sum(r() is not None for r in alive) <= 1  # the inputs are let go
     assert grown < 256 * 1024, grown  # Python objects: under 256 KB over the run
     assert mon.report().ok
@@ -61,7 +61,7 @@ def test_unread_calls_are_kept_up_to_a_bound_and_the_report_says_what_was_lost(m
     with torch.no_grad(), Monitor(model, defaults=True) as mon:
         for _ in range(MAX_KEPT * 3):
             model(torch.rand(4, 256))
-            assert len(mon._hooks.kept) <= MAX_KEPT
+            assert len(mon._hooks.calls.kept) <= MAX_KEPT
         rep = mon.report()
     assert rep.ok
     assert any(f"at most {MAX_KEPT} are kept" in n for n in rep.notes), rep.notes
