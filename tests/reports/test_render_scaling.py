@@ -27,7 +27,7 @@ def cpu_time(fn) -> float:
 @pytest.mark.parametrize(
     "make, small, large",
     [
-        (report_render.many_edges, (3_000, 500), (24_000, 4_000)),
+        (report_render.many_edges, (3_000, 1_500), (24_000, 12_000)),
         (report_render.many_roots, (250,), (2_000,)),
     ],
     ids=["edges", "roots"],
