@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-__all__ = ["PIECE", "Scan", "pieces", "scan", "first_false", "unravel", "histogram_counts"]
+__all__ = ["PIECE", "HISTOGRAM_PIECE", "Scan", "pieces", "scan", "first_false", "unravel", "histogram_counts"]
 
 PIECE = 1 << 18  # elements per piece (1 MB of float32): the fastest of 2**14..2**20 on a 2-core VM, bench/evidence.py
+HISTOGRAM_PIECE = 1 << 20  # the histogram's pieces: an 8 MB float64 buffer
 
 # ``bad(piece)`` -> bool mask of the piece's failing elements; ``clean(lo, hi)`` -> True when a piece whose
 # min and max are lo and hi (NaN if it holds a NaN) cannot hold a failing element
@@ -71,7 +72,6 @@ class Scan:
     flat index of the first failing element (None: none fails)."""
 
     numel: int
-    size: int = PIECE  # the piece size it was read with (nonfinite_pieces count in it)
     failing: int = 0
     first: int | None = None
     first_value: Any = None
@@ -80,7 +80,6 @@ class Scan:
     neginf: int = 0
     min: Any = None
     max: Any = None
-    nonfinite_pieces: list[int] = field(default_factory=list)  # pieces holding NaN or +-inf, by number
 
     @property
     def inf(self) -> int:
@@ -94,7 +93,7 @@ def scan(t: torch.Tensor, bad: Bad | None = None, clean: Clean | None = None, si
     max) cannot rule out a failing element, or when it holds a non-finite one."""
     t = t.detach()
     size = size or PIECE
-    out = Scan(numel=t.numel(), size=size)
+    out = Scan(numel=t.numel())
     floating = t.is_floating_point()
     bounds = _piece_bounds(t, size)
     offset = 0
@@ -102,7 +101,6 @@ def scan(t: torch.Tensor, bad: Bad | None = None, clean: Clean | None = None, si
         lo, hi = bounds[k] if bounds is not None else (x.item() for x in torch.aminmax(p))  # NaN: a NaN in it
         nonfinite = floating and not (math.isfinite(lo) and math.isfinite(hi))
         if nonfinite:
-            out.nonfinite_pieces.append(k)
             finite = torch.isfinite(p)
             out.nan += int(torch.isnan(p).sum())
             out.posinf += int((p == math.inf).sum())
@@ -173,26 +171,41 @@ def unravel(flat: int, shape: torch.Size | tuple) -> tuple[int, ...]:
 def histogram_counts(t: torch.Tensor, s: Scan, lo: float, hi: float, bins: int) -> list[int]:
     """``torch.histc(t.double(), bins, lo, hi)`` over the finite values of
     ``t`` (whose min and max are ``lo`` and ``hi``; ``s`` is its scan), as
-    ints: the same bins, computed one float64 piece at a time."""
-    size = s.size
-    counts = torch.zeros(bins, dtype=torch.int64, device=t.device)
+    ints: the same bins, computed one float64 piece of ``HISTOGRAM_PIECE``
+    elements at a time (bigger than a scan's piece: several operations a
+    piece here, and fewer, longer ones wait less on a busy machine)."""
+    size = HISTOGRAM_PIECE
     buf = torch.empty(min(size, max(t.numel(), 1)), dtype=torch.float64, device=t.device)
-    idx = torch.empty(buf.numel(), dtype=torch.uint8 if bins <= 256 else torch.int64, device=t.device)
+    idx = torch.empty(buf.numel(), dtype=torch.uint8 if bins < 255 else torch.int64, device=t.device)
+    nonfinite = s.nan + s.posinf + s.neginf
     width = hi - lo
-    dirty = set(s.nonfinite_pieces)
-    for k, p in enumerate(pieces(t.detach(), size)):
+    if not width > 0:  # equal values too large for the caller's +-0.5 to part: the middle bin, as histc puts them
+        out = [0] * bins
+        out[bins // 2] = s.numel - nonfinite
+        return out
+    fill = lo  # what non-finite values become: bin 0
+    half = not math.isfinite(width)  # float64 values spanning more than the largest float: in halves
+    if half:
+        lo, width = lo / 2, hi / 2 - lo / 2
+    counts = torch.zeros(bins + 1, dtype=torch.int64, device=t.device)
+    for p in pieces(t.detach(), size):
         n = p.numel()
         b = buf[:n]
         b.copy_(p)
-        if k in dirty:  # non-finite values go to bin 0, and are taken out of it below
-            b.nan_to_num_(nan=lo, posinf=lo, neginf=lo)
-        # histc's own arithmetic (aten HistogramKernel, linear bins): (x - lo) * bins / (hi - lo), truncated,
-        # the maximum in the last bin
-        b.sub_(lo).mul_(bins).div_(width).clamp_(0, bins - 1)
+        if nonfinite:  # non-finite values go to bin 0, and are taken out of it below
+            b.nan_to_num_(nan=fill, posinf=fill, neginf=fill)
+        # histc's own arithmetic (aten HistogramKernel, linear bins): (x - lo) * bins / (hi - lo), truncated;
+        # it lies in [0, bins], and bins (the maximum) counts in the last bin
+        if half:  # (x/2 - lo/2) / width * bins: nothing overflows
+            b.mul_(0.5).sub_(lo).div_(width).mul_(bins)
+        else:
+            b.sub_(lo).mul_(bins).div_(width)
         i = idx[:n]
         i.copy_(b)
-        counts += torch.bincount(i, minlength=bins)[:bins]
-    out = counts.tolist()
+        counts += torch.bincount(i, minlength=bins + 1)
+    total = counts.tolist()
+    out = total[:bins]
     if out:
-        out[0] -= s.nan + s.posinf + s.neginf
+        out[-1] += total[bins]
+        out[0] -= nonfinite
     return out

@@ -114,6 +114,7 @@ def test_same_evidence_as_the_full_size_computation(seed, monkeypatch):
     rng = random.Random(seed)
     for _ in range(60):
         monkeypatch.setattr(scan_module, "PIECE", rng.choice([1, 2, 3, 7, 16, 1 << 18]))
+        monkeypatch.setattr(scan_module, "HISTOGRAM_PIECE", rng.choice([1, 5, 1 << 20]))
         t = random_tensor(rng)
         lo, hi = rng.choice([(None, 1.0), (-1.0, None), (-1.0, 1.0), (0, 3), (-1000, 1000)])
         where = f"{t.dtype} {tuple(t.shape)} stride {t.stride()} piece {scan_module.PIECE}"
@@ -176,6 +177,7 @@ class LargestAllocation(TorchDispatchMode):
 @pytest.mark.parametrize("layout", ["contiguous", "transposed"])
 def test_no_operation_allocates_more_than_a_piece(evidence, layout, monkeypatch):
     monkeypatch.setattr(scan_module, "PIECE", 1000)
+    monkeypatch.setattr(scan_module, "HISTOGRAM_PIECE", 1000)
     t = torch.randn(1000, 100)
     t[50, 5] = math.nan
     t = t if layout == "contiguous" else t.T
@@ -183,3 +185,13 @@ def test_no_operation_allocates_more_than_a_piece(evidence, layout, monkeypatch)
     with seen:
         evidence(t)
     assert seen.numel <= 1000, f"{seen.op} made a tensor of {seen.numel} elements (a piece is 1000 of 100,000)"
+
+
+def test_histograms_of_extreme_values():
+    huge = torch.tensor([1e300, 1e300, math.nan], dtype=torch.float64)  # equal, beyond +-0.5's reach
+    h = value_histogram(huge)
+    assert h["counts"][12] == 2 and sum(h["counts"]) == 2 and h["nan"] == 1
+    wide = torch.tensor([-1.7e308, 0.0, 1.7e308, math.inf, math.nan], dtype=torch.float64)  # hi - lo overflows
+    h = value_histogram(wide)
+    assert h["counts"][0] == 1 and h["counts"][12] == 1 and h["counts"][-1] == 1 and sum(h["counts"]) == 3
+    assert h["lo"] == -1.7e308 and h["posinf"] == 1 and h["nan"] == 1
