@@ -17,6 +17,7 @@ from torch import nn
 from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
 from modpact.interfaces.interface import Interface
+from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -256,7 +257,8 @@ def check_substitutable(
         )
     res = SubstitutionResult(orig.name, repl.name, mode, tol, top1, compatibility=compat)
     ldim = _label_dim(iface)
-    labels = next(iter(iface.outputs.values())).labels if iface.outputs else None
+    first = next(iter(iface.outputs.values()), None)
+    labels = first.labels if isinstance(first, TensorSpec) else None
     # the replacement's outputs are checked against the original's output interface
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 
