@@ -17,6 +17,8 @@ What is described, and how:
   (``OptionalSpec``), and any other object (a cache, a Python number) as an
   ``OpaqueSpec`` of its type, checked by type only. Nothing is dropped: the
   interface's description lists each part described by type only.
+- Arguments that some examples leave out, where ``forward`` defaults them to
+  None, are None in those examples (an ``OptionalSpec``).
 - Dims: across examples, a dim whose size varies becomes symbolic (``batch``
   at position 0, ``d1``, ``d2``.. elsewhere); dims that vary the same way in
   several tensors share one name (so give examples in which different dims
@@ -135,7 +137,7 @@ class _Readers:
             h.remove()
 
 
-def _run(module: torch.nn.Module, named: dict, as_kwargs: bool, real: bool) -> tuple[Any, dict]:
+def _run(module: torch.nn.Module, named: dict, as_kwargs: bool, real: bool, i: int) -> tuple[Any, dict]:
     """The module's output on one example and the embeddings that read each input leaf."""
 
     def call(m: torch.nn.Module, args: dict) -> tuple[Any, dict]:
@@ -154,7 +156,36 @@ def _run(module: torch.nn.Module, named: dict, as_kwargs: bool, real: bool) -> t
         except Exception:  # data-dependent ops, custom kernels, ...: run for real
             pass
     # fresh copies of the inputs: a view among the examples would share its base with another input
-    return call(module, _map_tensors(named, lambda t: t.clone()))
+    try:
+        return call(module, _map_tensors(named, lambda t: t.clone()))
+    except Exception as e:
+        raise SpecError(
+            f"infer_interface: {type(module).__name__} raised {type(e).__name__} on example {i}: {str(e)[:300]}"
+        ) from e
+
+
+def _fill_defaults(module: torch.nn.Module, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Arguments some examples leave out are None there, when ``forward`` defaults them to None
+    (they become optional); any other difference between the examples' arguments is an error."""
+    keys = list(dict.fromkeys(k for s in seen for k in s))
+    if all(list(s) == keys for s in seen):
+        return seen
+    try:
+        params = inspect.signature(module.forward).parameters
+    except (TypeError, ValueError):
+        params = {}  # type: ignore[assignment]  # no signature: nothing has a default
+    order = {k: i for i, k in enumerate(params)}
+    keys.sort(key=lambda k: order.get(k, len(order)))
+    out = []
+    for i, s in enumerate(seen):
+        for k in keys:
+            if k not in s and (k not in params or params[k].default is not None):
+                raise SpecError(
+                    f"infer_interface: inputs differ between examples: example {i} has no {k!r}, and "
+                    f"{type(module).__name__}.forward has no default None for it"
+                )
+        out.append({k: s.get(k) for k in keys})
+    return out
 
 
 def infer_interface(
@@ -168,10 +199,10 @@ def infer_interface(
     seen_in, seen_out = [], []
     readers: dict[str, list[tuple[str, int]]] = {}
     kinds = set()
-    for ex in examples:
+    for i, ex in enumerate(examples):
         named, kw = _as_named(ex, module)
         kinds.add(kw)
-        out, found = _run(module, named, kw, real=finite)
+        out, found = _run(module, named, kw, real=finite, i=i)
         for leaf, rs in found.items():
             readers.setdefault(leaf, [])
             readers[leaf] += [r for r in rs if r not in readers[leaf]]
@@ -179,6 +210,7 @@ def infer_interface(
         seen_out.append(_name_outputs(out))
     if len(kinds) > 1:
         raise SpecError("infer_interface: give every example the same way (all dicts of keywords, or all positional)")
+    seen_in = _fill_defaults(module, seen_in)
     notes: list[str] = []
     return interface_from_tensors(
         name or type(module).__name__,
@@ -209,17 +241,56 @@ def interface_from_tensors(
         shared: list[str] = []
         _describers = (_Describer("inputs", False, None, shared), _Describer("outputs", False, None, shared))
     din, dout = _describers
+    namer.register(seen_in)
+    namer.register(seen_out)
     inputs = din.describe_side(seen_in, namer)
     outputs = dout.describe_side(seen_out, namer)
     notes = list(dict.fromkeys(([description] if description else []) + din.notes + dout.notes))
     return Interface(name, inputs, outputs, description="; ".join(notes))
 
 
+_ABSENT: Any = object()  # a value whose container was None in that example
+
+
 class _DimNamer:
+    """Names for the dims that vary across examples, one per pattern of sizes."""
+
     def __init__(self, batch_dim: bool = False) -> None:
         self.by_sizes: dict[tuple[int, ...], str] = {}
         self.count = 0
         self.batch_dim = batch_dim
+
+    def dim(self, sizes: tuple[int | None, ...], pos: int) -> int | str:
+        """A fixed size, or a name. ``sizes`` has None for examples without the tensor:
+        such a dim takes the one varying name whose sizes agree with it, else its fixed size."""
+        known = [s for s in sizes if s is not None]
+        if None not in sizes:
+            full = tuple(known)
+            if len(set(full)) == 1 and not (self.batch_dim and pos == 0):
+                return full[0]
+            return self.name(full, pos)
+        if self.batch_dim and pos == 0:
+            return "batch"
+        fits = {n for sz, n in self.by_sizes.items() if all(a is None or a == b for a, b in zip(sizes, sz))}
+        if len(fits) == 1:
+            return fits.pop()
+        if len(set(known)) == 1:
+            return known[0]
+        return self.name(tuple(s if s is not None else -1 for s in sizes), pos)
+
+    def register(self, seen: list[Any]) -> None:
+        """Name, in order, the varying dims of every tensor that each example has (so that a
+        tensor some examples lack can be linked to them, whatever the order of description)."""
+        by_path: dict[str, list[torch.Tensor]] = {}
+        for value in seen:
+            for p, t in named_tensors(value, ""):
+                by_path.setdefault(p, []).append(t)
+        for ts in by_path.values():
+            if len(ts) == len(seen) and len({t.dim() for t in ts}) == 1:
+                for i in range(ts[0].dim()):
+                    sizes = tuple(int(t.shape[i]) for t in ts)
+                    if len(set(sizes)) > 1:
+                        self.name(sizes, i)
 
     def name(self, sizes: tuple[int, ...], pos: int) -> str:
         if self.batch_dim and pos == 0:
@@ -255,38 +326,47 @@ class _Describer:
         return {k: self.spec([s[k] for s in seen], k, namer) for k in self.side_names(seen)}
 
     def spec(self, vals: list[Any], path: str, namer: _DimNamer) -> Spec:
+        """The spec of the values seen at one place, one per example: None where the
+        value was None, ``_ABSENT`` where its container was None."""
         where = f"{self.side}.{path}"
-        present = [v for v in vals if v is not None]
+        present = [v for v in vals if v is not None and v is not _ABSENT]
         if not present:
             return OptionalSpec(None)
-        if len(present) < len(vals):
-            inner = self.spec(present, path, namer)
+        inner = self._present(vals, present, path, where, namer)
+        if any(v is None for v in vals):
             return inner if isinstance(inner, OptionalSpec) else OptionalSpec(inner)
-        if all(isinstance(v, torch.Tensor) for v in vals):
-            return self.tensor(vals, path, namer)
-        types = {type(v) for v in vals}
+        return inner
+
+    def _present(self, vals: list[Any], present: list[Any], path: str, where: str, namer: _DimNamer) -> Spec:
+        if all(isinstance(v, torch.Tensor) for v in present):
+            return self.tensor([v if isinstance(v, torch.Tensor) else None for v in vals], path, namer)
+        types = {type(v) for v in present}
         if len(types) > 1:
             shown = ", ".join(sorted(type_name(t) for t in types))
             raise SpecError(f"infer_interface: {where} has different types across examples: {shown}")
-        v0 = vals[0]
-        if type(v0) in (tuple, list) or (isinstance(v0, tuple) and not isinstance(v0, torch.Tensor)):
-            lengths = {len(v) for v in vals}
+        v0 = present[0]
+
+        def part(v: Any, key: Any) -> Any:
+            return v[key] if v is not None and v is not _ABSENT else _ABSENT
+
+        if isinstance(v0, (tuple, list)):
+            lengths = {len(v) for v in present}
             if len(lengths) > 1:
                 raise SpecError(
                     f"infer_interface: {where} has different lengths across examples: {sorted(lengths)}; "
                     "a TupleSpec or ListSpec has a fixed length"
                 )
-            items = [self.spec([v[i] for v in vals], f"{path}[{i}]", namer) for i in range(len(v0))]
+            items = [self.spec([part(v, i) for v in vals], f"{path}[{i}]", namer) for i in range(len(v0))]
             return ListSpec(items) if isinstance(v0, list) else TupleSpec(items)
         if isinstance(v0, Mapping) or (dataclasses.is_dataclass(v0) and not isinstance(v0, type)):
-            fields = [DictSpec({}).fields_of(v) or {} for v in vals]
-            keys = list(fields[0])
-            for f in fields[1:]:
-                if list(f) != keys:
+            fields = [_ABSENT if v is None or v is _ABSENT else (DictSpec({}).fields_of(v) or {}) for v in vals]
+            keys = list(next(f for f in fields if f is not _ABSENT))
+            for f in fields:
+                if f is not _ABSENT and list(f) != keys:
                     raise SpecError(f"infer_interface: {where} has different keys across examples: {keys} vs {list(f)}")
             if not all(isinstance(k, str) and k for k in keys):
                 return self.opaque(v0, where, "its keys are not all non-empty strings")
-            specs = {k: self.spec([f[k] for f in fields], f"{path}.{k}", namer) for k in keys}
+            specs = {k: self.spec([part(f, k) for f in fields], f"{path}.{k}", namer) for k in keys}
             return DictSpec(specs, type=None if type(v0) is dict else type_name(v0))
         return self.opaque(v0, where, "not a tensor, tuple, list, mapping or dataclass")
 
@@ -296,16 +376,16 @@ class _Describer:
         self.notes.append(note)
         return OpaqueSpec(tname, note=f"described by type only: {why}")
 
-    def tensor(self, ts: list[torch.Tensor], path: str, namer: _DimNamer) -> TensorSpec:
+    def tensor(self, seen: list[torch.Tensor | None], path: str, namer: _DimNamer) -> TensorSpec:
+        """``seen``: the tensor of each example, None where the example has none."""
         where = f"{self.side}.{path}"
+        ts = [t for t in seen if t is not None]
         ranks = {t.dim() for t in ts}
         if len(ranks) > 1:
             raise SpecError(f"infer_interface: {where} has different ranks across examples: {sorted(ranks)}")
         dims: list[Any] = []
         for i in range(ts[0].dim()):
-            sizes = tuple(int(t.shape[i]) for t in ts)
-            fixed = len(set(sizes)) == 1 and not (namer.batch_dim and i == 0)
-            dims.append(sizes[0] if fixed else namer.name(sizes, i))
+            dims.append(namer.dim(tuple(None if t is None else int(t.shape[i]) for t in seen), i))
         dtypes = {str(t.dtype).replace("torch.", "") for t in ts}
         floating = all(t.is_floating_point() for t in ts)
         integral = all(not (t.is_floating_point() or t.is_complex()) for t in ts)

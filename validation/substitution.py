@@ -246,6 +246,12 @@ def check_substitutable(
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface
+    nested = [k for k, s in iface.outputs.items() if not isinstance(s, TensorSpec)]
+    if nested:  # agreement is measured on tensors; a cache or a tuple of states has no such measure yet
+        raise SpecError(
+            f"check_substitutable: interface {iface.name!r} has nested or opaque outputs ({', '.join(nested)}); "
+            "agreement is measured on tensor outputs only, so these cannot be compared yet"
+        )
     repl_iface = replacement_interface or getattr(existing_guard(replacement), "interface", None) or iface
     repl = Target(replacement, repl_iface, name=_name(replacement), what="check_substitutable")
     compat = repl_iface.is_substitutable_for(iface)

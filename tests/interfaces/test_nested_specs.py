@@ -326,3 +326,35 @@ def test_what_cannot_be_generated_is_said(spec, message):
     with pytest.raises(SpecError) as info:
         iface.strategy()
     assert message in str(info.value)
+
+
+def test_monitor_checks_nested_value_domains_by_path():
+    import modpact as mp
+
+    class Tagger(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(4, 8, batch_first=True)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            out, _ = self.lstm(x)
+            return self.head(out)
+
+    m = Tagger()
+    h = TensorSpec("1 batch 8", finite=True)
+    iface = Interface(
+        "lstm",
+        {"input": TensorSpec("batch s 4"), "hx": OptionalSpec(TupleSpec([h, h]))},
+        {"out": TensorSpec("batch s 8"), "state": TupleSpec([h, h])},
+    )
+    mp.guard(m.lstm, iface, name="lstm")
+    with mp.Monitor(m) as mon:
+        m(torch.randn(2, 3, 4))
+    assert not mon.report().violations  # the clean call: no violation
+    with torch.no_grad():
+        m.lstm.weight_hh_l0[0, 0] = float("nan")
+    with mp.Monitor(m) as mon:
+        m(torch.randn(2, 3, 4))
+    found = {(v.check, v.tensor) for v in mon.report().violations}
+    assert {("value domain finite", "outputs.state[0]"), ("value domain finite", "outputs.state[1]")} <= found
