@@ -358,3 +358,26 @@ def test_monitor_checks_nested_value_domains_by_path():
         m(torch.randn(2, 3, 4))
     found = {(v.check, v.tensor) for v in mon.report().violations}
     assert {("value domain finite", "outputs.state[0]"), ("value domain finite", "outputs.state[1]")} <= found
+
+
+def test_deeply_nested_documents_are_refused_by_the_bounded_reader():
+    spec: dict = {"shape": "a"}
+    for _ in range(70):
+        spec = {"kind": "tuple", "items": [spec]}
+    doc = {"format_version": "1", "kind": "Interface", "name": "i", "inputs": {"x": spec}, "outputs": {}}
+    with pytest.raises(SpecError) as info:
+        Interface.from_dict(doc)
+    assert "nested more than 64 levels deep" in str(info.value)
+
+
+def test_check_substitutable_refuses_nested_outputs():
+    from modpact.validation import check_substitutable
+
+    lstm = torch.nn.LSTM(4, 8, num_layers=2, batch_first=True)
+    iface = Interface("lstm", {"input": TensorSpec("batch seq 4", range=(0, 1))}, LSTM.outputs)
+    with pytest.raises(SpecError) as info:
+        check_substitutable(lstm, lstm, iface, max_examples=2)
+    assert str(info.value) == (
+        "check_substitutable: interface 'lstm' has nested or opaque outputs (state); "
+        "agreement is measured on tensor outputs only, so these cannot be compared yet"
+    )
