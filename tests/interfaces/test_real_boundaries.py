@@ -154,3 +154,47 @@ def test_injected_nan_weight_is_found(name):
         assert f"blaming {type(bad).__name__}" in str(info.value)
     finally:
         mp.unguard(bad)
+
+
+class Wrapper(torch.nn.Module):
+    """A model whose result holds a ModelOutput: the output's type and its cache are checked by name."""
+
+    def __init__(self, model, swap_cache=False):
+        super().__init__()
+        self.model, self.swap_cache = model, swap_cache
+
+    def forward(self, input_ids, attention_mask=None):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask)
+        if self.swap_cache:  # a fault: the cache replaced by a plain tuple
+            key = next(k for k in out if k != "logits")
+            out[key] = (out["logits"],)
+        return {"out": out}
+
+
+def test_nested_model_output_is_checked_by_type_and_path():
+    g = torch.Generator().manual_seed(0)
+    gpt2 = zoo.hf_gpt2().eval()
+    w = Wrapper(gpt2)
+    iface = mp.infer_interface(w, *_hf_examples(g))
+    out = iface.outputs["out"]
+    assert out.type == "transformers.modeling_outputs.CausalLMOutputWithCrossAttentions"
+    (key,) = [k for k in out.fields if k != "logits"]
+    assert out.fields[key] == OpaqueSpec(
+        "transformers.cache_utils.DynamicCache",
+        note="described by type only: not a tensor, tuple, list, mapping or dataclass",
+    )
+    assert mp.Interface.from_json(iface.to_json()) == iface
+    ex = _hf_examples(g)[0]
+    mp.guard(w, iface)
+    try:
+        w(**ex)
+        w.swap_cache = True
+        with pytest.raises(InterfaceViolation) as info:
+            w(**ex)
+    finally:
+        mp.unguard(w)
+    assert (
+        f"outputs.out.{key}: type expected a transformers.cache_utils.DynamicCache, got builtins.tuple tuple(f32["
+        in (str(info.value))
+    )
+    assert "blaming Wrapper" in str(info.value)
