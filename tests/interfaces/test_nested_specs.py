@@ -381,3 +381,15 @@ def test_check_substitutable_refuses_nested_outputs():
         "check_substitutable: interface 'lstm' has nested or opaque outputs (state); "
         "agreement is measured on tensor outputs only, so these cannot be compared yet"
     )
+
+
+def test_reports_show_nested_specs_by_kind():
+    from modpact.runtime.render.common import spec_text
+
+    doc = LSTM.to_dict()
+    assert spec_text(doc["inputs"]["hx"]) == 'optional(tuple("2 batch 8", dtype=float32, "2 batch 8", dtype=float32))'
+    cache = Interface("c", {}, {"c": OpaqueSpec("a.B"), "d": DictSpec({"x": OptionalSpec(None)}, type="m.Out")})
+    outs = cache.to_dict()["outputs"]
+    assert [spec_text(outs["c"]), spec_text(outs["d"])] == ["opaque a.B", "m.Out(x: None)"]
+    assert spec_text({"kind": "tuple", "items": 5}) == "tuple()"  # a hostile document is shown, not a crash
+    assert spec_text({"kind": 3}) == "kind=3"
