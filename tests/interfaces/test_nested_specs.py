@@ -393,3 +393,32 @@ def test_reports_show_nested_specs_by_kind():
     assert [spec_text(outs["c"]), spec_text(outs["d"])] == ["opaque a.B", "m.Out(x: None)"]
     assert spec_text({"kind": "tuple", "items": 5}) == "tuple()"  # a hostile document is shown, not a crash
     assert spec_text({"kind": 3}) == "kind=3"
+
+
+def generable_specs(depth=2):
+    leaf = st.builds(
+        TensorSpec,
+        st.sampled_from(["batch 2", "batch n", "n 3", "2"]),
+        dtype=st.sampled_from(["float32", "int64", "bool"]),
+        range=st.none() | st.just((0, 3)),
+    )
+    if depth == 0:
+        return leaf
+    inner = generable_specs(depth - 1)
+    return st.one_of(
+        leaf,
+        st.lists(inner, max_size=3).map(TupleSpec),
+        st.lists(inner, max_size=2).map(ListSpec),
+        st.dictionaries(st.sampled_from(["a", "b"]), inner, max_size=2).map(DictSpec),
+        inner.filter(lambda s: not isinstance(s, OptionalSpec)).map(OptionalSpec),
+    )
+
+
+@settings(max_examples=30)
+@given(st.dictionaries(st.sampled_from(["x", "y"]), generable_specs(), min_size=1), st.data())
+def test_generated_values_of_random_nested_specs_satisfy_them(inputs, data):
+    iface = Interface("g", inputs, {})
+    value = data.draw(iface.strategy())
+    problems, _ = iface.input_problems(value)
+    assert problems == []
+    assert iface.is_substitutable_for(iface).ok
