@@ -14,7 +14,9 @@ from typing import Any
 import torch
 
 from modpact.errors import SpecError
-from modpact.interfaces.interface import Interface
+from modpact.interfaces.interface import Interface, named_values
+from modpact.interfaces.nested import leaf_values, leaves
+from modpact.interfaces.spec import TensorSpec
 
 from ._fastmeta import MetaPlan, compile_side
 from ._modes import ContractMode, check_mode
@@ -97,6 +99,7 @@ class Boundary:
         self.out_value_specs: tuple[tuple[str, Any], ...] = ()
         self.fast_in: MetaPlan | None = None  # compiled metadata fast paths (None: always the full check)
         self.fast_out: MetaPlan | None = None
+        self._nested_in = self._nested_out = False
         if iface is not None:
             if not (hasattr(iface, "input_problems") and hasattr(iface, "output_problems")):
                 raise SpecError(f"Expected interface to be a modpact Interface, got {iface!r}")
@@ -114,8 +117,11 @@ class Boundary:
             self.out_names = tuple(getattr(iface, "outputs", {}) or {})
             self.fast_in = compile_side(iface.inputs, tuple(a for _, a in self._in_pairs))
             self.fast_out = compile_side(iface.outputs) if self.fast_in is not None else None
-            self.in_value_specs = tuple((k, s) for k, s in iface.inputs.items() if _has_domain(s))
-            self.out_value_specs = tuple((k, s) for k, s in iface.outputs.items() if _has_domain(s))
+            # value checks per tensor leaf: a nested spec's leaves are named by their path (hx[0], out.logits)
+            self._nested_in = any(not isinstance(s, TensorSpec) for s in iface.inputs.values())
+            self._nested_out = any(not isinstance(s, TensorSpec) for s in iface.outputs.values())
+            self.in_value_specs = _value_specs(iface.inputs)
+            self.out_value_specs = _value_specs(iface.outputs)
         conds = self.requires + self.ensures
         self.needs_call = any(c.needs_call for c in conds)
         self.needs_old = any("old" in c.reads or getattr(c, "takes_any", False) for c in self.ensures)
@@ -162,6 +168,21 @@ class Boundary:
         """The interface's inputs by interface name (matched by name, else by position)."""
         return {k: env[a] for k, a in self._in_pairs}
 
+    def input_leaves(self, env: Mapping[str, Any]) -> dict[str, Any]:
+        """The inputs for value checks: ``input_values``, with each tensor of a
+        nested input also under its path (``hx[0]``), as ``in_value_specs`` names them."""
+        named = self.input_values(env)
+        if self._nested_in and self.interface is not None:
+            return _with_leaves(self.interface.inputs, named)
+        return named
+
+    def output_leaves(self, result: Any) -> dict[str, Any]:
+        """``named_outputs``, with each tensor of a nested output also under its path."""
+        named = self.named_outputs(result)
+        if self._nested_out and self.interface is not None:
+            return _with_leaves(self.interface.outputs, named)
+        return named
+
     def output_values(self, env: Mapping[str, Any]) -> Any:
         """The call's result as given (tensor, tuple or mapping)."""
         return env["result"]
@@ -171,6 +192,8 @@ class Boundary:
         names = self.out_names
         if isinstance(result, torch.Tensor):
             return {names[0]: result} if len(names) == 1 else {}
+        if self._nested_out and self.interface is not None:
+            return named_values(self.interface.outputs, result)
         if isinstance(result, (tuple, list)):
             return dict(zip(names, result))
         if isinstance(result, Mapping):
@@ -180,3 +203,19 @@ class Boundary:
 
 def _has_domain(spec: Any) -> bool:
     return bool(getattr(spec, "has_value_domain", False))
+
+
+def _value_specs(specs: Mapping[str, Any]) -> tuple[tuple[str, TensorSpec], ...]:
+    """(name, TensorSpec) of every tensor leaf with a value domain; a nested leaf is named by its path."""
+    out: list[tuple[str, TensorSpec]] = []
+    for k, s in specs.items():
+        if _has_domain(s):
+            out += [(p, leaf) for p, leaf in leaves(s, k) if leaf.has_value_domain]
+    return tuple(out)
+
+
+def _with_leaves(specs: Mapping[str, Any], named: dict[str, Any]) -> dict[str, Any]:
+    out = dict(named)
+    for path, _, v in leaf_values({k: s for k, s in specs.items() if not isinstance(s, TensorSpec)}, named):
+        out[path] = v
+    return out

@@ -153,7 +153,9 @@ def interface_violation(
     iname = getattr(iface, "name", None)
     label = f" {iname!r}" if iname else ""
     if side == "input":
-        blame, reason = caller_party(guard, [p.tensor.split(".", 1)[-1] for p in problems]), None
+        # the argument a problem is about: inputs.hx[0] and inputs.batch.ids are about hx and batch
+        args = [p.tensor.split(".", 1)[-1].partition("[")[0].partition(".")[0] for p in problems]
+        blame, reason = caller_party(guard, args), None
         headline = f"{guard.name}: input does not match interface{label}"
     elif pre_failed:
         blame, reason = caller_party(guard), "its inputs or preconditions failed first"

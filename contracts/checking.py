@@ -73,7 +73,7 @@ class EagerChecker(Checker):
             else:
                 problems = []
             if not problems and guard.in_value_specs:
-                problems = _value_problems(guard.in_value_specs, guard.input_values(env), "inputs")
+                problems = _value_problems(guard.in_value_specs, guard.input_leaves(env), "inputs")
             if problems:
                 failed = True
                 if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
@@ -111,7 +111,7 @@ class EagerChecker(Checker):
                     _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
                 problems, bindings = iface.output_problems(result, bindings, values_too=False)
             if not problems and guard.out_value_specs:
-                problems = _value_problems(guard.out_value_specs, guard.named_outputs(result), "outputs")
+                problems = _value_problems(guard.out_value_specs, guard.output_leaves(result), "outputs")
             if problems:
                 if type(bindings) is dict:  # fast-path ints: rebuild with "bound by" for the message
                     _, bindings = iface.input_problems(guard.input_values(env), values_too=False)

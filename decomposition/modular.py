@@ -24,6 +24,7 @@ from torch import nn
 
 from modpact.errors import CompatibilityError, SpecError
 from modpact.interfaces import Interface, LabelSpace, TensorSpec, check_compatible
+from modpact.interfaces.nested import Spec
 
 if TYPE_CHECKING:
     from .compose import ComposedClassifier
@@ -73,11 +74,11 @@ class ModularModel(nn.Module):
         if name not in self.nodes:
             raise SpecError(f"{op}({name!r}): no node named {name!r}; nodes are {list(self.nodes)}")
 
-    def spec_of(self, source: str) -> TensorSpec:
+    def spec_of(self, source: str) -> Spec:
         """The spec a source (graph input, ``node`` or ``node.out``) produces."""
         return self._spec(self.nodes, source)
 
-    def _spec(self, nodes: Mapping[str, Node], source: str) -> TensorSpec:
+    def _spec(self, nodes: Mapping[str, Node], source: str) -> Spec:
         if source in self.input_specs:
             return self.input_specs[source]
         node, _, out = source.partition(".")

@@ -1,6 +1,7 @@
 """modpact.interfaces: what flows between modules.
 
-Dims and shapes, tensor specs, label spaces, interfaces, compatibility,
+Dims and shapes, tensor specs and nested specs (tuples, dicts, optional and
+opaque values), label spaces, interfaces, compatibility,
 serialization and tensor summaries. The errors are those of
 :mod:`modpact.errors`, re-exported here (``modpact.interfaces.errors`` is
 their old path).
@@ -32,6 +33,7 @@ from .dims import Dim, Shape, parse_shape
 from .infer import infer_interface
 from .interface import Interface
 from .labels import LabelAdapter, LabelSpace
+from .nested import DictSpec, ListSpec, OpaqueSpec, OptionalSpec, TupleSpec
 from .serialize import FORMAT_VERSION
 from .spec import TensorSpec
 from .subtyping import Compatibility
@@ -43,6 +45,11 @@ __all__ = [
     "parse_shape",
     "Bindings",
     "TensorSpec",
+    "TupleSpec",
+    "ListSpec",
+    "DictSpec",
+    "OptionalSpec",
+    "OpaqueSpec",
     "LabelSpace",
     "LabelAdapter",
     "Interface",

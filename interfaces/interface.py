@@ -1,4 +1,7 @@
-"""Interface: named input and output TensorSpecs of one module; checks and variance."""
+"""Interface: named input and output specs of one module; checks and variance.
+
+A spec is a TensorSpec or a nested spec (``interfaces/nested.py``: tuples,
+lists, dicts and dataclasses, optional values, opaque objects)."""
 
 from __future__ import annotations
 
@@ -13,23 +16,27 @@ from modpact.errors import InterfaceViolation, Problem, SpecError
 from . import serialize
 from .annotations import specs_from_annotations
 from .bindings import Bindings
-from .spec import TensorSpec, spec_from_model
+from .nested import SPEC_TYPES, DictSpec, OpaqueSpec, OptionalSpec, Spec, spec_from_any_model
+from .spec import TensorSpec
 from .strategies import MAX_SIDE, interface_inputs
 from .subtyping import Compatibility, mapping_compat
 from .summary import describe, summarize
 
-__all__ = ["Interface"]
+__all__ = ["Interface", "named_values"]
 
 
-def _check_specs(arg: str, specs: Any, name: str) -> dict[str, TensorSpec]:
+def _check_specs(arg: str, specs: Any, name: str) -> dict[str, Spec]:
     if not isinstance(specs, Mapping):
-        raise SpecError(f"Interface({arg}={specs!r}): expected a dict of name -> TensorSpec")
+        raise SpecError(f"Interface({arg}={specs!r}): expected a dict of name -> TensorSpec (or a nested spec)")
     out = {}
     for k, v in specs.items():
         if not isinstance(k, str) or not k.isidentifier():
             raise SpecError(f"Interface({name!r}, {arg}=...): tensor name {k!r} is not an identifier")
-        if not isinstance(v, TensorSpec):
-            raise SpecError(f"Interface({name!r}, {arg}=...): {k!r} is a {type(v).__name__}; expected a TensorSpec")
+        if not isinstance(v, SPEC_TYPES):
+            raise SpecError(
+                f"Interface({name!r}, {arg}=...): {k!r} is a {type(v).__name__}; expected a TensorSpec "
+                "(or TupleSpec, ListSpec, DictSpec, OptionalSpec, OpaqueSpec)"
+            )
         out[k] = v
     return out
 
@@ -46,8 +53,8 @@ class Interface:
     def __init__(
         self,
         name: str,
-        inputs: Mapping[str, TensorSpec],
-        outputs: Mapping[str, TensorSpec],
+        inputs: Mapping[str, Spec],
+        outputs: Mapping[str, Spec],
         version: str = "1.0",
         description: str = "",
     ):
@@ -100,12 +107,14 @@ class Interface:
                 problems += spec.metadata_problems(named[k], bindings, f"{side}.{k}")
         problems += bindings.resolve(final=final)
         if values_too:
+            bad = {p.tensor for p in problems if p.field in ("type", "dtype", "count", "missing")}
             for k, spec in specs.items():
                 t = named.get(k)
-                if isinstance(t, torch.Tensor) and not any(
-                    p.tensor == f"{side}.{k}" and p.field in ("type", "dtype") for p in problems
-                ):
-                    problems += spec.value_problems(t, f"{side}.{k}")
+                if isinstance(spec, TensorSpec):
+                    if isinstance(t, torch.Tensor) and f"{side}.{k}" not in bad:
+                        problems += spec.value_problems(t, f"{side}.{k}")
+                elif k in named:  # nested: each tensor leaf whose type and dtype fit
+                    problems += [p for p in spec.value_problems(t, f"{side}.{k}") if p.tensor not in bad]
         return problems, bindings
 
     # ---- raising checks ------------------------------------------------------------
@@ -188,11 +197,11 @@ class Interface:
         malformed document, ``FormatVersionError`` for another version."""
         m = serialize.read_document(data, cls.__name__)
 
-        def specs(side: str, models: dict) -> dict[str, TensorSpec]:
+        def specs(side: str, models: dict) -> dict[str, Spec]:
             out = {}
             for k, v in models.items():
                 try:
-                    out[k] = serialize.rebuild(cls.__name__, functools.partial(spec_from_model, v))
+                    out[k] = serialize.rebuild(cls.__name__, functools.partial(spec_from_any_model, v))
                 except SpecError as e:  # name the field: the spec's own message names the value
                     raise SpecError(f"{cls.__name__}.from_dict: {side}.{k}: {e}") from None
             return out
@@ -230,25 +239,46 @@ class Interface:
         return cls(name or fn.__qualname__, inputs, outputs)
 
 
-def _as_mapping(side: str, specs: Mapping[str, TensorSpec], values: Any) -> tuple[dict[str, Any], list[Problem]]:
+def _as_mapping(side: str, specs: Mapping[str, Spec], values: Any) -> tuple[dict[str, Any], list[Problem]]:
     """Name the given values after the specs: dict, tuple/list (positional) or one tensor."""
     problems: list[Problem] = []
     names = list(specs)
+    if _whole(specs, values):
+        return {names[0]: values}, problems
     if isinstance(values, Mapping):
         named = dict(values)
     elif isinstance(values, (tuple, list)):
         if len(values) != len(names):
-            problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})", str(len(values))))
+            problems.append(Problem(side, "count", f"{len(names)} values ({', '.join(names)})", str(len(values))))
         named = dict(zip(names, values))
     elif len(names) == 1:
         named = {names[0]: values}
     else:
-        problems.append(Problem(side, "count", f"{len(names)} tensors ({', '.join(names)})", f"one {describe(values)}"))
+        problems.append(Problem(side, "count", f"{len(names)} values ({', '.join(names)})", f"one {describe(values)}"))
         return {}, problems
     for k in names:
         if k not in named:
-            problems.append(Problem(f"{side}.{k}", "missing", "a tensor", "nothing"))
+            problems.append(Problem(f"{side}.{k}", "missing", "a value", "nothing"))
     for k in named:
         if k not in specs:
             problems.append(Problem(f"{side}.{k}", "unexpected", "no such name", describe(named[k])))
     return {k: v for k, v in named.items() if k in specs}, problems
+
+
+def _whole(specs: Mapping[str, Spec], values: Any) -> bool:
+    """One nested spec given its whole value: a tuple for a TupleSpec, a mapping
+    without that name for a DictSpec, anything for an optional or opaque one."""
+    if len(specs) != 1:
+        return False
+    ((name, spec),) = specs.items()
+    if isinstance(spec, TensorSpec):
+        return False
+    if isinstance(values, Mapping):
+        return name not in values and isinstance(spec, (DictSpec, OptionalSpec, OpaqueSpec))
+    return True
+
+
+def named_values(specs: Mapping[str, Spec], values: Any) -> dict[str, Any]:
+    """The values named after ``specs`` (as the checks name them): a mapping by key,
+    a tuple or list by position, one value by the one name; unknown names are left out."""
+    return _as_mapping("values", specs, values)[0]

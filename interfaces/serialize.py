@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar, Union
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, ValidationError
 
 from modpact.errors import FormatVersionError, ModpactError, SpecError
 
@@ -39,6 +39,12 @@ __all__ = [
     "LabelSpaceModel",
     "TensorSpecModel",
     "InterfaceModel",
+    "SpecModel",
+    "TupleSpecModel",
+    "ListSpecModel",
+    "DictSpecModel",
+    "OptionalSpecModel",
+    "OpaqueSpecModel",
 ]
 
 FORMAT_VERSION: Final = "1"
@@ -71,14 +77,65 @@ class TensorSpecModel(_Model):
     label_dim: int = -1
 
 
+# Nested specs (interfaces/nested.py) carry a "kind"; a spec without one is a tensor spec,
+# so documents written before nested specs existed read as they did.
+class TupleSpecModel(_Model):
+    kind: Literal["tuple"]
+    items: list[SpecModel]
+
+
+class ListSpecModel(_Model):
+    kind: Literal["list"]
+    items: list[SpecModel]
+
+
+class DictSpecModel(_Model):
+    kind: Literal["dict"]
+    fields: dict[str, SpecModel]
+    type: str | None = None
+
+
+class OptionalSpecModel(_Model):
+    kind: Literal["optional"]
+    inner: SpecModel | None = None
+
+
+class OpaqueSpecModel(_Model):
+    kind: Literal["opaque"]
+    type: str
+    note: str = ""
+
+
+def _spec_kind(v: Any) -> str:
+    if isinstance(v, dict):
+        kind = v.get("kind", "tensor")
+        return kind if isinstance(kind, str) else "?"
+    return getattr(v, "kind", "tensor")
+
+
+SpecModel = Annotated[
+    Union[  # noqa: UP007  # pydantic's tagged union
+        Annotated[TensorSpecModel, Tag("tensor")],
+        Annotated[TupleSpecModel, Tag("tuple")],
+        Annotated[ListSpecModel, Tag("list")],
+        Annotated[DictSpecModel, Tag("dict")],
+        Annotated[OptionalSpecModel, Tag("optional")],
+        Annotated[OpaqueSpecModel, Tag("opaque")],
+    ],
+    Discriminator(_spec_kind),
+]
+for _m in (TupleSpecModel, ListSpecModel, DictSpecModel, OptionalSpecModel):
+    _m.model_rebuild()
+
+
 class InterfaceModel(_Model):
     format_version: Literal["1"] = FORMAT_VERSION
     kind: Literal["Interface"] = "Interface"
     name: str
     version: str = "1.0"
     description: str = ""
-    inputs: dict[str, TensorSpecModel]
-    outputs: dict[str, TensorSpecModel]
+    inputs: dict[str, SpecModel]
+    outputs: dict[str, SpecModel]
 
 
 def _label_model(ls) -> LabelSpaceModel:
@@ -100,6 +157,22 @@ def _spec_model(s) -> TensorSpecModel:
     )
 
 
+def _any_spec_model(s) -> Any:
+    """The model of a TensorSpec or of a nested spec (read by its class name and fields)."""
+    kind = type(s).__name__
+    if kind == "TupleSpec":
+        return TupleSpecModel(kind="tuple", items=[_any_spec_model(x) for x in s.items])
+    if kind == "ListSpec":
+        return ListSpecModel(kind="list", items=[_any_spec_model(x) for x in s.items])
+    if kind == "DictSpec":
+        return DictSpecModel(kind="dict", fields={k: _any_spec_model(x) for k, x in s.fields.items()}, type=s.type)
+    if kind == "OptionalSpec":
+        return OptionalSpecModel(kind="optional", inner=None if s.inner is None else _any_spec_model(s.inner))
+    if kind == "OpaqueSpec":
+        return OpaqueSpecModel(kind="opaque", type=s.type, note=s.note)
+    return _spec_model(s)
+
+
 def _kind_of(obj) -> str:
     return type(obj).__name__
 
@@ -116,8 +189,8 @@ def to_dict(obj) -> dict:
             name=obj.name,
             version=obj.version,
             description=obj.description,
-            inputs={k: _spec_model(v) for k, v in obj.inputs.items()},
-            outputs={k: _spec_model(v) for k, v in obj.outputs.items()},
+            inputs={k: _any_spec_model(v) for k, v in obj.inputs.items()},
+            outputs={k: _any_spec_model(v) for k, v in obj.outputs.items()},
         ).model_dump()
     raise TypeError(f"to_dict: cannot serialize {kind}")
 
@@ -158,8 +231,26 @@ def read_document(data: Any, kind: str) -> Any:
 def validation_problems(e: ValidationError, limit: int = 5) -> str:
     """A pydantic error as one line: ``inputs.x.shape: Input should be a valid string; ...``."""
     errors = e.errors(include_url=False, include_input=False)
-    shown = "; ".join(f"{field_path(err['loc'])}: {err['msg']}" for err in errors[:limit])
+    shown = "; ".join(f"{field_path(_drop_tags(err['loc']))}: {err['msg']}" for err in errors[:limit])
     return shown + (f" (+{len(errors) - limit} more)" if len(errors) > limit else "")
+
+
+_TAGS = frozenset({"tensor", "tuple", "list", "dict", "optional", "opaque"})
+
+
+def _drop_tags(loc: tuple) -> tuple:
+    """A location without the tags pydantic puts after each place that holds a spec
+    (``inputs.x.tensor.shape`` -> ``inputs.x.shape``)."""
+    out: list = []
+    spec_next = False
+    for i, part in enumerate(loc):
+        if spec_next and part in _TAGS:
+            spec_next = False
+            continue
+        out.append(part)
+        prev = loc[i - 1] if i else None
+        spec_next = (prev in ("inputs", "outputs", "fields", "items") and len(out) >= 2) or part == "inner"
+    return tuple(out)
 
 
 def rebuild(kind: str, make: Callable[[], T]) -> T:

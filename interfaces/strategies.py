@@ -12,6 +12,14 @@ chains. A spec that no tensor can satisfy fails when the strategy is built
 subnormals, huge magnitudes and NaN/inf where the domain allows them) are
 reachable and shrinking gives small dims and mostly-zero tensors.
 
+Nested inputs (``interfaces/nested.py``) are generated leaf by leaf, with
+dims shared across every leaf: a ``TupleSpec`` gives a tuple, a ``ListSpec``
+a list, a ``DictSpec`` without ``type`` a dict, an ``OptionalSpec`` None or
+its value (drawn; shrinking goes to the value). An ``OpaqueSpec`` (a cache,
+a state object) or a ``DictSpec`` naming a ``type`` cannot be generated:
+nothing in the interface says how to build one, and types are recorded by
+name, never imported; building the strategy raises ``SpecError`` naming it.
+
 Hypothesis is imported when a strategy is built, never at ``import modpact``.
 """
 
@@ -28,6 +36,7 @@ from modpact.errors import SpecError
 
 from .dims import Dim, eval_expr, expr_names
 from .dtypes import describe_dtype
+from .nested import DictSpec, OpaqueSpec, OptionalSpec, Spec, _SeqSpec, leaves
 from .spec import TensorSpec, _fmt_range
 
 __all__ = [
@@ -482,31 +491,78 @@ def tensors(spec: TensorSpec, *, dims: Mapping[str, Any] | None = None, device: 
     return _draw()
 
 
+def _check_generable(spec: Spec, name: str) -> None:
+    """SpecError when some part of ``spec`` cannot be generated (an opaque value, a named type)."""
+    stack: list[tuple[str, Any]] = [(name, spec)]
+    while stack:
+        path, s = stack.pop()
+        if isinstance(s, OpaqueSpec):
+            raise SpecError(
+                f"cannot generate {path}: an opaque value (declared by type {s.type}) cannot be generated; "
+                "nothing in the interface says how to build one. Leave it out of the interface's inputs "
+                "(if the module has a default for it) or validate with inputs you build yourself"
+            )
+        if isinstance(s, DictSpec):
+            if s.type is not None:
+                raise SpecError(
+                    f"cannot generate {path}: a {s.type} cannot be built from its name (types are recorded "
+                    "by name, never imported); only plain dicts (DictSpec without type) are generated"
+                )
+            stack += [(f"{path}.{k}", x) for k, x in s.fields.items()]
+        elif isinstance(s, _SeqSpec):
+            stack += [(f"{path}[{i}]", x) for i, x in enumerate(s.items)]
+        elif isinstance(s, OptionalSpec) and s.inner is not None:
+            stack.append((path, s.inner))
+
+
 class InputsPlan:
-    """Merged constraints of an interface's inputs: dims shared across tensors."""
+    """Merged constraints of an interface's inputs: dims shared across tensors,
+    nested ones included (a dim ``batch`` has one size in ``x`` and in ``hx[0]``)."""
 
     def __init__(
         self,
-        specs: Mapping[str, TensorSpec],
+        specs: Mapping[str, Spec],
         dims: Mapping[str, Any] | None = None,
         device: Any = None,
         max_side: int = MAX_SIDE,
         prefix: str = "inputs.",
     ):
-        self.dims = plan_dims(specs, dims, max_side=max_side, prefix=prefix)
-        self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in specs.items()}
+        flat: dict[str, TensorSpec] = {}
+        for k, s in specs.items():
+            _check_generable(s, prefix + k)
+            flat.update(leaves(s, k))
+        self.specs = dict(specs)
+        self.dims = plan_dims(flat, dims, max_side=max_side, prefix=prefix)
+        self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in flat.items()}
         self.max_side = max_side
 
-    def draw(self, draw, bound: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+    def draw(self, draw, bound: Mapping[str, Any] | None = None) -> dict[str, Any]:
         bound = draw_dims(draw, self.dims) if bound is None else bound
-        return {k: draw_tensor(draw, p, concrete_shape(draw, p, bound, self.max_side)) for k, p in self.tensors.items()}
+        return {k: self._value(draw, s, k, bound) for k, s in self.specs.items()}
+
+    def _value(self, draw, spec: Spec, path: str, bound: Mapping[str, Any]) -> Any:
+        if isinstance(spec, TensorSpec):
+            p = self.tensors[path]
+            return draw_tensor(draw, p, concrete_shape(draw, p, bound, self.max_side))
+        if isinstance(spec, _SeqSpec):
+            return spec.pytype(self._value(draw, x, f"{path}[{i}]", bound) for i, x in enumerate(spec.items))
+        if isinstance(spec, DictSpec):
+            return {k: self._value(draw, x, f"{path}.{k}", bound) for k, x in spec.fields.items()}
+        if isinstance(spec, OptionalSpec):
+            from hypothesis import strategies as st
+
+            if spec.inner is None or draw(st.booleans(), label=f"{path} is None"):
+                return None
+            return self._value(draw, spec.inner, path, bound)
+        raise SpecError(f"cannot generate {path}: {spec!r}")  # _check_generable refused it already
 
 
 def interface_inputs(
     interface: Any, *, dims: Mapping[str, Any] | None = None, device: Any = None, max_side: int = MAX_SIDE
 ):
-    """A strategy of ``{input name: tensor}`` for ``interface``; dims are drawn once per example
-    and shared by every input (a dim ``batch`` has one size across ``x`` and ``mask``)."""
+    """A strategy of ``{input name: value}`` for ``interface`` (a tensor, or a tuple/list/dict/None
+    for a nested input); dims are drawn once per example and shared by every input (a dim
+    ``batch`` has one size across ``x`` and ``mask``)."""
     require_hypothesis("Interface.strategy()")
     from hypothesis import strategies as st
 
@@ -524,5 +580,8 @@ def dim_sizes(interface: Any, dims: Mapping[str, Any] | None = None, max_side: i
     require_hypothesis("modpact.strategies.dim_sizes")
     from hypothesis import strategies as st
 
-    plan = plan_dims(interface.inputs, dims, max_side=max_side)
+    flat: dict[str, TensorSpec] = {}
+    for k, s in interface.inputs.items():
+        flat.update(leaves(s, k))
+    plan = plan_dims(flat, dims, max_side=max_side)
     return st.composite(lambda draw: draw_dims(draw, plan))()

@@ -8,6 +8,15 @@ anonymous dim of B, or a B name used nowhere else. Variadics: B without a
 variadic needs A of the same fixed rank; B's variadic absorbs A's middle
 dims (and A's variadic), A's prefix/suffix must cover B's.
 
+Nested specs (``nested.py``) compare structurally, leaf by leaf, with one
+renaming across all leaves: a tuple satisfies a tuple of the same length
+(a list a list) item by item; a dict satisfies a dict with the same keys
+(and the same ``type`` name, when the consumer names one); a value
+satisfies ``OptionalSpec(s)`` when it satisfies ``s`` (None satisfies any
+optional), while an optional value satisfies only an optional spec; an
+opaque type satisfies the same type name only (names are compared, classes
+are never imported, so a subclass relation cannot be proved).
+
 ``spec_reasons`` compares two specs, ``mapping_compat`` two mappings of
 specs (an Interface's outputs and another's inputs); ``check_compatible``
 (compat.py) and ``Interface.is_substitutable_for`` are built on them.
@@ -23,9 +32,10 @@ from modpact.errors import CompatibilityError
 
 from .dims import Dim, Shape, eval_expr, expr_names
 from .dtypes import describe_dtype, dtype_name
+from .nested import DictSpec, OpaqueSpec, OptionalSpec, Spec, _SeqSpec
 from .spec import TensorSpec, _fmt_range
 
-__all__ = ["Compatibility", "mapping_compat", "shape_reasons", "spec_reasons"]
+__all__ = ["Compatibility", "mapping_compat", "shape_reasons", "spec_reasons", "any_spec_reasons"]
 
 
 @dataclass
@@ -230,6 +240,67 @@ def spec_reasons(
     return reasons
 
 
+def _kind(s: Spec | None) -> str:
+    if s is None:
+        return "None"
+    if isinstance(s, TensorSpec):
+        return "a tensor"
+    if isinstance(s, _SeqSpec):
+        return f"a {s.kind} of {len(s.items)}"
+    if isinstance(s, DictSpec):
+        return f"a {s.type}" if s.type else "a mapping"
+    if isinstance(s, OptionalSpec):
+        return f"an optional {_kind(s.inner)}" if s.inner is not None else "None"
+    return f"an opaque {s.type}"
+
+
+def any_spec_reasons(
+    a: Spec, b: Spec, where: str = "value", ren: _Renaming | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """Every reason why a value matching ``a`` might not match ``b``; tensors
+    or nested specs (one renaming of dim names across every leaf)."""
+    ren = _Renaming() if ren is None else ren
+    if isinstance(b, OptionalSpec):
+        if isinstance(a, OptionalSpec):
+            if a.inner is None:
+                return []
+            if b.inner is None:
+                return [f"{where}: {_kind(a)} does not satisfy None"]
+            return any_spec_reasons(a.inner, b.inner, where, ren, notes)
+        if b.inner is None:
+            return [f"{where}: {_kind(a)} does not satisfy None"]
+        return any_spec_reasons(a, b.inner, where, ren, notes)
+    if isinstance(a, OptionalSpec):
+        return [f"{where}: {_kind(a)} may be None, which {_kind(b)} does not allow"]
+    if isinstance(a, TensorSpec) and isinstance(b, TensorSpec):
+        return spec_reasons(a, b, where, ren, notes)
+    if isinstance(a, _SeqSpec) and isinstance(b, _SeqSpec) and a.kind == b.kind:
+        if len(a.items) != len(b.items):
+            return [f"{where}: {_kind(a)} does not satisfy {_kind(b)}"]
+        reasons: list[str] = []
+        for i, (x, y) in enumerate(zip(a.items, b.items)):
+            reasons += any_spec_reasons(x, y, f"{where}[{i}]", ren, notes)
+        return reasons
+    if isinstance(a, DictSpec) and isinstance(b, DictSpec):
+        reasons = []
+        if b.type is not None and a.type != b.type:
+            reasons.append(f"{where}: {_kind(a)} is not known to be a {b.type} (types are compared by name)")
+        for k, y in b.fields.items():
+            if k not in a.fields:
+                reasons.append(f"{where}.{k} is required but the producer has no key {k!r}")
+            else:
+                reasons += any_spec_reasons(a.fields[k], y, f"{where}.{k}", ren, notes)
+        for k in a.fields:
+            if k not in b.fields:
+                reasons.append(f"{where}.{k} is not a key of the consumer's {_kind(b)}")
+        return reasons
+    if isinstance(a, OpaqueSpec) and isinstance(b, OpaqueSpec):
+        if a.type != b.type:
+            return [f"{where}: {_kind(a)} is not known to be a {b.type} (types are compared by name)"]
+        return []
+    return [f"{where}: {_kind(a)} does not satisfy {_kind(b)}"]
+
+
 def _same_axis(a: TensorSpec, ia: int, b: TensorSpec, ib: int) -> bool:
     if ia == ib:
         return True
@@ -246,13 +317,13 @@ def mapping_compat(a: dict, b: dict, aname: str, bname: str, allow_extra: bool) 
     if len(a) == 1 and len(b) == 1 and set(a) != set(b):
         (ka, sa), (kb, sb) = next(iter(a.items())), next(iter(b.items()))
         notes.append(f"matched {aname}.{ka} to {bname}.{kb} by position")
-        reasons += spec_reasons(sa, sb, f"{ka} -> {kb}", ren, notes)
+        reasons += any_spec_reasons(sa, sb, f"{ka} -> {kb}", ren, notes)
         return Compatibility(reasons, notes, aname, bname)
     for k, sb in b.items():
         if k not in a:
             reasons.append(f"{bname}.{k} is required but {aname} has no '{k}'")
         else:
-            reasons += spec_reasons(a[k], sb, k, ren, notes)
+            reasons += any_spec_reasons(a[k], sb, k, ren, notes)
     if not allow_extra:
         for k in a:
             if k not in b:

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -48,8 +50,21 @@ def describe(value: Any) -> str:
         inner = ", ".join(describe(v) for v in value[:4])
         more = ", ..." if len(value) > 4 else ""
         return f"{type(value).__name__}({inner}{more})"
+    items = _items(value)
+    if items is not None:  # mappings and dataclasses: each value described, never printed whole
+        inner = ", ".join(f"{k}={describe(v)}" for k, v in items[:4])
+        more = ", ..." if len(items) > 4 else ""
+        return f"{type(value).__name__}({inner}{more})"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _items(value: Any) -> list[tuple[Any, Any]] | None:
+    if isinstance(value, Mapping):
+        return list(value.items())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+    return None
 
 
 def _stored(t: torch.Tensor) -> torch.Tensor:

@@ -192,12 +192,13 @@ class MonitorChecker(Checker):
             problems, bindings = iface.input_problems(values, values_too=False)
 
             def blame_in(name: str) -> tuple[str, str]:
-                arg = dict(guard._in_pairs).get(name, name)
+                top = name.partition("[")[0].partition(".")[0]  # a nested input's path: hx[0] -> hx
+                arg = dict(guard._in_pairs).get(top, top)
                 return self._producer(guard, (arg,), env)
 
             self._metadata(problems, path, blame_in)
             if guard.in_value_specs:
-                self._value_specs(guard.in_value_specs, values, path, "inputs", blame_in)
+                self._value_specs(guard.in_value_specs, guard.input_leaves(env), path, "inputs", blame_in)
         self._conditions(guard.requires, env, path, post=False, guard=guard)
         return ("monitor", bindings)
 
@@ -224,7 +225,7 @@ class MonitorChecker(Checker):
             if guard.out_value_specs:
                 self._value_specs(
                     guard.out_value_specs,
-                    guard.named_outputs(result),
+                    guard.output_leaves(result),
                     path,
                     "outputs",
                     lambda n: (blame_self, "its preconditions held"),

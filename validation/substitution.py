@@ -17,6 +17,7 @@ from torch import nn
 from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
 from modpact.interfaces.interface import Interface
+from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -245,6 +246,12 @@ def check_substitutable(
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface
+    nested = [k for k, s in iface.outputs.items() if not isinstance(s, TensorSpec)]
+    if nested:  # agreement is measured on tensors; a cache or a tuple of states has no such measure yet
+        raise SpecError(
+            f"check_substitutable: interface {iface.name!r} has nested or opaque outputs ({', '.join(nested)}); "
+            "agreement is measured on tensor outputs only, so these cannot be compared yet"
+        )
     repl_iface = replacement_interface or getattr(existing_guard(replacement), "interface", None) or iface
     repl = Target(replacement, repl_iface, name=_name(replacement), what="check_substitutable")
     compat = repl_iface.is_substitutable_for(iface)
@@ -256,7 +263,8 @@ def check_substitutable(
         )
     res = SubstitutionResult(orig.name, repl.name, mode, tol, top1, compatibility=compat)
     ldim = _label_dim(iface)
-    labels = next(iter(iface.outputs.values())).labels if iface.outputs else None
+    first = next(iter(iface.outputs.values()), None)
+    labels = first.labels if isinstance(first, TensorSpec) else None
     # the replacement's outputs are checked against the original's output interface
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 

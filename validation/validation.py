@@ -29,6 +29,7 @@ from torch import nn
 from modpact.contracts.target import REJECTED, ExtraContracts, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.interface import Interface
+from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
@@ -82,8 +83,12 @@ class ValidationResult:
 
 
 def batch_dim_of(interface: Any) -> str | None:
-    """The named dim every input and output starts with (and that appears nowhere else), or None."""
+    """The named dim every input and output starts with (and that appears nowhere else), or None.
+    None too when an input or output is nested (a tuple, a mapping, an optional or opaque value):
+    such values are not concatenated and cut back along a batch dim."""
     specs = list(interface.inputs.values()) + list(interface.outputs.values())
+    if not all(isinstance(s, TensorSpec) for s in specs):
+        return None
     names = set()
     for s in specs:
         if not s.shape or s.shape[0].kind != "named" or s.shape[0].variadic or s.shape[0].broadcast:

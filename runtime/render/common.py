@@ -197,9 +197,15 @@ def natural_key(path: str) -> tuple:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.split("."))
 
 
-def spec_text(spec: dict) -> str:
-    """A TensorSpec's JSON form (``Interface.to_dict()``) as one line:
-    ``"batch 64", dtype=float32, range=(0, 16), finite``."""
+def spec_text(spec: Any) -> str:
+    """A spec's JSON form (``Interface.to_dict()``) as one line: a TensorSpec as
+    ``"batch 64", dtype=float32, range=(0, 16), finite``; a nested spec by its
+    kind (``tuple("2 batch 8", "2 batch 8")``, ``optional(...)``, ``opaque a.B``)."""
+    if not isinstance(spec, dict):
+        return repr(spec)[:80]
+    kind = spec.get("kind")
+    if kind is not None:
+        return _nested_text(spec, kind)
     parts = [f'"{spec.get("shape", "")}"']
     for k in ("dtype", "device"):
         if spec.get(k) not in (None, "any"):
@@ -216,3 +222,21 @@ def spec_text(spec: dict) -> str:
         lab = spec["labels"]
         parts.append(f"labels={lab.get('name')}({len(lab.get('labels', []))})")
     return ", ".join(parts)
+
+
+def _nested_text(spec: dict, kind: Any) -> str:
+    if kind in ("tuple", "list"):
+        items = spec.get("items")
+        items = items if isinstance(items, list) else []
+        return f"{kind}({', '.join(spec_text(x) for x in items)})"
+    if kind == "dict":
+        fields = spec.get("fields")
+        fields = fields if isinstance(fields, dict) else {}
+        shown = ", ".join(f"{k}: {spec_text(v)}" for k, v in fields.items())
+        return f"{spec.get('type') or 'dict'}({shown})"
+    if kind == "optional":
+        inner = spec.get("inner")
+        return "None" if inner is None else f"optional({spec_text(inner)})"
+    if kind == "opaque":
+        return f"opaque {spec.get('type')}"
+    return f"kind={kind!r}"
