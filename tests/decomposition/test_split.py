@@ -50,6 +50,28 @@ def test_skip_connection_crosses_the_cut_as_several_values():
     assert torch.equal(parts(x), model(x))
 
 
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embed, self.lstm, self.head = nn.Embedding(20, 4), nn.LSTM(4, 5, batch_first=True), nn.Linear(5, 3)
+
+    def forward(self, ids):
+        out, (_h, _c) = self.lstm(self.embed(ids))
+        return self.head(out)
+
+
+def test_a_cut_after_an_lstm_hands_its_tuple_over_as_one_value():
+    torch.manual_seed(0)
+    model, ids = Tagger(), torch.randint(0, 20, (3, 7))
+    parts = mp.split(model, at=["lstm"], example=ids)
+    assert parts.carried == [["lstm"]]
+    out, (h, c) = parts[0](ids)  # (out, (h, c)), as nn.LSTM returns it
+    assert torch.equal(parts[1]((out, (h, c))), model(ids)) and torch.equal(parts(ids[:2]), model(ids[:2]))
+    assert parts.undescribed == [["outputs.lstm (tuple of 3 tensor(s): f32[3,7,5], f32[1,3,5], f32[1,3,5])"]] + [
+        ["inputs.lstm (tuple of 3 tensor(s): f32[3,7,5], f32[1,3,5], f32[1,3,5])"]
+    ]
+
+
 def test_cnn_split_is_exact_and_cut_order_follows_execution():
     torch.manual_seed(0)
     model, x = make_cnn(), torch.rand(6, 64)
