@@ -1,18 +1,28 @@
 """Structural split: cut a model into sequential stages after named submodules.
 
-The model is traced with ``torch.fx``, the named submodules kept as leaves
-(``fx_cut.py``): stages are ``fx.GraphModule``s that call the model's own
-submodules. The graph is cut after each named submodule, in execution order.
+Two ways of getting a graph to cut, tried in this order:
+
+1. ``torch.fx`` symbolic tracing, the named submodules kept as leaves
+   (``fx_cut.py``): stages are ``fx.GraphModule``s that call the model's own
+   submodules. Works on models whose ``forward`` fx can follow.
+2. ``torch.export`` (non-strict, every input dim ``Dim.AUTO``;
+   ``export_cut.py``), when fx cannot trace the model (Hugging Face models,
+   code that reads its inputs' sizes or takes keyword-only inputs) or its
+   stages do not reproduce the model: stages are ``GraphStage``s running the
+   ATen operations the model ran.
+
+Either way the graph is cut after each named submodule, in execution order.
 Every value that crosses a cut becomes an output of the stage before and an
 input of the stage after: the cut submodule's output, in the structure it
-returned (a tensor, an LSTM's ``(out, (h, c))``, a dict),
+returned (a tensor, an LSTM's ``(out, (h, c))``, a dict, a ``ModelOutput``),
 and any other value the rest of the model uses (a skip connection, an
 attention mask built before the cut). A stage returns one value as itself
 and several as a tuple; ``Split.carried[k]`` names them. The stages run the
 model's operations in the model's order, so chaining them reproduces its
 outputs bit for bit; ``split`` checks that on the example (``torch.equal``
-on every tensor of the output) before it returns, and refuses with the
-difference when it does not hold.
+on every tensor of the output) before it returns: when the fx stages fail
+the check the export way is tried, and when no way passes ``SpecError``
+gives every reason.
 
 Each stage gets an interface inferred by ``infer_interface`` from the example
 and from the same example with one more row, so dims that follow the batch
@@ -34,6 +44,7 @@ from torch import nn
 from modpact.errors import SpecError
 from modpact.interfaces import Interface, check_compatible
 
+from .export_cut import export_cut
 from .fx_cut import fx_cut
 from .graph_cut import CannotCut, Cut, spread
 from .split_check import differs
@@ -45,7 +56,8 @@ __all__ = ["split", "Split"]
 class Split(nn.Module):
     """Stages of a split model; calling it chains the stages.
 
-    ``stages`` (``nn.ModuleList`` of ``fx.GraphModule``), ``interfaces`` (one ``Interface`` per stage),
+    ``stages`` (``nn.ModuleList``: ``fx.GraphModule``s, or ``GraphStage``s when
+    ``method == "export"``), ``interfaces`` (one ``Interface`` per stage),
     ``cuts`` (the submodule names, in execution order), ``carried`` (for each
     cut, the names of the values the stage before hands to the stage after),
     ``method`` (``"fx"`` or ``"export"``: how the graph was obtained) and
@@ -139,8 +151,9 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
 
     ``example`` is one call's input: a tensor or a tuple of them (``model(*example)``)
     or a dict of keyword arguments (``model(**example)``, e.g. a Hugging Face batch),
-    batch on dim 0. ``SpecError`` names the model, the cuts and the reason when
-    the stages do not reproduce the model on the example."""
+    batch on dim 0. The ``torch.fx`` way is tried first, then ``torch.export``
+    (see the module docstring); ``SpecError`` names the model, the cuts and every
+    reason when neither gives stages that reproduce the model on the example."""
     _check_at(model, at)
     args, kwargs = _call_of(example)
     base = name or type(model).__name__
@@ -151,16 +164,22 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
 
 
 def _cut(model: nn.Module, at: Sequence[str], args: tuple, kwargs: dict, base: str) -> Cut:
-    try:
-        cut = fx_cut(model, at, base)
+    reasons = []
+    for way in ("fx", "export"):
+        try:
+            cut = fx_cut(model, at, base) if way == "fx" else export_cut(model, at, args, kwargs, base)
+        except CannotCut as e:
+            reasons.append(e.reason)
+            continue
         problem = differs(model, cut, args, kwargs, base)
-    except CannotCut as e:
-        problem = e.reason
-    else:
         if problem is None:
             return cut
-        problem = f"the torch.fx stages {problem}"
+        if way == "export" and not torch.is_grad_enabled():
+            problem += " (under torch.no_grad eager modules such as nn.MultiheadAttention may run fused kernels "
+            problem += "the traced graph does not: split with gradients enabled)"
+        reasons.append(f"the torch.{way} stages {problem}")
     raise SpecError(
-        f"split(at={list(at)!r}): cannot cut {type(model).__name__}: {problem}; "
-        "cut at submodules whose forward torch.fx can follow"
+        f"split(at={list(at)!r}): cannot cut {type(model).__name__}: {'; '.join(reasons)}; "
+        "cut at submodules whose forward torch.fx or torch.export can follow "
+        "(no Python branch on a tensor's values, no state the forward changes)"
     )

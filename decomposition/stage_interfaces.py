@@ -25,6 +25,7 @@ from modpact.interfaces import Interface, describe, infer_interface
 from modpact.interfaces.tree import named_tensors
 
 from .graph_cut import Cut, spread
+from .graph_stage import GraphStage
 from .split_check import example_failed
 
 __all__ = ["stage_interfaces"]
@@ -48,8 +49,11 @@ class _Named(nn.Module):
 
 def _by_name(stage: nn.Module, args: tuple, kwargs: dict) -> dict[str, Any] | tuple:
     """Stage 0's example by parameter name (a tuple when the names are not known)."""
-    params = inspect.signature(stage.forward).parameters.values()
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if isinstance(stage, GraphStage):
+        names = stage.arg_names
+    else:
+        params = inspect.signature(stage.forward).parameters.values()
+        names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if len(names) < len(args) or (args and kwargs):
         return args
     return {**dict(zip(names, args)), **kwargs}
