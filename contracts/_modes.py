@@ -1,8 +1,11 @@
 """Modes (raise / warn / record / off), the global switch and the record store.
 
 The global default mode starts from the environment variable
-``MODPACT_CONTRACTS`` (read once, at import) and can be changed with
-:func:`set_mode`. ``disabled()`` skips every check inside a ``with`` block
+``MODPACT_CONTRACTS`` (read at import) and can be changed with
+:func:`set_mode`. A value that is not a mode does not stop the import (so
+``modpact --help`` and unrelated code still run): it raises ``SpecError``
+where the variable is used, in ``guard``, ``contract`` and ``get_mode``, and
+checks run in ``raise`` mode meanwhile. ``disabled()`` skips every check inside a ``with`` block
 (context-local, so threads and asyncio tasks do not leak into each other).
 """
 
@@ -64,8 +67,17 @@ def _mode_from_env() -> ContractMode:
     )
 
 
+def _initial_mode() -> ContractMode:
+    try:
+        return _mode_from_env()
+    except SpecError:
+        _ENV_ERROR[0] = True
+        return "raise"  # the strictest; guard(), contract() and get_mode() raise the error itself
+
+
 # A one-element list is faster to read on the hot path than a contextvar.
-_GLOBAL_MODE: list[ContractMode] = [_mode_from_env()]
+_ENV_ERROR = [False]  # MODPACT_CONTRACTS held no mode at import, and set_mode() has not been called since
+_GLOBAL_MODE: list[ContractMode] = [_initial_mode()]
 _DISABLED: ContextFlag[bool] = ContextFlag("modpact_contracts_disabled", False)
 _RECORDED: list[ContractViolation] = []
 
@@ -80,11 +92,15 @@ def set_mode(mode: ContractMode) -> ContractMode:
     check_mode(mode)
     previous = _GLOBAL_MODE[0]
     _GLOBAL_MODE[0] = mode
+    _ENV_ERROR[0] = False
     return previous
 
 
 def get_mode() -> ContractMode:
-    """The global default mode."""
+    """The global default mode (``SpecError`` if ``MODPACT_CONTRACTS`` held
+    no mode at import and ``set_mode`` has not been called since)."""
+    if _ENV_ERROR[0]:
+        _mode_from_env()  # raises, naming the value
     return _GLOBAL_MODE[0]
 
 

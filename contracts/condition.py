@@ -25,7 +25,8 @@ from typing import Any, ClassVar
 
 import torch
 
-from modpact.errors import SpecError
+from modpact.errors import ModpactError, SpecError
+from modpact.interfaces.jsonread import check_tree
 from modpact.interfaces.summary import describe, summarize
 
 from ._modes import disabled
@@ -205,21 +206,33 @@ class Condition:
 
     @staticmethod
     def from_dict(d: Mapping[str, Any]) -> Condition:
+        """Rebuild a registered condition from ``to_dict()``'s form through its
+        constructor (which checks the parameters); ``SpecError`` otherwise."""
+        if not isinstance(d, Mapping):
+            raise SpecError(f"Condition.from_dict: expected a dict, got {type(d).__name__}")
+        check_tree(d, "Condition.from_dict")
         name = d.get("name")
+        if not isinstance(d.get("params", {}), Mapping):
+            raise SpecError(f"Condition.from_dict: params of {name!r} is not a dict")
         if not d.get("serializable", True):
             raise SpecError(
                 f"Condition {name!r} was saved as non-serializable (it holds a Python callable or module); "
                 "re-create it in code"
             )
-        cls = _REGISTRY.get(name)  # type: ignore[arg-type]  # None finds nothing: the SpecError below
+        cls = _REGISTRY.get(name) if isinstance(name, str) else None
         if cls is None:
             known = ", ".join(sorted(_REGISTRY))
             raise SpecError(f"Unknown condition name {name!r} (known: {known})")
         params = {k: _param_from_json(v) for k, v in dict(d.get("params", {})).items()}
         try:
             cond = cls(**params)
-        except TypeError as e:
-            raise SpecError(f"Cannot rebuild condition {name!r} from params {params!r}: {e}") from None
+        except ModpactError:
+            raise
+        except (TypeError, ValueError, OverflowError, RecursionError) as e:
+            raise SpecError(f"Cannot rebuild condition {name!r} from params {str(params)[:200]}: {e}") from None
+        for key in ("why", "declared_at"):
+            if d.get(key) is not None and not isinstance(d[key], str):
+                raise SpecError(f"Condition.from_dict: {key} of {name!r} is a {type(d[key]).__name__}, not a string")
         cond.why = d.get("why")
         cond.declared_at = d.get("declared_at", cond.declared_at)
         return cond

@@ -50,6 +50,10 @@ def _number(value: Any, what: str, allow_none: bool = False) -> Any:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"Expected {what} to be a number, got {value!r} (type={type(value).__name__})")
+    if value != value:  # NaN: every comparison with it is false, so no value could pass or fail as meant
+        raise SpecError(f"Expected {what} to be a number, got nan")
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:  # tensors compare with int64 scalars
+        raise SpecError(f"Expected {what} to fit in 64 bits, got an integer of {value.bit_length()} bits")
     return value
 
 

@@ -16,8 +16,11 @@ import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modpact.errors import SpecError
+from modpact.interfaces.dims import parse_dim
+from modpact.interfaces.dtypes import DTYPES
+from modpact.interfaces.jsonread import check_tree
 from modpact.interfaces.labels import LabelSpace
-from modpact.interfaces.serialize import LabelSpaceModel, check_document
+from modpact.interfaces.serialize import LabelSpaceModel, check_document, validation_problems
 
 __all__ = ["FORMAT_VERSION", "SUPPORTED_FORMAT_VERSIONS", "to_dict", "read_document"]
 
@@ -115,8 +118,8 @@ def to_dict(ic: Any) -> dict[str, Any]:
 def _tensor(value: Any, where: str) -> torch.Tensor:
     try:
         t = torch.tensor(value, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise SpecError(f"{KIND}.from_dict: {where} is not a (nested) list of numbers: {e}") from None
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise SpecError(f"{KIND}.from_dict: {where} is not a (nested) list of numbers: {str(e)[:200]}") from None
     if not bool(torch.isfinite(t).all()):
         raise SpecError(f"{KIND}.from_dict: {where} has non-finite values")
     return t
@@ -124,6 +127,8 @@ def _tensor(value: Any, where: str) -> torch.Tensor:
 
 def _pair(lo: Any, hi: Any, where: str) -> tuple[torch.Tensor, torch.Tensor]:
     a, b = _tensor(lo, f"{where}.lo"), _tensor(hi, f"{where}.hi")
+    if a.numel() == 0:
+        raise SpecError(f"{KIND}.from_dict: {where}.lo is empty; an envelope bounds at least one value")
     if a.shape != b.shape:
         raise SpecError(
             f"{KIND}.from_dict: {where}.lo has shape {list(a.shape)} but {where}.hi has shape {list(b.shape)}"
@@ -138,16 +143,21 @@ def read_document(data: Any) -> dict[str, Any]:
     """A checked document as the keyword arguments of ``InferredContracts``;
     ``envelopes`` holds each TensorEnvelope's keyword arguments."""
     check_document(data, KIND, SUPPORTED_FORMAT_VERSIONS, kind_required=True)
+    check_tree(data, f"{KIND}.from_dict", strings=True)
     try:
         doc = _Doc.model_validate(data)
     except ValidationError as err:
-        raise SpecError(f"{KIND}.from_dict: invalid document:\n{err}") from None
+        raise SpecError(f"{KIND}.from_dict: invalid document: {validation_problems(err)}") from None
     envs = []
     for i, m in enumerate(doc.envelopes):
         where = f"envelopes[{i}]"
         if m.module not in doc.shapes:
             raise SpecError(f"{KIND}.from_dict: {where}.module {m.module!r} has no entry in shapes")
+        if not m.name.isidentifier():
+            raise SpecError(f"{KIND}.from_dict: {where}.name {m.name[:80]!r} is not an argument name")
         lo, hi = _pair(m.lo, m.hi, where)
+        if m.rows < 0:
+            raise SpecError(f"{KIND}.from_dict: {where}.rows is {m.rows}; a count of reference rows is >= 0")
         e: dict[str, Any] = dict(
             module=m.module,
             side=m.side,
@@ -176,18 +186,31 @@ def read_document(data: Any) -> dict[str, Any]:
         envs.append(e)
     space = None
     if doc.labels is not None:
-        space = LabelSpace(doc.labels.name, doc.labels.labels, id=doc.labels.id)
+        try:
+            space = LabelSpace(doc.labels.name, doc.labels.labels, id=doc.labels.id)
+        except SpecError as e:
+            raise SpecError(f"{KIND}.from_dict: labels: {e}") from None
         if doc.label_counts is not None and len(doc.label_counts) != len(space):
             raise SpecError(
                 f"{KIND}.from_dict: label_counts has {len(doc.label_counts)} entries for {len(space)} labels"
             )
     shapes = {p: [s.model_dump() for s in sigs] for p, sigs in doc.shapes.items()}
-    for sigs in shapes.values():
-        for s in sigs:
+    for path, sigs in shapes.items():
+        for i, s in enumerate(sigs):
             for side in ("inputs", "outputs"):
                 for k, (shape, dtype) in s[side].items():
-                    if not isinstance(getattr(torch, dtype, None), torch.dtype):
-                        raise SpecError(f"{KIND}.from_dict: shapes: {side}.{k} has unknown dtype {dtype!r}")
+                    where = f"shapes[{path!r}][{i}].{side}.{k}"
+                    if dtype not in DTYPES:  # looked up by name in a table, never getattr(torch, ...)
+                        raise SpecError(f"{KIND}.from_dict: {where} has unknown dtype {dtype!r}")
+                    numel = 1
+                    for d in shape:
+                        try:
+                            parse_dim(d, where)  # the dims become an interface's fixed dims (summary, install)
+                        except SpecError as e:
+                            raise SpecError(f"{KIND}.from_dict: {e}") from None
+                        numel *= d
+                    if numel > 2**63 - 1:
+                        raise SpecError(f"{KIND}.from_dict: {where}: shape {shape} has more elements than a tensor can")
                     s[side][k] = [list(shape), dtype]
     return dict(
         envelopes=envs,

@@ -20,6 +20,8 @@ bad activation on the first module whose output left its envelope.
 
 from __future__ import annotations
 
+import functools
+import math
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,7 +38,9 @@ from modpact.contracts.source import user_site
 from modpact.errors import SpecError
 from modpact.interfaces.infer import interface_from_tensors
 from modpact.interfaces.interface import Interface
+from modpact.interfaces.jsonread import parse_json, read_text
 from modpact.interfaces.labels import LabelSpace
+from modpact.interfaces.serialize import rebuild
 
 from ._boxes import build_boxes, grow_boxes
 from ._inferred_json import read_document, to_dict
@@ -110,7 +114,7 @@ def widen(
 
 
 def _check_number(value: Any, what: str, lo: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= lo or value != value:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not lo <= value < math.inf:
         raise SpecError(f"Expected {what} to be a number >= {lo}, got {value!r} (type={type(value).__name__})")
     return float(value)
 
@@ -456,21 +460,44 @@ class InferredContracts:
 
     @classmethod
     def from_dict(cls, data: Any) -> InferredContracts:
+        """Build from ``to_dict()``'s form: ``SpecError`` naming the field for a
+        malformed document, ``FormatVersionError`` for another version."""
         doc = read_document(data)
-        envelopes = [TensorEnvelope(**e) for e in doc.pop("envelopes")]
-        return cls(envelopes, doc.pop("shapes"), **doc)
+        try:
+            ic = rebuild(
+                "InferredContracts",
+                lambda: cls([TensorEnvelope(**e) for e in doc.pop("envelopes")], doc.pop("shapes"), **doc),
+            )
+        except SpecError as e:  # a constructor's check: say where it was read
+            text = str(e)
+            raise SpecError(
+                text if text.startswith("InferredContracts") else f"InferredContracts.from_dict: {text}"
+            ) from None
+        # every condition and interface it would install can be built (what summary() and install() build)
+        try:
+            rebuild("InferredContracts", lambda: ic.conditions("all"))
+        except SpecError as e:
+            raise SpecError(f"InferredContracts.from_dict: the envelopes make no valid condition: {e}") from None
+        for path in ic.shapes:
+            try:
+                rebuild("InferredContracts", functools.partial(ic.interface, path))
+            except SpecError as e:
+                raise SpecError(f"InferredContracts.from_dict: shapes[{path!r}] make no interface: {e}") from None
+        return ic
 
     @classmethod
     def from_json(cls, text: str) -> InferredContracts:
-        import json
+        return cls.from_dict(parse_json(text, "InferredContracts.from_json", check=False))  # from_dict checks it
 
-        if not isinstance(text, (str, bytes)):
-            raise SpecError(f"InferredContracts.from_json: expected a JSON string, got {type(text).__name__}")
+    @classmethod
+    def load(cls, path: Any) -> InferredContracts:
+        """``from_json`` of a file: ``LoadError`` when it cannot be read,
+        ``SpecError`` naming the file and the problem when its content is not valid."""
+        text = read_text(path, "inferred contracts")
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"InferredContracts.from_json: not valid JSON: {e}") from None
-        return cls.from_dict(data)
+            return cls.from_json(text)
+        except SpecError as e:  # FormatVersionError stays one
+            raise type(e)(f"{path}: {e}") from None
 
     # ---------------------------------------------------------- summary
     def summary(self) -> str:

@@ -30,12 +30,16 @@ _ACCEPTED = (
     "expected a whitespace-separated list of ints, names, '*name', '#name', '_', '...', "
     "or expressions of names and ints with + - * //"
 )
+MAX_SIZE = 2**63 - 1  # a fixed dim torch can hold
+MAX_EXPR = 200  # characters in one dim expression (``2*n+1``); longer ones are no shape anyone writes
 
 
 def _expr_tree(text: str, where: str) -> ast.expr:
+    if len(text) > MAX_EXPR:
+        raise SpecError(f"{where}: dim expression {text[:40]!r}... is {len(text)} characters long; at most {MAX_EXPR}")
     try:
         tree = ast.parse(text, mode="eval").body
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         raise SpecError(f"{where}: cannot parse dim {text!r}; {_ACCEPTED}") from None
     for node in ast.walk(tree):
         ok = isinstance(node, (ast.BinOp, ast.Name, ast.Load, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv))
@@ -114,6 +118,8 @@ def parse_dim(token: int | str | Dim, where: str = "shape") -> Dim:
     if isinstance(token, int):
         if token < 0:
             raise SpecError(f"{where}: dim {token} is negative; fixed dims must be >= 0")
+        if token > MAX_SIZE:
+            raise SpecError(f"{where}: dim {token} is larger than any tensor can be (at most 2**63 - 1)")
         return Dim("fixed", size=token)
     text = token.strip()
     if text == "...":
@@ -135,6 +141,8 @@ def parse_dim(token: int | str | Dim, where: str = "shape") -> Dim:
     if rest.isdigit():
         if variadic or broadcast:
             raise SpecError(f"{where}: dim {text!r} puts '*' or '#' on a number; {_ACCEPTED}")
+        if not rest.isascii() or len(rest) > 19 or int(rest) > MAX_SIZE:  # '²' is a digit to isdigit()
+            raise SpecError(f"{where}: dim {text[:40]!r} is not a size a tensor can have (0 .. 2**63 - 1)")
         return Dim("fixed", size=int(rest))
     if _NAME.match(rest):
         if rest.startswith("_"):
@@ -143,6 +151,10 @@ def parse_dim(token: int | str | Dim, where: str = "shape") -> Dim:
     if variadic or broadcast:
         raise SpecError(f"{where}: cannot parse dim {text!r}; '*' and '#' apply to names only")
     tree = _expr_tree(rest, where)
+    if not any(isinstance(node, ast.Name) for node in ast.walk(tree)):
+        value = eval_expr(rest, {})  # a constant: it must be a size, like a fixed dim
+        if value < 0:
+            raise SpecError(f"{where}: dim {text!r} is negative ({value}); dims must be >= 0")
     return Dim("expr", name=ast.unparse(tree).replace(" ", ""))
 
 

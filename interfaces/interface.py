@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -183,18 +184,39 @@ class Interface:
 
     @classmethod
     def from_dict(cls, data: dict) -> Interface:
+        """Build from ``to_dict()``'s form; ``SpecError`` naming the field for a
+        malformed document, ``FormatVersionError`` for another version."""
         m = serialize.read_document(data, cls.__name__)
-        return cls(
-            m.name,
-            {k: spec_from_model(v) for k, v in m.inputs.items()},
-            {k: spec_from_model(v) for k, v in m.outputs.items()},
-            version=m.version,
-            description=m.description,
+
+        def specs(side: str, models: dict) -> dict[str, TensorSpec]:
+            out = {}
+            for k, v in models.items():
+                try:
+                    out[k] = serialize.rebuild(cls.__name__, functools.partial(spec_from_model, v))
+                except SpecError as e:  # name the field: the spec's own message names the value
+                    raise SpecError(f"{cls.__name__}.from_dict: {side}.{k}: {e}") from None
+            return out
+
+        return serialize.rebuild(
+            cls.__name__,
+            lambda: cls(
+                m.name,
+                specs("inputs", m.inputs),
+                specs("outputs", m.outputs),
+                version=m.version,
+                description=m.description,
+            ),
         )
 
     @classmethod
     def from_json(cls, text: str) -> Interface:
         return serialize.from_json(text, cls)
+
+    @classmethod
+    def load(cls, path: Any) -> Interface:
+        """``from_json`` of a file: ``LoadError`` when it cannot be read,
+        ``SpecError`` naming the file and the problem when it is not an interface."""
+        return serialize.load(path, cls)
 
     @staticmethod
     def json_schema() -> dict:

@@ -115,7 +115,8 @@ class LabelSpace:
 
     @classmethod
     def from_dict(cls, data: dict) -> LabelSpace:
-        return label_space_from_model(serialize.read_document(data, cls.__name__))
+        m = serialize.read_document(data, cls.__name__)
+        return serialize.rebuild(cls.__name__, lambda: label_space_from_model(m))
 
     @classmethod
     def from_json(cls, text: str) -> LabelSpace:

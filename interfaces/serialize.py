@@ -15,11 +15,14 @@ itself from its model in its own ``from_dict``.
 from __future__ import annotations
 
 import json
-from typing import Any, Final, Literal
+from collections.abc import Callable
+from typing import Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from modpact.errors import FormatVersionError, SpecError
+from modpact.errors import FormatVersionError, ModpactError, SpecError
+
+from .jsonread import check_tree, field_path, parse_json, read_text
 
 __all__ = [
     "FORMAT_VERSION",
@@ -29,6 +32,9 @@ __all__ = [
     "to_json",
     "from_json",
     "read_document",
+    "validation_problems",
+    "rebuild",
+    "load",
     "interface_json_schema",
     "LabelSpaceModel",
     "TensorSpecModel",
@@ -39,6 +45,7 @@ FORMAT_VERSION: Final = "1"
 SUPPORTED_FORMAT_VERSIONS = ("1",)
 
 Number = int | float
+T = TypeVar("T")
 
 
 class _Model(BaseModel):
@@ -132,8 +139,10 @@ def check_document(data: Any, kind: str, supported: tuple, *, kind_required: boo
 
 def read_document(data: Any, kind: str) -> Any:
     """A ``kind`` document (``"LabelSpace"``, ``"TensorSpec"`` or ``"Interface"``)
-    checked (version and kind first) and validated into its model."""
+    checked (version and kind first, then nesting and integer sizes) and
+    validated into its model."""
     check_document(data, kind, SUPPORTED_FORMAT_VERSIONS)
+    check_tree(data, f"{kind}.from_dict", strings=True)
     found = data["format_version"]
     body = {k: v for k, v in data.items() if k not in ("format_version", "kind")}
     try:
@@ -143,7 +152,26 @@ def read_document(data: Any, kind: str) -> Any:
             return _json_ranges(TensorSpecModel, body)
         return InterfaceModel.model_validate({**body, "format_version": found, "kind": kind}, strict=False)
     except ValidationError as e:
-        raise SpecError(f"{kind}.from_dict: invalid document:\n{e}") from None
+        raise SpecError(f"{kind}.from_dict: invalid document: {validation_problems(e)}") from None
+
+
+def validation_problems(e: ValidationError, limit: int = 5) -> str:
+    """A pydantic error as one line: ``inputs.x.shape: Input should be a valid string; ...``."""
+    errors = e.errors(include_url=False, include_input=False)
+    shown = "; ".join(f"{field_path(err['loc'])}: {err['msg']}" for err in errors[:limit])
+    return shown + (f" (+{len(errors) - limit} more)" if len(errors) > limit else "")
+
+
+def rebuild(kind: str, make: Callable[[], T]) -> T:
+    """Build an object from its checked document: a constructor's own
+    ``SpecError`` passes through; any other error it raises on a value the
+    document models let through is a ``SpecError`` too, not a crash."""
+    try:
+        return make()
+    except ModpactError:
+        raise
+    except (TypeError, ValueError, OverflowError, RecursionError) as e:
+        raise SpecError(f"{kind}.from_dict: {type(e).__name__}: {str(e)[:200]}") from None
 
 
 def from_dict(data: Any, cls) -> Any:
@@ -161,11 +189,17 @@ def to_json(obj, indent: int | None = 2) -> str:
 
 
 def from_json(text: str, cls) -> Any:
+    return cls.from_dict(parse_json(text, f"{cls.__name__}.from_json", check=False))  # from_dict checks the tree
+
+
+def load(path: Any, cls) -> Any:
+    """``cls.from_json`` of a file: ``LoadError`` when it cannot be read,
+    ``SpecError`` (naming the file) when its content is not a valid document."""
+    text = read_text(path, cls.__name__)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise SpecError(f"{cls.__name__}.from_json: not valid JSON: {e}") from None
-    return cls.from_dict(data)
+        return from_json(text, cls)
+    except SpecError as e:  # FormatVersionError stays one
+        raise type(e)(f"{path}: {e}") from None
 
 
 def interface_json_schema() -> dict:

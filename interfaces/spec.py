@@ -31,6 +31,10 @@ def _holds_zero(bounds: tuple) -> bool:
     return (lo is None or lo <= 0) and (hi is None or hi >= 0)
 
 
+def _int_text(v: int) -> str:
+    return str(v) if v.bit_length() <= 100 else f"of {v.bit_length()} bits"
+
+
 def _fmt_range(r) -> str:
     lo = "-inf" if r[0] is None else r[0]
     hi = "inf" if r[1] is None else r[1]
@@ -72,7 +76,8 @@ class TensorSpec:
         labels: LabelSpace | None = None,
         label_dim: int = -1,
     ):
-        self.shape = Shape(shape, where=f"TensorSpec(shape={shape!r})")
+        shown = repr(shape)
+        self.shape = Shape(shape, where=f"TensorSpec(shape={shown if len(shown) <= 80 else shown[:77] + '...'})")
         self.dtype = normalize_dtype(dtype)
         self.allowed = allowed_dtypes(self.dtype)
         if isinstance(device, torch.device):
@@ -121,8 +126,10 @@ class TensorSpec:
             raise SpecError(f"TensorSpec(range={r!r}): expected (lo, hi) with numbers or None")
         lo, hi = r
         for v in (lo, hi):
-            if v is not None and (not _num(v) or math.isnan(v)):
+            if v is not None and (not _num(v) or (isinstance(v, float) and math.isnan(v))):
                 raise SpecError(f"TensorSpec(range={r!r}): bound {v!r} is not a number or None")
+            if isinstance(v, int) and not -(2**63) <= v < 2**63:  # torch compares with int64 scalars
+                raise SpecError(f"TensorSpec(range=...): integer bound {_int_text(v)} does not fit in 64 bits")
         lo = None if lo is not None and lo == -math.inf else lo
         hi = None if hi is not None and hi == math.inf else hi
         if lo is not None and hi is not None and lo > hi:
@@ -320,7 +327,8 @@ class TensorSpec:
 
     @classmethod
     def from_dict(cls, data: dict) -> TensorSpec:
-        return spec_from_model(serialize.read_document(data, cls.__name__))
+        m = serialize.read_document(data, cls.__name__)
+        return serialize.rebuild(cls.__name__, lambda: spec_from_model(m))
 
     @classmethod
     def from_json(cls, text: str) -> TensorSpec:

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from .scan import scan
+
 __all__ = ["describe", "summarize", "dtype_abbrev"]
 
 _ABBREV = {
@@ -78,16 +80,14 @@ def summarize(value: Any) -> str:
         return " ".join(parts)
     if t.is_complex():
         t = t.abs()
+    s = scan(t)  # piece by piece: no full-size mask or copy (interfaces/scan.py)
     if t.is_floating_point():
-        nan = int(torch.isnan(t).sum())
-        inf = int(torch.isinf(t).sum())
-        if nan:
-            parts.append(f"nan={nan}")
-        if inf:
-            parts.append(f"inf={inf}")
-        finite = t[torch.isfinite(t)]
-        if finite.numel():
-            parts.append(f"min={_fmt(float(finite.min()))} max={_fmt(float(finite.max()))}")
+        if s.nan:
+            parts.append(f"nan={s.nan}")
+        if s.inf:
+            parts.append(f"inf={s.inf}")
+        if s.min is not None:
+            parts.append(f"min={_fmt(float(s.min))} max={_fmt(float(s.max))}")
     else:
-        parts.append(f"min={int(t.min())} max={int(t.max())}")
+        parts.append(f"min={int(s.min)} max={int(s.max)}")
     return " ".join(parts)

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from .scan import Scan, first_false, scan, unravel
+
 __all__ = [
     "stored_values",
     "orderable",
@@ -85,7 +87,7 @@ def finite_ok(t: torch.Tensor) -> torch.Tensor:
 
 
 def _range_mask(t: torch.Tensor, lo, hi) -> torch.Tensor:
-    if _is_integer(t):
+    if _is_integer(t) and not isinstance(lo, torch.Tensor) and not isinstance(hi, torch.Tensor):
         # a bound the dtype cannot hold would wrap around (300 -> 44 in int8): clamp it to the dtype
         info = torch.iinfo(t.dtype)
         if (lo is not None and lo > info.max) or (hi is not None and hi < info.min):
@@ -127,6 +129,8 @@ def indices_ok(t: torch.Tensor, n: int) -> torch.Tensor:
 
 
 # ---- evidence forms ----------------------------------------------------------
+# Read piece by piece (``scan``): a few pieces' memory whatever the tensor's size, no float64 copy of it,
+# no list of every failing index; the same fields and meanings as a full mask would give.
 
 
 def _num(x: torch.Tensor) -> Any:
@@ -134,47 +138,80 @@ def _num(x: torch.Tensor) -> Any:
     return v
 
 
+def _scannable(t: torch.Tensor) -> bool:
+    return t.dtype != torch.bool and not t.is_complex()
+
+
 def _minmax(t: torch.Tensor) -> dict[str, Any]:
     if t.numel() == 0 or t.dtype == torch.bool or t.is_complex():
         return {}
-    vals = t[torch.isfinite(t)] if t.is_floating_point() else t
-    if vals.numel() == 0:
+    s = scan(t)
+    if s.min is None:
         return {"min": math.nan, "max": math.nan}
-    return {"min": _num(vals.min()), "max": _num(vals.max())}
+    return {"min": s.min, "max": s.max}
+
+
+def _scan_evidence(t: torch.Tensor, bad: Any, clean: Any) -> tuple[dict[str, Any], Scan]:
+    s = scan(t, bad, clean)
+    ev: dict[str, Any] = {"failing": s.failing, "of": s.numel}
+    if s.failing:
+        ev["first_index"] = unravel(s.first, t.shape)  # type: ignore[arg-type]
+        ev["first_value"] = s.first_value
+    if t.numel():
+        ev.update({"min": math.nan, "max": math.nan} if s.min is None else {"min": s.min, "max": s.max})
+    return ev, s
 
 
 def _evidence(t: torch.Tensor, ok_mask: torch.Tensor, values: torch.Tensor | None = None) -> dict[str, Any]:
+    """Evidence from a mask that is already there (slices of a simplex, bool
+    or complex tensors): its first False found piece by piece."""
     values = t if values is None else values
-    bad = ~ok_mask
-    failing = int(bad.sum())
+    failing = int(ok_mask.numel() - ok_mask.sum())
     ev: dict[str, Any] = {"failing": failing, "of": int(ok_mask.numel())}
     if failing:
-        idx = tuple(int(i) for i in bad.nonzero()[0])
+        idx = unravel(first_false(ok_mask), ok_mask.shape)  # type: ignore[arg-type]
         ev["first_index"] = idx
         ev["first_value"] = _num(values[idx]) if values.dim() else _num(values)
     ev.update(_minmax(t))
     return ev
 
 
+def _range_clean(lo: Any, hi: Any) -> Any:
+    """From a piece's min and max: can no element be outside [lo, hi]? (NaN fails a bound.)"""
+    return lambda a, b: (lo is None or a >= lo) and (hi is None or b <= hi)
+
+
 def finite_evidence(t: torch.Tensor) -> dict[str, Any]:
     t = t.detach()
     if not (t.is_floating_point() or t.is_complex()):
         return {"failing": 0, "of": t.numel(), **_minmax(t)}
-    ev = _evidence(t, torch.isfinite(t))
+    if t.is_complex():
+        ev = _evidence(t, torch.isfinite(t))
+        if ev["failing"]:
+            ev["nan"] = int(torch.isnan(t).sum())
+            ev["inf"] = int(torch.isinf(t).sum())
+        return ev
+    ev, s = _scan_evidence(t, lambda p: ~torch.isfinite(p), lambda a, b: True)  # finite pieces: nothing fails
     if ev["failing"]:
-        ev["nan"] = int(torch.isnan(t).sum())
-        ev["inf"] = int(torch.isinf(t).sum())
+        ev["nan"] = s.nan
+        ev["inf"] = s.inf
     return ev
 
 
 def range_evidence(t: torch.Tensor, lo=None, hi=None) -> dict[str, Any]:
+    """``lo``/``hi``: numbers, or tensors that broadcast against ``t`` (per-element
+    bounds: then the mask is full-size, one byte per element, and read piece by piece)."""
     t = t.detach()
-    return _evidence(t, _range_mask(t, lo, hi))
+    if not _scannable(t) or isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+        return _evidence(t, _range_mask(t, lo, hi))
+    return _scan_evidence(t, lambda p: ~_range_mask(p, lo, hi), _range_clean(lo, hi))[0]
 
 
 def nonnegative_evidence(t: torch.Tensor) -> dict[str, Any]:
     t = t.detach()
-    return _evidence(t, t >= 0)
+    if not _scannable(t):
+        return _evidence(t, t >= 0)
+    return _scan_evidence(t, lambda p: ~(p >= 0), _range_clean(0, None))[0]
 
 
 def simplex_evidence(t: torch.Tensor, dim: int = -1, tol: float = 1e-4) -> dict[str, Any]:
@@ -182,9 +219,12 @@ def simplex_evidence(t: torch.Tensor, dim: int = -1, tol: float = 1e-4) -> dict[
     ``first_value`` is that slice's sum, ``negative`` counts negative elements."""
     t = t.detach()
     sums = _sums(t, dim)
-    slice_ok = ((sums - 1).abs() <= tol) & (t >= 0).all(dim=dim)
+    # amin per slice instead of a full-size (t >= 0) mask; NaN fails both, as before
+    low = t.amin(dim=dim) if t.numel() and _scannable(t) else (t >= 0).all(dim=dim).logical_not()
+    nonneg = low >= 0 if low.dtype != torch.bool else ~low
+    slice_ok = ((sums - 1).abs() <= tol) & nonneg
     ev = _evidence(t, slice_ok, sums)
-    ev["negative"] = int((t < 0).sum())
+    ev["negative"] = scan(t, lambda p: p < 0, _range_clean(0, None)).failing if _scannable(t) else int((t < 0).sum())
     return ev
 
 
@@ -192,4 +232,4 @@ def indices_evidence(t: torch.Tensor, n: int) -> dict[str, Any]:
     t = t.detach()
     if not _is_integer(t):
         return {"failing": t.numel(), "of": t.numel(), "reason": f"dtype {t.dtype} is not an integer dtype"}
-    return _evidence(t, (t >= 0) & (t < n))
+    return _scan_evidence(t, lambda p: ~((p >= 0) & (p < n)), lambda a, b: a >= 0 and b < n)[0]

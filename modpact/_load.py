@@ -39,8 +39,8 @@ def load_module(path: str) -> ModuleType:
     """Import a ``.py`` file (its folder goes first on sys.path, so its own
     imports work) or a dotted module name."""
     p = Path(path)
-    if path.endswith(".py") or "/" in path or "\\" in path or p.exists():
-        if not p.is_file():
+    if path.endswith(".py") or "/" in path or "\\" in path or _exists(p):
+        if not _exists(p, file=True):
             raise LoadError(f"no such file: {path}")
         name = f"_modpact_target_{abs(hash(str(p.resolve())))}"
         spec = importlib.util.spec_from_file_location(name, p)
@@ -67,6 +67,13 @@ def load_module(path: str) -> ModuleType:
         raise LoadError(f"importing module {path} raised ModuleNotFoundError: {e}") from e
     except Exception as e:  # noqa: BLE001
         raise LoadError(f"importing module {path} raised {type(e).__name__}: {e}") from e
+
+
+def _exists(p: Path, file: bool = False) -> bool:
+    try:
+        return p.is_file() if file else p.exists()
+    except (OSError, ValueError):  # a NUL in the name, a name too long
+        return False
 
 
 def _candidates(module: ModuleType) -> list[str]:

@@ -8,7 +8,9 @@
 Exit codes: 0 success; 1 the check failed (validate found failures, or
 ``report --strict`` read a report with violations; ``demo`` did not blame the
 injected module); 2 bad input (missing file, bad object path, invalid JSON,
-wrong format version, unwritable output) or bad arguments.
+wrong format version, unwritable output) or bad arguments, or a bad
+``MODPACT_CONTRACTS``. An error is one line on stderr, ``modpact <command>:
+error: ...``, with control characters shown as escapes; never a traceback.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:  # argparse's usage errors exit 2 too, with our prefix
+        from modpact.runtime.render.common import clean
+
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {clean(message)}\n")  # the arguments shown, not acted on
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,14 +82,36 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
+        if args.command in ("demo", "inspect", "validate"):  # they guard modules: the mode must be readable
+            from modpact.contracts import get_mode
+
+            get_mode()
         if args.command == "demo":
             from modpact.demo import run_demo
 
             return run_demo(args.out)
         return {"report": _report, "inspect": _inspect, "validate": _validate}[args.command](args)
     except ModpactError as e:
-        print(f"modpact {args.command}: error: {e}", file=sys.stderr)
+        _error(args.command, str(e))
         return EXIT_USAGE
+
+
+def _error(command: str, message: str) -> None:
+    """One line on stderr: the message's lines joined, control characters shown as escapes."""
+    from modpact.runtime.render.common import clean
+
+    line = "; ".join(part.strip() for part in message.split("\n") if part.strip())  # \r and others: escaped
+    print(f"modpact {command}: error: {clean(line)}", file=sys.stderr)
+
+
+def _print(console: Any, *renderables: Any, **kw: Any) -> None:
+    """Print to the terminal; a reader that went away (``| head``) ends the printing, not the command."""
+    try:
+        console.print(*renderables, **kw)
+    except BrokenPipeError:
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs advise for SIGPIPE
 
 
 def _write(path: str, text: str, what: str) -> None:
@@ -93,8 +119,9 @@ def _write(path: str, text: str, what: str) -> None:
 
     try:
         Path(path).write_text(text, encoding="utf-8")
-    except OSError as e:
-        raise LoadError(f"cannot write {what} to {path}: {e.strerror or e}") from None
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise LoadError(f"cannot write {what} to {path}: {reason}") from None
 
 
 def _console() -> Any:
@@ -103,23 +130,24 @@ def _console() -> Any:
     return Console(highlight=False, emoji=False)
 
 
+def _is_file(path: str) -> bool:
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):  # a NUL in the name, a name too long
+        return False
+
+
 def _report(args: argparse.Namespace) -> int:
-    from modpact.errors import LoadError, SpecError
+    from modpact.errors import LoadError
+    from modpact.runtime.render.text import report_renderable
     from modpact.runtime.report import DiagnosisReport
 
-    path = Path(args.file)
-    if not path.is_file():
+    if not _is_file(args.file):
         raise LoadError(f"no such file: {args.file}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise LoadError(f"cannot read {args.file}: {e}") from None
-    try:
-        report = DiagnosisReport.from_json(text)
-    except SpecError as e:  # name the file in front of the reason (FormatVersionError is a SpecError)
-        raise type(e)(f"{args.file}: {e}") from None
+    report = DiagnosisReport.load(args.file)  # LoadError, or a SpecError that starts with the file's name
     if not args.quiet:
-        report.print(_console())
+        console = _console()
+        _print(console, report_renderable(report))
     if args.html:
         _write(args.html, report.to_html(), "the HTML report")
     if args.junit:
@@ -137,8 +165,8 @@ def _inspect(args: argparse.Namespace) -> int:
     total = sum(1 for _ in model.modules())
     heading, tree = contracts_tree(f"{type(model).__name__} ({args.target})", contracts, total)
     console = _console()
-    console.print(heading, soft_wrap=True)  # one line, whatever the terminal width
-    console.print(tree)
+    _print(console, heading, soft_wrap=True)  # one line, whatever the terminal width
+    _print(console, tree)
     if not contracts:
         print("no guarded modules: guard modules with modpact.guard(...) or @modpact.contract", file=sys.stderr)
     if args.json:
@@ -157,6 +185,7 @@ def _validate(args: argparse.Namespace) -> int:
     from modpact._load import load_model
     from modpact.errors import SpecError, ValidationFailure
     from modpact.runtime.contracts_info import guard_of, module_contracts
+    from modpact.runtime.render.text import report_renderable
     from modpact.runtime.report import DiagnosisReport
     from modpact.runtime.validation_report import ValidationOutcome
     from modpact.validation import validate
@@ -191,7 +220,7 @@ def _validate(args: argparse.Namespace) -> int:
             if out.failure is not None
             else "[yellow]skipped[/]"
         )
-        console.print(f"validate {_esc(path)}: {verdict}" + (f" ({_esc(out.skipped)})" if out.skipped else ""))
+        _print(console, f"validate {_esc(path)}: {verdict}" + (f" ({_esc(out.skipped)})" if out.skipped else ""))
         outcomes.append(out)
     if all(o.skipped is not None for o in outcomes):
         raise SpecError(
@@ -199,8 +228,8 @@ def _validate(args: argparse.Namespace) -> int:
             + "; ".join(f"{o.module}: {o.skipped}" for o in outcomes)
         )
     report = DiagnosisReport.from_validation(type(model).__name__, outcomes)
-    console.print()
-    report.print(console)
+    _print(console)
+    _print(console, report_renderable(report))
     if args.json:
         _write(args.json, report.to_json() + "\n", "the report JSON")
     if args.junit:
@@ -211,9 +240,12 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _esc(text: str) -> str:
+    """A name in rich markup: markup escaped, control characters shown as escapes."""
     from rich.markup import escape
 
-    return escape(text)
+    from modpact.runtime.render.common import clean
+
+    return escape(clean(text))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,6 +19,7 @@ validated; 1 otherwise.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from rich.console import Console
 import modpact as mp
 from modpact.decomposition.data import DIGITS, load
 from modpact.decomposition.training import accuracy, digits_modular, train_digits_mlp
+from modpact.errors import LoadError
 from modpact.runtime.contracts_info import model_contracts
 from modpact.runtime.render.text import contracts_tree
 
@@ -68,9 +70,23 @@ def _trained(data=None) -> tuple[torch.nn.Sequential, mp.ModularModel]:
     return model, mm
 
 
-def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
-    console = console or Console(highlight=False)
+def _checked_out_dir(out_dir: str | Path) -> Path:
+    """The folder for the report files, checked before any work: ``LoadError`` naming it."""
     out = Path(out_dir)
+    try:
+        is_dir = out.is_dir()
+    except (OSError, ValueError):
+        is_dir = False
+    if not is_dir:
+        raise LoadError(f"no such directory: {out_dir} (--out names the folder for the report files)")
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise LoadError(f"cannot write the report files to {out_dir}: Permission denied")
+    return out
+
+
+def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
+    out = _checked_out_dir(out_dir)
+    console = console or Console(highlight=False)
     torch.manual_seed(0)
     with _step(console, "1. train a digits classifier (scikit-learn's load_digits, 64 -> 64 -> 32 -> 10 MLP)"):
         data = load("digits")
@@ -129,8 +145,11 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
 
     with _step(console, "7. write the diagnosis of the fault"):
         html, js = out / "modpact-report.html", out / "modpact-report.json"
-        report.to_html(html)
-        js.write_text(report.to_json())
+        try:
+            report.to_html(html)
+            js.write_text(report.to_json())
+        except OSError as e:
+            raise LoadError(f"cannot write the report files to {out_dir}: {e.strerror or e}") from None
     console.print(f"   {html} (open it in a browser) and {js}")
 
     ok = clean.ok and found and result.substitutable.ok and after.ok

@@ -138,14 +138,7 @@ class MonitorChecker(Checker):
                 try:
                     out = c.check(env)
                 except Exception as e:  # the contract itself is broken
-                    err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
-                    rec.violation(
-                        err,
-                        f"the contract {c.text}",
-                        "the condition itself raised",
-                        f"{type(e).__name__}: {e}",
-                        {"error": f"{type(e).__name__}: {e}"},
-                    )
+                    _contract_error(rec, path, c, tensor, e)
                     continue
                 if out.ok:
                     rec.passed()
@@ -162,14 +155,7 @@ class MonitorChecker(Checker):
                 if isinstance(ok, torch.Tensor) and ok.numel() != 1:
                     raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
             except Exception as e:
-                err = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
-                rec.violation(
-                    err,
-                    f"the contract {c.text}",
-                    "the condition itself raised",
-                    f"{type(e).__name__}: {e}",
-                    {"error": f"{type(e).__name__}: {e}"},
-                )
+                _contract_error(rec, path, c, tensor, e)
                 continue
             if isinstance(ok, bool):
                 if ok:
@@ -245,6 +231,13 @@ class MonitorChecker(Checker):
                 )
         self._conditions(guard.ensures, env, path, post=True, guard=guard)
         return None
+
+
+def _contract_error(rec: Recording, path: str, c: Any, tensor: str, e: Exception) -> None:
+    """A condition that raised: the contract is blamed."""
+    error = f"{type(e).__name__}: {e}"
+    slot = rec.slot(path, "contract-error", c.text, tensor, declared_at=c.declared_at)
+    rec.violation(slot, f"the contract {c.text}", "the condition itself raised", error, {"error": error})
 
 
 def _spec_text(spec: Any) -> str:

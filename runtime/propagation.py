@@ -18,18 +18,13 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["FINITE_PRESERVING", "propagates_non_finite"]
+__all__ = ["ACTIVATIONS", "FINITE_PRESERVING", "propagates_non_finite"]
+
+# elementwise activations: finite in, finite out (shared with scope.py's list of mode-free modules)
+ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardtanh)
 
 FINITE_PRESERVING = (
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardtanh,
+    *ACTIVATIONS,
     nn.Identity,
     nn.Flatten,
     nn.Unflatten,

@@ -11,14 +11,15 @@ Field names are stable: the JSON form is the report's schema
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from modpact.errors import FormatVersionError, SpecError
+from modpact.errors import SpecError
+from modpact.interfaces.serialize import validation_problems
+from modpact.runtime.loading import REPORT_FORMAT_VERSION, check_report, report_document, report_text
 from modpact.runtime.records import (
     INPUT_DATA,
     ConditionRecord,
@@ -42,8 +43,6 @@ __all__ = [
     "REPORT_FORMAT_VERSION",
     "INPUT_DATA",
 ]
-
-REPORT_FORMAT_VERSION = 1
 
 
 class DiagnosisReport(BaseModel):
@@ -111,25 +110,54 @@ class DiagnosisReport(BaseModel):
             return f"on all {self.world_size} ranks: points to the module, not to one rank's data"
         return f"on rank {where} only (of {self.world_size}): points to the data fed to rank {where}"
 
-    def contract_of(self, v: ViolationRecord) -> str:
+    def contract_of(self, v: ViolationRecord, names: dict[str, str] | None = None) -> str:
         """The contract a violation broke, by name: an interface check counts
-        for the module's interface, every other check for itself."""
+        for the module's interface, every other check for itself. ``names``:
+        ``interface_contracts()``, computed once for many calls."""
         if v.kind == "interface":
-            for mc in self.contracts:
-                if mc.module == v.where and mc.interface is not None:
-                    return mc.interface_contract  # type: ignore[return-value]
+            names = self.interface_contracts() if names is None else names
+            return names.get(v.where, v.check)
         return v.check
+
+    def interface_contracts(self) -> dict[str, str]:
+        """Module path -> the name of its interface contract (the first
+        module entry with an interface)."""
+        names: dict[str, str] = {}
+        for mc in self.contracts:
+            if mc.interface is not None and mc.module not in names:
+                names[mc.module] = mc.interface_contract  # type: ignore[assignment]
+        return names
 
     def groups(self) -> list[ViolationGroup]:
         """Violations collapsed by (module, contract), in order of first occurrence."""
-        by_key: dict[tuple[str, str], ViolationGroup] = {}
+        # tallied in plain lists, then each group built once (``ViolationGroup.add`` per violation, through
+        # pydantic's attribute setting, cost more than the rest of a render of 10,000 violations)
+        tally: dict[tuple[str, str], list] = {}
+        names = self.interface_contracts()
         for i, v in enumerate(self.violations):
-            key = (v.where, self.contract_of(v))
-            g = by_key.get(key)
-            if g is None:
-                g = by_key[key] = ViolationGroup(module=key[0], contract=key[1], first=v, first_index=i)
-            g.add(v)
-        return list(by_key.values())
+            key = (v.where, self.contract_of(v, names))
+            t = tally.get(key)
+            if t is None:
+                t = tally[key] = [i, v, 0, 0, v.step, v.step, {}]
+            t[2] += 1
+            t[3] += bool(v.root)
+            t[4] = min(t[4], v.step)
+            t[5] = max(t[5], v.step)
+            t[6][v.blame] = None  # an ordered set
+        return [
+            ViolationGroup.model_construct(
+                module=key[0],
+                contract=key[1],
+                first=first,
+                first_index=i,
+                count=count,
+                roots=roots,
+                first_step=lo,
+                last_step=hi,
+                blamed=list(blamed),
+            )
+            for key, (i, first, count, roots, lo, hi, blamed) in tally.items()
+        ]
 
     def repair_hint(self) -> str | None:
         root = self.root_cause
@@ -172,30 +200,25 @@ class DiagnosisReport(BaseModel):
     def from_json(cls, text: str) -> DiagnosisReport:
         """Load a report saved with ``to_json``. Raises ``FormatVersionError``
         for another format version and ``SpecError`` naming the line (bad JSON)
-        or the field (e.g. ``violations[0].step``) that is wrong."""
+        or the field (e.g. ``violations[0].step``) that is wrong; what is
+        accepted and rejected is in ``modpact.runtime.loading``."""
+        data = report_document(text)
         try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"report is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-        if not isinstance(data, dict):
-            raise SpecError(f"report: expected a JSON object, got {type(data).__name__}")
-        version = data.get("format_version")
-        if version != REPORT_FORMAT_VERSION:
-            raise FormatVersionError(
-                f"report format_version {version!r} is not supported; "
-                f"this modpact reads version {REPORT_FORMAT_VERSION}"
-            )
-        try:
-            return cls.model_validate(data)
+            report = cls.model_validate(data)
         except ValidationError as e:
-            problems = "; ".join(f"{_loc(err['loc'])}: {err['msg']}" for err in e.errors()[:5])
-            more = f" (+{e.error_count() - 5} more)" if e.error_count() > 5 else ""
-            raise SpecError(f"invalid report field(s): {problems}{more}") from None
+            raise SpecError(f"invalid report field(s): {validation_problems(e)}") from None
+        check_report(report)
+        return report
 
     @classmethod
     def load(cls, path: Any) -> DiagnosisReport:
-        """``from_json`` of a file."""
-        return cls.from_json(Path(path).read_text(encoding="utf-8"))
+        """``from_json`` of a file: ``LoadError`` when it cannot be read,
+        ``SpecError`` naming the file and the problem when it is not a valid report."""
+        text = report_text(path)
+        try:
+            return cls.from_json(text)
+        except SpecError as e:  # FormatVersionError stays one
+            raise type(e)(f"{path}: {e}") from None
 
     # -- renderers (modpact.runtime.render) --------------------------------------
     def render_text(self, *, color: bool = False, width: int = 120) -> str:
@@ -230,7 +253,8 @@ class DiagnosisReport(BaseModel):
         if root is None:
             return f"FAILED: {count}; none is marked as a root cause"
         # roots collapse by (module, contract): the same fault in every step is one cause
-        causes = {(v.where, self.contract_of(v)) for v in self.roots}
+        names = self.interface_contracts()
+        causes = {(v.where, self.contract_of(v, names)) for v in self.roots}
         if len(causes) > 1:
             extra = f" (+{len(causes) - 1} independent root cause(s))"
         elif len(self.roots) > 1:
@@ -246,13 +270,6 @@ class DiagnosisReport(BaseModel):
 
     def __str__(self) -> str:
         return self.render_text(color=False)
-
-
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "<root>"
 
 
 def _written(text: str, path: Any) -> str:

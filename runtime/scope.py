@@ -19,6 +19,7 @@ from torch import nn
 
 from modpact.errors import MonitorError, SpecError
 from modpact.runtime.contracts_info import guard_of
+from modpact.runtime.propagation import ACTIVATIONS
 
 __all__ = ["Mode", "LeafChecks", "Settle", "MODES", "LEAF_CHECKS", "SETTLES", "Settings", "Scope"]
 
@@ -234,6 +235,7 @@ class Scope:
 # PyTorch modules whose forward never reads ``self.training`` (dropout, batch
 # norm, RNNs and attention do, and are not here)
 _MODE_FREE = (
+    *ACTIVATIONS,
     nn.Linear,
     nn.Bilinear,
     nn.Conv1d,
@@ -248,15 +250,6 @@ _MODE_FREE = (
     nn.Identity,
     nn.Flatten,
     nn.Unflatten,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Hardtanh,
     nn.Softmax,
     nn.LogSoftmax,
     nn.MaxPool1d,

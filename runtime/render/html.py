@@ -1,7 +1,10 @@
 """One self-contained HTML page per report: inline CSS and SVG, no scripts,
 no network. Sections: verdict, root causes (blame, evidence, histogram,
 consequence tree), module graph, per-module table, violations collapsed by
-(module, contract), value histograms, contracts as written, notes."""
+(module, contract), value histograms, contracts as written, notes.
+
+Every string from a report goes through ``_e``: control characters written
+as ``\\u001b`` (``common.clean``), then HTML-escaped."""
 
 from __future__ import annotations
 
@@ -13,12 +16,14 @@ from modpact.runtime.records import INPUT_DATA, ModuleContracts
 from modpact.runtime.render.common import (
     MAX_ROOT_GROUPS,
     MAX_ROWS,
+    Facts,
     RootGroup,
     TreeNode,
-    consequence_tree,
+    blamed_text,
+    clean,
     evidence_lines,
+    facts,
     natural_key,
-    root_groups,
     spec_text,
 )
 from modpact.runtime.render.svg import graph_svg, histogram_svg
@@ -75,20 +80,20 @@ footer{margin-top:30px;color:#6b7585;font-size:12px}
 
 
 def _e(x: Any) -> str:
-    return escape(str(x))
+    return escape(clean(x))
 
 
 def _tree_html(node: TreeNode) -> str:
     if not node.children:
         return ""
     items = []
-    for child in node.children.values():
+    for child in node.children.values():  # depth bounded: common.MAX_TREE_DEPTH
         checks = ", ".join(f'{_e(c)} <span class="cnt">x{n}</span>' for c, n in child.checks.items())
         items.append(f"<li><code>{_e(child.name)}</code> {checks}{_tree_html(child)}</li>")
     return f'<ul class="tree">{"".join(items)}</ul>'
 
 
-def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
+def _root_card(report: DiagnosisReport, f: Facts, g: RootGroup) -> str:
     v = g.first
     typ = report.module_types.get(v.where, "")
     times = f' <span class="cnt">x{g.count} in steps {_e(g.step_range)}</span>' if g.count > 1 else ""
@@ -110,7 +115,7 @@ def _root_card(report: DiagnosisReport, g: RootGroup) -> str:
     if g.consequences:
         cons = (
             f'<div class="consequences"><b>Consequences ({len(g.consequences)})</b>'
-            + _tree_html(consequence_tree(report, g.consequences))
+            + _tree_html(f.consequence_tree(report, g))
             + "</div>"
         )
     return (
@@ -128,17 +133,20 @@ def _nodes_and_classes(report: DiagnosisReport, groups: list[RootGroup]) -> tupl
     """Graph nodes, and each module's role: ``blamed`` (the party a root cause
     blames, or its module when the blame is not a module), ``root`` (where a
     root was detected, blaming another module), ``consequence``."""
-    # module registration order (module_types keeps the Monitor's order), else path order
-    nodes = [m for m in report.module_types if m in report.modules_monitored]
-    nodes += sorted((m for m in report.modules_monitored if m not in nodes), key=natural_key)
+    # module registration order (module_types keeps the Monitor's order), else path order; a dict is the
+    # ordered set (membership tests in constant time)
+    monitored = set(report.modules_monitored)
+    nodes = dict.fromkeys(m for m in report.module_types if m in monitored)
+    nodes.update(dict.fromkeys(sorted((m for m in report.modules_monitored if m not in nodes), key=natural_key)))
+    front: dict[str, None] = {}
     if any(INPUT_DATA in e for e in report.edges):
-        nodes.insert(0, INPUT_DATA)
+        front[INPUT_DATA] = None
     for a, b in report.edges:
         for n in (a, b):
-            if n not in nodes:
-                nodes.append(n)
-    if len(nodes) > 1 and "<model>" in nodes:
-        nodes.remove("<model>")  # the model frames the graph; its edges are its children's
+            if n not in nodes and n not in front:
+                nodes[n] = None
+    if len(nodes) + len(front) > 1:
+        nodes.pop("<model>", None)  # the model frames the graph; its edges are its children's
     classes: dict[str, str] = {}
     for g in groups:
         for c in g.consequences:
@@ -147,21 +155,20 @@ def _nodes_and_classes(report: DiagnosisReport, groups: list[RootGroup]) -> tupl
         v = g.first
         if classes.get(v.where) != "blamed":
             classes[v.where] = "root"
-        if v.blame in nodes or v.blame == INPUT_DATA:
-            if v.blame not in nodes:
-                nodes.insert(0, v.blame)
+        if v.blame in nodes or v.blame in front or v.blame == INPUT_DATA:
+            if v.blame not in nodes and v.blame not in front:
+                front = {v.blame: None, **front}  # in front, as the old list's insert(0, ...) put it
             classes[v.blame] = "blamed"
         else:
             classes[v.where] = "blamed"
-    if INPUT_DATA in nodes:
+    ordered = [*front, *(n for n in nodes if n not in front)]
+    if INPUT_DATA in front or INPUT_DATA in nodes:
         classes.setdefault(INPUT_DATA, "data")
-    return nodes, classes
+    return ordered, classes
 
 
-def _graph(report: DiagnosisReport, nodes: list[str], classes: dict[str, str]) -> str:
-    svg = graph_svg(
-        nodes, list(report.edges), report.module_types, classes, report.counts(), top=report.model or "<model>"
-    )
+def _graph(report: DiagnosisReport, f: Facts, nodes: list[str], classes: dict[str, str]) -> str:
+    svg = graph_svg(nodes, list(report.edges), report.module_types, classes, f.counts, top=report.model or "<model>")
     legend = (
         '<div class="legend dim"><span><i class="sw" style="background:#ffd6d6;border-color:#c62828"></i>'
         'blamed</span><span><i class="sw" style="background:#ffe9d6;border-color:#d9480f"></i>root cause '
@@ -172,8 +179,8 @@ def _graph(report: DiagnosisReport, nodes: list[str], classes: dict[str, str]) -
     return f'<h2>Module graph</h2>{legend}<div class="graphbox">{svg}</div>{note}'
 
 
-def _module_table(report: DiagnosisReport, classes: dict[str, str]) -> str:
-    counts = report.counts()
+def _module_table(report: DiagnosisReport, f: Facts, classes: dict[str, str]) -> str:
+    counts = f.counts
     roots: dict[str, int] = {}
     for v in report.roots:
         roots[v.where] = roots.get(v.where, 0) + 1
@@ -199,8 +206,8 @@ def _module_table(report: DiagnosisReport, classes: dict[str, str]) -> str:
     )
 
 
-def _groups_table(report: DiagnosisReport) -> str:
-    groups = report.groups()
+def _groups_table(report: DiagnosisReport, f: Facts) -> str:
+    groups = f.groups
     if not groups:
         return ""
     rows = []
@@ -210,7 +217,7 @@ def _groups_table(report: DiagnosisReport) -> str:
         rows.append(
             f'<tr class="group"><td><code>{_e(g.module)}</code></td><td><code>{_e(g.contract)}</code></td>'
             f'<td>{_e(first.kind)}</td><td class="num">{g.count}</td><td class="num">{g.roots}</td>'
-            f'<td>{_e(g.steps)}</td><td>{_e(", ".join(g.blamed))}</td><td class="mono">{_e(ev)}</td></tr>'
+            f'<td>{_e(g.steps)}</td><td>{_e(blamed_text(g.blamed))}</td><td class="mono">{_e(ev)}</td></tr>'
         )
     if len(groups) > MAX_ROWS:
         rest = groups[MAX_ROWS:]
@@ -226,9 +233,9 @@ def _groups_table(report: DiagnosisReport) -> str:
     )
 
 
-def _histograms(report: DiagnosisReport) -> str:
+def _histograms(f: Facts) -> str:
     figs = []
-    for g in report.groups():
+    for g in f.groups:
         h = g.first.histogram
         if h is None:
             continue
@@ -244,21 +251,16 @@ def _histograms(report: DiagnosisReport) -> str:
     )
 
 
-def _contracts(report: DiagnosisReport) -> str:
+def _contracts(report: DiagnosisReport, f: Facts) -> str:
     if not report.contracts:
         return ""
-    violated = {(g.module, g.contract) for g in report.groups()}
+    violated = {(g.module, g.contract) for g in f.groups}
     blocks = []
     for mc in sorted(report.contracts, key=lambda m: natural_key(m.module)):
         rows: list[str] = []
 
         def row(
-            kind: str,
-            name: str,
-            text: str,
-            where: str | None = None,
-            mc: ModuleContracts = mc,
-            rows: list[str] = rows,
+            kind: str, name: str, text: str, where: str | None = None, mc: ModuleContracts = mc, rows: list[str] = rows
         ) -> None:
             cls = "violated" if (mc.module, name) in violated else ""
             mark = "violated" if cls else ""
@@ -289,7 +291,8 @@ def _contracts(report: DiagnosisReport) -> str:
 
 
 def render_html(report: DiagnosisReport) -> str:
-    groups = root_groups(report)
+    f = facts(report)
+    groups = f.root_groups
     verdict_cls = "ok" if report.ok else "failed"
     if report.source == "validation":
         summary = [
@@ -311,29 +314,28 @@ def render_html(report: DiagnosisReport) -> str:
         ]
     body = [
         f"<h1>modpact diagnosis report: {_e(report.model or 'model')}</h1>",
-        f'<div id="verdict" class="verdict {verdict_cls}">{_e(report.headline())}</div>',
+        f'<div id="verdict" class="verdict {verdict_cls}">{_e(f.headline)}</div>',
         '<div class="summary">' + "".join(f"<span>{_e(k)} <b>{_e(v)}</b></span>" for k, v in summary) + "</div>",
     ]
     if groups:
         body.append("<h2>Counterexamples</h2>" if report.source == "validation" else "<h2>Root cause</h2>")
-        body += [_root_card(report, g) for g in groups[:MAX_ROOT_GROUPS]]
+        body += [_root_card(report, f, g) for g in groups[:MAX_ROOT_GROUPS]]
         if len(groups) > MAX_ROOT_GROUPS:
             body.append(f'<p class="dim">+{len(groups) - MAX_ROOT_GROUPS} more root causes; see the table below.</p>')
-    hint = report.repair_hint()
-    if hint:
-        body.append(f'<div class="hint" id="repair-hint"><b>Repair hint:</b> {_e(hint)}</div>')
+    if f.hint:
+        body.append(f'<div class="hint" id="repair-hint"><b>Repair hint:</b> {_e(f.hint)}</div>')
     nodes, classes = _nodes_and_classes(report, groups)
     if report.modules_monitored:
-        body.append(_graph(report, nodes, classes))
-    body.append(_module_table(report, classes))
-    body.append(_groups_table(report))
-    body.append(_histograms(report))
-    body.append(_contracts(report))
+        body.append(_graph(report, f, nodes, classes))
+    body.append(_module_table(report, f, classes))
+    body.append(_groups_table(report, f))
+    body.append(_histograms(f))
+    body.append(_contracts(report, f))
     if report.notes:
         body.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in report.notes) + "</ul>")
     body.append(f"<footer>modpact {_e(__version__)} · report format version {report.format_version}</footer>")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>modpact: {_e(report.headline())}</title><style>{CSS}</style></head>"
+        f"<title>modpact: {_e(f.headline)}</title><style>{CSS}</style></head>"
         f"<body><main>{''.join(body)}</main></body></html>\n"
     )

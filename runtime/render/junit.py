@@ -9,22 +9,24 @@ import xml.etree.ElementTree as ET
 from typing import TYPE_CHECKING
 
 from modpact.runtime.records import ViolationGroup
-from modpact.runtime.render.common import evidence_lines
+from modpact.runtime.render.common import Facts, clean, evidence_lines, facts
 
 if TYPE_CHECKING:
     from modpact.runtime.report import DiagnosisReport
 
 __all__ = ["render_junit"]
 
-_INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\ufffe\uffff]")  # not characters in XML 1.0 (the controls are common.clean's)
 
 
 def _clean(text: str) -> str:
-    """XML 1.0 cannot hold control characters: write them as ``\\u001f``."""
-    return _INVALID_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    """Control characters (which XML 1.0 cannot hold, and which CI pages would
+    show raw) and the two non-characters written as ``\\u001f``."""
+    text = clean(text)
+    return _NOT_XML.sub(lambda m: f"\\u{ord(m.group()):04x}", text) if _NOT_XML.search(text) else text
 
 
-def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
+def _details(report: DiagnosisReport, f: Facts, g: ViolationGroup) -> str:
     v = g.first
     lines = [
         f"{g.count} violation(s) of {g.contract} at {g.module} in step(s) {g.steps}; {g.roots} root(s)",
@@ -40,21 +42,20 @@ def _details(report: DiagnosisReport, g: ViolationGroup) -> str:
     if not v.root and v.caused_by is not None and 0 <= v.caused_by < len(report.violations):
         r = report.violations[v.caused_by]
         lines.append(f"consequence of the root cause at {r.where}: {r.kind} {r.check} (step {r.step})")
-    hint = report.repair_hint()
-    if hint:
-        lines.append(f"repair hint: {hint}")
+    if f.hint:
+        lines.append(f"repair hint: {f.hint}")
     return "\n".join(lines)
 
 
 def render_junit(report: DiagnosisReport) -> str:
-    groups = {(g.module, g.contract): g for g in report.groups()}
-    cases: list[tuple[str, str]] = []
+    f = facts(report)
+    groups = {(g.module, g.contract): g for g in f.groups}
+    cases: dict[tuple[str, str], None] = {}  # an ordered set
     for mc in report.contracts:
-        cases += [(mc.module, name) for name in mc.names()]
-    cases += [k for k in groups if k not in set(cases)]
-    cases = list(dict.fromkeys(cases))
+        cases.update(dict.fromkeys((mc.module, name) for name in mc.names()))
+    cases.update(dict.fromkeys(groups))
     if not cases:  # a report without contract records: the run itself is the test
-        cases = [("<model>", "monitored run")]
+        cases = {("<model>", "monitored run"): None}
     failures = sum(1 for k in cases if k in groups and groups[k].first.kind != "contract-error")
     errors = sum(1 for k in cases if k in groups and groups[k].first.kind == "contract-error")
     name = _clean(f"modpact.{report.model or 'model'}")
@@ -78,8 +79,8 @@ def render_junit(report: DiagnosisReport) -> str:
             continue
         tag = "error" if g.first.kind == "contract-error" else "failure"
         head = f"{g.count} violation(s): {g.first.kind} {g.first.check} at {module}; {g.first.blame_sentence()}"
-        el = ET.SubElement(case, tag, message=_clean(head), type=g.first.kind)
-        el.text = _clean(_details(report, g))
+        el = ET.SubElement(case, tag, message=_clean(head), type=_clean(g.first.kind))
+        el.text = _clean(_details(report, f, g))
     if report.notes:
         ET.SubElement(suite, "system-out").text = _clean("\n".join(report.notes))
     ET.indent(suites)

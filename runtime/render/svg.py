@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from html import escape
+from html import escape as _html_escape
 
 from modpact.runtime.records import Histogram
+from modpact.runtime.render.common import clean
 
 __all__ = ["histogram_svg", "graph_layout", "graph_svg"]
+
+
+def escape(text: str, quote: bool = True) -> str:
+    """A string from a report in SVG text: control characters written as escapes, then HTML-escaped."""
+    return _html_escape(clean(text), quote=quote)
 
 
 def _num(x: float) -> str:

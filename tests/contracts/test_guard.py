@@ -215,3 +215,8 @@ def test_use_checker_routes_checks_to_the_installed_checker():
     assert isinstance(pre_flag, torch.Tensor) and pre_flag.shape == () and not bool(pre_flag)
     assert fc.flags[1][2] is True
     assert isinstance(mc.current_checker(), mc.EagerChecker)
+
+
+def test_unguard_of_something_that_is_not_a_module_names_it():
+    with pytest.raises(SpecError, match=r"Expected unguard\(module\) to be an nn.Module, got 'str' \(type=str\)"):
+        mc.unguard("str")

@@ -56,9 +56,9 @@ def test_wrong_version_is_a_format_version_error():
     "edit,msg",
     [
         (lambda d: d.update(kind="Interface"), "document kind is 'Interface', expected 'InferredContracts'"),
-        (lambda d: d.update(margn=1), "margn\n  Extra inputs are not permitted"),
-        (lambda d: d["envelopes"][0].update(side="inside"), "envelopes.0.side\n  Input should be 'input' or 'output'"),
-        (lambda d: d["envelopes"][1].pop("rows"), "envelopes.1.rows\n  Field required"),
+        (lambda d: d.update(margn=1), "invalid document: margn: Extra inputs are not permitted"),
+        (lambda d: d["envelopes"][0].update(side="inside"), "envelopes[0].side: Input should be 'input' or 'output'"),
+        (lambda d: d["envelopes"][1].pop("rows"), "envelopes[1].rows: Field required"),
         (
             lambda d: d["envelopes"][0].update(lo=[0.0]),
             "envelopes[0].lo has shape [1] but envelopes[0].hi has shape [4]",

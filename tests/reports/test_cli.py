@@ -209,3 +209,29 @@ def test_inspect_finds_contract_decorated_classes(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.splitlines()[0] == f"Sequential ({path}): 2 guarded module(s) of 6"
     assert out.count("interface blk") == 2 and "\n2 (Block)\n" in out
+
+
+def test_demo_checks_its_output_folder_before_any_work(tmp_path, monkeypatch, capsys):
+    import modpact.demo as demo
+
+    monkeypatch.setattr(demo, "load", lambda *a, **k: pytest.fail("the demo started work before checking --out"))
+    missing = tmp_path / "missing" / "dir"
+    assert main(["demo", "--out", str(missing)]) == 2
+    message = f"no such directory: {missing} (--out names the folder for the report files)"
+    assert capsys.readouterr().err == f"modpact demo: error: {message}\n"
+    (tmp_path / "file").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "file")]) == 2
+    assert "no such directory" in capsys.readouterr().err
+
+
+def test_a_bad_mode_in_the_environment_stops_demo_inspect_and_validate_up_front(model_file):
+    env = {**os.environ, "MODPACT_CONTRACTS": "junk"}
+    message = (
+        "MODPACT_CONTRACTS='junk' is not a mode; expected one of raise, warn, record, off (or 0/false to switch off)"
+    )
+    for args in (["demo"], ["inspect", str(model_file)], ["validate", str(model_file)]):
+        out = subprocess.run(
+            [sys.executable, "-m", "modpact", *args], capture_output=True, text=True, env=env, timeout=120
+        )
+        assert out.returncode == 2 and out.stdout == "", args
+        assert out.stderr == f"modpact {args[0]}: error: {message}\n"
