@@ -209,7 +209,8 @@ def _stage(
     graph = stage_graph(
         gm, nodes, stage_of, k, inputs, outputs, f"{base}_stage{k}", input_names=input_names, derived=derived
     )
-    return GraphStage(graph, sig, arg_names, kw_names, in_spec, out_spec, f"{base}.stage{k}")
+    name = f"{base}.stage{k}"
+    return GraphStage(graph, sig, arg_names, kw_names, in_spec, out_spec, name, traced_training=model.training)
 
 
 def _spec(gm: fx.GraphModule, attr: str) -> pytree.TreeSpec:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch.fx as fx
 from torch import nn
@@ -47,7 +47,7 @@ class Cut:
     stages: list[nn.Module]
     carried: list[list[str]]
     cuts: list[str]
-    method: str
+    method: Literal["fx", "export"]
     notes: list[str] = field(default_factory=list)
 
 

@@ -35,7 +35,13 @@ class GraphStage(nn.Module):
     ``kwarg_names`` (by keyword in the example), flattens them, and returns its
     values in their structure (``out_spec``). A call that names other
     arguments than the example did, or whose values have another structure,
-    is refused with a ``SpecError`` naming the stage."""
+    is refused with a ``SpecError`` naming the stage, and so is a call the
+    exported graph's guards reject (a size or a constant the trace fixed).
+
+    The graph is the one traced: dropout and batch norm run as they did in the
+    model's mode at the time (``traced_training``). The stage takes that mode
+    (``training``) and refuses a call after ``train()``/``eval()`` changed it,
+    since its graph would not follow; split the model again in the new mode."""
 
     def __init__(
         self,
@@ -46,8 +52,12 @@ class GraphStage(nn.Module):
         in_spec: pytree.TreeSpec,
         out_spec: pytree.TreeSpec,
         name: str,
+        *,
+        traced_training: bool,
     ):
         super().__init__()
+        self.traced_training = traced_training
+        self.training = traced_training  # not train(): the graph module's own flag does not matter
         self.graph_module = graph_module
         self.signature = signature
         self.arg_names = list(arg_names)
@@ -66,6 +76,11 @@ class GraphStage(nn.Module):
         return self._specs.outputs
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.training != self.traced_training:
+            raise SpecError(
+                f"{self.name}: called in {_mode(self.training)} mode; its graph was traced in "
+                f"{_mode(self.traced_training)} mode (dropout and batch norm are fixed in it): split the model again"
+            )
         try:
             bound = self.signature.bind(*args, **kwargs).arguments
         except TypeError as e:
@@ -85,11 +100,23 @@ class GraphStage(nn.Module):
                 f"{self.name}: its inputs do not have the structure of the example's: "
                 f"expected {pytree.treespec_pprint(self.in_spec)}, got {pytree.treespec_pprint(spec)}"
             )
-        out = self.graph_module(*flat)
+        try:
+            out = self.graph_module(*flat)
+        except AssertionError as e:  # the exported graph's guards (_guards_fn)
+            if not str(e).startswith("Guard failed"):
+                raise
+            raise SpecError(
+                f"{self.name}: {e}: the call is outside what the graph was exported for "
+                "(a size or a constant the model's code fixed on the example); split with an example like this call"
+            ) from None
         return pytree.tree_unflatten(list(out) if isinstance(out, (tuple, list)) else [out], self.out_spec)
 
     def extra_repr(self) -> str:
         return f"{self.name}({', '.join(self.arg_names + self.kwarg_names)})"
+
+
+def _mode(training: bool) -> str:
+    return "train" if training else "eval"
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,9 @@ silently. The model's buffers are restored after the example runs.
 from __future__ import annotations
 
 import contextlib
+import difflib
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -72,7 +73,7 @@ class Split(nn.Module):
         cuts: Sequence[str],
         *,
         carried: Sequence[Sequence[str]] | None = None,
-        method: str = "fx",
+        method: Literal["fx", "export"] = "fx",
         undescribed: Sequence[Sequence[str]] | None = None,
     ):
         super().__init__()
@@ -111,17 +112,26 @@ def _check_at(model: nn.Module, at: Sequence[str]) -> None:
         raise SpecError(f"split(at={at!r}): expected a non-empty list of submodule names")
     if len(set(at)) != len(at):
         raise SpecError(f"split(at={list(at)!r}): a submodule is named twice")
-    names = dict(model.named_modules())
-    unknown = [a for a in at if a not in names or a == ""]
+    names = [n for n, _ in model.named_modules() if n]
+    unknown = [a for a in at if a not in names]
     if unknown:
-        shown = ", ".join(n for n in names if n)[:400]
         raise SpecError(
-            f"split(at={list(at)!r}): no submodule named {', '.join(map(repr, unknown))}; submodules are: {shown}"
+            f"split(at={list(at)!r}): {type(model).__name__} has {'; '.join(_no_such(a, names) for a in unknown)}"
         )
     for a in at:
         for b in at:
             if b.startswith(a + "."):
                 raise SpecError(f"split(at={list(at)!r}): {b!r} is inside {a!r}; cut after one of them")
+
+
+def _no_such(name: str, names: Sequence[str]) -> str:
+    """``no submodule named 'x'`` and the closest names (all of them when there are few)."""
+    close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+    if close:
+        return f"no submodule named {name!r}; did you mean {', '.join(map(repr, close))}?"
+    shown = ", ".join(names)
+    shown = shown if len(shown) <= 300 else shown[:300].rsplit(", ", 1)[0] + f", ... ({len(names)} in all)"
+    return f"no submodule named {name!r}; submodules are: {shown}"
 
 
 def _call_of(example: Any) -> tuple[tuple, dict]:
@@ -160,7 +170,9 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
     with _buffers_kept(model):
         cut = _cut(model, at, args, kwargs, base)
         interfaces, undescribed = stage_interfaces(cut, args, kwargs, base)
-    return Split(cut.stages, interfaces, cut.cuts, carried=cut.carried, method=cut.method, undescribed=undescribed)
+    parts = Split(cut.stages, interfaces, cut.cuts, carried=cut.carried, method=cut.method, undescribed=undescribed)
+    parts.training = model.training  # the model's mode; train() would recurse into the model's own submodules
+    return parts
 
 
 def _cut(model: nn.Module, at: Sequence[str], args: tuple, kwargs: dict, base: str) -> Cut:

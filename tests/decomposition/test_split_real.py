@@ -292,6 +292,105 @@ def test_a_batch_size_the_graph_fixes_gives_fixed_interfaces_and_says_why():
     assert parts.method == "export" and torch.equal(parts(x), model(x))
     assert [str(i.inputs[n].shape) for i, n in zip(parts.interfaces, ["x", "a"])] == ["6 4", "6 4"]
     assert parts.interfaces[0].description.startswith(
-        "inferred from 1 example(s); the example with one more row fails (Guard failed: "
+        "inferred from 1 example(s); the example with one more row fails (FixedBatch.stage0: Guard failed: "
     )
     assert parts.interfaces[0].description.endswith("), so every dim is fixed")
+    with pytest.raises(SpecError) as e:
+        parts(torch.randn(7, 4))
+    assert str(e.value) == (
+        "FixedBatch.stage0: Guard failed: 4 * x.size()[0] == 24: the call is outside what the graph was exported "
+        "for (a size or a constant the model's code fixed on the example); split with an example like this call"
+    )
+
+
+def test_unknown_cut_names_are_refused_with_the_closest_names():
+    model = zoo.BLAME_MODELS["lstm_tagger"].build(0)
+    with pytest.raises(SpecError) as e:
+        mp.split(model, at=["embed", "lstm.0", "heads"], example=torch.randint(0, 50, (2, 5)))
+    assert str(e.value) == (
+        "split(at=['embed', 'lstm.0', 'heads']): LSTMTagger has no submodule named 'lstm.0'; "
+        "did you mean 'lstm'?; no submodule named 'heads'; did you mean 'head'?"
+    )
+
+
+def test_unknown_cut_names_in_a_hugging_face_model():
+    pytest.importorskip("transformers", reason="hf_bert is built with transformers")
+    model = zoo.BLAME_MODELS["hf_bert"].build(0)
+    with pytest.raises(SpecError) as e:
+        mp.split(model, at=["bert.encoder.layers.0"], example=zoo.BLAME_MODELS["hf_bert"].batch(0).kwargs)
+    assert str(e.value) == (
+        "split(at=['bert.encoder.layers.0']): BertForSequenceClassification has no submodule named "
+        "'bert.encoder.layers.0'; did you mean 'bert.encoder.layer.0', 'bert.encoder.layer.1', 'bert.encoder.layer'?"
+    )
+
+
+def test_vit_in_train_mode_draws_the_same_dropout_masks():
+    torch.manual_seed(0)
+    model, x = zoo.BLAME_MODELS["vit"].build(0).train(), zoo.BLAME_MODELS["vit"].batch(0).args[0][:2]
+    parts = mp.split(model, at=["conv_proj", "encoder.layers.0"], example=x)
+    assert parts.method == "fx" and parts.training
+    torch.manual_seed(7)
+    got = parts(x)
+    torch.manual_seed(7)
+    want = model(x)
+    assert torch.equal(got, want) and not torch.equal(got, model(x))  # dropout is on: another draw differs
+
+
+class Dropping(nn.Module):
+    """fx cannot trace it (a branch on a size); dropout after the cut; a cut output with a None in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.enc = _Pair()
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(6, 2)
+
+    def forward(self, x):
+        if x.shape[-1] == 6:
+            x = x + 1
+        h, nothing = self.enc(x)
+        assert nothing is None
+        return self.head(self.drop(h))
+
+
+class _Pair(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(6, 6)
+
+    def forward(self, x):
+        return self.lin(x), None
+
+
+def test_exported_stages_keep_the_mode_they_were_traced_in():
+    torch.manual_seed(0)
+    model, x = Dropping().train(), torch.randn(5, 6)
+    parts = mp.split(model, at=["enc"], example=x)
+    assert parts.method == "export" and parts.carried == [["enc"]]
+    handed = parts[0](x)
+    assert isinstance(handed, tuple) and handed[1] is None and torch.equal(handed[0], model.enc(x + 1)[0])
+    torch.manual_seed(3)
+    got = parts(x)
+    torch.manual_seed(3)
+    assert torch.equal(got, model(x))
+    parts.eval()
+    with pytest.raises(SpecError) as e:
+        parts(x)
+    assert str(e.value) == (
+        "Dropping.stage0: called in eval mode; its graph was traced in train mode "
+        "(dropout and batch norm are fixed in it): split the model again"
+    )
+
+
+@pytest.mark.slow
+def test_bert_in_train_mode_draws_the_same_dropout_masks():
+    pytest.importorskip("transformers", reason="hf_bert is built with transformers")
+    zm = zoo.BLAME_MODELS["hf_bert"]
+    model, batch = zm.build(0).train(), zm.batch(0)
+    parts = mp.split(model, at=["bert.encoder.layer.0"], example=batch.kwargs)
+    assert parts.method == "export" and parts.training
+    torch.manual_seed(11)
+    got = parts(**batch.kwargs).logits
+    torch.manual_seed(11)
+    want = model(**batch.kwargs).logits
+    assert torch.equal(got, want) and not torch.equal(got, model(**batch.kwargs).logits)
