@@ -39,10 +39,8 @@ import torch.fx as fx
 import torch.utils._pytree as pytree
 from torch import nn
 
-from modpact.errors import SpecError
-
 from .export_trace import NodeRef, Output, export_model
-from .graph_cut import CannotCut, Cut, assign_stages, check_not_empty, crossing, stage_graph
+from .graph_cut import CannotCut, Cut, Refused, assign_stages, check_not_empty, crossing, stage_graph
 from .graph_stage import GraphStage
 
 __all__ = ["export_cut"]
@@ -77,10 +75,7 @@ def export_cut(model: nn.Module, at: Sequence[str], args: tuple, kwargs: dict, b
     gm, calls = export_model(model, args, kwargs, at)
     for a, found in calls.items():
         if len(found) != 1:
-            raise SpecError(
-                f"split(at=[..., {a!r}, ...]): submodule {a!r} is called {len(found)} times in forward; "
-                "a cut needs exactly one call"
-            )
+            raise Refused(f"submodule {a!r} is called {len(found)} times in forward; a cut needs exactly one call")
     nodes = list(gm.graph.nodes)
     leaves = {a: _graph_leaves(a, found[0], nodes) for a, found in calls.items()}
     index = {n: i for i, n in enumerate(nodes)}

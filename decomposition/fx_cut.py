@@ -16,9 +16,7 @@ from collections.abc import Sequence
 import torch.fx as fx
 from torch import nn
 
-from modpact.errors import SpecError
-
-from .graph_cut import CannotCut, Cut, assign_stages, check_not_empty, crossing, stage_graph
+from .graph_cut import CannotCut, Cut, Refused, assign_stages, check_not_empty, crossing, stage_graph
 
 __all__ = ["fx_cut"]
 
@@ -53,10 +51,7 @@ def fx_cut(model: nn.Module, at: Sequence[str], base: str) -> Cut:
         if not found:  # called from code fx did not follow, or never: torch.export tells
             raise CannotCut(f"torch.fx saw no call of {a!r} in {type(model).__name__}")
         if len(found) != 1:
-            raise SpecError(
-                f"split(at=[..., {a!r}, ...]): submodule {a!r} is called {len(found)} times in forward; "
-                "a cut needs exactly one call"
-            )
+            raise Refused(f"submodule {a!r} is called {len(found)} times in forward; a cut needs exactly one call")
     cut_nodes = sorted((calls[a][0] for a in at), key=nodes.index)
     cuts = [str(n.target) for n in cut_nodes]
     stage_of = assign_stages(nodes, [nodes.index(n) for n in cut_nodes])

@@ -20,9 +20,7 @@ from typing import Any, Literal
 import torch.fx as fx
 from torch import nn
 
-from modpact.errors import SpecError
-
-__all__ = ["Cut", "CannotCut", "spread", "assign_stages", "crossing", "stage_graph", "check_not_empty"]
+__all__ = ["Cut", "CannotCut", "Refused", "spread", "assign_stages", "crossing", "stage_graph", "check_not_empty"]
 
 _NOT_COMPUTE = ("placeholder", "get_attr", "output")
 
@@ -30,7 +28,16 @@ _NOT_COMPUTE = ("placeholder", "get_attr", "output")
 class CannotCut(Exception):
     """This way of getting a graph does not work on this model (``reason`` says
     why); ``split`` then tries the other way. A refusal that no way can get
-    around (a cut after a submodule called twice) is a ``SpecError`` instead."""
+    around (a cut after a submodule called twice) is ``Refused`` instead."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Refused(Exception):
+    """A refusal no way of cutting can get around (``reason`` says why); ``split``
+    raises it as a ``SpecError`` that names the cuts and the model."""
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -73,9 +80,7 @@ def check_not_empty(nodes: Sequence[fx.Node], stage_of: dict[fx.Node, int], cuts
     """Refuse a cut after which the next stage would compute nothing."""
     for k, c in enumerate(cuts):
         if not any(stage_of[n] == k + 1 for n in nodes if n.op not in _NOT_COMPUTE):
-            raise SpecError(
-                f"split(at=...): the cut after {c!r} leaves stage {k + 1} empty; cut before the last operation"
-            )
+            raise Refused(f"the cut after {c!r} leaves stage {k + 1} empty; cut before the last operation")
 
 
 def crossing(nodes: Sequence[fx.Node], stage_of: dict[fx.Node, int], k: int) -> list[fx.Node]:

@@ -47,7 +47,7 @@ from modpact.interfaces import Interface, check_compatible
 
 from .export_cut import export_cut
 from .fx_cut import fx_cut
-from .graph_cut import CannotCut, Cut, spread
+from .graph_cut import CannotCut, Cut, Refused, spread
 from .split_check import differs
 from .stage_interfaces import stage_interfaces
 
@@ -108,20 +108,22 @@ class Split(nn.Module):
 
 
 def _check_at(model: nn.Module, at: Sequence[str]) -> None:
-    if isinstance(at, str) or not at:
-        raise SpecError(f"split(at={at!r}): expected a non-empty list of submodule names")
-    if len(set(at)) != len(at):
-        raise SpecError(f"split(at={list(at)!r}): a submodule is named twice")
+    model_name = type(model).__name__
+    if isinstance(at, str) or not isinstance(at, Sequence) or not at or not all(isinstance(a, str) for a in at):
+        raise SpecError(f"split(at={at!r}): expected a non-empty list of names of submodules of {model_name}")
+    twice = sorted({a for a in at if at.count(a) > 1})
+    if twice:
+        raise SpecError(f"split(at={list(at)!r}): {', '.join(map(repr, twice))} named twice; name each cut once")
     names = [n for n, _ in model.named_modules() if n]
     unknown = [a for a in at if a not in names]
     if unknown:
-        raise SpecError(
-            f"split(at={list(at)!r}): {type(model).__name__} has {'; '.join(_no_such(a, names) for a in unknown)}"
-        )
+        raise SpecError(f"split(at={list(at)!r}): {model_name} has {'; '.join(_no_such(a, names) for a in unknown)}")
     for a in at:
         for b in at:
             if b.startswith(a + "."):
-                raise SpecError(f"split(at={list(at)!r}): {b!r} is inside {a!r}; cut after one of them")
+                raise SpecError(
+                    f"split(at={list(at)!r}): in {model_name}, {b!r} is inside {a!r}; cut after one of them"
+                )
 
 
 def _no_such(name: str, names: Sequence[str]) -> str:
@@ -167,9 +169,12 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
     _check_at(model, at)
     args, kwargs = _call_of(example)
     base = name or type(model).__name__
-    with _buffers_kept(model):
-        cut = _cut(model, at, args, kwargs, base)
-        interfaces, undescribed = stage_interfaces(cut, args, kwargs, base)
+    try:
+        with _buffers_kept(model):
+            cut = _cut(model, at, args, kwargs, base)
+            interfaces, undescribed = stage_interfaces(cut, args, kwargs, base)
+    except Refused as e:
+        raise SpecError(f"split(at={list(at)!r}): cannot cut {type(model).__name__}: {e.reason}") from None
     parts = Split(cut.stages, interfaces, cut.cuts, carried=cut.carried, method=cut.method, undescribed=undescribed)
     parts.training = model.training  # the model's mode; train() would recurse into the model's own submodules
     return parts

@@ -12,19 +12,18 @@ import torch
 import torch.utils._pytree as pytree
 from torch import nn
 
-from modpact.errors import SpecError
 from modpact.interfaces import describe
 from modpact.interfaces.tree import named_tensors
 
-from .graph_cut import Cut, spread
+from .graph_cut import Cut, Refused, spread
 
 __all__ = ["differs", "example_failed"]
 
 
-def example_failed(k: int, base: str, args: tuple, kwargs: dict, error: Exception) -> SpecError:
-    """The error for a stage that cannot run the example (the example does not fit the model)."""
+def example_failed(k: int, args: tuple, kwargs: dict, error: Exception) -> Refused:
+    """The refusal for a stage that cannot run the example (the example does not fit the model)."""
     shown = ", ".join(describe(t) for t in pytree.tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor))
-    return SpecError(f"split: stage {k} of {base} failed on the example ({shown}): {error}")
+    return Refused(f"stage {k} failed on the example ({shown}): {error}")
 
 
 def _run(fn: Any, args: tuple, kwargs: dict) -> Any:
@@ -55,7 +54,7 @@ def differs(model: nn.Module, cut: Cut, args: tuple, kwargs: dict, base: str) ->
         try:
             _run(model, args, kwargs)
         except Exception:  # the example does not fit the model: say so now
-            raise example_failed(f.k, base, args, kwargs, f.error) from None
+            raise example_failed(f.k, args, kwargs, f.error) from None
         return f"fail on the example: stage {f.k}: {f.error}"
     want = _run(model, args, kwargs)
     return _difference(got, want)

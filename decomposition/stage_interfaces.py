@@ -88,7 +88,7 @@ def stage_interfaces(cut: Cut, args: tuple, kwargs: dict, base: str) -> tuple[li
             with torch.no_grad():
                 outs = [module(*a, **kw) for a, kw in calls]
         except Exception as e:
-            raise example_failed(k, base, *calls[0], e) from None
+            raise example_failed(k, *calls[0], e) from None
         missing = _not_described("inputs", examples[0], iface.inputs) + _not_described(
             "outputs", _output_names(outs[0]), iface.outputs
         )
