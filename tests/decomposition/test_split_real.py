@@ -202,6 +202,9 @@ def test_keyword_model_fx_cannot_trace_is_cut_by_export(keyworded):
 
 def test_graph_stages_refuse_calls_unlike_the_example(keyworded):
     _, parts = keyworded
+    with pytest.raises(SpecError) as e:  # nn.LSTM's sequence length is fixed in the exported graph
+        parts(x=torch.randn(4, 9, 6), mask=torch.ones(4, 9))
+    assert str(e.value).startswith("Keyworded.stage0: Guard failed: x.size()[1] == 5: the call is outside what")
     with pytest.raises(SpecError, match=r"^Keyworded\.stage0: missing a required argument: 'mask'$"):
         parts[0](x=torch.randn(4, 5, 6))
     with pytest.raises(SpecError, match=r"^Keyworded\.stage1: missing a required argument: 'to'$"):
@@ -398,3 +401,15 @@ def test_bert_in_train_mode_draws_the_same_dropout_masks():
     torch.manual_seed(11)
     want = model(**batch.kwargs).logits
     assert torch.equal(got, want) and not torch.equal(got, model(**batch.kwargs).logits)
+
+
+@pytest.mark.slow
+def test_the_guide_hugging_face_example_runs():
+    pytest.importorskip("transformers", reason="the example builds BERT with transformers")
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "decomposition.md").read_text()
+    code = next(b for b in re.findall(r"```python\n(.*?)```", guide, re.S) if "BertForSequenceClassification" in b)
+    scope: dict = {}
+    exec(compile(code, "docs/decomposition.md", "exec"), scope)
+    assert scope["mask4d"].dtype == torch.bool and scope["parts"].undescribed == [[], [], []]
