@@ -29,7 +29,8 @@ and from the same example with one more row, so dims that follow the batch
 size become the symbolic ``batch``. A value an interface cannot describe (a
 nested tuple, a cache object, a Python number) is listed in
 ``Split.undescribed[k]`` and in the interface's description, never dropped
-silently. The model's buffers are restored after the example runs.
+silently. The model's buffers and the random state are put back after the
+example runs.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from modpact.interfaces import Interface, check_compatible
 from .export_cut import export_cut
 from .fx_cut import fx_cut
 from .graph_cut import CannotCut, Cut, Refused, spread
-from .split_check import differs
+from .split_check import differs, rng_kept
 from .stage_interfaces import stage_interfaces
 
 __all__ = ["split", "Split"]
@@ -170,7 +171,7 @@ def split(model: nn.Module, at: Sequence[str], example: Any, *, name: str | None
     args, kwargs = _call_of(example)
     base = name or type(model).__name__
     try:
-        with _buffers_kept(model):
+        with _buffers_kept(model), rng_kept(args, kwargs):
             cut = _cut(model, at, args, kwargs, base)
             interfaces, undescribed = stage_interfaces(cut, args, kwargs, base)
     except Refused as e:

@@ -6,6 +6,7 @@ same masks). ``split`` runs this on each way's stages before it takes them.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import torch
@@ -17,7 +18,7 @@ from modpact.interfaces.tree import named_tensors
 
 from .graph_cut import Cut, Refused, spread
 
-__all__ = ["differs", "example_failed"]
+__all__ = ["differs", "example_failed", "rng_kept"]
 
 
 def example_failed(k: int, args: tuple, kwargs: dict, error: Exception) -> Refused:
@@ -26,12 +27,17 @@ def example_failed(k: int, args: tuple, kwargs: dict, error: Exception) -> Refus
     return Refused(f"stage {k} failed on the example ({shown}): {error}")
 
 
+def rng_kept(args: tuple, kwargs: dict) -> contextlib.AbstractContextManager:
+    """The random state (CPU, and the CUDA devices of the example's tensors) put back on exit."""
+    leaves = pytree.tree_leaves((args, kwargs))
+    cuda = sorted({t.device.index or 0 for t in leaves if isinstance(t, torch.Tensor) and t.is_cuda})
+    return torch.random.fork_rng(devices=cuda)
+
+
 def _run(fn: Any, args: tuple, kwargs: dict) -> Any:
     """``fn`` on the example from a fixed random state (the same dropout masks for the model and
     its stages), the caller's random state left as it was."""
-    leaves = pytree.tree_leaves((args, kwargs))
-    cuda = sorted({t.device.index or 0 for t in leaves if isinstance(t, torch.Tensor) and t.is_cuda})
-    with torch.random.fork_rng(devices=cuda):
+    with rng_kept(args, kwargs):
         torch.manual_seed(0)
         return fn(*args, **kwargs)
 

@@ -351,7 +351,9 @@ def test_unknown_cut_names_in_a_hugging_face_model():
 def test_vit_in_train_mode_draws_the_same_dropout_masks():
     torch.manual_seed(0)
     model, x = zoo.BLAME_MODELS["vit"].build(0).train(), zoo.BLAME_MODELS["vit"].batch(0).args[0][:2]
+    state = torch.get_rng_state()
     parts = mp.split(model, at=["conv_proj", "encoder.layers.0"], example=x)
+    assert torch.equal(torch.get_rng_state(), state)  # split's runs of the example drew from a state of its own
     assert parts.method == "fx" and parts.training
     torch.manual_seed(7)
     got = parts(x)
