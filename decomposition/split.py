@@ -64,7 +64,9 @@ class Split(nn.Module):
     cut, the names of the values the stage before hands to the stage after),
     ``method`` (``"fx"`` or ``"export"``: how the graph was obtained) and
     ``undescribed`` (for each stage, the inputs and outputs its interface does
-    not describe).
+    not describe). ``training`` is the model's mode at the split; fx stages
+    hold the model's own submodules, so ``train()``/``eval()`` sets theirs,
+    while exported stages refuse a call in another mode than the traced one.
     """
 
     def __init__(
