@@ -159,6 +159,22 @@ def test_gpt2_cache_written_before_the_cut_reaches_the_output():
     assert any(u.startswith("outputs.cache (DynamicCache of 4 tensor(s)") for u in parts.undescribed[1])
 
 
+@pytest.mark.slow
+def test_gpt2_without_cache_and_a_call_that_asks_for_one():
+    pytest.importorskip("transformers", reason="hf_gpt2 is built with transformers")
+    zm = zoo.BLAME_MODELS["hf_gpt2"]
+    model, batch = zm.build(0).eval(), zm.batch(0)
+    example = {**batch.kwargs, "use_cache": False}
+    parts = mp.split(model, at=["transformer.h.0", "transformer.h.1"], example=example)
+    assert parts.method == "export" and len(parts) == 3
+    out = parts(**example)
+    assert out.cache is None and torch.equal(out.logits, model(**example).logits)
+    assert parts.undescribed[0] == ["inputs.use_cache (bool False)"]
+    with pytest.raises(SpecError) as e:  # the flag is a constant of the exported graph
+        parts(**{**batch.kwargs, "use_cache": True})
+    assert str(e.value).startswith("GPT2LMHeadModel.stage0: Guard failed: use_cache == False: the call is outside")
+
+
 class _Encoder(nn.Module):
     def __init__(self):
         super().__init__()
