@@ -97,6 +97,16 @@ def test_stages_share_parameters_with_the_model(mlp):
     assert parts[0].get_submodule("0").weight is mlp[0].weight
 
 
+def test_stages_follow_weights_changed_in_place_not_a_replaced_submodule():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 2)), torch.randn(4, 3)
+    parts = mp.split(model, at=["0"], example=x)
+    model.load_state_dict({k: torch.randn_like(v) for k, v in model.state_dict().items()})
+    assert torch.equal(parts(x), model(x))
+    model[2] = nn.Linear(3, 2)  # a new object: the stages keep the old one (as documented)
+    assert not torch.equal(parts(x), model(x))
+
+
 def test_refuses_unknown_submodule(mlp):
     with pytest.raises(
         SpecError, match=r"^split\(at=\['9'\]\): Sequential has no submodule named '9'; submodules are: 0, 1, 2, 3, 4$"

@@ -448,3 +448,12 @@ def test_the_guide_hugging_face_example_runs():
     scope: dict = {}
     exec(compile(code, "docs/decomposition.md", "exec"), scope)
     assert scope["mask4d"].dtype == torch.bool and scope["parts"].undescribed == [[], [], []]
+
+
+def test_exported_stages_follow_the_model_s_weights_changed_in_place():
+    torch.manual_seed(0)
+    model, x = FixedBatch(), torch.randn(6, 4)
+    parts = mp.split(model, at=["a"], example=x)
+    before = parts(x)
+    model.load_state_dict({k: torch.randn_like(v) for k, v in model.state_dict().items()})  # copies in place
+    assert parts.method == "export" and torch.equal(parts(x), model(x)) and not torch.equal(parts(x), before)
