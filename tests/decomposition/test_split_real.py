@@ -457,3 +457,41 @@ def test_exported_stages_follow_the_model_s_weights_changed_in_place():
     before = parts(x)
     model.load_state_dict({k: torch.randn_like(v) for k, v in model.state_dict().items()})  # copies in place
     assert parts.method == "export" and torch.equal(parts(x), model(x)) and not torch.equal(parts(x), before)
+
+
+class _Box:
+    def __init__(self, t):
+        self.t = t
+
+
+class _Boxing(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return _Box(self.lin(x))
+
+
+class Boxed(nn.Module):
+    """fx cannot trace it (a branch on a size); its cut submodule returns an object pytree cannot open."""
+
+    def __init__(self):
+        super().__init__()
+        self.p, self.h = _Boxing(), nn.Linear(3, 1)
+
+    def forward(self, x):
+        if x.shape[0] > 1:
+            x = x * 2
+        return self.h(self.p(x).t)
+
+
+def test_a_cut_output_export_cannot_carry_is_refused_with_both_reasons():
+    with pytest.raises(SpecError) as e:
+        mp.split(Boxed(), at=["p"], example=torch.randn(2, 3))
+    assert str(e.value) == (
+        "split(at=['p']): cannot cut Boxed: torch.fx could not trace Boxed: symbolically traced variables cannot be "
+        "used as inputs to control flow; torch.export: 'p' returned a _Box, which cannot be carried across a cut "
+        "(register its type with torch.utils._pytree to carry the tensors it holds); cut at submodules whose forward "
+        "torch.fx or torch.export can follow (no Python branch on a tensor's values, no state the forward changes)"
+    )
