@@ -291,6 +291,16 @@ class ModularModel(nn.Module):
         self._need(name, "split")
         old = self.nodes[name]
         parts = split_model(self._node_module(name), at, example, name=name)
+        unchecked = [
+            f"{name}_{k}: {', '.join(c for c in carried if c not in parts.interfaces[k].outputs)}"
+            for k, carried in enumerate(parts.carried)
+            if list(parts.interfaces[k].outputs) != carried
+        ]
+        if unchecked:  # every edge is checked by its interfaces; a value they do not describe cannot be
+            raise SpecError(
+                f"split({name!r}): values cross the cuts that no interface describes, so their edges cannot be "
+                f"checked: {'; '.join(unchecked)} (Split.undescribed says what they are)"
+            )
         names = [f"{name}_{k}" for k in range(len(parts))]
         clash = [n for n in names if n in self.nodes or hasattr(self, n)]
         if clash:

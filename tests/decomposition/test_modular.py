@@ -180,10 +180,27 @@ def test_split_node_with_a_skip_connection_wires_named_outputs(digits):
 
 
 def test_split_refusals_name_the_problem(mm, digits):
-    with pytest.raises(SpecError, match=r"split\(at=\['9'\]\): no submodule named '9'"):
+    with pytest.raises(SpecError, match=r"split\(at=\['9'\]\): Sequential has no submodule named '9'"):
         mm.split("hidden", at=["9"], example=digits.x_test[:4])
     with pytest.raises(SpecError, match=r"split\('nope'\): no node named 'nope'"):
         mm.split("nope", at=["2"], example=digits.x_test[:4])
+
+
+def test_split_refuses_values_no_interface_describes():
+    from test_split import Tagger
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, 20, (3, 7))
+    ids_spec = TensorSpec("batch 7", dtype="int64")
+    mm = mp.ModularModel({"ids": ids_spec}, name="tagger")
+    mm.add("net", Tagger(), ["ids"], interface=Interface("net", {"ids": ids_spec}, {"y": spec("batch 7 3")}))
+    with pytest.raises(SpecError) as e:
+        mm.split("net", at=["lstm"], example=ids)  # the LSTM's (out, (h, c)) has no spec today
+    assert str(e.value) == (
+        "split('net'): values cross the cuts that no interface describes, so their edges cannot be checked: "
+        "net_0: lstm (Split.undescribed says what they are)"
+    )
+    assert list(mm.nodes) == ["net"]  # nothing changed
 
 
 def test_a_source_naming_a_missing_output_is_refused(mm):
