@@ -1,4 +1,5 @@
 import copy
+import importlib
 
 import pytest
 import torch
@@ -186,16 +187,47 @@ def test_split_refusals_name_the_problem(mm, digits):
         mm.split("nope", at=["2"], example=digits.x_test[:4])
 
 
-def test_split_refuses_values_no_interface_describes():
+def _tagger_model():
     from test_split import Tagger
 
     torch.manual_seed(0)
     ids = torch.randint(0, 20, (3, 7))
     ids_spec = TensorSpec("batch 7", dtype="int64")
     mm = mp.ModularModel({"ids": ids_spec}, name="tagger")
-    mm.add("net", Tagger(), ["ids"], interface=Interface("net", {"ids": ids_spec}, {"y": spec("batch 7 3")}))
+    mm.add(
+        "net", Tagger(), ["ids"], interface=Interface("net", {"ids": ids_spec}, {"y": spec("batch 7 3")}), output=True
+    )
+    return mm, ids
+
+
+def test_split_after_an_lstm_checks_the_edge_its_tuple_crosses():
+    mm, ids = _tagger_model()
+    want = mm(ids)
+    mm.split("net", at=["lstm"], example=ids)
+    assert list(mm.nodes) == ["net_0", "net_1"]
+    assert isinstance(mm.nodes["net_0"].interface.outputs["lstm"], mp.TupleSpec)  # (out, (h, c)), described
+    assert mm.check() == []
+    assert torch.equal(mm(ids), want)
+
+
+def test_split_refuses_values_no_interface_describes(monkeypatch):
+    """infer_interface describes every value today (an opaque one by its type);
+    should a stage's interface leave a crossing value out, the edge could not
+    be checked, and the split is refused rather than wired unchecked."""
+    split_module = importlib.import_module("modpact.decomposition.split")  # the module, not the function
+
+    real = split_module.stage_interfaces
+
+    def leaving_the_tuple_out(*args, **kwargs):
+        interfaces, undescribed = real(*args, **kwargs)
+        first = interfaces[0]
+        interfaces[0] = Interface(first.name, first.inputs, {}, description=first.description)
+        return interfaces, undescribed
+
+    monkeypatch.setattr(split_module, "stage_interfaces", leaving_the_tuple_out)
+    mm, ids = _tagger_model()
     with pytest.raises(SpecError) as e:
-        mm.split("net", at=["lstm"], example=ids)  # the LSTM's (out, (h, c)) has no spec today
+        mm.split("net", at=["lstm"], example=ids)
     assert str(e.value) == (
         "split('net'): values cross the cuts that no interface describes, so their edges cannot be checked: "
         "net_0: lstm (Split.undescribed says what they are)"

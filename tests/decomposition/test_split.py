@@ -67,9 +67,11 @@ def test_a_cut_after_an_lstm_hands_its_tuple_over_as_one_value():
     assert parts.carried == [["lstm"]]
     out, (h, c) = parts[0](ids)  # (out, (h, c)), as nn.LSTM returns it
     assert torch.equal(parts[1]((out, (h, c))), model(ids)) and torch.equal(parts(ids[:2]), model(ids[:2]))
-    assert parts.undescribed == [["outputs.lstm (tuple of 3 tensor(s): f32[3,7,5], f32[1,3,5], f32[1,3,5])"]] + [
-        ["inputs.lstm (tuple of 3 tensor(s): f32[3,7,5], f32[1,3,5], f32[1,3,5])"]
-    ]
+    # the tuple is described as what it is, on both sides of the cut, and nothing is left undescribed
+    assert parts.undescribed == [[], []]
+    crossing = parts.interfaces[0].outputs["lstm"]
+    assert isinstance(crossing, mp.TupleSpec) and crossing == parts.interfaces[1].inputs["lstm"]
+    assert crossing.check((out, (h, c))) == [] and crossing.check(out) != []
 
 
 def test_cnn_split_is_exact_and_cut_order_follows_execution():
