@@ -145,6 +145,8 @@ class Domain:
             return True
         scale, ref, lo, hi = self._scaled
         x = t.detach().to("cpu", torch.float64).reshape(t.shape[0], -1) / scale
+        if not bool(torch.isfinite(x).all()):  # NaN and inf are near no row (cdist does not say so)
+            return False
         if bool((x < lo).any() | (x > hi).any()):  # outside the box around every reference row
             return False
         return bool((torch.cdist(x, ref, p=float("inf")).amin(dim=1) <= 1).all())
