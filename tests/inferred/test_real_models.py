@@ -42,7 +42,8 @@ def test_lstm_tagger_own_data_passes_and_a_varying_length_is_symbolic():
     with pytest.raises(SpecError) as e:
         ic.interface("lstm")
     assert str(e.value).startswith(
-        "InferredContracts: no interface for 'lstm': its output item 1 is tuple(f32[2,32,32], f32[2,32,32]), not a tensor"
+        "InferredContracts: no interface for 'lstm': "
+        "its output item 1 is tuple(f32[2,32,32], f32[2,32,32]), not a tensor"
     )
     assert "lstm: no interface (its output item 1 is tuple(" in ic.summary()
     ic.install()

@@ -106,7 +106,19 @@ def test_read_all_concatenates():
         ),
         (torch.tensor(1.0), "f(data=...): data is f32[], with no rows (dim 0)"),
     ],
-    ids=["float", "str", "item", "float-labels", "str-label", "count", "dict-value", "dict-rows", "triple", "pair", "0d"],
+    ids=[
+        "float",
+        "str",
+        "item",
+        "float-labels",
+        "str-label",
+        "count",
+        "dict-value",
+        "dict-rows",
+        "triple",
+        "pair",
+        "0d",
+    ],
 )
 def test_refusals_name_what_was_given(data, message):
     with pytest.raises(SpecError) as e:
