@@ -211,9 +211,7 @@ def _training_data(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
             "decompose_classes: the data has no labels; give y, an (inputs, labels) pair or batches of pairs"
         )
     if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool or targets.ndim != 1:
-        raise SpecError(
-            f"decompose_classes: labels are {describe(targets)}; expected one integer class index per row"
-        )
+        raise SpecError(f"decompose_classes: labels are {describe(targets)}; expected one integer class index per row")
     return inputs, targets
 
 
