@@ -396,7 +396,10 @@ def record(
     keep_rows: bool,
     max_rows: int | None,
     batch_size: int,
+    known: dict[tuple, str] | None = None,
 ) -> Run:
+    """One pass over ``data``; ``known``: tensor key -> the granularity an existing
+    envelope has (refine), used instead of choosing one again."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
     stats: dict[tuple, Stats] = {}
@@ -407,7 +410,8 @@ def record(
         key = (path, side, name, index)
         st = stats.get(key)
         if st is None:
-            st = stats[key] = new_stats(key, granularity, t.ndim)
+            fixed = (known or {}).get(key)
+            st = stats[key] = new_stats(key, fixed or granularity, t.ndim)
         st.add(t)
         st.sources |= sources
         if side == "input" and index is None:

@@ -380,6 +380,7 @@ class InferredContracts:
             keep_rows=self.clusters is not None,
             max_rows=None,
             batch_size=batch_size,
+            known={e.key: e.granularity for e in self.envelopes},
         )
         by_key = {e.key: e for e in self.envelopes}
         seen: list[tuple[TensorEnvelope, Stats, torch.Tensor, torch.Tensor]] = []

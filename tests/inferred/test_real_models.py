@@ -167,3 +167,40 @@ def test_bert_modules_validate_without_false_counterexamples_and_a_fault_is_foun
     with pytest.raises(mp.ValidationFailure) as e:
         validate(bert.classifier, max_examples=80, seed=0)
     assert e.value.contract.startswith("envelope(result")
+
+
+def test_domain_contains_rows_near_reference_rows_only():
+    from modpact.contracts.condition import Domain
+
+    rows = torch.tensor([[0.0, 0.0], [10.0, 10.0]])
+    d = Domain(rows, torch.tensor([1.0, 0.5]))
+    assert d.contains(torch.tensor([[0.9, -0.5], [10.0, 9.6]]))
+    assert not d.contains(torch.tensor([[5.0, 5.0]]))  # inside the rows' bounding box, near no row
+    assert not d.contains(torch.tensor([[0.0, 0.6]]))  # the radius is per element
+    assert not d.contains(torch.tensor([[float("nan"), 0.0]]))
+    assert not d.contains(torch.zeros(1, 3)) and not d.contains(None) and d.contains(torch.zeros(0, 2))
+    assert not Domain(torch.empty((0,)), torch.tensor(1.0)).contains(torch.zeros(1, 2))
+
+
+def test_json_keeps_undescribed_and_indices_and_loaded_contracts_claim_no_domain():
+    model, data = _lstm()
+    ic = mp.infer_contracts(model, data)
+    back = mp.InferredContracts.from_json(ic.to_json())
+    assert back.undescribed == ic.undescribed and back.indices == {"embed": {"input": 50}}
+    assert repr(back.interface("embed").inputs["input"]) == "TensorSpec('batch d1', dtype='int64', indices=50)"
+    back.install(model)
+    try:
+        res = validate(model.head, max_examples=10, seed=0)
+    finally:
+        back.uninstall()
+    text = next(k for k in res.passes if k.startswith("envelope("))
+    assert res.passes[text] == 0 and res.outside_domain[text] == res.examples > 0
+
+
+def test_refine_keeps_the_granularity_chosen_for_varying_lengths():
+    model, data = _lstm()
+    ic = mp.infer_contracts(model, data)  # lengths 16 and 11: "last"
+    change = ic.refine(torch.randint(1, 50, (8, 16)))  # one length only: would be "channel" when inferred anew
+    assert change["rows"] == 8
+    (e,) = [e for e in ic.envelopes if e.module == "head" and e.side == "output"]
+    assert e.granularity == "last" and list(e.lo.shape) == [5]
