@@ -630,9 +630,13 @@ def infer_contracts(
     * for classifiers (``data`` yields (inputs, labels), or ``labels`` is
       given) the label space of the model's output.
 
-    ``data``: a tensor (split into ``batch_size`` rows), an ``(inputs,
-    labels)`` pair of tensors, or an iterable of batches (a tensor or an
-    ``(inputs, labels, ...)`` tuple each, e.g. a DataLoader).
+    ``data`` (:mod:`modpact.interfaces.batches`): a tensor or a dict batch
+    (passed as keywords, e.g. ``{"input_ids": ..., "attention_mask": ...}``),
+    split into ``batch_size`` rows; an ``(inputs, labels)`` pair, labels an
+    integer tensor or a list of ints; or an iterable of batches (a DataLoader,
+    a list). With granularity "auto", a kept dim that varies across the data
+    (a sequence length) makes the envelope coarser instead of failing, and
+    the interfaces make it symbolic.
     """
     if not isinstance(model, nn.Module):
         raise SpecError(f"infer_contracts(model=...): expected an nn.Module, got {type(model).__name__}")
