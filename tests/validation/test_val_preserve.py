@@ -146,3 +146,15 @@ def test_unseeded_runs_still_differ():
     """The seed is not drawn from the restored `random`: two unseeded runs use different seeds."""
     seeds = {mp.validate(nn.Tanh(), VEC, max_examples=2).seed for _ in range(3)}
     assert len(seeds) == 3
+
+
+@pytest.mark.cuda
+def test_validate_on_cuda_restores_the_cuda_generator_and_buffers():
+    torch.manual_seed(3)
+    model = Net().cuda().train()
+    torch.cuda.synchronize()
+    before, cuda_rng = _state(model), torch.cuda.get_rng_state_all()
+    res = mp.validate(model, IMG, max_examples=10, seed=0, batch=False, device="cuda")
+    _same(before, _state(model))
+    assert all(torch.equal(a, b) for a, b in zip(torch.cuda.get_rng_state_all(), cuda_rng))
+    assert "bn.num_batches_tracked" in res.restored
