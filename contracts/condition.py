@@ -18,6 +18,7 @@ Protocol (the runtime Monitor relies on it):
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from .source import callable_text, code_site, user_site
 __all__ = [
     "CALL",
     "BINDER",
+    "Domain",
     "Condition",
     "ConditionLike",
     "Custom",
@@ -124,6 +126,39 @@ def rerun(env: Mapping[str, Any], **overrides: Any) -> Any:
         return binder.call(fn, env, overrides)
 
 
+@dataclass(frozen=True)
+class Domain:
+    """Inputs near reference rows: a tensor lies inside when each of its batch
+    rows is within ``radius`` (per element, broadcasting against one row) of
+    one of ``rows`` (``[N, *row]``). With no rows nothing lies inside (the
+    reference rows were not kept, e.g. contracts loaded from JSON)."""
+
+    rows: torch.Tensor
+    radius: torch.Tensor
+
+    def contains(self, t: Any) -> bool:
+        if not isinstance(t, torch.Tensor) or t.ndim < 1 or self.rows.shape[0] == 0:
+            return False
+        if tuple(t.shape[1:]) != tuple(self.rows.shape[1:]):
+            return False
+        if t.shape[0] == 0:
+            return True
+        scale, ref, lo, hi = self._scaled
+        x = t.detach().to("cpu", torch.float64).reshape(t.shape[0], -1) / scale
+        if not bool(torch.isfinite(x).all()):  # NaN and inf are near no row (cdist does not say so)
+            return False
+        if bool((x < lo).any() | (x > hi).any()):  # outside the box around every reference row
+            return False
+        return bool((torch.cdist(x, ref, p=float("inf")).amin(dim=1) <= 1).all())
+
+    @functools.cached_property
+    def _scaled(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Rows in units of the radius (L-infinity distance <= 1 is inside), and their box +-1."""
+        scale = self.radius.to(torch.float64).clamp_min(1e-12).expand(self.rows.shape[1:]).reshape(1, -1)
+        ref = self.rows.to(torch.float64).reshape(self.rows.shape[0], -1) / scale
+        return scale, ref, ref.amin(0) - 1, ref.amax(0) + 1
+
+
 class Condition:
     """Base class of every condition. Subclasses set ``name`` and implement
     ``device_ok`` (and usually ``evidence``)."""
@@ -138,6 +173,11 @@ class Condition:
     serializable: bool = True
     declared_at: str | None = None
     why: str | None = None
+    #: The inputs the condition makes a claim about: argument name -> :class:`Domain`; None:
+    #: every input. Conditions learned from data (inferred envelopes) have one: property-based
+    #: validation checks such a postcondition only on generated inputs inside it (and generates
+    #: inputs inside it); guards and the Monitor check it on every call. Not serialized.
+    domain: Mapping[str, Domain] | None = None
 
     def __init__(self, **params: Any):
         self._params = params
@@ -179,6 +219,10 @@ class Condition:
 
     def values(self, env: Mapping[str, Any]) -> dict[str, str]:
         return {n: _summary(env[n]) for n in self.reads if n in env}
+
+    def in_domain(self, env: Mapping[str, Any]) -> bool:
+        """Whether the call's inputs in ``env`` lie inside :attr:`domain` (True without one)."""
+        return all(d.contains(env.get(name)) for name, d in (self.domain or {}).items())
 
     def rows(self, env: Mapping[str, Any]) -> torch.Tensor | None:
         """Per-batch-row booleans (1-D bool tensor), for :func:`mostly`; None if

@@ -31,13 +31,14 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from modpact.errors import SpecError
-from modpact.interfaces import Interface, LabelSpace, TensorSpec
+from modpact.interfaces import Interface, LabelSpace, TensorSpec, describe
+from modpact.interfaces.batches import read_all
 
 __all__ = ["ClassModule", "Channel", "decompose_classes", "edge_scores", "class_label_space"]
 
@@ -193,11 +194,32 @@ def _negatives(x: torch.Tensor, y: torch.Tensor, c: int, n: int, gen: torch.Gene
     return x[torch.cat(picks)]
 
 
+def _training_data(x: Any, y: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, integer labels) from ``x, y`` or from data carrying its labels."""
+    if y is not None:
+        if not isinstance(x, torch.Tensor):
+            raise SpecError(
+                f"decompose_classes: with y given, x is the input tensor; got {type(x).__name__} "
+                "(pass data that carries its labels as x alone)"
+            )
+        data: Any = (x, y)
+    else:
+        data = x
+    inputs, targets = read_all(data, "decompose_classes")
+    if targets is None:
+        raise SpecError(
+            "decompose_classes: the data has no labels; give y, an (inputs, labels) pair or batches of pairs"
+        )
+    if targets.is_floating_point() or targets.is_complex() or targets.dtype == torch.bool or targets.ndim != 1:
+        raise SpecError(f"decompose_classes: labels are {describe(targets)}; expected one integer class index per row")
+    return inputs, targets
+
+
 def decompose_classes(
     model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    labels: LabelSpace,
+    x: Any,
+    y: torch.Tensor | Sequence[int] | None = None,
+    labels: LabelSpace | None = None,
     *,
     retention: float = 1.0,
     negatives: float = 1.0,
@@ -208,7 +230,11 @@ def decompose_classes(
 ) -> list[ClassModule]:
     """One ``ClassModule`` per class of ``labels`` (or of ``classes``).
 
-    ``x, y``: inputs and integer targets indexing ``labels`` (the training data).
+    ``x, y``: the training data: inputs and integer targets indexing ``labels``
+    (a tensor or a plain list of ints). Or ``x`` alone in the data convention
+    of :mod:`modpact.interfaces.batches` (an ``(inputs, labels)`` pair, or an
+    iterable of such batches, e.g. a DataLoader), then ``labels=`` by keyword.
+    The inputs must be one tensor per batch (a dict batch is refused).
     ``retention``: fraction of each layer's edges a module keeps, in (0, 1].
     ``negatives``: negative examples per positive (0 turns tangling identification off).
     ``scope``: where edges compete for the ``retention`` budget. ``"normalized"``
@@ -216,6 +242,11 @@ def decompose_classes(
     ``"global"``: all edges together, raw scores; ``"layer"``: every layer keeps
     ``retention`` of its own edges.
     """
+    if isinstance(y, LabelSpace):
+        raise SpecError(
+            "decompose_classes: y is a LabelSpace; with data that carries its labels, pass the label space "
+            "by keyword: decompose_classes(model, data, labels=...)"
+        )
     if not isinstance(labels, LabelSpace):
         raise SpecError(f"decompose_classes(labels={labels!r}): expected a LabelSpace")
     if isinstance(retention, bool) or not isinstance(retention, (int, float)) or not 0 < retention <= 1:
@@ -224,8 +255,7 @@ def decompose_classes(
         raise SpecError(f"decompose_classes(negatives={negatives!r}): expected a number >= 0")
     if scope not in SCOPES:
         raise SpecError(f"decompose_classes(scope={scope!r}): expected one of {', '.join(map(repr, SCOPES))}")
-    if len(x) != len(y):
-        raise SpecError(f"decompose_classes: x has {len(x)} rows but y has {len(y)}")
+    x, y = _training_data(x, y)
     classes = list(labels.labels if classes is None else classes)
     unknown = [c for c in classes if c not in labels]
     if unknown:

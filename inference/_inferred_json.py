@@ -72,6 +72,8 @@ class _Doc(_Model):
     shapes: dict[str, list[_Signature]]
     envelopes: list[_Envelope]
     history: list[dict[str, Any]] = []
+    undescribed: dict[str, str] = {}
+    indices: dict[str, dict[str, int]] = {}
 
 
 def to_dict(ic: Any) -> dict[str, Any]:
@@ -112,6 +114,8 @@ def to_dict(ic: Any) -> dict[str, Any]:
         "shapes": ic.shapes,
         "envelopes": envs,
         "history": ic.history,
+        "undescribed": ic.undescribed,
+        "indices": ic.indices,
     }
 
 
@@ -212,7 +216,16 @@ def read_document(data: Any) -> dict[str, Any]:
                     if numel > 2**63 - 1:
                         raise SpecError(f"{KIND}.from_dict: {where}: shape {shape} has more elements than a tensor can")
                     s[side][k] = [list(shape), dtype]
+    for path in list(doc.undescribed) + list(doc.indices):
+        if path not in doc.shapes:
+            raise SpecError(f"{KIND}.from_dict: module {path!r} of undescribed/indices has no entry in shapes")
+    for path, by_name in doc.indices.items():
+        for k, n in by_name.items():
+            if n < 1:
+                raise SpecError(f"{KIND}.from_dict: indices[{path!r}][{k!r}] is {n}; an Embedding has >= 1 rows")
     return dict(
+        undescribed=doc.undescribed,
+        indices=doc.indices,
         envelopes=envs,
         shapes=shapes,
         margin=doc.margin,

@@ -5,7 +5,7 @@ the recorded modules, the labels seen, and (for box envelopes) kept rows."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,6 +15,7 @@ from torch import nn
 from modpact.contracts import disabled
 from modpact.contracts.binding import Binder
 from modpact.errors import SpecError
+from modpact.interfaces.batches import read_batches
 from modpact.interfaces.summary import describe
 
 __all__ = [
@@ -22,7 +23,6 @@ __all__ = [
     "GRANULARITIES",
     "Stats",
     "Recorder",
-    "batches",
     "select_modules",
     "resolve_granularity",
     "reduce",
@@ -38,6 +38,7 @@ Granularity = Literal["auto", "element", "channel", "last", "tensor"]
 GRANULARITIES: tuple[Granularity, ...] = ("auto", "element", "channel", "last", "tensor")
 MODEL_INPUT = "<input>"
 MAX_BOX_FEATURES = 4096  # rows wider than this are not kept for boxes
+DOMAIN_ROWS = 256  # reference input rows kept per module input: the domain its postconditions claim
 COMPUTED = "<computed>"
 
 
@@ -102,6 +103,19 @@ class Stats(TensorSite):
     sources: set[str] = field(default_factory=set)  # producers of an input
     kept: list[torch.Tensor] = field(default_factory=list)  # flattened rows (boxes)
     kept_labels: list[torch.Tensor | None] = field(default_factory=list)  # None: the batch had no labels
+    #: with granularity "auto": coarser granularities kept alongside, used when a dim the
+    #: first one keeps varies across the data (a sequence length at dim 1: "channel" -> "last")
+    fallbacks: dict[str, tuple[torch.Tensor, torch.Tensor] | None] = field(default_factory=dict)
+    #: up to DOMAIN_ROWS reference rows of an input (the first row shape seen), for the domain
+    sample: list[torch.Tensor] = field(default_factory=list)
+
+    def keep_sample(self, t: torch.Tensor) -> None:
+        have = sum(int(x.shape[0]) for x in self.sample)
+        if t.ndim < 1 or t.shape[0] == 0 or have >= DOMAIN_ROWS or t[0].numel() > MAX_BOX_FEATURES:
+            return
+        if self.sample and self.sample[0].shape[1:] != t.shape[1:]:
+            return
+        self.sample.append(t.detach()[: DOMAIN_ROWS - have].to("cpu").clone())
 
     def add(self, t: torch.Tensor) -> None:
         x = t.detach()
@@ -112,21 +126,51 @@ class Stats(TensorSite):
                 f"infer_contracts: the reference data gave non-finite values in {self.label} "
                 f"({describe(x)}); envelopes need finite reference activations"
             )
-        lo, hi = reduce(x, self.granularity)
-        lo, hi = lo.to("cpu", torch.float64), hi.to("cpu", torch.float64)
+        lo, hi = self._reduce(x, self.granularity)
+        for gran, seen in list(self.fallbacks.items()):
+            flo, fhi = self._reduce(x, gran)
+            if seen is not None and seen[0].shape != flo.shape:
+                del self.fallbacks[gran]
+            else:
+                self.fallbacks[gran] = (flo, fhi) if seen is None else _merge(seen, (flo, fhi))
         if self.lo is None:
             self.lo, self.hi = lo, hi
         elif lo.shape != self.lo.shape:
-            raise SpecError(
-                f"infer_contracts: {self.label} had envelope shape {list(self.lo.shape)} and then "
-                f"{list(lo.shape)} ({describe(x)}) at granularity {self.granularity!r}; "
-                "use granularity='last' or 'tensor' for tensors whose non-batch dims vary"
-            )
+            if not self.fallbacks:
+                raise SpecError(
+                    f"infer_contracts: {self.label} had envelope shape {list(self.lo.shape)} and then "
+                    f"{list(lo.shape)} ({describe(x)}) at granularity {self.granularity!r}; "
+                    "use granularity='last' or 'tensor' for tensors whose non-batch dims vary"
+                )
+            # a dim the envelope kept varies: the coarser envelope, over every batch so far
+            self.granularity = next(iter(self.fallbacks))
+            self.lo, self.hi = self.fallbacks.pop(self.granularity)  # type: ignore[misc]  # set above
         else:
             assert self.hi is not None  # set with lo
-            self.lo = torch.minimum(self.lo, lo)
-            self.hi = torch.maximum(self.hi, hi)
+            self.lo, self.hi = _merge((self.lo, self.hi), (lo, hi))
         self.rows += int(x.shape[0]) if x.ndim else 1
+
+    @staticmethod
+    def _reduce(x: torch.Tensor, gran: str) -> tuple[torch.Tensor, torch.Tensor]:
+        lo, hi = reduce(x, gran)
+        return lo.to("cpu", torch.float64), hi.to("cpu", torch.float64)
+
+
+def _merge(
+    a: tuple[torch.Tensor, torch.Tensor], b: tuple[torch.Tensor, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.minimum(a[0], b[0]), torch.maximum(a[1], b[1])
+
+
+def new_stats(site: tuple[str, str, str, Any], granularity: str, ndim: int) -> Stats:
+    """Running statistics for a tensor of rank ``ndim``; in "auto", with the
+    coarser granularities to fall back on if a kept dim varies."""
+    gran = resolve_granularity(granularity, ndim)
+    st = Stats(*site, granularity=gran)
+    if granularity == "auto":
+        order = {"channel": ["last", "tensor"], "element": ["tensor"]}.get(gran, [])
+        st.fallbacks = {g: None for g in order}
+    return st
 
 
 def _names(module: nn.Module) -> Binder | None:
@@ -162,50 +206,12 @@ def select_modules(model: nn.Module, modules: Iterable[str] | None) -> list[str]
     return out
 
 
-def _is_labels(y: Any) -> bool:
-    return (
-        isinstance(y, torch.Tensor)
-        and y.ndim == 1
-        and not (y.is_floating_point() or y.is_complex())
-        and y.dtype != torch.bool
-    )
-
-
-def batches(data: Any, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
-    """(inputs, labels or None) from a tensor, an (inputs, labels) pair of
-    tensors, or an iterable of batches (each a tensor or an (x, y, ...) tuple)."""
-    if isinstance(data, torch.Tensor):
-        for i in range(0, max(1, data.shape[0]), batch_size):
-            yield data[i : i + batch_size], None
-        return
-    if (
-        isinstance(data, tuple)
-        and len(data) == 2
-        and isinstance(data[0], torch.Tensor)
-        and _is_labels(data[1])
-        and data[0].ndim >= 1
-        and data[0].shape[0] == data[1].shape[0]
-    ):
-        x, y = data
-        for i in range(0, x.shape[0], batch_size):
-            yield x[i : i + batch_size], y[i : i + batch_size]
-        return
-    if not isinstance(data, Iterable) or isinstance(data, (str, bytes, dict)):
-        raise SpecError(
-            f"infer_contracts(data=...): expected a tensor, an (inputs, labels) pair of tensors or an iterable "
-            f"of batches, got {type(data).__name__}"
-        )
-    for i, b in enumerate(data):
-        if isinstance(b, torch.Tensor):
-            yield b, None
-        elif isinstance(b, (tuple, list)) and b and isinstance(b[0], torch.Tensor):
-            y = b[1] if len(b) > 1 else None
-            yield b[0], (y if _is_labels(y) else None)
-        else:
-            raise SpecError(
-                f"infer_contracts(data=...): batch {i} is {describe(b)}; expected a tensor or an "
-                "(inputs, labels, ...) tuple starting with a tensor"
-            )
+def _class_labels(y: torch.Tensor | None) -> torch.Tensor | None:
+    """Per-row class labels (a 1-D integer tensor) or None: per-token labels
+    and regression targets give no label space."""
+    if y is None or y.ndim != 1 or y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        return None
+    return y
 
 
 class Recorder:
@@ -224,6 +230,10 @@ class Recorder:
         self.produced: dict[int, tuple[torch.Tensor, str]] = {}
         self.output_module: str | None = None
         self.calls: dict[str, list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]]] = {}
+        #: path -> why its outputs cannot be described by an interface of tensors (nested or opaque parts)
+        self.undescribed: dict[str, str] = {}
+        #: path -> input name -> n: integer inputs that index an Embedding's n rows
+        self.indices: dict[str, dict[str, int]] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> Recorder:
@@ -246,7 +256,8 @@ class Recorder:
             self.produced[id(t)] = (t, MODEL_INPUT)
 
     def _root_post(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
+        output = _scores(output, any_shape=True)
+        if output is not None:
             got = self.produced.get(id(output))
             self.output_module = got[1] if got is not None and got[0] is output and got[1] != MODEL_INPUT else None
 
@@ -275,8 +286,26 @@ class Recorder:
                     self.on_tensor(path, "output", "result", index, t, set())
                 self.produced[id(t)] = (t, path)
             self.calls.setdefault(path, []).append((meta_in, meta_out))
+            why = _undescribed(output)
+            if why is not None and path not in self.undescribed:
+                self.undescribed[path] = why
+            if isinstance(module, (nn.Embedding, nn.EmbeddingBag)):
+                ints = [k for k, t in meta_in.items() if not (t.is_floating_point() or t.is_complex())]
+                if ints:
+                    self.indices[path] = {ints[0]: int(module.num_embeddings)}
 
         return hook
+
+
+def _scores(output: Any, any_shape: bool = False) -> torch.Tensor | None:
+    """The model's scores: its output tensor, or the ``logits`` of a mapping
+    (a Hugging Face ModelOutput); a [rows, classes] floating tensor unless ``any_shape``."""
+    t = output.get("logits") if isinstance(output, Mapping) else output
+    if not isinstance(t, torch.Tensor):
+        return None
+    if any_shape or (t.is_floating_point() and t.ndim == 2):
+        return t
+    return None
 
 
 def _outputs(output: Any) -> list[tuple[int | str | None, torch.Tensor]]:
@@ -287,6 +316,20 @@ def _outputs(output: Any) -> list[tuple[int | str | None, torch.Tensor]]:
     if isinstance(output, dict):
         return [(str(k), t) for k, t in output.items() if isinstance(t, torch.Tensor)]
     return []
+
+
+def _undescribed(output: Any) -> str | None:
+    """Why ``output`` is more than a tensor, a tuple/list of tensors or a dict of
+    tensors (what an inferred interface describes), or None."""
+    if isinstance(output, torch.Tensor):
+        return None
+    if isinstance(output, (tuple, list, dict)):
+        items = output.items() if isinstance(output, dict) else enumerate(output)
+        for k, v in items:
+            if not isinstance(v, torch.Tensor):
+                return f"its output item {k!r} is {describe(v)}, not a tensor"
+        return None
+    return f"its output is {describe(output)}"
 
 
 def _flat_tensors(obj: Any) -> Iterator[torch.Tensor]:
@@ -310,6 +353,8 @@ class Run:
     output_module: str | None
     rows: int
     batches: int
+    undescribed: dict[str, str] = field(default_factory=dict)
+    indices: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 class eval_mode:
@@ -351,7 +396,10 @@ def record(
     keep_rows: bool,
     max_rows: int | None,
     batch_size: int,
+    known: dict[tuple, str] | None = None,
 ) -> Run:
+    """One pass over ``data``; ``known``: tensor key -> the granularity an existing
+    envelope has (refine), used instead of choosing one again."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SpecError(f"Expected batch_size to be a positive int, got {batch_size!r}")
     stats: dict[tuple, Stats] = {}
@@ -362,9 +410,12 @@ def record(
         key = (path, side, name, index)
         st = stats.get(key)
         if st is None:
-            st = stats[key] = Stats(path, side, name, index, resolve_granularity(granularity, t.ndim))
+            fixed = (known or {}).get(key)
+            st = stats[key] = new_stats(key, fixed or granularity, t.ndim)
         st.add(t)
         st.sources |= sources
+        if side == "input" and index is None:
+            st.keep_sample(t)
         if (
             keep_rows
             and (max_rows is None or kept_rows.get(key, 0) < max_rows)
@@ -383,13 +434,15 @@ def record(
     rows = nb = 0
     device = device_of(model)
     with eval_mode(model), torch.no_grad(), disabled(), rec:
-        for x, y in batches(data, batch_size):
+        for batch in read_batches(data, "infer_contracts", batch_size=batch_size):
+            y = _class_labels(batch.labels)
             current["y"] = y.cpu() if y is not None else None
-            out = model(x.to(device))
+            out = batch.to(device).call(model)
             nb += 1
-            rows += int(x.shape[0]) if x.ndim else 1
-            if isinstance(out, torch.Tensor) and out.is_floating_point() and out.ndim == 2:
-                out_width = int(out.shape[1])
+            rows += batch.rows
+            scores = _scores(out)
+            if scores is not None:
+                out_width = int(scores.shape[1])
             if y is not None:
                 if bool((y < 0).any()):
                     raise SpecError(f"infer_contracts: labels must be >= 0, got {int(y.min())} in batch {nb - 1}")
@@ -407,4 +460,4 @@ def record(
             s = {"inputs": _signature(mi), "outputs": _signature(mo)}
             if s not in sigs:
                 sigs.append(s)
-    return Run(stats, shapes, counts, out_width, rec.output_module, rows, nb)
+    return Run(stats, shapes, counts, out_width, rec.output_module, rows, nb, rec.undescribed, rec.indices)

@@ -330,6 +330,14 @@ class InClassBoxes(InBoxes):
         lo, hi = self._on(t)
         return ((torch.maximum(lo - x, x - hi).amax(dim=2) <= 0) & match).any(dim=1)
 
+    def in_domain(self, env: Mapping[str, Any]) -> bool:
+        """Inside the input envelopes (``domain``) and every row inside some box,
+        of any class: the condition claims which class such a row is predicted as."""
+        if not super().in_domain(env):
+            return False
+        inside = self._inside(self._tensor(env))
+        return inside is not None and bool(inside.all())
+
     def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
         inside = self._inside_class(env)
         return False if inside is None else inside.all()

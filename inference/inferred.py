@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from modpact.contracts import disabled
-from modpact.contracts.condition import Condition
+from modpact.contracts.condition import Condition, Domain
 from modpact.contracts.conditions import LabelsWithin
 from modpact.contracts.guard import get_guard, guard, unguard
 from modpact.contracts.source import user_site
@@ -41,6 +41,7 @@ from modpact.interfaces.interface import Interface
 from modpact.interfaces.jsonread import parse_json, read_text
 from modpact.interfaces.labels import LabelSpace
 from modpact.interfaces.serialize import rebuild
+from modpact.interfaces.spec import TensorSpec
 
 from ._boxes import build_boxes, grow_boxes
 from ._inferred_json import read_document, to_dict
@@ -71,6 +72,9 @@ BOX_MODES: tuple[BoxMode, ...] = ("head", "every")
 #: the party blamed for the model's inputs (the runtime's INPUT_DATA; inference and runtime are siblings)
 INPUT_DATA = "the input data"
 ROUNDOFF = 1e-4
+#: how far (times the input envelope's width) a validation input may lie from a reference row and
+#: still be in the domain of the module's inferred postconditions
+DOMAIN_RADIUS = 0.01
 
 
 @dataclass
@@ -93,6 +97,8 @@ class TensorEnvelope(TensorSite):
     box_hi: torch.Tensor | None = None
     box_labels: list[int] = field(default_factory=list)
     box_mode: str | None = None  # "union": rows inside any box; "class": inside a box of the predicted class
+    #: reference rows of an input (not serialized): where the module's postconditions claim to hold
+    sample: torch.Tensor | None = None
 
     @property
     def span(self) -> float:
@@ -151,6 +157,8 @@ class InferredContracts:
         output_module: str | None = None,
         history: Sequence[dict] = (),
         model: nn.Module | None = None,
+        undescribed: Mapping[str, str] | None = None,
+        indices: Mapping[str, Mapping[str, int]] | None = None,
     ):
         self.margin = _check_number(margin, "margin")
         self.min_scale = _check_number(min_scale, "min_scale")
@@ -166,6 +174,8 @@ class InferredContracts:
         self.label_counts = list(label_counts) if label_counts is not None else None
         self.output_module = output_module
         self.history = [dict(h) for h in history]
+        self.undescribed = dict(undescribed or {})
+        self.indices = {p: dict(v) for p, v in (indices or {}).items()}
         self._model = weakref.ref(model) if model is not None else None
         self._installed: list[tuple[Any, ...]] = []
         self._install_options: dict[str, Any] = {}
@@ -185,9 +195,18 @@ class InferredContracts:
 
     def interface(self, path: str) -> Interface:
         """The Interface of module ``path`` from the shapes and dtypes seen
-        (dim 0 is the symbolic ``batch``)."""
+        (dim 0 is the symbolic ``batch``; a dim whose size varied across the
+        reference data is symbolic too; the integer input of an Embedding
+        holds indices in ``[0, num_embeddings)``). A module whose outputs have
+        nested or opaque parts (an LSTM's ``(h, c)``) has none: SpecError
+        with the reason (``undescribed``)."""
         if path not in self.shapes:
             raise SpecError(f"InferredContracts: no module {path!r} was recorded (recorded: {', '.join(self.shapes)})")
+        if path in self.undescribed:
+            raise SpecError(
+                f"InferredContracts: no interface for {path or '<model>'!r}: {self.undescribed[path]} "
+                "(an inferred interface describes tensors, and tuples or dicts of tensors)"
+            )
         seen_in, seen_out = [], []
         for sig in self.shapes[path]:
             seen_in.append(
@@ -196,13 +215,29 @@ class InferredContracts:
             seen_out.append(
                 {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["outputs"].items()}
             )
-        return interface_from_tensors(
+        iface = interface_from_tensors(
             path or "<model>", seen_in, seen_out, batch_dim=True, description="inferred by modpact.infer_contracts"
         )
+        idx = {k: n for k, n in self.indices.get(path, {}).items() if k in iface.inputs}
+        if not idx:
+            return iface
+        inputs = dict(iface.inputs)
+        for name, n in idx.items():
+            d = inputs[name].to_dict()
+            d["indices"] = n
+            inputs[name] = TensorSpec.from_dict(d)
+        return Interface(iface.name, inputs, iface.outputs, description=iface.description)
 
     def bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor]:
         """The widened bounds of one envelope (what is checked)."""
         return widen(e.lo, e.hi, self.margin, self.min_scale, e.span)
+
+    def domain(self, e: TensorEnvelope) -> Domain:
+        """Where the module of input envelope ``e`` was seen: within ``DOMAIN_RADIUS``
+        times the envelope's width (per element or channel) of one of the kept
+        reference rows. Contracts loaded from JSON keep no rows: an empty domain."""
+        rows = e.sample if e.sample is not None else torch.empty((0,), dtype=torch.float32)
+        return Domain(rows, DOMAIN_RADIUS * (e.hi - e.lo))
 
     def box_bounds(self, e: TensorEnvelope) -> tuple[torch.Tensor, torch.Tensor] | None:
         if e.box_lo is None or e.box_hi is None:  # set together
@@ -222,6 +257,11 @@ class InferredContracts:
             )
         out: dict[str, tuple[list[Condition], list[Condition]]] = {p: ([], []) for p in self.modules}
         site = self.history[0].get("at") if self.history else None
+        # a module's postconditions claim only inputs like the reference inputs: near its reference rows
+        domains: dict[str, dict[str, Domain]] = {}
+        for e in self.envelopes:
+            if e.side == "input" and e.index is None:
+                domains.setdefault(e.module, {})[e.name] = self.domain(e)
         for e in self.envelopes:
             at = f"inferred by infer_contracts{f' at {site}' if site else ''}"
             why = f"inside the envelope of {e.rows} reference rows (margin {self.margin:g})"
@@ -230,6 +270,7 @@ class InferredContracts:
                 cb = InClassBoxes(e.name, "result", boxes[0], boxes[1], e.box_labels, e.index)
                 cb.why = f"inside a box of the predicted class ({e.rows} reference rows, margin {self.margin:g})"
                 cb.declared_at = at
+                cb.domain = domains.get(e.module, {})
                 out[e.module][1].append(cb)
             if not self._checked(e, preconditions):
                 continue
@@ -241,6 +282,8 @@ class InferredContracts:
             for c in conds:
                 c.why = why
                 c.declared_at = at
+                if e.side == "output":
+                    c.domain = domains.get(e.module, {})
             out[e.module][0 if e.side == "input" else 1].extend(conds)
         if self.labels is not None:
             target = self.output_module if self.output_module in out else None
@@ -286,7 +329,8 @@ class InferredContracts:
             m = mods[path]
             g = get_guard(m)
             if g is None:
-                iface = self.interface(path) if interfaces and path in self.shapes else None
+                described = path in self.shapes and path not in self.undescribed
+                iface = self.interface(path) if interfaces and described else None
                 # a model input is blamed on the input data even where the Monitor
                 # has no dataflow (torch.compile) and in eager messages
                 producer = {
@@ -336,6 +380,7 @@ class InferredContracts:
             keep_rows=self.clusters is not None,
             max_rows=None,
             batch_size=batch_size,
+            known={e.key: e.granularity for e in self.envelopes},
         )
         by_key = {e.key: e for e in self.envelopes}
         seen: list[tuple[TensorEnvelope, Stats, torch.Tensor, torch.Tensor]] = []
@@ -479,6 +524,8 @@ class InferredContracts:
         except SpecError as e:
             raise SpecError(f"InferredContracts.from_dict: the envelopes make no valid condition: {e}") from None
         for path in ic.shapes:
+            if path in ic.undescribed:
+                continue
             try:
                 rebuild("InferredContracts", functools.partial(ic.interface, path))
             except SpecError as e:
@@ -532,6 +579,9 @@ class InferredContracts:
         for r in table:
             lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
         for path in self.shapes:
+            if path in self.undescribed:
+                lines.append(f"  {path or '<model>'}: no interface ({self.undescribed[path]})")
+                continue
             iface = self.interface(path)
             ins = ", ".join(f"{k}: {v}" for k, v in iface.inputs.items())
             outs = ", ".join(f"{k}: {v}" for k, v in iface.outputs.items())
@@ -580,9 +630,13 @@ def infer_contracts(
     * for classifiers (``data`` yields (inputs, labels), or ``labels`` is
       given) the label space of the model's output.
 
-    ``data``: a tensor (split into ``batch_size`` rows), an ``(inputs,
-    labels)`` pair of tensors, or an iterable of batches (a tensor or an
-    ``(inputs, labels, ...)`` tuple each, e.g. a DataLoader).
+    ``data`` (:mod:`modpact.interfaces.batches`): a tensor or a dict batch
+    (passed as keywords, e.g. ``{"input_ids": ..., "attention_mask": ...}``),
+    split into ``batch_size`` rows; an ``(inputs, labels)`` pair, labels an
+    integer tensor or a list of ints; or an iterable of batches (a DataLoader,
+    a list). With granularity "auto", a kept dim that varies across the data
+    (a sequence length) makes the envelope coarser instead of failing, and
+    the interfaces make it symbolic.
     """
     if not isinstance(model, nn.Module):
         raise SpecError(f"infer_contracts(model=...): expected an nn.Module, got {type(model).__name__}")
@@ -625,6 +679,7 @@ def infer_contracts(
             st.rows,
             boundary=st.side == "input" and is_boundary(st),
             model_input=st.side == "input" and st.sources == {MODEL_INPUT},
+            sample=torch.cat(st.sample) if st.sample else None,
         )
         head = e.side == "input" and e.module == run.output_module
         wanted = head if boxes == "head" else (e.side == "output" or e.boundary)
@@ -679,4 +734,6 @@ def infer_contracts(
         output_module=run.output_module,
         history=history,
         model=model,
+        undescribed=run.undescribed,
+        indices=run.indices,
     )

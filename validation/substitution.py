@@ -7,7 +7,7 @@ the original, elementwise within ``tolerance`` or by top-1 agreement rate
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -16,13 +16,15 @@ from torch import nn
 
 from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
+from modpact.interfaces.batches import read_batches
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
 
+from .preserve import Preserved
 from .testing import default_examples
-from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
+from .validation import _failure, _Found, applied_checks, call_or_found, pre_or_found, run_hypothesis
 
 __all__ = ["check_substitutable", "SubstitutionResult", "Agreement"]
 
@@ -76,6 +78,7 @@ class SubstitutionResult:
     compatibility: Any = None
     failures: list[str] = field(default_factory=list)
     seed: int | None = None
+    restored: list[str] = field(default_factory=list)  # state the forwards changed, put back (preserve.py)
 
     @property
     def ok(self) -> bool:
@@ -166,36 +169,6 @@ def _compare(
     return all_ok, ev
 
 
-def _batches(data: Any, names: list[str]) -> Iterable[tuple[dict[str, torch.Tensor], torch.Tensor | None]]:
-    """(inputs by interface name, labels or None) for each batch of ``data``."""
-
-    def one(item):
-        if isinstance(item, torch.Tensor):
-            return {names[0]: item}, None
-        if isinstance(item, Mapping):
-            return dict(item), None
-        if (
-            isinstance(item, (tuple, list))
-            and len(item) == 2
-            and isinstance(item[1], torch.Tensor)
-            and (isinstance(item[0], (torch.Tensor, Mapping)))
-        ):
-            x, y = item
-            return (dict(x) if isinstance(x, Mapping) else {names[0]: x}), y
-        raise SpecError(
-            f"check_substitutable(data=...): cannot read a batch from {type(item).__name__}; expected a "
-            "tensor, a dict of input tensors, an (inputs, labels) pair, or an iterable of those"
-        )
-
-    if isinstance(data, (torch.Tensor, Mapping)) or (
-        isinstance(data, tuple) and len(data) == 2 and isinstance(data[1], torch.Tensor)
-    ):
-        yield one(data)
-        return
-    for item in data:
-        yield one(item)
-
-
 def check_substitutable(
     original: nn.Module | Callable[..., Any],
     replacement: nn.Module | Callable[..., Any],
@@ -221,9 +194,14 @@ def check_substitutable(
        agree with the original's: elementwise within ``tolerance`` (default
        1e-5), or, with ``top1`` (a fraction), by the same argmax along the label
        dim on at least that fraction of all generated rows.
-    3. On ``data`` (a tensor, a dict of inputs, an (x, y) pair, or an iterable of
-       those such as a DataLoader), the same agreement; with labels the accuracy
-       of both is reported.
+    3. On ``data`` (read by :mod:`modpact.interfaces.batches`: a tensor, an
+       (inputs, labels) pair, a dict batch passed as keywords, or an iterable
+       of those such as a DataLoader), the same agreement; with integer
+       labels the accuracy of both is reported.
+
+    Neither module is changed: parameters, buffers, train/eval modes and the
+    random generators are restored before each example and at the end
+    (``result.restored`` names what the forwards had changed).
 
     Returns a :class:`SubstitutionResult` (agreement figures). On failure raises
     :class:`ValidationFailure` (``.result`` holds the figures), or with
@@ -269,6 +247,7 @@ def check_substitutable(
     checker = Target(replacement, iface, name=repl.name, what="check_substitutable")
 
     def body(inputs):
+        keep.reset()
         env = pre_or_found(orig, inputs)
         if env is REJECTED:
             from hypothesis import reject
@@ -284,8 +263,11 @@ def check_substitutable(
                 blame_reason="its preconditions are stronger than the original's",
                 note=f"{repl.name}'s preconditions reject an input {orig.name} accepts",
             )
-        a, b = orig.call(inputs), call_or_found(repl, inputs)
-        bad = next(((n, v) for n, v in checker.post(renv, b) if v is not None), None)
+        a = orig.call(inputs)
+        keep.reset()
+        b = call_or_found(repl, inputs)
+        checks, _ = applied_checks(checker, renv, b)  # postconditions only inside their domain
+        bad = next(((n, v) for n, v in checks if v is not None), None)
         if bad is not None:
             raise _Found(bad[0], bad[1], inputs)
         agree, ev = _compare(_outputs(orig, a), _outputs(repl, b), mode, tol, ldim, res.generated)
@@ -299,39 +281,42 @@ def check_substitutable(
                 blame_reason=f"it disagrees with {orig.name}",
             )
 
-    plan = InputsPlan(iface.inputs, None, device, max_side)
-    strategy = st.composite(lambda draw: plan.draw(draw))()
-    try:
-        res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_substitutable")
-    except _Found as found:
-        if found.check == "agreement":
-            head = f"check_substitutable: {repl.name} disagrees with {orig.name} beyond tolerance {tol}"
-        elif found.violation is None:
-            head = f"check_substitutable: {repl.name} cannot replace {orig.name}"
-        else:
-            head = f"check_substitutable: {repl.name} breaks {orig.name}'s contract ({found.check})"
-        res.failures.append(head)
-        res.seed = found.seed
-        err = _failure("check_substitutable", found, iface.name, res, headline=head)
-        if raise_on_failure:
-            raise err from None
-        res.failure = err  # type: ignore[attr-defined]  # not a field: only a result that failed has one
-        return res
-    # top1 is not None in the top1 mode, and an agreement rate is None only when no rows were compared
-    rate = res.generated.top1_agreement
-    if top1 is not None and rate is not None and rate < top1:
-        res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
-    if data is not None:
-        res.data = _on_data(orig, repl, data, mode, tol, ldim)
-        rate = res.data.top1_agreement
+    keep = Preserved([original, replacement])
+    with keep:
+        plan = InputsPlan(iface.inputs, None, device, max_side)
+        strategy = st.composite(lambda draw: plan.draw(draw))()
+        try:
+            res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_substitutable")
+        except _Found as found:
+            if found.check == "agreement":
+                head = f"check_substitutable: {repl.name} disagrees with {orig.name} beyond tolerance {tol}"
+            elif found.violation is None:
+                head = f"check_substitutable: {repl.name} cannot replace {orig.name}"
+            else:
+                head = f"check_substitutable: {repl.name} breaks {orig.name}'s contract ({found.check})"
+            res.failures.append(head)
+            res.seed = found.seed
+            err = _failure("check_substitutable", found, iface.name, res, headline=head)
+            if raise_on_failure:
+                raise err from None
+            res.failure = err  # type: ignore[attr-defined]  # not a field: only a result that failed has one
+            return res
+        # top1 is not None in the top1 mode, and an agreement rate is None only when no rows were compared
+        rate = res.generated.top1_agreement
         if top1 is not None and rate is not None and rate < top1:
-            res.failures.append(_top1_failure("data", res.data, top1, labels))
-        elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
-            res.failures.append(
-                f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
-                f"output elements differ beyond tolerance {tol} (max |diff| "
-                f"{res.data.max_abs_diff:.3g})"
-            )
+            res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
+        if data is not None:
+            res.data = _on_data(orig, repl, data, mode, tol, ldim, keep)
+            rate = res.data.top1_agreement
+            if top1 is not None and rate is not None and rate < top1:
+                res.failures.append(_top1_failure("data", res.data, top1, labels))
+            elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
+                res.failures.append(
+                    f"on data: {res.data.elements - res.data.agreeing_elements} of {res.data.elements} "
+                    f"output elements differ beyond tolerance {tol} (max |diff| "
+                    f"{res.data.max_abs_diff:.3g})"
+                )
+    res.restored = sorted(keep.changed)
     if res.failures and raise_on_failure:
         err = ValidationFailure(
             f"check_substitutable: {repl.name} cannot replace {orig.name}",
@@ -361,16 +346,26 @@ def _top1_failure(where: str, ag: Agreement, top1: float, labels: Any = None) ->
     )
 
 
-def _on_data(orig: Target, repl: Target, data: Any, mode: str, tol: float | None, ldim: int) -> Agreement:
+def _on_data(
+    orig: Target, repl: Target, data: Any, mode: str, tol: float | None, ldim: int, keep: Preserved
+) -> Agreement:
     ag = Agreement()
     correct_a = correct_b = labelled = 0
-    for inputs, labels in _batches(data, list(orig.interface.inputs)):
-        a, b = _outputs(orig, orig.call(inputs)), _outputs(repl, repl.call(inputs))
+    names = list(orig.interface.inputs)
+    for batch in read_batches(data, "check_substitutable"):
+        inputs = batch.named(names, "check_substitutable")
+        keep.reset()
+        a = _outputs(orig, orig.call(inputs))
+        keep.reset()
+        b = _outputs(repl, repl.call(inputs))
         _compare(a, b, mode, tol, ldim, ag)
+        labels = batch.class_labels("check_substitutable")
         if labels is not None and a and a[0].dim() >= 1:
             labelled += labels.numel()
-            correct_a += int((a[0].argmax(ldim) == labels).sum())
-            correct_b += int((b[0].argmax(ldim) == labels).sum())
+            correct_a += int((a[0].argmax(ldim) == labels.to(a[0].device)).sum())
+            correct_b += int((b[0].argmax(ldim) == labels.to(b[0].device)).sum())
+    if ag.examples == 0:
+        raise SpecError("check_substitutable(data=...): the data gave no batches")
     if labelled:
         ag.accuracy_original, ag.accuracy_replacement = correct_a / labelled, correct_b / labelled
     return ag

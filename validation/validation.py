@@ -16,8 +16,8 @@ module mixes rows across the batch, and that is what is reported.
 
 from __future__ import annotations
 
-import random
 import re
+import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from modpact.contracts.condition import Domain
 from modpact.contracts.target import REJECTED, ExtraContracts, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
 from modpact.interfaces.interface import Interface
@@ -33,6 +34,7 @@ from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
+from .preserve import Preserved
 from .testing import default_examples
 
 __all__ = ["validate", "ValidationResult", "batch_dim_of", "run_hypothesis", "DEFAULT_GROUP"]
@@ -49,7 +51,12 @@ class ValidationResult:
     ``rejected``: generated inputs a precondition rejected; ``test_cases``:
     Hypothesis examples (one forward each when batched); ``forwards``: module
     calls (relational conditions add their own re-runs); ``passes``: check ->
-    examples that passed it; ``seconds``; ``seed``; ``batched`` and ``group``.
+    examples that passed it; ``seconds``; ``seed``; ``batched`` and ``group``;
+    ``restored``: the state the forwards changed (buffers, parameters,
+    train/eval mode), put back before each example and at the end
+    (:mod:`modpact.validation.preserve`); ``outside_domain``: check ->
+    examples it was not applied to because their inputs lay outside the
+    domain the condition claims (an inferred envelope's reference inputs).
     """
 
     module: str
@@ -63,6 +70,8 @@ class ValidationResult:
     seed: int | None = None
     batched: bool = False
     group: int = 1
+    restored: list[str] = field(default_factory=list)
+    outside_domain: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,7 +87,17 @@ class ValidationResult:
             f"({self.rejected} rejected by preconditions, {self.forwards} forwards"
             f"{', batched' if self.batched else ''}, {self.seconds:.2f} s, seed={self.seed})"
         ]
-        lines += [f"  {name}: {n} passed" for name, n in self.passes.items()]
+        lines += [
+            f"  {name}: {n} passed"
+            + (
+                f", {self.outside_domain[name]} outside its domain (not checked)"
+                if self.outside_domain.get(name)
+                else ""
+            )
+            for name, n in self.passes.items()
+        ]
+        if self.restored:
+            lines.append(f"  changed by the forwards and restored: {', '.join(self.restored)}")
         return "\n".join(lines)
 
 
@@ -145,7 +164,8 @@ def run_hypothesis(
         raise SpecError(f"{what}(max_examples={max_examples!r}): expected a positive int")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise SpecError(f"{what}(seed={seed!r}): expected an int or None")
-    seed = random.getrandbits(32) if seed is None else seed
+    # not from `random`: validation restores the global generators, so they would give the same seed each run
+    seed = secrets.randbits(32) if seed is None else seed
     test = given(strategy)(lambda example: body(example))
     test = settings(
         max_examples=max_examples,
@@ -244,23 +264,77 @@ def pre_or_found(target: Target, inputs: Mapping[str, Any]) -> Any:
         raise _Found(e.contract or "precondition", e, inputs) from None
 
 
+def applied_checks(
+    target: Target, env: dict[str, Any], result: Any
+) -> tuple[list[tuple[str, ContractViolation | None]], list[str]]:
+    """``target.post`` without the postconditions whose domain the inputs lie
+    outside (``Condition.in_domain``): (the checks applied, the names of those not applied)."""
+    checks = target.post(env, result)
+    applied, skipped = checks[:1], []
+    for (name, violation), c in zip(checks[1:], target.guard.ensures):
+        try:
+            inside = c.in_domain(env)
+        except Exception:  # the check itself reports what is wrong with its arguments
+            inside = True
+        if inside:
+            applied.append((name, violation))
+        else:
+            skipped.append(name)
+    return applied, skipped
+
+
+def input_domains(target: Target) -> dict[str, Domain]:
+    """Interface input name -> the domain the target's postconditions claim for it
+    (the first one given; an inferred module's envelopes share one per input)."""
+    names = list(target.interface.inputs)
+    probes = {k: torch.empty(i) for i, k in enumerate(names)}  # told apart by their size
+    by_arg = {arg: names[t.numel()] for arg, t in target.kwargs(probes).items()}  # argument -> input name
+    out: dict[str, Domain] = {}
+    for c in target.guard.ensures:
+        for arg, d in (c.domain or {}).items():
+            name = by_arg.get(arg)
+            if name is not None and name not in out and d.rows.shape[0] > 0:
+                out[name] = d
+    return out
+
+
+def draw_inside(draw: Any, domains: Mapping[str, Domain], rows: int, device: Any) -> dict[str, torch.Tensor]:
+    """``rows`` rows per input, each a reference row of its domain moved by less
+    than the domain's radius per element (rows and offsets from one drawn seed)."""
+    from hypothesis import strategies as st
+
+    out = {}
+    for name, d in domains.items():
+        n = int(d.rows.shape[0])
+        seed = draw(st.integers(0, 2**31 - 1), label=f"{name}: rows and offsets (seed)")
+        gen = torch.Generator().manual_seed(seed)
+        ref = d.rows[torch.randint(0, n, (rows,), generator=gen)]
+        noise = torch.rand(ref.shape, generator=gen, dtype=torch.float64) * 2 - 1
+        moved = (ref.double() + 0.99 * noise * d.radius.double()).to(ref.dtype)
+        out[name] = moved.to(device) if device is not None else moved
+    return out
+
+
 class _Runner:
     """Evaluates groups of generated examples against a Target and counts."""
 
-    def __init__(self, target: Target, result: ValidationResult):
-        self.target, self.result = target, result
+    def __init__(self, target: Target, result: ValidationResult, keep: Preserved):
+        self.target, self.result, self.keep = target, result, keep
 
     def single(self, inputs: dict[str, torch.Tensor], env: dict[str, Any]) -> None:
+        self.keep.reset()
         self.result.forwards += 1
         self._check(inputs, env, call_or_found(self.target, inputs))
 
     def _check(self, inputs, env, out, in_batch: bool = False) -> bool:
-        checks = self.target.post(env, out)
+        checks, skipped = applied_checks(self.target, env, out)
         bad = next(((name, v) for name, v in checks if v is not None), None)
         if bad is None:
             self.result.examples += 1
             for name, _ in checks:
                 self.result.passes[name] = self.result.passes.get(name, 0) + 1
+            for name in skipped:
+                self.result.outside_domain[name] = self.result.outside_domain.get(name, 0) + 1
             return True
         if in_batch:
             return False
@@ -283,6 +357,7 @@ class _Runner:
             self.single(*accepted[0])
             return
         examples = [i for i, _ in accepted]
+        self.keep.reset()
         self.result.forwards += 1
         try:
             out = self.target.call(_cat(examples))
@@ -300,8 +375,9 @@ class _Runner:
     def _confirm_alone(self, inputs, accepted, part) -> None:
         env = self.target.pre(inputs)
         assert isinstance(env, dict)  # not REJECTED: these inputs were accepted before
+        self.keep.reset()
         self.result.forwards += 1
-        checks = self.target.post(env, call_or_found(self.target, inputs))
+        checks, _ = applied_checks(self.target, env, call_or_found(self.target, inputs))
         bad = next(((name, v) for name, v in checks if v is not None), None)
         if bad is not None:  # fails alone too: report the exact violation
             raise _Found(bad[0], bad[1], inputs)
@@ -363,6 +439,10 @@ def validate(
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
         raise SpecError(f"validate(group={group!r}): expected a positive int")
     plan = InputsPlan(iface.inputs, dims, device, max_side)
+    domains = input_domains(target)
+    # when every input has one, half of the examples (a drawn choice) are generated inside the domain
+    # the postconditions claim (near inferred envelopes' reference rows), so that those are checked too
+    inner = bool(domains) and set(domains) == set(iface.inputs)
     res = ValidationResult(
         module=target.name,
         interface=iface.name,
@@ -373,6 +453,9 @@ def validate(
 
     @st.composite
     def groups(draw):
+        inside = inner and draw(st.booleans(), label="inside the postconditions' domain")
+        if inside and not use_batch:
+            return [draw_inside(draw, domains, draw(st.integers(1, 8), label="rows"), device)]
         bound = draw_dims(draw, plan.dims)
         if not use_batch:
             return [plan.draw(draw, bound)]
@@ -381,18 +464,23 @@ def validate(
         k = draw(st.integers(1, group), label="examples in this forward")
         sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
         # one draw per input for the whole group (cheaper than k draws), cut into examples
-        whole = plan.draw(draw, {**bound, bdim: sum(sizes)})
+        if inside:
+            whole = draw_inside(draw, domains, sum(sizes), device)
+        else:
+            whole = plan.draw(draw, {**bound, bdim: sum(sizes)})
         starts = [sum(sizes[:i]) for i in range(k)]
         return [{n: t.narrow(0, a, b) for n, t in whole.items()} for a, b in zip(starts, sizes)]
 
-    runner = _Runner(target, res)
     start = time.perf_counter()
-    try:
-        res.seed = run_hypothesis(
-            runner.group, groups(), max_examples=max_examples, seed=seed, what="validate", reproduce=reproduce
-        )
-    except _Found as found:
-        raise _failure(f"validate({target.name})", found, iface.name) from None
+    with Preserved([module]) as keep:
+        runner = _Runner(target, res, keep)
+        try:
+            res.seed = run_hypothesis(
+                runner.group, groups(), max_examples=max_examples, seed=seed, what="validate", reproduce=reproduce
+            )
+        except _Found as found:
+            raise _failure(f"validate({target.name})", found, iface.name) from None
+    res.restored = sorted(keep.changed)
     res.seconds = time.perf_counter() - start
     return res
 

@@ -106,3 +106,55 @@ def test_refuses_a_class_without_training_inputs(mlp, digits):
 def test_refuses_a_model_without_linear_layers(digits):
     with pytest.raises(SpecError, match="ReLU has no Linear or Conv2d layer to decompose"):
         mp.decompose_classes(nn.ReLU(), digits.x_train, digits.y_train, DIGITS)
+
+
+# ---- the data argument: the one convention of modpact.interfaces.batches ----------------------------------------
+
+
+def test_labels_as_a_list_of_ints_a_pair_or_batches_give_the_same_modules(mlp, digits):
+    x, y = digits.x_train[:300], digits.y_train[:300]
+    ref = mp.decompose_classes(mlp, x, y, DIGITS, retention=0.5, classes=["3"])[0]
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=64)
+    for data, labels in ((x, y.tolist()), ((x, y), None), (loader, None)):
+        got = mp.decompose_classes(mlp, data, labels, labels=DIGITS, retention=0.5, classes=["3"])
+        for name, keep in ref.masks.items():
+            assert torch.equal(got[0].masks[name], keep), name
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            lambda x, y: (x, y.float()),
+            "decompose_classes(data=...): the labels of data are f32[300]; labels are integer class indices",
+        ),
+        (lambda x, y: (x, y.tolist()[:5]), "decompose_classes(data=...): data has 300 input rows but 5 labels"),
+        (
+            lambda x, y: ((x, y), DIGITS),
+            "decompose_classes: y is a LabelSpace; with data that carries its labels, pass the label space by keyword",
+        ),
+        (
+            lambda x, y: (x, None),
+            "decompose_classes: the data has no labels; give y, an (inputs, labels) pair or batches of pairs",
+        ),
+        (
+            lambda x, y: ({"x": x}, y),
+            "decompose_classes: with y given, x is the input tensor; got dict",
+        ),
+        (
+            lambda x, y: ([({"x": x}, y)], None),
+            "decompose_classes(data=...): batch 0 is a dict batch (keys ['x']); decompose_classes needs one input "
+            "tensor per batch",
+        ),
+    ],
+    ids=["float-labels", "count", "labelspace-as-y", "no-labels", "dict-with-y", "dict-batch"],
+)
+def test_bad_data_is_named(mlp, digits, args, message):
+    x, y = digits.x_train[:300], digits.y_train[:300]
+    data, y_arg = args(x, y)
+    with pytest.raises(SpecError) as e:
+        if isinstance(y_arg, mp.LabelSpace):
+            mp.decompose_classes(mlp, data, y_arg)
+        else:
+            mp.decompose_classes(mlp, data, y_arg, labels=DIGITS)
+    assert message in str(e.value)

@@ -126,7 +126,10 @@ def test_a_replacement_breaking_the_output_interface_fails(model):
         ({"tolerance": -1}, "check_substitutable(tolerance=-1): expected a non-negative number"),
         ({"top1": 2}, "check_substitutable(top1=2): expected a fraction in [0, 1]"),
         ({"top1": 0.9, "tolerance": 0.1}, "pass tolerance= (elementwise) or top1= (classifiers), not both"),
-        ({"data": "digits"}, "check_substitutable(data=...): cannot read a batch from str"),
+        (
+            {"data": "digits"},
+            "check_substitutable(data=...): got 'digits' (str); expected a tensor, an (inputs, labels)",
+        ),
     ],
     ids=["tolerance", "top1", "both", "data"],
 )
