@@ -63,10 +63,13 @@ CAPTURE_REFUSED = (
 )
 
 
+_CUDA_BUILT = torch.backends.cuda.is_built()  # a CPU-only build never captures: one bool per call
+
+
 def capturing() -> bool:
     """Whether the current CUDA stream is being captured into a CUDA graph
     (False without CUDA, and without initialising it: a capture needs it)."""
-    return torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
+    return _CUDA_BUILT and torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
 
 
 def refuse_capture(where: str) -> None:
