@@ -47,3 +47,16 @@ def test_a_slot_is_a_hashable_named_tuple_with_its_fields():
     assert slot.module == "body.0" and slot.finite is True and slot.phase == "forward"
     assert {slot: 1}[Slot("body.0", "postcondition", "finite(output)", "output")] == 1
     assert slot != Slot("body.0", "postcondition", "finite(output)", "output", lo=0.0)
+
+
+def test_the_tested_floor_is_the_declared_one():
+    """pyproject's ``torch>=X.Y`` and the torch `make test-matrix` runs (OLDEST_TORCH) are one fact."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    declared = re.findall(r'"torch>=([0-9.]+)"', (root / "pyproject.toml").read_text())
+    tested = re.findall(r"^OLDEST_TORCH \?= ([0-9.]+)$", (root / "Makefile").read_text(), re.M)
+    assert declared == ["2.11"] and tested == ["2.11.0"], (declared, tested)
+    assert tested[0].rsplit(".", 1)[0] == declared[0]
+    assert torch.__version__ >= declared[0]  # the torch running this test is in the range
