@@ -11,7 +11,11 @@ Variants, each a ratio to the bare model measured in the same round:
       on every leaf (like fairseq's NanDetector)
   (d) torch.autograd.detect_anomaly (forward+backward only)
 
+Each row prints the seconds it took (``s``), so a slow row shows itself; ``--models``
+picks the models (mlp, resnet, transformer) and ``--rounds`` the rounds (5; 3 with --quick).
+
 Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--json PATH]
+            [--models mlp,resnet,transformer] [--rounds N]
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import json
 import os
 import statistics
 import sys
+import time
 
 import torch
 from torch.utils.benchmark import Timer
@@ -54,7 +59,7 @@ def naive_checks(model):
 ROUNDS = 5
 
 
-def run_case(name, batch, backward, device, min_time):
+def run_case(name, batch, backward, device, min_time, rounds=ROUNDS):
     torch.manual_seed(0)
     model = MODELS[name]().to(device)
     x = example_input(model, batch).to(device)
@@ -87,7 +92,7 @@ def run_case(name, batch, backward, device, min_time):
         variants["anomaly"] = lambda: torch.autograd.detect_anomaly(check_nan=True)
 
     times = {k: [] for k in variants}
-    for _round in range(ROUNDS):
+    for _round in range(rounds):
         for key, ctx in variants.items():
             with ctx():
 
@@ -152,7 +157,13 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--floor", action="store_true", help="only the floor of per-leaf hooks on the MLP forward")
     ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
+    ap.add_argument("--models", default="mlp,resnet,transformer", help="comma-separated: mlp, resnet, transformer")
+    ap.add_argument("--rounds", type=int, default=None, help=f"rounds per row (default {ROUNDS}; 3 with --quick)")
     args = ap.parse_args()
+    rounds = args.rounds or (3 if args.quick else ROUNDS)
+    unknown = set(args.models.split(",")) - set(MODELS)
+    if unknown:
+        ap.error(f"--models: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(MODELS)}")
     if args.floor:
         floor(0.3)
         return
@@ -160,18 +171,20 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
     print(
         f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
-        f"{'anomaly':>8s}"
+        f"{'anomaly':>8s} {'s':>5s}"
     )
     figures: dict[str, dict[str, float]] = {}
-    for name in ("mlp", "resnet", "transformer"):
+    for name in args.models.split(","):
         for batch in (1, 64):
             for backward in (False, True):
-                r = run_case(name, batch, backward, args.device, min_time)
+                started = time.perf_counter()
+                r = run_case(name, batch, backward, args.device, min_time, rounds)
+                took = time.perf_counter() - started
                 figures[f"{name} {batch} {'fwd+bwd' if backward else 'fwd'}"] = r
                 anomaly = f"{r['anomaly']:8.2f}" if "anomaly" in r else f"{'-':>8s}"
                 print(
                     f"{name:12s} {batch:5d} {'fwd+bwd' if backward else 'fwd':8s} {r['bare_us']:9.1f} "
-                    f"{r['monitor']:8.2f} {r['every_call']:8.2f} {r['naive']:8.2f} {anomaly}",
+                    f"{r['monitor']:8.2f} {r['every_call']:8.2f} {r['naive']:8.2f} {anomaly} {took:5.0f}",
                     flush=True,
                 )
     if args.json:

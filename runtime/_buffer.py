@@ -26,6 +26,14 @@ host memory with ``non_blocking=True``; a CUDA event marks when the copy is
 done. ``poll()`` reads only copies whose event has completed, so the host
 never waits for the device in the steady state (one step late is fine).
 
+**CUDA graphs.** Checks recorded while a CUDA stream is being captured
+(``torch.cuda.graph``, ``make_graphed_callables``) would run again at each
+replay, but no Python runs then: nothing would tell the Monitor to read their
+verdicts, and a NaN in a replay would go unreported. So recording a deferred
+check (a CUDA tensor, or ``host_compare=False``) while the current stream is
+capturing raises ``MonitorError`` (``refuse_capture``); the model's own pre
+hook refuses a captured call before it starts.
+
 On the CPU a read is not a sync, and three tensor ops cost more than the
 comparisons themselves: there the mins and maxs are read with one
 ``tolist()`` each and compared with the bounds in Python, and a sum is read
@@ -43,9 +51,31 @@ from typing import Any
 
 import torch
 
+from modpact.errors import MonitorError
 from modpact.interfaces.values import stored_values
 
-__all__ = ["FlagBuffer", "Pending", "checkable", "range_violated"]
+__all__ = ["FlagBuffer", "Pending", "checkable", "range_violated", "capturing", "refuse_capture", "CAPTURE_REFUSED"]
+
+CAPTURE_REFUSED = (
+    "a monitored call is being captured into a CUDA graph: the Monitor's checks would run at each replay "
+    "with no Python to read their verdicts, so a NaN in a replay would go unreported; capture the model "
+    "outside the Monitor (exit it first), or run it without the graph while monitoring"
+)
+
+
+_CUDA_BUILT = torch.backends.cuda.is_built()  # a CPU-only build never captures: one bool per call
+
+
+def capturing() -> bool:
+    """Whether the current CUDA stream is being captured into a CUDA graph
+    (False without CUDA, and without initialising it: a capture needs it)."""
+    return _CUDA_BUILT and torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing()
+
+
+def refuse_capture(where: str) -> None:
+    """Raise ``MonitorError`` if the current CUDA stream is capturing (see the module docstring)."""
+    if capturing():
+        raise MonitorError(f"Monitor: {where}: {CAPTURE_REFUSED}")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -101,9 +131,12 @@ class _Group:
     once, so recording allocates nothing and a flush reads two tensors
     instead of stacking many small ones."""
 
-    __slots__ = ("vmin", "vmax", "mins", "maxs", "finite_bounds", "los", "his", "events")
+    __slots__ = ("vmin", "vmax", "mins", "maxs", "finite_bounds", "los", "his", "events", "deferred")
 
-    def __init__(self, dtype: torch.dtype, device: torch.device, capacity: int = GROUP_CAPACITY) -> None:
+    def __init__(
+        self, dtype: torch.dtype, device: torch.device, capacity: int = GROUP_CAPACITY, deferred: bool = True
+    ) -> None:
+        self.deferred = deferred  # read after a flush (not compared on the host at once): refused under capture
         with torch.inference_mode(False):  # written to inside and outside inference mode
             self.vmin = torch.zeros(capacity, dtype=dtype, device=device)
             self.vmax = torch.zeros(capacity, dtype=dtype, device=device)
@@ -173,8 +206,10 @@ class FlagBuffer:
         key = (t.dtype, t.device)
         g = self._groups.get(key)
         if g is None:
-            g = self._groups[key] = _Group(t.dtype, t.device)
+            g = self._groups[key] = _Group(t.dtype, t.device, deferred=not self._on_host(t.device))
         i = len(g.events)
+        if g.deferred:
+            refuse_capture("a range check")
         if t.requires_grad:
             t = t.detach()
         torch.aminmax(t, out=(g.mins[i], g.maxs[i]))
@@ -203,6 +238,7 @@ class FlagBuffer:
             return True
         device = t.device
         key = (total.dtype, device)
+        refuse_capture("a finite check")
         entry = self._sums.get(key)
         if entry is None:
             entry = self._sums[key] = ([], [])
@@ -216,6 +252,8 @@ class FlagBuffer:
         if not isinstance(ok, torch.Tensor):
             ok = torch.tensor(bool(ok))
         dev = ok.device
+        if not self._on_host(dev):
+            refuse_capture("a condition's verdict")
         oks, evs = self._oks.setdefault(dev, ([], []))
         oks.append(ok.detach().reshape(()).to(torch.bool))
         evs.append(event)

@@ -27,9 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from modpact.errors import MonitorError
 from modpact.interfaces.summary import describe
 from modpact.interfaces.tree import input_names, named_numbers, named_tensors, tensors, tensors_of_call
-from modpact.runtime._buffer import FlagBuffer
+from modpact.runtime._buffer import FlagBuffer, refuse_capture
 from modpact.runtime.blame import exception_blame
 from modpact.runtime.calls import Calls, autocast_allows
 from modpact.runtime.gradients import Gradients
@@ -39,12 +40,31 @@ from modpact.runtime.records import INPUT_DATA
 from modpact.runtime.scope import Scope, Settings
 from modpact.runtime.state import CallState, Phase, Slot
 
-__all__ = ["Hooks", "FLUSH_AT"]
+__all__ = ["Hooks", "FLUSH_AT", "prepend_pre_hook"]
 
 _Tensor = torch.Tensor
 _is_compiling = torch.compiler.is_compiling
 FLUSH_AT = 4096  # pending checks that trigger a flush without step()
 _MODEL_OUTPUT = "the model's output is checked on every call; the module that made the value is found by a re-run"
+
+
+def prepend_pre_hook(mod: nn.Module, hook: Callable, with_kwargs: bool = False) -> Any:
+    """Register ``hook`` to run before the module's other forward pre hooks.
+
+    ``prepend=True`` moves the hook to the front of the module's
+    ``OrderedDict`` of hooks, which leaves the plain ``dict`` order (what
+    ``dict.keys(d)`` gives) as it was. Dynamo in torch 2.11 names a hook in
+    its guards by its index in ``dict.keys(d)`` while it traced them in the
+    ``OrderedDict``'s order, so a guard's hook behind a prepended one was
+    looked up as the wrong hook (``'function' object has no attribute
+    '__self__'``). Re-inserting the hooks in their order makes both orders agree."""
+    handle = mod.register_forward_pre_hook(hook, with_kwargs=with_kwargs, prepend=True)
+    hooks = mod._forward_pre_hooks
+    if list(dict.keys(hooks)) != list(hooks.keys()):
+        items = list(hooks.items())
+        hooks.clear()
+        hooks.update(items)
+    return handle
 
 
 def reason(inputs_checked: bool) -> str:
@@ -123,7 +143,7 @@ class Hooks:
             if has_pre:
                 # prepend: the monitor's pre hook runs before a guard's, so the
                 # call is open and the module is on the stack when the guard checks
-                handles.append(mod.register_forward_pre_hook(self._make_pre(path, mod), with_kwargs=True, prepend=True))
+                handles.append(prepend_pre_hook(mod, self._make_pre(path, mod), with_kwargs=True))
             # always_call: the model's post hook also sees a forward that raised
             handles.append(
                 mod.register_forward_hook(
@@ -144,7 +164,7 @@ class Hooks:
             if inner is not self.scope.model:
                 self._install({inner: ""}, handles)
             for path, mod in self.scope.running_modules():
-                handles.append(mod.register_forward_pre_hook(self._push(path, mod), prepend=True))
+                handles.append(prepend_pre_hook(mod, self._push(path, mod)))
                 handles.append(mod.register_forward_hook(self._pop(mod), always_call=True))
             yield
         finally:
@@ -324,6 +344,7 @@ class Hooks:
             elif is_root:
                 lane = self.lane()
                 lane.busy.acquire()  # released by the model's post hook (always called)
+                refuse_capture("a call of the model")  # CUDA graphs: see _buffer.py
                 state = self._start_call(lane, args, kwargs)
                 if state.phase is Phase.LEAN:
                     return None
@@ -378,6 +399,9 @@ class Hooks:
         def root_end(lane: Lane, state: CallState, args: tuple, kwargs: dict, output: Any) -> None:
             if output is None:
                 exc = sys.exc_info()[1]
+                if isinstance(exc, MonitorError):  # the Monitor refused the call (a CUDA graph capture)
+                    state.stack.clear()
+                    return None
                 if exc is not None:
                     state.stack.clear()
                     self._raised(state, exc)  # the forward raised (this hook is always called)

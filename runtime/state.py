@@ -43,9 +43,13 @@ class Phase(enum.Enum):
         return self is Phase.DIAGNOSE
 
 
-@dataclass(frozen=True)
-class Slot:
-    """The static part of one check: the same for every call of the module."""
+class Slot(NamedTuple):
+    """The static part of one check: the same for every call of the module.
+
+    A named tuple, not a frozen dataclass: code traced by torch.compile makes
+    and hashes slots, and dynamo in torch 2.11 rebuilds a frozen dataclass
+    made in traced code without its fields (``'Slot' object has no attribute
+    'module'``) and cannot hash other user classes without a graph break."""
 
     module: str
     kind: str
