@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
+# pytest-xdist workers (the suite's tests are independent of each other); 0 runs in one process
+PYTEST_WORKERS ?= 2
 PY := $(VENV)/bin/python
 DEV_STAMP := $(VENV)/.modpact-dev
 
@@ -37,7 +39,7 @@ $(DEV_STAMP): pyproject.toml | $(PY)
 venv: $(DEV_STAMP)
 
 test: $(DEV_STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # the cached venv: the oldest torch, then the dev extra's other packages (installing the project pulls
 # them in without replacing that torch, which meets the floor); modpact itself is uninstalled again,
@@ -68,7 +70,7 @@ matrix-venv: $(MATRIX_STAMP)
 # the whole suite.
 MATRIX_TESTS ?=
 test-matrix: $(MATRIX_STAMP)
-	$(MATRIX_PY) -m pytest $(MATRIX_TESTS) $(PYTEST_ARGS)
+	$(MATRIX_PY) -m pytest -n $(PYTEST_WORKERS) $(MATRIX_TESTS) $(PYTEST_ARGS)
 
 # ruff (lint, then the format check), mypy, then the import contracts; the settings are in pyproject.
 # mypy and import-linter find a package by walking its folder, so they run on a view of the installed
