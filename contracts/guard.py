@@ -227,7 +227,9 @@ def get_guard(module: nn.Module) -> Guard | None:
 def unguard(module: nn.Module) -> nn.Module:
     """Remove the hooks ``guard`` attached (no-op if not guarded); returns the module."""
     if not isinstance(module, nn.Module):
-        raise SpecError(f"Expected unguard(module) to be an nn.Module, got {module!r:.80} (type={type(module).__name__})")
+        raise SpecError(
+            f"Expected unguard(module) to be an nn.Module, got {module!r:.80} (type={type(module).__name__})"
+        )
     g = module.__dict__.get(_ATTR)
     if g is not None:
         g.remove()
