@@ -5,11 +5,15 @@ interfaces, and repair one blamed module.
     stages = split(model, at=["encoder"], example=x)
     modules = decompose_classes(model, x_train, y_train, labels, retention=0.6)
     clf = compose_classes(modules, labels)
+    port = export(stage, interface, example); port.save("stage.pt2"); load_exported("stage.pt2")
 """
 
 from .compose import ComposedClassifier, compose_classes
 from .concern import ClassModule, decompose_classes
 from .modular import ModularModel
+from .port import Port, export, load_exported
+from .port_shapes import dynamic_shapes
+from .ported import PortedModule
 from .repair import Compute, RepairResult, SubstitutionCheck, repair
 from .split import Split, split
 
@@ -25,4 +29,9 @@ __all__ = [
     "RepairResult",
     "Compute",
     "SubstitutionCheck",
+    "export",
+    "Port",
+    "load_exported",
+    "dynamic_shapes",
+    "PortedModule",
 ]
