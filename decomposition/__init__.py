@@ -8,6 +8,7 @@ interfaces, and repair one blamed module.
     port = export(stage, interface, example); port.save("stage.pt2"); load_exported("stage.pt2")
 """
 
+from .checkpoint import load_checkpoint, read_checkpoint_document, save_checkpoint
 from .compose import ComposedClassifier, compose_classes
 from .concern import ClassModule, decompose_classes
 from .modular import ModularModel
@@ -34,4 +35,7 @@ __all__ = [
     "load_exported",
     "dynamic_shapes",
     "PortedModule",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_document",
 ]

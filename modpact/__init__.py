@@ -61,8 +61,11 @@ from modpact.decomposition import (
     decompose_classes,
     dynamic_shapes,
     export,
+    load_checkpoint,
     load_exported,
+    read_checkpoint_document,
     repair,
+    save_checkpoint,
     split,
 )
 from modpact.errors import (
@@ -183,6 +186,9 @@ __all__ = [
     "load_exported",
     "dynamic_shapes",
     "PortedModule",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_checkpoint_document",
     # errors
     "ModpactError",
     "SpecError",
