@@ -17,6 +17,7 @@ from .port_shapes import dynamic_shapes
 from .ported import PortedModule
 from .repair import Compute, RepairResult, SubstitutionCheck, repair
 from .split import Split, split
+from .stubs import annotation, annotation_text, not_expressible, stub
 
 __all__ = [
     "split",
@@ -38,4 +39,8 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_checkpoint_document",
+    "annotation",
+    "annotation_text",
+    "not_expressible",
+    "stub",
 ]
