@@ -13,6 +13,7 @@ from .compose import ComposedClassifier, compose_classes
 from .concern import ClassModule, decompose_classes
 from .modular import ModularModel
 from .port import Port, export, load_exported
+from .port_onnx import OnnxPort, check_onnx, export_onnx, load_onnx, onnx_problems
 from .port_shapes import dynamic_shapes
 from .ported import PortedModule
 from .repair import Compute, RepairResult, SubstitutionCheck, repair
@@ -43,4 +44,9 @@ __all__ = [
     "annotation_text",
     "not_expressible",
     "stub",
+    "export_onnx",
+    "OnnxPort",
+    "check_onnx",
+    "onnx_problems",
+    "load_onnx",
 ]

@@ -35,7 +35,7 @@ from .port_shapes import ShapePlan, linear_form, plan_shapes, positions
 from .portdoc import DOCUMENT_KEY, PortDocument, document_for, read_document
 from .ported import PortedModule, ported_module
 
-__all__ = ["Port", "export", "load_exported", "program_problems", "named_example", "arguments"]
+__all__ = ["Port", "export", "load_exported", "program_problems", "named_example", "arguments", "input_exprs"]
 
 
 @dataclass
@@ -177,7 +177,7 @@ def _specializations(
             program = torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=auto, strict=strict)
     except Exception:  # the diagnosis is best effort: the caller reports the first error instead
         return [], None
-    exprs = _input_exprs(program, args)
+    exprs = input_exprs(program, args)
     out = []
     seen: dict[Any, tuple[str, Any]] = {}
     for (tname, axis), d in plan.meaning.items():
@@ -206,7 +206,7 @@ def _user_placeholders(program: Any) -> list[Any]:
     return [n for n in program.graph.nodes if n.op == "placeholder" and n.name in user]
 
 
-def _input_exprs(program: Any, args: dict[str, str]) -> dict[tuple[str, int], Any]:
+def input_exprs(program: Any, args: dict[str, str]) -> dict[tuple[str, int], Any]:
     """(interface input name, axis) -> the sympy expression of its size in the program."""
     _, kw = pytree.tree_unflatten([n.meta.get("val") for n in _user_placeholders(program)], program.call_spec.in_spec)
     by_arg = {a: k for k, a in args.items()}
@@ -232,7 +232,7 @@ def program_problems(program: Any, interface: Interface, plan: ShapePlan, args: 
     import sympy  # imported when used: it takes a second to import
 
     env: dict[str, Any] = {}  # interface dim name -> sympy expression in the program
-    exprs = _input_exprs(program, args)
+    exprs = input_exprs(program, args)
     for (tname, axis), d in plan.meaning.items():
         e = exprs.get((tname, axis))
         if e is not None and d.kind == "named" and not d.variadic:
