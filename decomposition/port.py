@@ -151,7 +151,7 @@ def export(
             found += program_problems(auto, iface, plan, args)
         raise PortError(
             f"export: the graph of {type(module).__name__} contradicts interface {iface.name!r}",
-            found or [f"torch.export: {str(e).splitlines()[0]}"],
+            found or _torch_reasons(e),
         ) from None
     finally:
         module.train(was_training)
@@ -164,6 +164,17 @@ def export(
     doc.extra["dims"] = {k: list(v) for k, v in plan.bounds.items()}
     doc.extra["arguments"] = args
     return Port(program, doc, plan, seconds, notes=list(plan.notes))
+
+
+def _torch_reasons(e: Exception) -> list[str]:
+    """torch.export's own reasons (its ``- ...`` lines and suggested fixes), when the
+    diagnosis found none of its own: a range the graph needs (``seq <= 32``)."""
+    lines = [ln.strip() for ln in str(e).splitlines()]
+    out = [f"torch.export: {ln[2:]}" for ln in lines if ln.startswith("- ")]
+    if "Suggested fixes:" in lines:
+        fixes = lines[lines.index("Suggested fixes:") + 1 :]
+        out += [f"torch.export suggests: {ln}" for ln in fixes if ln and not ln.startswith("The error above")][:5]
+    return out or [f"torch.export: {lines[0] if lines else type(e).__name__}"]
 
 
 def _specializations(

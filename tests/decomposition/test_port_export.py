@@ -192,6 +192,9 @@ def test_hugging_face_bert_with_keyword_inputs_round_trips(tmp_path):
         {"logits": f32("batch 3")},
     )
     ex = {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    with pytest.raises(PortError) as e:  # 32 positions: the graph bounds seq, and torch.export's reason is passed on
+        export(bert, iface, ex)
+    assert e.value.reasons[-1] == "torch.export suggests: seq = Dim('seq', max=32)"
     port = export(bert, iface, ex, dims={"seq": (2, 32)})
     loaded = load_exported(port.save(tmp_path / "bert.pt2"))
     ids, mask = torch.randint(0, 100, (3, 9)), torch.ones(3, 9, dtype=torch.long)
