@@ -13,6 +13,7 @@ Needs ``modpact[export]`` (onnx, onnxruntime, onnxscript).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import logging
 import time
@@ -131,8 +132,8 @@ def export_onnx(
     import onnx
 
     port = export(module, interface, example, dims=dims)
-    doc = port.document
-    doc.artifact = "onnx"
+    # the ONNX file's own document; port.document stays the program's (Port.save writes it)
+    doc = dataclasses.replace(port.document, artifact="onnx", extra=dict(port.document.extra))
     program = port.program
     args = doc.extra["arguments"]
     by_arg = {a: k for k, a in args.items()}

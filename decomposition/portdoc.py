@@ -28,7 +28,7 @@ from torch import nn
 
 from modpact._version import __version__
 from modpact.contracts import Condition, get_contract, get_guard
-from modpact.errors import ExtraMissing, FormatVersionError, LoadError, SpecError
+from modpact.errors import ExtraMissing, FormatVersionError, SpecError
 from modpact.interfaces import Interface
 from modpact.interfaces.jsonread import parse_json
 from modpact.interfaces.serialize import validation_problems
@@ -156,7 +156,3 @@ def require_extra(module: str, what: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise ExtraMissing(f"{what} needs {module}, which is not installed; run: {EXPORT_HINT}") from None
-
-
-def not_a_file(path: Any, what: str) -> LoadError:
-    return LoadError(f"{what}: expected a file path, got {type(path).__name__}")

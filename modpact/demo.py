@@ -189,11 +189,14 @@ def _port(console: Console, mm: mp.ModularModel, data, out: Path) -> bool | None
     except ExtraMissing as e:
         console.print(f"   skipped: {e}")
         return None
+    first = next(iter(iface.inputs))
     console.print(
-        f"   {onnx_port.path} (and {out / f'{FAULTY}.pt2'}): torch.export {onnx_port.port.seconds:.1f} s, "
-        f"ONNX {onnx_port.seconds:.1f} s; the graph matches interface {iface.name!r} (names, dtypes, dims "
-        + ", ".join(str(d) for d in iface.inputs[next(iter(iface.inputs))].shape)
-        + ")"
+        f"   wrote {onnx_port.path} and {out / f'{FAULTY}.pt2'} "
+        f"(torch.export {onnx_port.port.seconds:.1f} s, ONNX {onnx_port.seconds:.1f} s)"
+    )
+    console.print(
+        f"   the graph matches interface {iface.name!r}: names, dtypes and dims "
+        f"(inputs.{first}: {iface.inputs[first].shape}) checked by check_onnx"
     )
     console.print("   onnxruntime " + str(res).replace("\n", "\n   "))
     return res.ok

@@ -63,6 +63,7 @@ def test_the_file_carries_dim_names_and_the_interface(masked_onnx):
     meta = {e.key: e.value for e in model.metadata_props}
     assert mp.Interface.from_dict(__import__("json").loads(meta["modpact.json"])["interface"]) == MASKED
     assert onnx_problems(port.path) == [] and check_onnx(port.path) == MASKED
+    assert port.port.document.artifact == "torch.export"  # the program's own document, for Port.save
 
 
 def test_onnxruntime_session_is_proven_substitutable(masked_onnx):
