@@ -153,6 +153,12 @@ def export(
             f"export: the graph of {type(module).__name__} contradicts interface {iface.name!r}",
             found or _torch_reasons(e),
         ) from None
+    except Exception as e:  # anything else torch.export cannot trace: say so, keep its traceback as the cause
+        lines = str(e).strip().splitlines()
+        raise PortError(
+            f"export: torch.export cannot export {type(module).__name__}",
+            [f"{type(e).__name__}: {lines[0][:300] if lines else ''}"],
+        ) from e
     finally:
         module.train(was_training)
     seconds = time.perf_counter() - t0

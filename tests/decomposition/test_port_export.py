@@ -223,6 +223,17 @@ def test_bad_arguments_are_named():
         plan_shapes(bc, {"x": torch.randn(3, 8)})
 
 
+def test_a_module_torch_export_cannot_trace_is_a_port_error():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x * 2 if float(x.sum()) > 0 else x  # data-dependent control flow
+
+    with pytest.raises(PortError) as e:
+        export(Branchy(), mp.Interface("b", {"x": f32("batch 8")}, {"y": f32("batch 8")}), torch.ones(3, 8))
+    assert str(e.value).startswith("export: torch.export cannot export Branchy\n  - ")
+    assert e.value.__cause__ is not None
+
+
 def _program_without_document(path):
     ep = torch.export.export(nn.Linear(8, 4), (torch.randn(3, 8),), dynamic_shapes=({0: Dim("b")},))
     torch.export.save(ep, path)
