@@ -13,7 +13,7 @@ from typing import Any
 
 from torch import nn
 
-from modpact.contracts import guard
+from modpact.contracts import get_guard, guard
 
 from .portdoc import PortDocument
 
@@ -70,4 +70,7 @@ def ported_module(
         ensures=list(document.ensures),
         name=document.interface.name,
     )
+    g = get_guard(mod)
+    if g is not None:  # None when contracts are off (MODPACT_CONTRACTS=off)
+        g.declared_at = f"{source} (the interface that travelled with it)"
     return mod

@@ -79,6 +79,7 @@ def test_round_trip_saves_interface_and_contracts_and_checks_every_call(tmp_path
     with pytest.raises(InterfaceViolation) as e:
         loaded(torch.randn(5, 9))
     assert "inputs.x: shape expected batch 8, got (5, 9) (dim 1 is 9, expected 8)" in str(e.value)
+    assert str(e.value).endswith(f"declared at {path} (the interface that travelled with it)")
     with torch.no_grad():
         port.program.state_dict["weight"][0, 0] = float("nan")  # the program's own copy of the weight
     with pytest.raises(InterfaceViolation, match="outputs.y: finite expected finite values"):
