@@ -10,10 +10,16 @@
    retraining the whole model;
 6. validate the repaired module with Hypothesis against its interface, and
    monitor the repaired model on clean data again;
-7. write the fault's diagnosis as ``modpact-report.html`` and ``.json``.
+7. write the fault's diagnosis as ``modpact-report.html`` and ``.json``;
+8. port the repaired module: export it with its interface to ONNX
+   (``hidden.onnx``, and the torch.export program ``hidden.pt2``), check the
+   graph against the interface, and prove the onnxruntime session
+   substitutable for the module on generated inputs and the test data
+   (needs ``modpact[export]``; without it the step says so and is skipped).
 
-Exit code 0 when the monitor blamed the injected module and the repair
-validated; 1 otherwise.
+Exit code 0 when the monitor blamed the injected module, the repair
+validated and (with the export extra) the port was proven substitutable;
+1 otherwise.
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from rich.console import Console
 
 import modpact as mp
 from modpact.decomposition.data import DIGITS, load
+from modpact.decomposition.port_onnx import check_onnx, export_onnx, load_onnx
 from modpact.decomposition.training import accuracy, digits_modular, train_digits_mlp
-from modpact.errors import LoadError
+from modpact.errors import ExtraMissing, LoadError
 from modpact.runtime.contracts_info import model_contracts
 from modpact.runtime.render.text import contracts_tree
 
@@ -152,10 +159,44 @@ def run_demo(out_dir: str | Path = ".", console: Console | None = None) -> int:
             raise LoadError(f"cannot write the report files to {out_dir}: {e.strerror or e}") from None
     console.print(f"   {html} (open it in a browser) and {js}")
 
-    ok = clean.ok and found and result.substitutable.ok and after.ok
+    ported = _port(console, mm, data, out)
+    ok = clean.ok and found and result.substitutable.ok and after.ok and ported is not False
+    done = "fault found, blamed, repaired and validated" + (
+        ", and the module ported" if ported else " (not ported: the export extra is not installed)"
+    )
     console.print(
-        "[bold green]demo finished: fault found, blamed, repaired and validated[/bold green]"
+        f"[bold green]demo finished: {done}[/bold green]"
         if ok
         else "[bold red]demo finished with an unexpected result (see above)[/bold red]"
     )
     return 0 if ok else 1
+
+
+def _port(console: Console, mm: mp.ModularModel, data, out: Path) -> bool | None:
+    """Step 8: True when the port was proven substitutable, False when it was not,
+    None when the export extra is missing (said on the console)."""
+    stage = mm.module(FAULTY)
+    with torch.no_grad():
+        h = mm.module("encoder")(data.x_test)
+    title = f"8. port the repaired {FAULTY!r} to ONNX with its interface, check it, prove it substitutable"
+    try:
+        with _step(console, title):
+            onnx_port = export_onnx(stage, example=h[:8], path=out / f"{FAULTY}.onnx")
+            onnx_port.port.save(out / f"{FAULTY}.pt2")
+            iface = check_onnx(onnx_port.path)
+            ported = load_onnx(onnx_port.path, threads=1)
+            res = mp.check_substitutable(stage, ported, tolerance=1e-5, data=h, max_examples=30, seed=0)
+    except ExtraMissing as e:
+        console.print(f"   skipped: {e}")
+        return None
+    first = next(iter(iface.inputs))
+    console.print(
+        f"   wrote {onnx_port.path} and {out / f'{FAULTY}.pt2'} "
+        f"(torch.export {onnx_port.port.seconds:.1f} s, ONNX {onnx_port.seconds:.1f} s)"
+    )
+    console.print(
+        f"   the graph matches interface {iface.name!r}: names, dtypes and dims "
+        f"(inputs.{first}: {iface.inputs[first].shape}) checked by check_onnx"
+    )
+    console.print("   onnxruntime " + str(res).replace("\n", "\n   "))
+    return res.ok

@@ -36,6 +36,8 @@ __all__ = [
     "MonitorError",
     "LoadError",
     "ValidationFailure",
+    "PortError",
+    "ExtraMissing",
 ]
 
 
@@ -60,6 +62,17 @@ class CompatibilityError(ModpactError, TypeError):
         if self.reasons:
             full += "\n" + "\n".join(f"  - {r}" for r in self.reasons)
         super().__init__(full)
+
+
+class PortError(CompatibilityError):
+    """A ported artifact (an exported program, an ONNX graph, a checkpoint)
+    contradicts the interface it was meant to carry; ``reasons`` lists every
+    contradiction found."""
+
+
+class ExtraMissing(ModpactError, ImportError):
+    """An optional dependency is not installed; the message names the extra
+    to install (``pip install "modpact[export]"``)."""
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,12 @@ def test_cli_demo_finds_blames_repairs_and_validates(tmp_path):
     assert "repair of 'hidden' (retrain): accuracy 10.00% -> " in text
     assert "substitutable: yes" in text
     assert "validate(hidden) against 'hidden':" in text
-    assert text.rstrip().endswith("demo finished: fault found, blamed, repaired and validated")
+    assert "8. port the repaired 'hidden' to ONNX with its interface, check it, prove it substitutable" in text
+    assert "the graph matches interface 'hidden'" in text
+    assert "onnxruntime hidden can replace hidden (elementwise, tolerance 1e-05)" in text
+    assert text.rstrip().endswith("demo finished: fault found, blamed, repaired and validated, and the module ported")
+    assert modpact.load_onnx(tmp_path / "hidden.onnx").interface.name == "hidden"
+    assert modpact.load_exported(tmp_path / "hidden.pt2").interface.name == "hidden"
     report = modpact.DiagnosisReport.from_json((tmp_path / "modpact-report.json").read_text())
     assert report.root_cause.module == "hidden.2"
     html = (tmp_path / "modpact-report.html").read_text()
