@@ -257,7 +257,8 @@ def program_problems(program: Any, interface: Interface, plan: ShapePlan, args: 
         elif e is not None and d.kind == "expr" and (lin := linear_form(str(d.name))) is not None:
             root, a, b = lin
             env.setdefault(root, sympy.simplify((e - b) / a))
-    for tname, spec in interface.inputs.items():  # constants (fixed by the graph or a label space) bind too
+    ins, outs = interface.tensor_specs("export")
+    for tname, spec in ins.items():  # constants (fixed by the graph or a label space) bind too
         for axis, d, _ in positions(spec.shape, _rank(exprs, tname)) or []:
             if d.kind == "named" and not d.variadic and (tname, axis) in exprs:
                 env.setdefault(str(d.name), exprs[(tname, axis)])
@@ -266,7 +267,7 @@ def program_problems(program: Any, interface: Interface, plan: ShapePlan, args: 
     user_out = vals[len(vals) - len(program.graph_signature.user_outputs) :]
     result = pytree.tree_unflatten(user_out, program.call_spec.out_spec)
     named, problems = _outputs_named(interface, result)
-    for oname, spec in interface.outputs.items():
+    for oname, spec in outs.items():
         t = named.get(oname)
         if t is None:
             continue

@@ -198,7 +198,7 @@ def _symbol_names(port: Port) -> dict[str, str]:
 
 
 def _variadic_index(port: Port, tname: str, axis: int) -> int:
-    spec = port.interface.inputs[tname]
+    spec = port.interface.tensor_specs("export_onnx")[0][tname]
     before, _, _ = spec.shape.split()
     return axis - len(before)
 
@@ -273,9 +273,10 @@ def onnx_problems(path: str | Path, interface: Interface | None = None) -> list[
     iface = interface if interface is not None else doc.interface  # type: ignore[union-attr]  # checked above
     renamed = _graph_outputs(doc)
     out: list[str] = []
+    ins, outs = iface.tensor_specs("check_onnx")
     for side, values, specs in (
-        ("inputs", _graph_inputs(model), iface.inputs),
-        ("outputs", list(model.graph.output), iface.outputs),
+        ("inputs", _graph_inputs(model), ins),
+        ("outputs", list(model.graph.output), outs),
     ):
         back = {v: k for k, v in renamed.items()} if side == "outputs" else {}
         got = {back.get(v.name, v.name): v for v in values}

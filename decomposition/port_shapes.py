@@ -107,11 +107,12 @@ def plan_shapes(
     """The plan for ``example`` (input name -> tensor, checked against the
     interface by the caller): which axes are dynamic and how they relate.
     ``dims``: ``{name: (min, max)}`` bounds of named dims (max None: unbounded)."""
-    known = [n for s in interface.inputs.values() for n in s.shape.names]
+    ins = interface.tensor_specs("dynamic_shapes")[0]
+    known = [n for s in ins.values() for n in s.shape.names]
     bounds = _bounds(dims, known)
     pinned = _pinned(interface)
-    plan = ShapePlan({k: {} for k in interface.inputs})
-    for tname, spec in interface.inputs.items():
+    plan = ShapePlan({k: {} for k in ins})
+    for tname, spec in ins.items():
         t = example.get(tname)
         if not isinstance(t, torch.Tensor):
             continue
@@ -162,7 +163,7 @@ def _named(plan: ShapePlan, key: str, bound: tuple[int, int | None] | None, wher
 def _pinned(interface: Interface) -> set[str]:
     """Named dims a label space pins to its size (a constant in the graph)."""
     out = set()
-    for spec in interface.inputs.values():
+    for spec in interface.tensor_specs("dynamic_shapes")[0].values():
         if spec.labels is not None:
             d = spec._dim_at(spec.label_dim)
             if d is not None and d.kind == "named" and not d.broadcast and d.name is not None:

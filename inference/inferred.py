@@ -218,12 +218,18 @@ class InferredContracts:
         iface = interface_from_tensors(
             path or "<model>", seen_in, seen_out, batch_dim=True, description="inferred by modpact.infer_contracts"
         )
-        idx = {k: n for k, n in self.indices.get(path, {}).items() if k in iface.inputs}
+        idx = {
+            k: n
+            for k, n in self.indices.get(path, {}).items()
+            if k in iface.inputs and isinstance(iface.inputs[k], TensorSpec)
+        }
         if not idx:
             return iface
         inputs = dict(iface.inputs)
         for name, n in idx.items():
-            d = inputs[name].to_dict()
+            spec = inputs[name]
+            assert isinstance(spec, TensorSpec)  # idx holds tensor inputs only
+            d = spec.to_dict()
             d["indices"] = n
             inputs[name] = TensorSpec.from_dict(d)
         return Interface(iface.name, inputs, iface.outputs, description=iface.description)

@@ -185,6 +185,25 @@ class Interface:
         )
 
     # ---- serialization / construction helpers --------------------------------------
+    def tensor_specs(self, what: str) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+        """The inputs and outputs as tensor specs, for what handles tensors only
+        (``what`` names it in the error): a nested, optional or opaque part is a
+        ``SpecError`` naming it, never passed over."""
+        parts = [
+            f"{side}.{k} ({type(s).__name__})"
+            for side, specs in (("inputs", self.inputs), ("outputs", self.outputs))
+            for k, s in specs.items()
+            if not isinstance(s, TensorSpec)
+        ]
+        if parts:
+            raise SpecError(
+                f"{what}: interface {self.name!r} has parts that are not tensors: {', '.join(parts)}; "
+                f"{what} handles interfaces of tensors only"
+            )
+        ins = {k: s for k, s in self.inputs.items() if isinstance(s, TensorSpec)}
+        outs = {k: s for k, s in self.outputs.items() if isinstance(s, TensorSpec)}
+        return ins, outs
+
     def to_dict(self) -> dict:
         return serialize.to_dict(self)
 

@@ -196,7 +196,7 @@ def _port(console: Console, mm: mp.ModularModel, data, out: Path) -> bool | None
     )
     console.print(
         f"   the graph matches interface {iface.name!r}: names, dtypes and dims "
-        f"(inputs.{first}: {iface.inputs[first].shape}) checked by check_onnx"
+        f"(inputs.{first}: {iface.tensor_specs('demo')[0][first].shape}) checked by check_onnx"
     )
     console.print("   onnxruntime " + str(res).replace("\n", "\n   "))
     return res.ok

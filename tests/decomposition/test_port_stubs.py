@@ -2,6 +2,7 @@
 Interface.from_annotations."""
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -79,3 +80,22 @@ def test_stub_of_one_output_and_a_method():
     assert "# inputs.x: range=(0, 1)" in text and "# returns" not in text
     with pytest.raises(SpecError, match=r"stub\(name='class'\): expected a Python identifier"):
         stub(iface, "class")
+
+
+def test_ports_of_interfaces_with_nested_parts_are_refused_naming_them():
+    """export, ONNX, shapes and stubs handle tensors: a nested or opaque part is named, never passed over."""
+    lstm = mp.Interface(
+        "lstm",
+        inputs={"x": mp.TensorSpec("batch t 4")},
+        outputs={"out": mp.TensorSpec("batch t 5"), "state": mp.TupleSpec([mp.TensorSpec("1 batch 5")] * 2)},
+    )
+    want = (
+        "{what}: interface 'lstm' has parts that are not tensors: outputs.state (TupleSpec); "
+        "{what} handles interfaces of tensors only"
+    )
+    with pytest.raises(SpecError) as e:
+        stub(lstm)
+    assert str(e.value) == want.format(what="stub")
+    with pytest.raises(SpecError) as e:
+        mp.dynamic_shapes(lstm, {"x": torch.zeros(2, 3, 4)})
+    assert str(e.value) == want.format(what="dynamic_shapes")
