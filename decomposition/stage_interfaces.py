@@ -5,7 +5,10 @@ that follow the batch size become the symbolic ``batch``. Stage 0's inputs
 are named after the model's parameters, the values crossing a cut after
 ``Split.carried`` (the outputs of the stage before and the inputs of the stage
 after, so ``check_compatible`` pairs them), the last stage's outputs as
-``infer_interface`` names a result. A value no spec can describe (a nested
+``infer_interface`` names a result. A value crossing a cut is described on
+the later stage's side as the earlier stage's output describes it (the same
+object crosses; a claim inferred on one side only, such as a 0/1 mask's range
+read from the example's inputs, would make the edge fail). A value no spec can describe (a nested
 tuple, a ``ModelOutput``, a cache, a Python number) is listed with the tensors
 it holds, in the stage's ``undescribed`` list and in its interface's
 description, instead of being dropped.
@@ -92,6 +95,17 @@ def stage_interfaces(cut: Cut, args: tuple, kwargs: dict, base: str) -> tuple[li
         missing = _not_described("inputs", examples[0], iface.inputs) + _not_described(
             "outputs", _output_names(outs[0]), iface.outputs
         )
+        if k > 0:  # a crossing value is what the stage before returned: described as its output is
+            before = interfaces[k - 1].outputs
+            same = [n for n in iface.inputs if n in before]
+            notes = [p for p in iface.description.split("; ") if not any(p.startswith(f"inputs.{n}:") for n in same)]
+            iface = Interface(
+                iface.name,
+                {n: before.get(n, s) for n, s in iface.inputs.items()},
+                iface.outputs,
+                description="; ".join(notes)
+                + (f"; inputs as stage {k - 1}'s outputs: {', '.join(same)}" if same else ""),
+            )
         if missing or note:
             described = f"{iface.description}{note}" + (f"; not described: {'; '.join(missing)}" if missing else "")
             iface = Interface(iface.name, iface.inputs, iface.outputs, description=described)

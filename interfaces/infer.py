@@ -392,6 +392,8 @@ class _Describer:
         kw: dict[str, Any] = {}
         if self.side == "inputs" and integral and self.traced:
             kw = self._int_range(ts, path)
+        elif integral:  # an output: a mask it passes on (a split stage's) is described as the input it came from
+            kw = self._mask_range(ts, path)
         elif self.finite and floating:
             kw = self._finite(ts, where)
         return TensorSpec(dims, dtype=dtypes, **kw)
@@ -404,14 +406,22 @@ class _Describer:
             by = ", ".join(f"{p} (nn.Embedding, num_embeddings={k})" for p, k in rs)
             self.notes.append(f"{where}: range [0, {n - 1}] from the embedding(s) that read it: {by}")
             return {"range": (0, n - 1)}
-        last = re.split(r"[.\[\]]", path.rstrip("]"))[-1]
-        real = all(t.device.type != "meta" for t in ts)
         if all(t.dtype == torch.bool for t in ts):
             return {}
-        if _MASK.search(last) and real and all(bool(((t == 0) | (t == 1)).all()) for t in ts):
-            self.notes.append(f"{where}: a 0/1 mask (1 attends, 0 is padding): range [0, 1]")
+        mask = self._mask_range(ts, path)
+        if not mask:
+            self.notes.append(f"{where}: integer values with no known range (no embedding read it)")
+        return mask
+
+    def _mask_range(self, ts: list[torch.Tensor], path: str) -> dict[str, Any]:
+        """``range=(0, 1)`` for integers named like a mask whose example values are all 0 or 1."""
+        last = re.split(r"[.\[\]]", path.rstrip("]"))[-1]
+        real = all(t.device.type != "meta" for t in ts)
+        if any(t.dtype == torch.bool for t in ts) or not (_MASK.search(last) and real):
+            return {}
+        if all(bool(((t == 0) | (t == 1)).all()) for t in ts):
+            self.notes.append(f"{self.side}.{path}: a 0/1 mask (1 attends, 0 is padding): range [0, 1]")
             return {"range": (0, 1)}
-        self.notes.append(f"{where}: integer values with no known range (no embedding read it)")
         return {}
 
     def _finite(self, ts: list[torch.Tensor], where: str) -> dict[str, Any]:

@@ -144,9 +144,12 @@ def test_a_model_output_crosses_the_cut_as_the_object_returned():
     assert type(handoff) is transformers.modeling_outputs.BaseModelOutputWithPoolingAndCrossAttentions
     assert _same(handoff, model.bert(**batch.kwargs))
     assert torch.equal(parts[1](handoff).logits, model(**batch.kwargs).logits)
-    assert parts.undescribed[0] == [
-        "outputs.bert (BaseModelOutputWithPoolingAndCrossAttentions of 2 tensor(s): f32[4,16,32], f32[4,32])"
-    ]
+    # described field by field, under its type's name, on both sides of the cut
+    assert parts.undescribed == [[], []]
+    crossing = parts.interfaces[0].outputs["bert"]
+    assert isinstance(crossing, mp.DictSpec) and crossing == parts.interfaces[1].inputs["bert"]
+    assert crossing.type == "transformers.modeling_outputs.BaseModelOutputWithPoolingAndCrossAttentions"
+    assert sorted(crossing.fields) == ["last_hidden_state", "pooler_output"]
 
 
 @pytest.mark.slow
@@ -155,7 +158,10 @@ def test_gpt2_cache_written_before_the_cut_reaches_the_output():
     out = parts(**batch.kwargs)
     assert len(pytree.tree_leaves(out.cache)) == 4  # keys and values of both layers, bit-exact (above)
     assert parts.carried[0][0] == "transformer_h_0" and len(parts.carried[0]) > 1  # mask and layer 0's cache
-    assert any(u.startswith("outputs.cache (DynamicCache of 4 tensor(s)") for u in parts.undescribed[1])
+    assert parts.undescribed == [[], []]  # the cache is described by its type (an OpaqueSpec), not dropped
+    assert any(
+        isinstance(s, mp.OpaqueSpec) and s.type.endswith("DynamicCache") for s in parts.interfaces[1].outputs.values()
+    )
 
 
 @pytest.mark.slow
@@ -168,7 +174,10 @@ def test_gpt2_without_cache_and_a_call_that_asks_for_one():
     assert parts.method == "export" and len(parts) == 3
     out = parts(**example)
     assert out.cache is None and torch.equal(out.logits, model(**example).logits)
-    assert parts.undescribed[0] == ["inputs.use_cache (bool False)"]
+    assert parts.undescribed == [[], [], []]
+    assert parts.interfaces[0].inputs["use_cache"] == mp.OpaqueSpec(
+        "builtins.bool", note="described by type only: not a tensor, tuple, list, mapping or dataclass"
+    )
     with pytest.raises(SpecError) as e:  # the flag is a constant of the exported graph
         parts(**{**batch.kwargs, "use_cache": True})
     assert str(e.value).startswith("GPT2LMHeadModel.stage0: Guard failed: use_cache == False: the call is outside")
