@@ -81,7 +81,8 @@ def stage_interfaces(cut: Cut, args: tuple, kwargs: dict, base: str) -> tuple[li
     """One interface per stage, and what each cannot describe."""
     grown, note = _grown_call(cut, args, kwargs)
     calls = [(args, kwargs)] + ([grown] if grown else [])
-    interfaces, undescribed = [], []
+    interfaces: list[Interface] = []
+    undescribed: list[list[str]] = []
     last = len(cut.stages) - 1
     for k, stage in enumerate(cut.stages):
         module = _Named(stage, cut.carried[k]) if k < last else stage
