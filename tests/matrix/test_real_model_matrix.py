@@ -29,13 +29,7 @@ RUNS = {"hf_gpt2": 200}
 SLOW_SPLIT = {"hf_bert", "hf_gpt2"}  # torch.export, 5-25 s each here
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny forwards: two threads on a shared 2-core machine are far slower than one
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _smaller(x, rows, cols=None):
