@@ -69,7 +69,7 @@ def test_clean_model_passes_every_step(name):
     finally:
         mp.unguard(model)
     # validate: generated inputs, no counterexample, at least 200 examples
-    runs = RUNS.get(name, 60)
+    runs = RUNS.get(name, 80)
     res = validate(model, iface, max_examples=runs, seed=1)
     assert res.examples >= 200, str(res)
     assert res.passes[f"interface {iface.name!r}"] == res.examples
