@@ -127,6 +127,13 @@ def test_a_graph_that_ties_two_free_dims_is_a_contradiction():
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:The tensor attributes self.lstm._flat_weights")
+@pytest.mark.xfail(
+    tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13),
+    reason="torch < 2.13 gives nn.LSTM's exported state a wrong shape in the graph's metadata "
+    "(2, 1, batch, 16 where the program returns 2, batch, 16), and export reports that too (docs/port.md)",
+    raises=AssertionError,
+    strict=True,
+)
 def test_lstm_time_dim_specialized_by_the_graph_is_reported():
     class Tagger(nn.Module):  # an LSTM with its state in and out
         def __init__(self):

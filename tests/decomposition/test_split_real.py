@@ -226,6 +226,17 @@ def keyworded():
     return model, mp.split(model, at=["enc", "lstm"], example=_keyworded())
 
 
+# torch 2.11's export of this model fails inside nn.LSTM ("The size of tensor a (5) must match the size of
+# tensor b (s31)"): split then refuses it with both reasons (a SpecError), which is what 2.11 users get
+LSTM_EXPORT_211 = pytest.mark.xfail(
+    tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 13),
+    reason="torch < 2.13 cannot export this nn.LSTM model (docs/decomposition.md, limits)",
+    raises=SpecError,
+    strict=True,
+)
+
+
+@LSTM_EXPORT_211
 def test_keyword_model_fx_cannot_trace_is_cut_by_export(keyworded):
     model, parts = keyworded
     assert parts.method == "export"
@@ -240,6 +251,7 @@ def test_keyword_model_fx_cannot_trace_is_cut_by_export(keyworded):
     assert still_keep is not None and torch.equal(still_keep, keep) and torch.equal(pre, enc["pre"])
 
 
+@LSTM_EXPORT_211
 def test_graph_stages_refuse_calls_unlike_the_example(keyworded):
     _, parts = keyworded
     with pytest.raises(SpecError) as e:  # nn.LSTM's sequence length is fixed in the exported graph
