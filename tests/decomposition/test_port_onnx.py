@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from test_port_export import Masked, f32  # the module both port tests export
 from torch import nn
 
 import modpact as mp
@@ -18,19 +19,6 @@ from modpact.errors import ExtraMissing, LoadError, PortError
 onnx = pytest.importorskip("onnx", reason="the ONNX tests need modpact[export] (onnx, onnxruntime, onnxscript)")
 pytest.importorskip("onnxruntime", reason="the ONNX tests need modpact[export]")
 pytest.importorskip("onnxscript", reason="the ONNX tests need modpact[export]")
-
-
-def f32(shape, **kw):
-    return mp.TensorSpec(shape, dtype="float32", **kw)
-
-
-class Masked(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.proj = nn.Linear(8, 8)
-
-    def forward(self, x, mask):
-        return {"y": self.proj(x) * mask.unsqueeze(-1), "total": mask.sum(-1)}
 
 
 # outputs in another order than the module returns them: matched by name
