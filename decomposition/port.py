@@ -128,6 +128,7 @@ def export(
         raise SpecError(f"export: expected an nn.Module, got {describe(module)}")
     doc = document_for(module, interface, "torch.export")
     iface = doc.interface
+    iface.tensor_specs("export")  # a nested or opaque part is refused here, by this call's name
     if example is None:
         raise SpecError(f"export: give an example of the inputs of {iface.name!r} ({', '.join(iface.inputs)})")
     named = named_example(module, iface, example)

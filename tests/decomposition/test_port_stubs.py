@@ -99,3 +99,6 @@ def test_ports_of_interfaces_with_nested_parts_are_refused_naming_them():
     with pytest.raises(SpecError) as e:
         mp.dynamic_shapes(lstm, {"x": torch.zeros(2, 3, 4)})
     assert str(e.value) == want.format(what="dynamic_shapes")
+    with pytest.raises(SpecError) as e:
+        mp.export(torch.nn.LSTM(4, 5, batch_first=True), lstm, {"x": torch.zeros(2, 3, 4)})
+    assert str(e.value) == want.format(what="export")
