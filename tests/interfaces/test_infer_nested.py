@@ -182,3 +182,18 @@ def test_finite_needs_finite_examples_and_records_their_range():
     )
     with pytest.raises(SpecError, match=r"infer_interface\(finite=1\): expected True or False"):
         infer_interface(lin, torch.ones(1, 3), finite=1)
+
+
+def test_a_mask_passed_on_as_an_output_gets_its_range_only_when_its_values_are_read():
+    class PassOn(torch.nn.Module):
+        def forward(self, x, attention_mask):
+            return {"y": x * 2, "attention_mask": attention_mask}
+
+    ex = {"x": torch.rand(2, 3), "attention_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    read = infer_interface(PassOn(), ex, finite=True)  # a real run: the output's values are read
+    assert read.outputs["attention_mask"].range == (0, 1)
+    assert "outputs.attention_mask: a 0/1 mask (1 attends, 0 is padding): range [0, 1]" in read.description
+    shapes_only = infer_interface(PassOn(), ex)  # outputs from a run on meta tensors: no values, no claim
+    assert shapes_only.outputs["attention_mask"].range is None
+    counts = {"x": torch.rand(2, 3), "attention_mask": torch.tensor([[2, 1, 0], [1, 1, 1]])}
+    assert infer_interface(PassOn(), counts, finite=True).outputs["attention_mask"].range is None  # not 0/1
