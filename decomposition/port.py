@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ from modpact.interfaces.summary import describe
 from .port_shapes import ShapePlan, linear_form, plan_shapes, positions
 from .portdoc import DOCUMENT_KEY, PortDocument, document_for, read_document
 from .ported import PortedModule, ported_module
+from .pt2_safety import unsafe_entries
 
 __all__ = ["Port", "export", "load_exported", "program_problems", "named_example", "arguments", "input_exprs"]
 
@@ -359,6 +361,13 @@ def load_exported(path: str | Path) -> PortedModule:
     p = Path(path)
     if not p.is_file():
         raise LoadError(f"no such file: {p}" if not p.exists() else f"{p} is not a file")
+    try:
+        unsafe = unsafe_entries(p)
+    except (zipfile.BadZipFile, OSError, ValueError) as e:
+        raise LoadError(f"{p}: not a torch.export program ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+    if unsafe:
+        listed = "".join(f"\n  - {u}" for u in unsafe)
+        raise LoadError(f"{p}: refused, nothing loaded: it holds pickled data that could run code when loaded{listed}")
     extra = {DOCUMENT_KEY: ""}
     try:
         program = torch.export.load(p, extra_files=extra)
