@@ -22,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from zoo import MLP, SmallResNet, TinyTransformer, hf_bert  # noqa: E402
+from zoo import MLP, SmallResNet, TinyTransformer, hf_bert, hf_gpt2  # noqa: E402
 
 import modpact as mp  # noqa: E402
 from modpact.decomposition.data import load  # noqa: E402
@@ -82,6 +82,23 @@ def cases(quick: bool):
             {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)},
             1e-4,
             {"seq": (2, 32)},  # 32 positions
+        )
+        gpt2 = hf_gpt2().eval()
+        gpt2.config.use_cache = False  # the cache is an opaque output: ports take tensors only
+        yield (
+            "Hugging Face GPT-2 (tiny random config)",
+            gpt2,
+            mp.Interface(
+                "gpt2",
+                {
+                    "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
+                    "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
+                },
+                {"logits": f32("batch seq 100")},
+            ),
+            {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)},
+            1e-4,
+            {"seq": (2, 32)},
         )
 
 

@@ -183,3 +183,30 @@ def test_importing_modpact_imports_no_export_extra():
     code = f"import sys, modpact; print([m for m in {extras} if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_gpt2_with_tied_weights_and_causal_attention_ports_within_tolerance(tmp_path):
+    from zoo import hf_gpt2
+
+    torch.manual_seed(0)
+    model = hf_gpt2().eval()
+    model.config.use_cache = False  # the cache is an opaque output: ports take tensors only
+    iface = mp.Interface(
+        "gpt2",
+        {
+            "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
+            "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
+        },
+        {"logits": f32("batch seq 100")},
+    )
+    ex = {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    port = export_onnx(model, iface, ex, tmp_path / "gpt2.onnx", dims={"seq": (2, 32)})
+    assert check_onnx(port.path, iface) == iface
+    ported = load_onnx(port.path, threads=1)
+    res = mp.check_substitutable(
+        mp.guard(model, interface=iface), ported, tolerance=1e-4, max_examples=20, seed=0, raise_on_failure=False
+    )
+    mp.unguard(model)
+    assert res.ok, res.failures
+    assert 0 < res.generated.examples and res.generated.max_abs_diff < 1e-4
