@@ -68,43 +68,29 @@ def cases(quick: bool):
         None,
     )
     if not quick:
-        yield (
-            "Hugging Face BERT (tiny random config)",
-            hf_bert().eval(),
-            mp.Interface(
-                "bert",
-                {
-                    "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
-                    "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
-                },
-                {"logits": f32("batch 3")},
-            ),
-            {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)},
-            1e-4,
-            {"seq": (2, 32)},  # 32 positions
-        )
+        yield hf_case("Hugging Face BERT (tiny random config)", hf_bert().eval(), "bert", "batch 3")
         gpt2 = hf_gpt2().eval()
         gpt2.config.use_cache = False  # the cache is an opaque output: ports take tensors only
-        yield (
-            "Hugging Face GPT-2 (tiny random config)",
-            gpt2,
-            mp.Interface(
-                "gpt2",
-                {
-                    "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
-                    "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
-                },
-                {"logits": f32("batch seq 100")},
-            ),
-            {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)},
-            1e-4,
-            {"seq": (2, 32)},
-        )
+        yield hf_case("Hugging Face GPT-2 (tiny random config)", gpt2, "gpt2", "batch seq 100")
+
+
+def hf_case(title, model, name, logits):
+    """A tiny Hugging Face model (bench/zoo.py) called with 100 token ids and an all-ones mask; 32 positions."""
+    iface = mp.Interface(
+        name,
+        {
+            "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
+            "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
+        },
+        {"logits": f32(logits)},
+    )
+    example = {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    return title, model, iface, example, 1e-4, {"seq": (2, 32)}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help="skip BERT; 20 generated inputs instead of 50")
+    ap.add_argument("--quick", action="store_true", help="skip BERT and GPT-2; 20 generated inputs instead of 50")
     a = ap.parse_args()
     torch.set_num_threads(1)
     n = 20 if a.quick else 50

@@ -364,7 +364,7 @@ def load_exported(path: str | Path) -> PortedModule:
     try:
         unsafe = unsafe_entries(p)
     except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise LoadError(f"{p}: not a torch.export program ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+        raise _not_a_program(p, e) from None
     if unsafe:
         listed = "".join(f"\n  - {u}" for u in unsafe)
         raise LoadError(f"{p}: refused, nothing loaded: it holds pickled data that could run code when loaded{listed}")
@@ -372,10 +372,13 @@ def load_exported(path: str | Path) -> PortedModule:
     try:
         program = torch.export.load(p, extra_files=extra)
     except Exception as e:  # a zip or a program torch cannot read: name the file, never a traceback
-        raise LoadError(
-            f"{p}: not a torch.export program ({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from None
+        raise _not_a_program(p, e) from None
     if not extra[DOCUMENT_KEY]:
         raise LoadError(f"{p}: a torch.export program without a modpact interface (no {DOCUMENT_KEY} in it)")
     doc = read_document(extra[DOCUMENT_KEY], str(p), "torch.export")
     return _ported(program, doc, str(p))
+
+
+def _not_a_program(p: Path, e: Exception) -> LoadError:
+    lines = str(e).strip().splitlines()
+    return LoadError(f"{p}: not a torch.export program ({type(e).__name__}: {lines[0][:200] if lines else ''})")

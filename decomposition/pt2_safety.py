@@ -34,16 +34,10 @@ import torch
 
 __all__ = ["unsafe_entries"]
 
-try:  # torch's own names for the archive's folders and file prefixes
-    from torch.export.pt2_archive import constants as _c
-
-    _WEIGHTS_DIR: str = _c.WEIGHTS_DIR
-    _CONSTANTS_DIR: str = _c.CONSTANTS_DIR
-    _OBJECT_PREFIXES: tuple[str, ...] = (_c.CUSTOM_OBJ_FILENAME_PREFIX, getattr(_c, "OPAQUE_OBJ_FILENAME_PREFIX", "opaque_obj_"))
-except ImportError:  # pragma: no cover - the layout of torch 2.11-2.13
-    _WEIGHTS_DIR, _CONSTANTS_DIR = "data/weights/", "data/constants/"
-    _OBJECT_PREFIXES = ("custom_obj_", "opaque_obj_")
-
+# the archive's layout in torch 2.11-2.13; ``_layout`` reads torch's own names when the archive is read
+# (importing torch.export costs seconds and pulls in sympy, so not at import)
+_WEIGHTS_DIR, _CONSTANTS_DIR = "data/weights/", "data/constants/"
+_OBJECT_PREFIXES = ("custom_obj_", "opaque_obj_")
 _DATA = "data/"
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*m|[\x00-\x08\x0b-\x1f\x7f]")
 
@@ -53,6 +47,7 @@ def unsafe_entries(path: str | Path) -> list[str]:
     unpickle and torch's weights-only unpickler refuses, or that is a pickled
     Python object; ``[]`` when there is none. Raises ``zipfile.BadZipFile`` /
     ``OSError`` when the file is not a readable zip (the caller names the file)."""
+    weights_dir, constants_dir, object_prefixes = _layout()
     problems: list[str] = []
     with zipfile.ZipFile(path) as z:
         names = z.namelist()
@@ -63,7 +58,7 @@ def unsafe_entries(path: str | Path) -> list[str]:
             if rel is None or not rel.endswith(".json"):
                 continue
             folder = posixpath.dirname(rel) + "/"
-            if folder not in (_WEIGHTS_DIR, _CONSTANTS_DIR):
+            if folder not in (weights_dir, constants_dir):
                 continue
             try:
                 config = json.loads(z.read(name)).get("config", {})
@@ -80,13 +75,13 @@ def unsafe_entries(path: str | Path) -> list[str]:
                     problems.append(f"{name}: entry {fqn!r} has no path_name")
                     continue
                 entry = root + folder + file
-                if folder == _CONSTANTS_DIR and file.startswith(_OBJECT_PREFIXES):
+                if folder == constants_dir and file.startswith(object_prefixes):
                     problems.append(
                         f"{entry}: a pickled Python object (constant {fqn!r}); torch.export.load unpickles it "
                         "with Python's full unpickler, which can run code"
                     )
                 elif meta.get("use_pickle"):
-                    pickled.append((entry, f"{'weight' if folder == _WEIGHTS_DIR else 'constant'} {fqn!r}"))
+                    pickled.append((entry, f"{'weight' if folder == weights_dir else 'constant'} {fqn!r}"))
                 else:
                     raw.add(entry)
         for name in names:  # sample inputs and the legacy weights/constants files: torch.save output
@@ -105,6 +100,19 @@ def unsafe_entries(path: str | Path) -> list[str]:
                     "torch.export.load would unpickle it with Python's full unpickler, which can run code"
                 )
     return problems
+
+
+def _layout() -> tuple[str, str, tuple[str, ...]]:
+    """torch's names for the weights and constants folders and the pickled-object prefixes."""
+    try:
+        from torch.export.pt2_archive import constants as c
+    except ImportError:  # pragma: no cover - a torch without the module: the layout above
+        return _WEIGHTS_DIR, _CONSTANTS_DIR, _OBJECT_PREFIXES
+    prefixes = (
+        getattr(c, "CUSTOM_OBJ_FILENAME_PREFIX", _OBJECT_PREFIXES[0]),
+        getattr(c, "OPAQUE_OBJ_FILENAME_PREFIX", _OBJECT_PREFIXES[1]),
+    )
+    return getattr(c, "WEIGHTS_DIR", _WEIGHTS_DIR), getattr(c, "CONSTANTS_DIR", _CONSTANTS_DIR), prefixes
 
 
 def _reason(e: Exception) -> str:

@@ -39,6 +39,22 @@ MASKED = mp.Interface(
 )
 
 
+def hf_interface(name, logits, mask=(1, 1)):
+    """The tiny Hugging Face models (bench/zoo.py) called with keywords: 100 token ids and a 0/1 mask."""
+    return mp.Interface(
+        name,
+        {
+            "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
+            "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=mask),
+        },
+        {"logits": f32(logits)},
+    )
+
+
+def hf_example():
+    return {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+
+
 def test_one_dim_per_shared_name_with_bounds_and_constants_left_static():
     ex = {"x": torch.randn(3, 5, 8), "mask": torch.ones(3, 5)}
     ds = dynamic_shapes(MASKED, ex, dims={"seq": (2, 16)})
@@ -191,15 +207,7 @@ def test_hugging_face_bert_with_keyword_inputs_round_trips(tmp_path):
 
     torch.manual_seed(0)
     bert = hf_bert().eval()
-    iface = mp.Interface(
-        "bert",
-        {
-            "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
-            "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(0, 1)),
-        },
-        {"logits": f32("batch 3")},
-    )
-    ex = {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    iface, ex = hf_interface("bert", "batch 3", mask=(0, 1)), hf_example()
     with pytest.raises(PortError) as e:  # 32 positions: the graph bounds seq, and torch.export's reason is passed on
         export(bert, iface, ex)
     assert e.value.reasons[-1] == "torch.export suggests: seq = Dim('seq', max=32)"

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 import torch
-from test_port_export import Masked, f32  # the module both port tests export
+from test_port_export import Masked, f32, hf_example, hf_interface  # what both port tests export
 from torch import nn
 
 import modpact as mp
@@ -192,15 +192,7 @@ def test_gpt2_with_tied_weights_and_causal_attention_ports_within_tolerance(tmp_
     torch.manual_seed(0)
     model = hf_gpt2().eval()
     model.config.use_cache = False  # the cache is an opaque output: ports take tensors only
-    iface = mp.Interface(
-        "gpt2",
-        {
-            "input_ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
-            "attention_mask": mp.TensorSpec("batch seq", dtype="int64", range=(1, 1)),
-        },
-        {"logits": f32("batch seq 100")},
-    )
-    ex = {"input_ids": torch.randint(0, 100, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    iface, ex = hf_interface("gpt2", "batch seq 100"), hf_example()
     port = export_onnx(model, iface, ex, tmp_path / "gpt2.onnx", dims={"seq": (2, 32)})
     assert check_onnx(port.path, iface) == iface
     ported = load_onnx(port.path, threads=1)
