@@ -30,9 +30,10 @@ from torch import nn
 from modpact.contracts import disabled
 from modpact.errors import LoadError, PortError, SpecError
 from modpact.interfaces import Interface
+from modpact.interfaces.nested import DictSpec, ListSpec, TupleSpec, leaf_values
 from modpact.interfaces.summary import describe
 
-from .port_shapes import ShapePlan, linear_form, plan_shapes, positions
+from .port_shapes import ShapePlan, leaf_specs, linear_form, plan_shapes, positions
 from .portdoc import DOCUMENT_KEY, PortDocument, document_for, read_document
 from .ported import PortedModule, ported_module
 from .pt2_safety import unsafe_entries
@@ -130,7 +131,7 @@ def export(
         raise SpecError(f"export: expected an nn.Module, got {describe(module)}")
     doc = document_for(module, interface, "torch.export")
     iface = doc.interface
-    iface.tensor_specs("export")  # a nested or opaque part is refused here, by this call's name
+    leaf_specs(iface, "export")  # an optional or opaque part is refused here, by this call's name
     if example is None:
         raise SpecError(f"export: give an example of the inputs of {iface.name!r} ({', '.join(iface.inputs)})")
     named = named_example(module, iface, example)
@@ -142,14 +143,14 @@ def export(
     if plan.problems:
         raise PortError(f"export: cannot export {iface.name!r} with its dynamic dims", plan.problems)
     kwargs = {args[k]: v for k, v in named.items()}
-    shapes = {args[k]: v for k, v in plan.dynamic_shapes.items()}
+    shapes = {args[k]: v for k, v in plan.nested(iface).items()}
     was_training = module.training
     t0 = time.perf_counter()
     try:
         with disabled():  # a guard's hooks check eagerly: the program is the module's own computation
             program = torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=shapes, strict=strict)
     except torch._dynamo.exc.UserError as e:
-        found, auto = _specializations(module, kwargs, args, plan, strict)
+        found, auto = _specializations(module, iface, kwargs, args, plan, strict)
         if auto is not None:
             found += program_problems(auto, iface, plan, args)
         raise PortError(
@@ -187,11 +188,11 @@ def _torch_reasons(e: Exception) -> list[str]:
 
 
 def _specializations(
-    module: nn.Module, kwargs: dict[str, torch.Tensor], args: dict[str, str], plan: ShapePlan, strict: bool
+    module: nn.Module, iface: Interface, kwargs: dict[str, Any], args: dict[str, str], plan: ShapePlan, strict: bool
 ) -> tuple[list[str], Any]:
     """Every dim the graph specializes, or ties to another the interface leaves free,
     found by exporting with ``Dim.AUTO`` where the plan has Dims; and that program."""
-    auto = {args[k]: v for k, v in plan.with_auto().items()}
+    auto = {args[k]: v for k, v in plan.nested(iface, plan.with_auto()).items()}
     try:
         with disabled():
             program = torch.export.export(module, (), kwargs=kwargs, dynamic_shapes=auto, strict=strict)
@@ -227,15 +228,29 @@ def _user_placeholders(program: Any) -> list[Any]:
 
 
 def input_exprs(program: Any, args: dict[str, str]) -> dict[tuple[str, int], Any]:
-    """(interface input name, axis) -> the sympy expression of its size in the program."""
+    """(interface input leaf path, axis) -> the sympy expression of its size in the program;
+    a tuple, list or dict input's tensors by their paths (``hx[0]``, ``batch.ids``)."""
     _, kw = pytree.tree_unflatten([n.meta.get("val") for n in _user_placeholders(program)], program.call_spec.in_spec)
     by_arg = {a: k for k, a in args.items()}
     out = {}
-    for arg, val in (kw or {}).items():
-        name = by_arg.get(arg, arg)
-        if isinstance(val, torch.Tensor):
-            for axis, s in enumerate(val.shape):
-                out[(name, axis)] = _expr(s)
+    for path, val in _tensor_paths(((by_arg.get(arg, arg), v) for arg, v in (kw or {}).items())):
+        for axis, s in enumerate(val.shape):
+            out[(path, axis)] = _expr(s)
+    return out
+
+
+def _tensor_paths(items: Any) -> list[tuple[str, torch.Tensor]]:
+    """(path, tensor) inside (name, value) pairs, named as ``interfaces.nested.leaves`` names them."""
+    out: list[tuple[str, torch.Tensor]] = []
+    stack = list(reversed(list(items)))
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, torch.Tensor):
+            out.append((path, v))
+        elif isinstance(v, (tuple, list)):
+            stack += [(f"{path}[{i}]", x) for i, x in reversed(list(enumerate(v)))]
+        elif isinstance(v, Mapping):
+            stack += [(f"{path}.{k}", x) for k, x in reversed(list(v.items()))]
     return out
 
 
@@ -260,7 +275,7 @@ def program_problems(program: Any, interface: Interface, plan: ShapePlan, args: 
         elif e is not None and d.kind == "expr" and (lin := linear_form(str(d.name))) is not None:
             root, a, b = lin
             env.setdefault(root, sympy.simplify((e - b) / a))
-    ins, outs = interface.tensor_specs("export")
+    ins, outs = leaf_specs(interface, "export")
     for tname, spec in ins.items():  # constants (fixed by the graph or a label space) bind too
         for axis, d, _ in positions(spec.shape, _rank(exprs, tname)) or []:
             if d.kind == "named" and not d.variadic and (tname, axis) in exprs:
@@ -270,8 +285,10 @@ def program_problems(program: Any, interface: Interface, plan: ShapePlan, args: 
     user_out = vals[len(vals) - len(program.graph_signature.user_outputs) :]
     result = pytree.tree_unflatten(user_out, program.call_spec.out_spec)
     named, problems = _outputs_named(interface, result)
+    problems += _structure_problems(interface, named)
+    leaf = {path: v for path, _, v in leaf_values(interface.outputs, named)}
     for oname, spec in outs.items():
-        t = named.get(oname)
+        t = leaf.get(oname)
         if t is None:
             continue
         where = f"outputs.{oname}"
@@ -343,6 +360,42 @@ def _outputs_named(interface: Interface, result: Any) -> tuple[dict[str, Any], l
         f"outputs.{k}: the interface says a tensor, the program returns nothing" for k in names if k not in named
     ]
     return named, problems
+
+
+def _structure_problems(interface: Interface, named: Mapping[str, Any]) -> list[str]:
+    """Where the program's outputs are not the structure the interface says: a tuple of
+    another length, a missing or extra key (the tensors inside are checked by the caller)."""
+    out: list[str] = []
+    stack = [(f"outputs.{k}", spec, named[k]) for k, spec in interface.outputs.items() if k in named]
+    while stack:
+        where, spec, v = stack.pop()
+        if isinstance(spec, (TupleSpec, ListSpec)):
+            if not isinstance(v, (tuple, list)) or len(v) != len(spec.items):
+                out.append(
+                    f"{where}: the interface says a {spec.kind} of {len(spec.items)}, the program returns {describe(v)}"
+                )
+            else:
+                stack += [(f"{where}[{i}]", x, y) for i, (x, y) in enumerate(zip(spec.items, v))]
+        elif isinstance(spec, DictSpec):
+            got = spec.fields_of(v)
+            if got is None:
+                out.append(
+                    f"{where}: the interface says a mapping of {', '.join(spec.fields)}, "
+                    f"the program returns {describe(v)}"
+                )
+                continue
+            out += [
+                f"{where}.{k}: the interface says a value, the program returns nothing"
+                for k in spec.fields
+                if k not in got
+            ]
+            out += [
+                f"{where}.{k}: the program returns a value the interface does not declare"
+                for k in got
+                if k not in spec.fields
+            ]
+            stack += [(f"{where}.{k}", x, got[k]) for k, x in spec.fields.items() if k in got]
+    return sorted(out)
 
 
 def _ported(program: Any, document: PortDocument, source: str) -> PortedModule:

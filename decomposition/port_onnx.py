@@ -33,7 +33,7 @@ from modpact.interfaces.dtypes import describe_dtype
 
 from .port import Port, export
 from .port_shapes import linear_form, positions
-from .portdoc import DOCUMENT_KEY, PortDocument, read_document, require_extra
+from .portdoc import DOCUMENT_KEY, PortDocument, document_for, read_document, require_extra
 from .ported import PortedModule, ported_module
 
 __all__ = ["OnnxPort", "export_onnx", "onnx_problems", "check_onnx", "load_onnx", "ONNX_DTYPES"]
@@ -131,6 +131,8 @@ def export_onnx(
     require_extra("onnxscript", "export_onnx (torch.onnx's exporter)")
     import onnx
 
+    # ONNX names each graph input and output: an interface of tensors only (export itself takes nested ones)
+    document_for(module, interface, "onnx").interface.tensor_specs("export_onnx")
     port = export(module, interface, example, dims=dims)
     # the ONNX file's own document; port.document stays the program's (Port.save writes it)
     doc = dataclasses.replace(port.document, artifact="onnx", extra=dict(port.document.extra))

@@ -30,15 +30,17 @@ from modpact.errors import SpecError
 from modpact.interfaces import Interface
 from modpact.interfaces.dims import Dim as SpecDim
 from modpact.interfaces.dims import expr_names
+from modpact.interfaces.nested import DictSpec, ListSpec, OpaqueSpec, OptionalSpec, TupleSpec, leaf_values, leaves
+from modpact.interfaces.spec import TensorSpec
 
-__all__ = ["ShapePlan", "plan_shapes", "dynamic_shapes", "linear_form", "positions"]
+__all__ = ["ShapePlan", "plan_shapes", "dynamic_shapes", "linear_form", "positions", "leaf_specs", "leaf_example"]
 
 
 @dataclass
 class ShapePlan:
     """``dynamic_shapes`` for torch.export, and what each exported dim means."""
 
-    dynamic_shapes: dict[str, dict[int, Any]]  # input name -> {axis: Dim}
+    dynamic_shapes: dict[str, dict[int, Any]]  # input leaf path (``x``, ``hx[0]``) -> {axis: Dim}
     dims: dict[str, Any] = field(default_factory=dict)  # interface dim name -> torch.export.Dim
     bounds: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # name -> (min, max or None)
     meaning: dict[tuple[str, int], SpecDim] = field(default_factory=dict)  # (input, axis) -> interface dim
@@ -48,6 +50,12 @@ class ShapePlan:
     def with_auto(self) -> dict[str, dict[int, Any]]:
         """The same dims as ``Dim.AUTO`` (export decides): to find every dim the graph specializes."""
         return {k: {a: Dim.AUTO for a in axes} for k, axes in self.dynamic_shapes.items()}
+
+    def nested(self, interface: Interface, flat: Mapping[str, dict[int, Any]] | None = None) -> dict[str, Any]:
+        """Per input name, its dynamic shapes in the input's own structure (a tuple of
+        ``{axis: Dim}`` for a tuple of tensors, a dict for a dict), as torch.export takes them."""
+        flat = self.dynamic_shapes if flat is None else flat
+        return {k: _nest(s, k, flat) for k, s in interface.inputs.items()}
 
 
 def linear_form(text: str) -> tuple[str, int, int] | None:
@@ -86,6 +94,51 @@ def positions(shape: Any, rank: int) -> list[tuple[int, SpecDim, int | None]] | 
     return out
 
 
+def _nest(spec: Any, path: str, flat: Mapping[str, dict[int, Any]]) -> Any:
+    if isinstance(spec, TensorSpec):
+        return flat.get(path, {})
+    if isinstance(spec, (TupleSpec, ListSpec)):
+        items = [_nest(x, f"{path}[{i}]", flat) for i, x in enumerate(spec.items)]
+        return tuple(items) if isinstance(spec, TupleSpec) else items
+    assert isinstance(spec, DictSpec)  # leaf_specs refused every other kind
+    return {k: _nest(x, f"{path}.{k}", flat) for k, x in spec.fields.items()}
+
+
+def leaf_specs(interface: Interface, what: str) -> tuple[dict[str, TensorSpec], dict[str, TensorSpec]]:
+    """The inputs' and outputs' tensors by leaf path (``x``, ``hx[0]``, ``out.logits``):
+    tensors and tuples, lists and dicts of them, to any depth. An optional or opaque
+    part is a ``SpecError`` naming it: an exported graph takes and returns tensors."""
+    refused = [
+        f"{side}.{k} ({type(s).__name__})"
+        for side, specs in (("inputs", interface.inputs), ("outputs", interface.outputs))
+        for k, s in specs.items()
+        if _has(s, (OptionalSpec, OpaqueSpec))
+    ]
+    if refused:
+        raise SpecError(
+            f"{what}: interface {interface.name!r} has optional or opaque parts: {', '.join(refused)}; "
+            f"{what} handles tensors and tuples, lists and dicts of tensors"
+        )
+    ins = dict(p for k, s in interface.inputs.items() for p in leaves(s, k))
+    outs = dict(p for k, s in interface.outputs.items() for p in leaves(s, k))
+    return ins, outs
+
+
+def _has(spec: Any, kinds: tuple[type, ...]) -> bool:
+    if isinstance(spec, kinds):
+        return True
+    if isinstance(spec, (TupleSpec, ListSpec)):
+        return any(_has(x, kinds) for x in spec.items)
+    if isinstance(spec, DictSpec):
+        return any(_has(x, kinds) for x in spec.fields.values())
+    return False
+
+
+def leaf_example(interface: Interface, example: Mapping[str, Any]) -> dict[str, Any]:
+    """``example`` (input name -> value) as leaf path -> tensor, the paths of ``leaf_specs``."""
+    return {path: v for path, _, v in leaf_values(interface.inputs, example)}
+
+
 def _bounds(dims: Mapping[str, Any] | None, known: list[str]) -> dict[str, tuple[int, int | None]]:
     out: dict[str, tuple[int, int | None]] = {}
     for name, value in (dims or {}).items():
@@ -101,13 +154,12 @@ def _bounds(dims: Mapping[str, Any] | None, known: list[str]) -> dict[str, tuple
     return out
 
 
-def plan_shapes(
-    interface: Interface, example: Mapping[str, torch.Tensor], dims: Mapping[str, Any] | None = None
-) -> ShapePlan:
-    """The plan for ``example`` (input name -> tensor, checked against the
-    interface by the caller): which axes are dynamic and how they relate.
+def plan_shapes(interface: Interface, example: Mapping[str, Any], dims: Mapping[str, Any] | None = None) -> ShapePlan:
+    """The plan for ``example`` (input name -> tensor or a tuple, list or dict of
+    them, checked against the interface by the caller): which axes are dynamic and how they relate.
     ``dims``: ``{name: (min, max)}`` bounds of named dims (max None: unbounded)."""
-    ins = interface.tensor_specs("dynamic_shapes")[0]
+    ins = leaf_specs(interface, "dynamic_shapes")[0]
+    example = leaf_example(interface, example)
     known = [n for s in ins.values() for n in s.shape.names]
     bounds = _bounds(dims, known)
     pinned = _pinned(interface)
@@ -163,7 +215,7 @@ def _named(plan: ShapePlan, key: str, bound: tuple[int, int | None] | None, wher
 def _pinned(interface: Interface) -> set[str]:
     """Named dims a label space pins to its size (a constant in the graph)."""
     out = set()
-    for spec in interface.tensor_specs("dynamic_shapes")[0].values():
+    for spec in leaf_specs(interface, "dynamic_shapes")[0].values():
         if spec.labels is not None:
             d = spec._dim_at(spec.label_dim)
             if d is not None and d.kind == "named" and not d.broadcast and d.name is not None:
@@ -172,7 +224,8 @@ def _pinned(interface: Interface) -> set[str]:
 
 
 def dynamic_shapes(
-    interface: Interface, example: Mapping[str, torch.Tensor], dims: Mapping[str, Any] | None = None
-) -> dict[str, dict[int, Any]]:
-    """``dynamic_shapes`` for ``torch.export.export(module, (), kwargs=example, dynamic_shapes=...)``."""
-    return plan_shapes(interface, example, dims).dynamic_shapes
+    interface: Interface, example: Mapping[str, Any], dims: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``dynamic_shapes`` for ``torch.export.export(module, (), kwargs=example, dynamic_shapes=...)``:
+    per input, ``{axis: Dim}``, or that in the input's structure (tuples, lists, dicts)."""
+    return plan_shapes(interface, example, dims).nested(interface)

@@ -83,7 +83,8 @@ def test_stub_of_one_output_and_a_method():
 
 
 def test_ports_of_interfaces_with_nested_parts_are_refused_naming_them():
-    """export, ONNX, shapes and stubs handle tensors: a nested or opaque part is named, never passed over."""
+    """ONNX and stubs handle tensors: a nested part is named, never passed over; torch.export
+    takes tuples, lists and dicts of tensors but no optional or opaque part."""
     lstm = mp.Interface(
         "lstm",
         inputs={"x": mp.TensorSpec("batch t 4")},
@@ -97,8 +98,20 @@ def test_ports_of_interfaces_with_nested_parts_are_refused_naming_them():
         stub(lstm)
     assert str(e.value) == want.format(what="stub")
     with pytest.raises(SpecError) as e:
-        mp.dynamic_shapes(lstm, {"x": torch.zeros(2, 3, 4)})
+        mp.export_onnx(torch.nn.LSTM(4, 5, batch_first=True), lstm, {"x": torch.zeros(2, 3, 4)})
+    assert str(e.value) == want.format(what="export_onnx")
+    cached = mp.Interface(
+        "cached",
+        inputs={"x": mp.TensorSpec("batch t 4"), "past": mp.OptionalSpec(mp.TensorSpec("batch t 4"))},
+        outputs={"out": mp.TensorSpec("batch t 5"), "cache": mp.OpaqueSpec("transformers.cache_utils.DynamicCache")},
+    )
+    want = (
+        "{what}: interface 'cached' has optional or opaque parts: inputs.past (OptionalSpec), outputs.cache "
+        "(OpaqueSpec); {what} handles tensors and tuples, lists and dicts of tensors"
+    )
+    with pytest.raises(SpecError) as e:
+        mp.dynamic_shapes(cached, {"x": torch.zeros(2, 3, 4)})
     assert str(e.value) == want.format(what="dynamic_shapes")
     with pytest.raises(SpecError) as e:
-        mp.export(torch.nn.LSTM(4, 5, batch_first=True), lstm, {"x": torch.zeros(2, 3, 4)})
+        mp.export(torch.nn.Linear(4, 5), cached, {"x": torch.zeros(2, 3, 4)})
     assert str(e.value) == want.format(what="export")
