@@ -215,7 +215,7 @@ class FlagBuffer:
     def __init__(self, host_compare: bool = True) -> None:
         self.host_compare = host_compare  # compare CPU groups in Python (see the module docstring)
         self._ready: list = []  # events of violated checks already read on the host
-        self._groups: dict[tuple[str, torch.dtype, torch.device], _Group] = {}
+        self._groups: dict[tuple[str, torch.dtype, torch.device], _Group] = {}  # (kind, the checked dtype, device)
         self._oks: dict[torch.device, tuple[list, list]] = {}
         self._host_devices: dict[torch.device, bool] = {}
         self.pending: list[Pending] = []
@@ -231,13 +231,6 @@ class FlagBuffer:
         """Every recorded check has been read on the host and held (the CPU
         between failures: sums are read as they are recorded)."""
         return not (self.size or self.pending or self._ready)
-
-    def _group(self, kind: str, dtype: torch.dtype, device: torch.device) -> _Group:
-        key = (kind, dtype, device)
-        g = self._groups.get(key)
-        if g is None:
-            g = self._groups[key] = _Group(kind, dtype, device, deferred=not self._on_host(device))
-        return g
 
     # -- recording (hot path: no sync, no host reads of data) -------------
     def add_range(
@@ -256,7 +249,10 @@ class FlagBuffer:
             return self._add_sum(t, event)
         if not checkable(t):
             return False
-        g = self._group(RANGE, t.dtype, t.device)
+        key = (RANGE, t.dtype, t.device)
+        g = self._groups.get(key)
+        if g is None:
+            g = self._groups[key] = _Group(RANGE, t.dtype, t.device, deferred=not self._on_host(t.device))
         i = len(g.events)
         if g.deferred:
             refuse_capture("a range check")
@@ -286,9 +282,12 @@ class FlagBuffer:
                 self._ready.append(event)
             return True
         refuse_capture("a finite check")
-        g = self._group(SUM, t.dtype if acc is None else acc, t.device)
+        key = (SUM, t.dtype, t.device)  # the tensor's dtype decides the sum's
+        g = self._groups.get(key)
+        if g is None:
+            g = self._groups[key] = _Group(SUM, t.dtype if acc is None else acc, t.device)
         i = len(g.events)
-        torch.sum(t, _ALL_DIMS[t.dim()], dtype=acc, out=g.cells[i])
+        torch.sum(t, _ALL_DIMS[t.ndim], dtype=acc, out=g.cells[i])
         g.events.append(event)
         self.size += 1
         if i + 1 == GROUP_CAPACITY:
