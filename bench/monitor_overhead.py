@@ -14,8 +14,20 @@ Variants, each a ratio to the bare model measured in the same round:
 Each row prints the seconds it took (``s``), so a slow row shows itself; ``--models``
 picks the models (mlp, resnet, transformer) and ``--rounds`` the rounds (5; 3 with --quick).
 
-Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--json PATH]
-            [--models mlp,resnet,transformer] [--rounds N]
+On the CPU the bench runs with one intra-op thread (``--threads``, default 1 there): on a
+shared machine with more busy processes than cores, an op big enough to be split
+between two threads (the transformer's, not the MLP's) waits for a descheduled thread at
+its barrier, tens of milliseconds per op, and the transformer rows took minutes.
+
+``--ops`` counts instead of timing: per monitored forward and per ``step()`` at batch 64,
+the torch ops the Monitor adds to the bare forward (a ``TorchDispatchMode``; views and
+detach, which launch nothing, are left out) and those that allocate their output, with
+the flag buffer on its deferred path (``host_compare=False``: what it does on CUDA, where
+each op is a kernel launch), and the Python function calls it adds. On a launch-bound GPU
+these counts are what the Monitor's fixed cost is made of; they are the CPU's proxy for it.
+
+Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--ops] [--json PATH]
+            [--models mlp,resnet,transformer] [--rounds N] [--threads N]
 """
 
 from __future__ import annotations
@@ -27,14 +39,16 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.benchmark import Timer
 
 sys.path.insert(0, os.path.dirname(__file__))
 from zoo import MODELS, example_input  # noqa: E402
 
-from modpact.runtime import Monitor  # noqa: E402
+from modpact.runtime import Monitor, _buffer  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -151,6 +165,85 @@ def floor(min_time: float) -> None:
     )
 
 
+class _OpCount(TorchDispatchMode):
+    """Counts the torch ops that run: those that launch work (not views) and,
+    of these, those that allocate their output (not in-place, not ``out=``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+        self.allocating = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.ops[str(func)] += 1
+            self.allocating += not func._schema.is_mutable
+        return func(*args, **(kwargs or {}))
+
+
+def _python_calls(fn) -> int:
+    calls = 0
+
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
+    """What the Monitor adds to one forward and what one ``step()`` does, on
+    the flag buffer's deferred path (see the module docstring)."""
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    x = example_input(model, batch)
+    init = _buffer.FlagBuffer.__init__
+    _buffer.FlagBuffer.__init__ = lambda self, host_compare=False: init(self, host_compare)
+    try:
+        with _OpCount() as bare:
+            model(x)
+        bare_calls = _python_calls(lambda: model(x))
+        with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
+            for _ in range(3):  # the first call, pools and caches warm
+                model(x)
+                mon.step()
+            with _OpCount() as fwd:
+                model(x)
+            with _OpCount() as step:
+                mon.step()
+            calls = _python_calls(lambda: (model(x), mon.step()))
+    finally:
+        _buffer.FlagBuffer.__init__ = init
+    extra = fwd.ops - bare.ops
+    return {
+        "fwd_ops": sum(extra.values()),
+        "fwd_alloc": fwd.allocating - bare.allocating,
+        "step_ops": sum(step.ops.values()),
+        "step_alloc": step.allocating,
+        "py_calls": calls - bare_calls,
+        "detail": ", ".join(f"{k} x{v}" for k, v in sorted((extra + step.ops).items())),  # type: ignore[dict-item]
+    }
+
+
+def print_op_counts(models: list[str], figures: dict) -> None:
+    print(f"{'model':12s} {'checks':12s} {'fwd ops':>7s} {'alloc':>5s} {'step ops':>8s} {'alloc':>5s} {'py calls':>8s}")
+    for name in models:
+        for leaf_checks in ("on_violation", "every_call"):
+            r = op_counts(name, leaf_checks)
+            print(
+                f"{name:12s} {leaf_checks:12s} {r['fwd_ops']:7d} {r['fwd_alloc']:5d} {r['step_ops']:8d} "
+                f"{r['step_alloc']:5d} {r['py_calls']:8d}   {r['detail']}",
+                flush=True,
+            )
+            figures[f"{name} 64 ops {leaf_checks}"] = {k: v for k, v in r.items() if k != "detail"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter timing (noisier)")
@@ -159,13 +252,25 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
     ap.add_argument("--models", default="mlp,resnet,transformer", help="comma-separated: mlp, resnet, transformer")
     ap.add_argument("--rounds", type=int, default=None, help=f"rounds per row (default {ROUNDS}; 3 with --quick)")
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 1 on the CPU)")
+    ap.add_argument("--ops", action="store_true", help="count the ops and Python calls the Monitor adds; no timing")
     args = ap.parse_args()
+    threads = args.threads or (1 if args.device == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     rounds = args.rounds or (3 if args.quick else ROUNDS)
     unknown = set(args.models.split(",")) - set(MODELS)
     if unknown:
         ap.error(f"--models: unknown {', '.join(sorted(unknown))}; expected some of {', '.join(MODELS)}")
     if args.floor:
         floor(0.3)
+        return
+    if args.ops:
+        figures_ops: dict = {}
+        print_op_counts(args.models.split(","), figures_ops)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(figures_ops, f)
         return
     min_time = 0.1 if args.quick else 0.3
     print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
