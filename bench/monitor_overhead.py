@@ -26,8 +26,11 @@ the flag buffer on its deferred path (``host_compare=False``: what it does on CU
 each op is a kernel launch), and the Python function calls it adds. On a launch-bound GPU
 these counts are what the Monitor's fixed cost is made of; they are the CPU's proxy for it.
 
-Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--ops] [--json PATH]
-            [--models mlp,resnet,transformer] [--rounds N] [--threads N]
+``--deferred`` times the Monitor with the flag buffer on that deferred path on the CPU
+(its checks copied and read at ``step()``, as on CUDA, instead of read at once).
+
+Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--ops] [--deferred]
+            [--json PATH] [--models mlp,resnet,transformer] [--rounds N] [--threads N]
 """
 
 from __future__ import annotations
@@ -197,14 +200,24 @@ def _python_calls(fn) -> int:
     return calls
 
 
+def deferred_buffer():
+    """Put the flag buffer on its deferred path (``host_compare=False``); returns the undo."""
+    init = _buffer.FlagBuffer.__init__
+    _buffer.FlagBuffer.__init__ = lambda self, host_compare=False: init(self, host_compare)
+
+    def restore() -> None:
+        _buffer.FlagBuffer.__init__ = init
+
+    return restore
+
+
 def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
     """What the Monitor adds to one forward and what one ``step()`` does, on
     the flag buffer's deferred path (see the module docstring)."""
     torch.manual_seed(0)
     model = MODELS[name]()
     x = example_input(model, batch)
-    init = _buffer.FlagBuffer.__init__
-    _buffer.FlagBuffer.__init__ = lambda self, host_compare=False: init(self, host_compare)
+    restore = deferred_buffer()
     try:
         with _OpCount() as bare:
             model(x)
@@ -219,7 +232,7 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
                 mon.step()
             calls = _python_calls(lambda: (model(x), mon.step()))
     finally:
-        _buffer.FlagBuffer.__init__ = init
+        restore()
     extra = fwd.ops - bare.ops
     return {
         "fwd_ops": sum(extra.values()),
@@ -254,6 +267,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help=f"rounds per row (default {ROUNDS}; 3 with --quick)")
     ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 1 on the CPU)")
     ap.add_argument("--ops", action="store_true", help="count the ops and Python calls the Monitor adds; no timing")
+    ap.add_argument("--deferred", action="store_true", help="time the flag buffer's deferred (CUDA) path on the CPU")
     args = ap.parse_args()
     threads = args.threads or (1 if args.device == "cpu" else None)
     if threads:
@@ -273,7 +287,12 @@ def main() -> None:
                 json.dump(figures_ops, f)
         return
     min_time = 0.1 if args.quick else 0.3
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
+    if args.deferred:
+        deferred_buffer()
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}"
+        + (", flag buffer on its deferred path" if args.deferred else "")
+    )
     print(
         f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
         f"{'anomaly':>8s} {'s':>5s}"
