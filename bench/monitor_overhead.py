@@ -25,6 +25,9 @@ detach, which launch nothing, are left out) and those that allocate their output
 the flag buffer on its deferred path (``host_compare=False``: what it does on CUDA, where
 each op is a kernel launch), and the Python function calls it adds. On a launch-bound GPU
 these counts are what the Monitor's fixed cost is made of; they are the CPU's proxy for it.
+It also times, with one thread, the least over 300 tries of a monitored forward (less the
+bare one's least: ``fwd +us``) and of the ``step()`` after it (``step us``), on the same
+deferred path: the least is what the work costs when the shared machine lets it run.
 
 ``--deferred`` times the Monitor with the flag buffer on that deferred path on the CPU
 (its checks copied and read at ``step()``, as on CUDA, instead of read at once).
@@ -211,6 +214,23 @@ def deferred_buffer():
     return restore
 
 
+def _least_us(model, x, mon, reps: int = 300) -> tuple[float, float]:
+    """The least time of a forward, and of the ``step()`` after it, over
+    ``reps`` tries (µs): the least is what the work costs when the shared
+    machine lets it run, which a median under load is not."""
+    fwd, step = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        model(x)
+        t1 = time.perf_counter()
+        if mon is not None:
+            mon.step()
+        t2 = time.perf_counter()
+        fwd.append(t1 - t0)
+        step.append(t2 - t1)
+    return min(fwd) * 1e6, min(step) * 1e6
+
+
 def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
     """What the Monitor adds to one forward and what one ``step()`` does, on
     the flag buffer's deferred path (see the module docstring)."""
@@ -231,6 +251,8 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
             with _OpCount() as step:
                 mon.step()
             calls = _python_calls(lambda: (model(x), mon.step()))
+            fwd_us, step_us = _least_us(model, x, mon)
+        bare_us, _ = _least_us(model, x, None)
     finally:
         restore()
     extra = fwd.ops - bare.ops
@@ -240,18 +262,23 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
         "step_ops": sum(step.ops.values()),
         "step_alloc": step.allocating,
         "py_calls": calls - bare_calls,
+        "fwd_extra_us": fwd_us - bare_us,
+        "step_us": step_us,
         "detail": ", ".join(f"{k} x{v}" for k, v in sorted((extra + step.ops).items())),  # type: ignore[dict-item]
     }
 
 
 def print_op_counts(models: list[str], figures: dict) -> None:
-    print(f"{'model':12s} {'checks':12s} {'fwd ops':>7s} {'alloc':>5s} {'step ops':>8s} {'alloc':>5s} {'py calls':>8s}")
+    print(
+        f"{'model':12s} {'checks':12s} {'fwd ops':>7s} {'alloc':>5s} {'step ops':>8s} {'alloc':>5s} {'py calls':>8s} "
+        f"{'fwd +us':>7s} {'step us':>7s}"
+    )
     for name in models:
         for leaf_checks in ("on_violation", "every_call"):
             r = op_counts(name, leaf_checks)
             print(
                 f"{name:12s} {leaf_checks:12s} {r['fwd_ops']:7d} {r['fwd_alloc']:5d} {r['step_ops']:8d} "
-                f"{r['step_alloc']:5d} {r['py_calls']:8d}   {r['detail']}",
+                f"{r['step_alloc']:5d} {r['py_calls']:8d} {r['fwd_extra_us']:7.1f} {r['step_us']:7.1f}   {r['detail']}",
                 flush=True,
             )
             figures[f"{name} 64 ops {leaf_checks}"] = {k: v for k, v in r.items() if k != "detail"}
