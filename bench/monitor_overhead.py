@@ -14,8 +14,26 @@ Variants, each a ratio to the bare model measured in the same round:
 Each row prints the seconds it took (``s``), so a slow row shows itself; ``--models``
 picks the models (mlp, resnet, transformer) and ``--rounds`` the rounds (5; 3 with --quick).
 
-Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--json PATH]
-            [--models mlp,resnet,transformer] [--rounds N]
+On the CPU the bench runs with one intra-op thread (``--threads``, default 1 there): on a
+shared machine with more busy processes than cores, an op big enough to be split
+between two threads (the transformer's, not the MLP's) waits for a descheduled thread at
+its barrier, tens of milliseconds per op, and the transformer rows took minutes.
+
+``--ops`` counts instead of timing: per monitored forward and per ``step()`` at batch 64,
+the torch ops the Monitor adds to the bare forward (a ``TorchDispatchMode``; views and
+detach, which launch nothing, are left out) and those that allocate their output, with
+the flag buffer on its deferred path (``host_compare=False``: what it does on CUDA, where
+each op is a kernel launch), and the Python function calls it adds. On a launch-bound GPU
+these counts are what the Monitor's fixed cost is made of; they are the CPU's proxy for it.
+It also times, with one thread, the least over 300 tries of a monitored forward (less the
+bare one's least: ``fwd +us``) and of the ``step()`` after it (``step us``), on the same
+deferred path: the least is what the work costs when the shared machine lets it run.
+
+``--deferred`` times the Monitor with the flag buffer on that deferred path on the CPU
+(its checks copied and read at ``step()``, as on CUDA, instead of read at once).
+
+Usage:  .venv/bin/python bench/monitor_overhead.py [--quick] [--device cuda] [--floor] [--ops] [--deferred]
+            [--json PATH] [--models mlp,resnet,transformer] [--rounds N] [--threads N]
 """
 
 from __future__ import annotations
@@ -27,14 +45,16 @@ import os
 import statistics
 import sys
 import time
+from collections import Counter
 
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.benchmark import Timer
 
 sys.path.insert(0, os.path.dirname(__file__))
 from zoo import MODELS, example_input  # noqa: E402
 
-from modpact.runtime import Monitor  # noqa: E402
+from modpact.runtime import Monitor, _buffer  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -151,6 +171,119 @@ def floor(min_time: float) -> None:
     )
 
 
+class _OpCount(TorchDispatchMode):
+    """Counts the torch ops that run: those that launch work (not views) and,
+    of these, those that allocate their output (not in-place, not ``out=``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+        self.allocating = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if not func.is_view:
+            self.ops[str(func)] += 1
+            self.allocating += not func._schema.is_mutable
+        return func(*args, **(kwargs or {}))
+
+
+def _python_calls(fn) -> int:
+    calls = 0
+
+    def profile(frame, event, arg):
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        fn()
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def deferred_buffer():
+    """Put the flag buffer on its deferred path (``host_compare=False``); returns the undo."""
+    init = _buffer.FlagBuffer.__init__
+    _buffer.FlagBuffer.__init__ = lambda self, host_compare=False: init(self, host_compare)
+
+    def restore() -> None:
+        _buffer.FlagBuffer.__init__ = init
+
+    return restore
+
+
+def _least_us(model, x, mon, reps: int = 300) -> tuple[float, float]:
+    """The least time of a forward, and of the ``step()`` after it, over
+    ``reps`` tries (µs): the least is what the work costs when the shared
+    machine lets it run, which a median under load is not."""
+    fwd, step = [], []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        model(x)
+        t1 = time.perf_counter()
+        if mon is not None:
+            mon.step()
+        t2 = time.perf_counter()
+        fwd.append(t1 - t0)
+        step.append(t2 - t1)
+    return min(fwd) * 1e6, min(step) * 1e6
+
+
+def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
+    """What the Monitor adds to one forward and what one ``step()`` does, on
+    the flag buffer's deferred path (see the module docstring)."""
+    torch.manual_seed(0)
+    model = MODELS[name]()
+    x = example_input(model, batch)
+    restore = deferred_buffer()
+    try:
+        with _OpCount() as bare:
+            model(x)
+        bare_calls = _python_calls(lambda: model(x))
+        with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
+            for _ in range(3):  # the first call, pools and caches warm
+                model(x)
+                mon.step()
+            with _OpCount() as fwd:
+                model(x)
+            with _OpCount() as step:
+                mon.step()
+            calls = _python_calls(lambda: (model(x), mon.step()))
+            fwd_us, step_us = _least_us(model, x, mon)
+        bare_us, _ = _least_us(model, x, None)
+    finally:
+        restore()
+    extra = fwd.ops - bare.ops
+    return {
+        "fwd_ops": sum(extra.values()),
+        "fwd_alloc": fwd.allocating - bare.allocating,
+        "step_ops": sum(step.ops.values()),
+        "step_alloc": step.allocating,
+        "py_calls": calls - bare_calls,
+        "fwd_extra_us": fwd_us - bare_us,
+        "step_us": step_us,
+        "detail": ", ".join(f"{k} x{v}" for k, v in sorted((extra + step.ops).items())),  # type: ignore[dict-item]
+    }
+
+
+def print_op_counts(models: list[str], figures: dict) -> None:
+    print(
+        f"{'model':12s} {'checks':12s} {'fwd ops':>7s} {'alloc':>5s} {'step ops':>8s} {'alloc':>5s} {'py calls':>8s} "
+        f"{'fwd +us':>7s} {'step us':>7s}"
+    )
+    for name in models:
+        for leaf_checks in ("on_violation", "every_call"):
+            r = op_counts(name, leaf_checks)
+            print(
+                f"{name:12s} {leaf_checks:12s} {r['fwd_ops']:7d} {r['fwd_alloc']:5d} {r['step_ops']:8d} "
+                f"{r['step_alloc']:5d} {r['py_calls']:8d} {r['fwd_extra_us']:7.1f} {r['step_us']:7.1f}   {r['detail']}",
+                flush=True,
+            )
+            figures[f"{name} 64 ops {leaf_checks}"] = {k: v for k, v in r.items() if k != "detail"}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="shorter timing (noisier)")
@@ -159,7 +292,13 @@ def main() -> None:
     ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
     ap.add_argument("--models", default="mlp,resnet,transformer", help="comma-separated: mlp, resnet, transformer")
     ap.add_argument("--rounds", type=int, default=None, help=f"rounds per row (default {ROUNDS}; 3 with --quick)")
+    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: 1 on the CPU)")
+    ap.add_argument("--ops", action="store_true", help="count the ops and Python calls the Monitor adds; no timing")
+    ap.add_argument("--deferred", action="store_true", help="time the flag buffer's deferred (CUDA) path on the CPU")
     args = ap.parse_args()
+    threads = args.threads or (1 if args.device == "cpu" else None)
+    if threads:
+        torch.set_num_threads(threads)
     rounds = args.rounds or (3 if args.quick else ROUNDS)
     unknown = set(args.models.split(",")) - set(MODELS)
     if unknown:
@@ -167,8 +306,20 @@ def main() -> None:
     if args.floor:
         floor(0.3)
         return
+    if args.ops:
+        figures_ops: dict = {}
+        print_op_counts(args.models.split(","), figures_ops)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(figures_ops, f)
+        return
     min_time = 0.1 if args.quick else 0.3
-    print(f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}")
+    if args.deferred:
+        deferred_buffer()
+    print(
+        f"torch {torch.__version__}, device {args.device}, threads {torch.get_num_threads()}"
+        + (", flag buffer on its deferred path" if args.deferred else "")
+    )
     print(
         f"{'model':12s} {'batch':>5s} {'pass':8s} {'bare us':>9s} {'monitor':>8s} {'every':>8s} {'naive':>8s} "
         f"{'anomaly':>8s} {'s':>5s}"

@@ -121,6 +121,8 @@ class Diagnosis:
         lane.buffer.flush()
         bad += lane.buffer.poll(block=False)
         calls = hooks.calls
+        if not (bad or calls.raised or rec.host_failed):  # every check held (a step's usual read)
+            return
         keys = {(e[1], e[2]) for e in bad if e[0].phase == "forward"} | calls.raised | rec.host_failed
         calls.raised, rec.host_failed = set(), set()
         outcome: dict[CallKey, str] = {}  # why a failing call's records are the run's own
