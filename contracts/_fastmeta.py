@@ -397,7 +397,10 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
 
     def read_args(w: _Writer, slots: Sequence[int], other: str) -> None:
         w.emit("n = len(args)")
-        w.emit(f"if kwargs or n < {plan.lo} or n > {plan.hi}:")
+        if plan.lo == plan.hi:
+            w.emit(f"if kwargs or n != {plan.lo}:")
+        else:
+            w.emit(f"if kwargs or n < {plan.lo} or n > {plan.hi}:")
         w.emit(other, 2)
         for i in slots:
             pos, default = plan.index[i]

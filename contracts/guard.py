@@ -80,17 +80,6 @@ class Guard(Boundary):
         __tracebackhide__ = True
         if _is_compiling():
             return self._traced_begin(args, kwargs, target)
-        return self._eager_begin(args, kwargs, target)
-
-    def _traced_begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
-        """``begin`` in code torch.compile traces: the flags' last values, never the plan."""
-        __tracebackhide__ = True
-        if (self.mode or _GLOBAL_MODE[0]) == "off" or _DISABLED.last:
-            return None
-        return self._begin(args, kwargs, target, self.checker or _CHECKER.last)
-
-    def _eager_begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
-        __tracebackhide__ = True
         if (self.mode or _GLOBAL_MODE[0]) == "off" or _disabled_now():
             return None
         checker = self.checker or _checker_now()
@@ -100,6 +89,13 @@ class Guard(Boundary):
             if frame is not None:
                 return frame
         return self._begin(args, kwargs, target, checker)
+
+    def _traced_begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
+        """``begin`` in code torch.compile traces: the flags' last values, never the plan."""
+        __tracebackhide__ = True
+        if (self.mode or _GLOBAL_MODE[0]) == "off" or _DISABLED.last:
+            return None
+        return self._begin(args, kwargs, target, self.checker or _CHECKER.last)
 
     def _begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any, checker: Checker) -> Any:
         __tracebackhide__ = True
@@ -141,14 +137,16 @@ class Guard(Boundary):
         self.end((self.binder.bind(frame[0], frame[1] or {}), (binds, False), _EAGER), result)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight."""
+        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight; the
+        compiled plan (generated code, not picklable) is compiled again for the copy."""
         state = dict(self.__dict__)
-        state["_local"], state["_traced"] = None, []
+        state["_local"], state["_traced"], state["plan"] = None, [], None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
+        self.plan = self._compile_plan()
 
     def _frames(self) -> list[Any]:
         """The calling thread's frames of calls begun and not ended."""
@@ -161,7 +159,7 @@ class Guard(Boundary):
             return frames
 
     # hooks (registered with with_kwargs=True); each asks once whether it is being traced, and
-    # the eager happy path is written out in them (``_eager_begin``, ``end``): a call less is
+    # the eager happy path is written out in them (as in ``begin`` and ``end``): a call less is
     # a measurable part of a guard's cost
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         __tracebackhide__ = True

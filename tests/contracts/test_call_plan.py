@@ -265,3 +265,18 @@ def test_finite_plan_helper_matches_finite_ok():
         assert finite_fast(t) == Finite(("x",)).ok({"x": t})
     assert finite_fast(torch.ones(2, dtype=torch.complex64)) is False  # left to Finite.ok
     assert finite_fast(torch.ones(2, device="meta")) is False
+
+
+@pytest.mark.parametrize("copy_with", ["deepcopy", "pickle"])
+def test_a_copied_guard_has_its_own_plan_and_still_checks(copy_with):
+    import copy
+    import pickle
+
+    iface = Interface("lin", inputs={"x": TensorSpec("batch 4")}, outputs={"y": TensorSpec("batch 2")})
+    m = mc.guard(nn.Linear(4, 2), interface=iface, ensures=[mc.finite("y")])
+    c = copy.deepcopy(m) if copy_with == "deepcopy" else pickle.loads(pickle.dumps(m))
+    g, h = mc.get_guard(m), mc.get_guard(c)
+    assert h.plan is not None and h.plan is not g.plan
+    assert c(torch.ones(3, 4)).shape == (3, 2)
+    with pytest.raises(mc.InterfaceViolation, match="shape expected batch 4"):
+        c(torch.ones(3, 5))
