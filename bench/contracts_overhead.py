@@ -6,8 +6,10 @@
 Measures nn.Linear(64, 10) on a batch of 8 (float32, CPU, no_grad):
   bare module; the same with two empty ``with_kwargs`` forward hooks (a pre
   and a post hook, as ``guard`` registers: the floor of any hook-based
-  check); guard() with a metadata-only interface (shape + dtype); the same
-  plus finite(...) on input and output; @contract on forward with the same
+  check); the same hooks doing ``math.isfinite(t.sum().item())`` on the
+  input and the output (the floor of a finite check: one reduction and one
+  host read per tensor); guard() with a metadata-only interface (shape +
+  dtype); the same plus finite(...) on input and output; @contract on forward with the same
   interface; and jaxtyping+beartype on the same annotations.
 
 Times are this thread's CPU time by default (``--clock cpu``; the model
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import statistics
 import sys
@@ -40,14 +43,19 @@ from modpact.interfaces import Interface, TensorSpec
 
 torch.set_num_threads(1)
 
-BARE, HOOKS, GUARD, FINITE, CONTRACT, JAX = (
+BARE, HOOKS, SUMS, GUARD, FINITE, CONTRACT, JAX = (
     "bare",
     "empty pre+post hooks (floor)",
+    "hooks: sum().item() in, out",
     "guard: shape/dtype",
     "guard: shape/dtype + finite",
     "@contract: shape/dtype",
     "jaxtyping+beartype",
 )
+
+
+def _read(t: Tensor) -> None:
+    math.isfinite(t.sum().item())
 
 
 def build() -> dict[str, nn.Module]:
@@ -69,6 +77,10 @@ def build() -> dict[str, nn.Module]:
     hooked.register_forward_pre_hook(lambda module, args, kwargs: None, with_kwargs=True)
     hooked.register_forward_hook(lambda module, args, kwargs, output: None, with_kwargs=True)
     models[HOOKS] = hooked
+    summed = clone()  # the floor of a finite check on the input and the output: one reduction and one read each
+    summed.register_forward_pre_hook(lambda module, args, kwargs: _read(args[0]), with_kwargs=True)
+    summed.register_forward_hook(lambda module, args, kwargs, output: _read(output), with_kwargs=True)
+    models[SUMS] = summed
     models[GUARD] = mc.guard(clone(), interface=meta)
     models[FINITE] = mc.guard(clone(), interface=meta, requires=[mc.finite("input")], ensures=[mc.finite("result")])
 
@@ -148,6 +160,9 @@ def summarize(rounds: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     extra = [r[FINITE] - r[GUARD] for r in rounds]
     rows[FINITE]["over_guard_us"] = statistics.median(extra)
     rows[FINITE]["over_guard_min"], rows[FINITE]["over_guard_max"] = min(extra), max(extra)
+    reads = [r[SUMS] - r[HOOKS] for r in rounds]
+    rows[SUMS]["over_hooks_us"] = statistics.median(reads)
+    rows[SUMS]["over_hooks_min"], rows[SUMS]["over_hooks_max"] = min(reads), max(reads)
     return rows
 
 
@@ -181,7 +196,9 @@ def main() -> None:
     f = rows[FINITE]
     print(
         f"finite check over the shape/dtype guard: {f['over_guard_us']:.2f} us "
-        f"({f['over_guard_min']:.2f}-{f['over_guard_max']:.2f})"
+        f"({f['over_guard_min']:.2f}-{f['over_guard_max']:.2f}); "
+        f"the two reductions and reads alone: {rows[SUMS]['over_hooks_us']:.2f} us "
+        f"({rows[SUMS]['over_hooks_min']:.2f}-{rows[SUMS]['over_hooks_max']:.2f})"
     )
     if args.json:
         with open(args.json, "w") as fh:
