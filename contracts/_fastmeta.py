@@ -224,7 +224,7 @@ class CallPlan:
         self.inputs = tuple(zip(inputs.tensors, (slot[a] for a in in_args))) if inputs is not None else ()
         self.pre_finite = tuple(slot[n] for n in requires_finite)
         self.outputs = outputs
-        post = []
+        post: list[tuple[int, Any]] = []  # (_RESULT, 0), (_ARG, slot) or (_OUTPUT, output name)
         for n in ensures_finite:
             if n == "result":  # the env's "result" is the call's result, even beside an argument of that name
                 post.append((_RESULT, 0))
@@ -416,9 +416,9 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
     read_args(w, range(len(plan.needed)), other)
     w.emit("try:")
     body = _Writer(ns, dim_var)
-    for p, i in plan.inputs:
-        body.tensor(f"v{i}", p, "return None", other)
-        checked[i] = p
+    for spec, i in plan.inputs:
+        body.tensor(f"v{i}", spec, "return None", other)
+        checked[i] = spec
     for i in plan.pre_finite:
         if i not in checked:
             body.emit(f"if not _finite(v{i}):")
@@ -451,15 +451,16 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
     body.bound = set(pre_bound)
     used = set()
     if outs is not None:
-        for p in outs.tensors:
-            used |= {d for _, kind, d in p.dims if kind == _NAMED and d in pre_bound}
+        for out in outs.tensors:
+            used |= {d for _, kind, d in out.dims if kind == _NAMED and d in pre_bound}
         for k in sorted(used):
             body.emit(f"{dim_var[k]} = frame[{2 + plan.dim_names.index(k)}]")
-        for j, p in enumerate(outs.tensors):
-            body.tensor(f"o{j}", p, "return False", other)
+        for j, out in enumerate(outs.tensors):
+            body.tensor(f"o{j}", out, "return False", other)
     for kind, key in plan.post_finite:
+        p: _TensorPlan | None = None
         if kind == _ARG:
-            var, p = f"v{key}", None
+            var = f"v{key}"
         elif kind == _OUTPUT and outs is not None:
             j = outs.names.index(key)
             var, p = f"o{j}", outs.tensors[j]
