@@ -280,3 +280,13 @@ def test_a_copied_guard_has_its_own_plan_and_still_checks(copy_with):
     assert c(torch.ones(3, 4)).shape == (3, 2)
     with pytest.raises(mc.InterfaceViolation, match="shape expected batch 4"):
         c(torch.ones(3, 5))
+
+
+def test_a_jagged_nested_tensor_does_not_slip_through_the_metadata_fast_path():
+    """The fast path once read a jagged tensor's shape (2, j1, 3) as fitting "b _ 3"."""
+    from modpact.contracts._fastmeta import compile_side
+
+    plan = compile_side({"x": TensorSpec("b _ 3")})
+    assert plan is not None
+    for nt in NESTED:
+        assert plan.run({"x": nt}, {}) is None
