@@ -18,10 +18,11 @@ from modpact.interfaces.interface import Interface, named_values
 from modpact.interfaces.nested import leaf_values, leaves
 from modpact.interfaces.spec import TensorSpec
 
-from ._fastmeta import MetaPlan, compile_side
+from ._fastmeta import CallPlan, MetaPlan, compile_call, compile_side
 from ._modes import ContractMode, check_mode
 from .binding import Binder
 from .condition import Condition, Custom
+from .conditions import Finite
 
 __all__ = ["Boundary"]
 
@@ -126,6 +127,28 @@ class Boundary:
         self.needs_call = any(c.needs_call for c in conds)
         self.needs_old = any("old" in c.reads or getattr(c, "takes_any", False) for c in self.ensures)
         self._validate()
+        self.plan = self._compile_plan()
+
+    def _compile_plan(self) -> CallPlan | None:
+        """The happy path of the eager checker, compiled (see ``_fastmeta.CallPlan``), or None when
+        this boundary has anything it does not cover: nested or non-simple specs, value domains
+        in the specs, conditions other than ``finite``, ``old`` or the call itself."""
+        iface = self.interface
+        if iface is not None and (self.fast_in is None or self.fast_out is None):
+            return None
+        if self.in_value_specs or self.out_value_specs or self.needs_call or self.needs_old:
+            return None
+        if not all(type(c) is Finite for c in self.requires + self.ensures):
+            return None
+        return compile_call(
+            self.binder,
+            self.fast_in,
+            tuple(a for _, a in self._in_pairs),
+            self.fast_out,
+            self.out_names,
+            tuple(n for c in self.requires for n in c.reads),
+            tuple(n for c in self.ensures for n in c.reads),
+        )
 
     def _validate(self) -> None:
         args = self.binder.all_names

@@ -20,21 +20,23 @@ _is_compiling = torch.compiler.is_compiling
 
 
 class ContextFlag(Generic[T]):
-    __slots__ = ("_var", "last")
+    __slots__ = ("var", "last")
 
     def __init__(self, name: str, default: T) -> None:
-        self._var: contextvars.ContextVar[T] = contextvars.ContextVar(name, default=default)
+        #: the context variable itself: ``var.get()`` is the eager read, for code that already knows
+        #: it is not being traced (one compile check per call instead of one per flag)
+        self.var: contextvars.ContextVar[T] = contextvars.ContextVar(name, default=default)
         self.last = default
 
     def get(self) -> T:
         if _is_compiling():
             return self.last
-        return self._var.get()
+        return self.var.get()
 
     def set(self, value: T) -> contextvars.Token:
         self.last = value
-        return self._var.set(value)
+        return self.var.set(value)
 
     def reset(self, token: contextvars.Token) -> None:
-        self._var.reset(token)
-        self.last = self._var.get()
+        self.var.reset(token)
+        self.last = self.var.get()

@@ -19,7 +19,7 @@ from ._boundary import Boundary
 from ._modes import _DISABLED, _GLOBAL_MODE, ContractMode, _mode_from_env, check_mode
 from ._old import Old
 from .binding import Binder
-from .checking import _CHECKER, Checker
+from .checking import _CHECKER, _EAGER, Checker
 from .condition import BINDER, CALL, Condition, ConditionLike, as_condition
 from .source import user_site
 
@@ -28,6 +28,9 @@ __all__ = ["Guard", "guard", "unguard", "guard_submodules", "get_guard"]
 _ATTR = "_modpact_guard"
 _is_compiling = torch.compiler.is_compiling
 _MAX_PENDING = 64
+# the context variables behind the flags, read directly where the code is certainly not being traced
+_disabled_now = _DISABLED.var.get
+_checker_now = _CHECKER.var.get
 
 
 def _conditions(items: Any, what: str, declared_at: str | None) -> tuple[Condition, ...]:
@@ -68,11 +71,34 @@ class Guard(Boundary):
 
     # --- the hot path ---------------------------------------------------
     def begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
-        """Bind and check preconditions; returns the frame for ``end`` (None: skipped)."""
+        """Check the inputs and preconditions; returns the frame for ``end`` (None: skipped).
+
+        The eager checker's happy path runs the compiled ``plan`` on the call
+        itself; its frame is a list (``[args, kwargs, *dims]``). Anything the
+        plan does not certainly accept goes the full way (an env, the current
+        checker), whose frame is a tuple ``(env, state, checker)``."""
         __tracebackhide__ = True
-        mode = self.mode or _GLOBAL_MODE[0]
-        if mode == "off" or _DISABLED.get():
+        if _is_compiling():
+            return self._traced_begin(args, kwargs, target)
+        if (self.mode or _GLOBAL_MODE[0]) == "off" or _disabled_now():
             return None
+        checker = self.checker or _checker_now()
+        plan = self.plan
+        if plan is not None and checker is _EAGER and self.every == 1:
+            frame = plan.pre(args, kwargs)
+            if frame is not None:
+                return frame
+        return self._begin(args, kwargs, target, checker)
+
+    def _traced_begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any) -> Any:
+        """``begin`` in code torch.compile traces: the flags' last values, never the plan."""
+        __tracebackhide__ = True
+        if (self.mode or _GLOBAL_MODE[0]) == "off" or _DISABLED.last:
+            return None
+        return self._begin(args, kwargs, target, self.checker or _CHECKER.last)
+
+    def _begin(self, args: tuple, kwargs: Mapping[str, Any], target: Any, checker: Checker) -> Any:
+        __tracebackhide__ = True
         if self.every != 1:
             n = self.calls
             self.calls = n + 1
@@ -84,11 +110,16 @@ class Guard(Boundary):
             env[BINDER] = self.binder
         if self.needs_old:
             env["old"] = Old(env, self.binder.all_names, self.snapshot)
-        checker = self.checker or _CHECKER.get()
         return env, checker.check_pre(self, env), checker
 
     def end(self, frame: Any, result: Any) -> None:
         __tracebackhide__ = True
+        if type(frame) is list:  # the compiled plan's frame
+            plan = self.plan
+            if plan is not None and plan.post(frame, result):
+                return
+            self._end_full(frame, result)
+            return
         env, state, checker = frame
         env["result"] = result
         if self.out_names:
@@ -98,15 +129,24 @@ class Guard(Boundary):
                     env[k] = v
         checker.check_post(self, env, state)
 
+    def _end_full(self, frame: list[Any], result: Any) -> None:
+        """After the plan's ``pre`` accepted the call and its ``post`` is not certain: the eager
+        checker's full check of the outputs, as if its own pre-check had bound these dims."""
+        __tracebackhide__ = True
+        binds = self.plan.binds(frame) if self.plan is not None else {}
+        self.end((self.binder.bind(frame[0], frame[1] or {}), (binds, False), _EAGER), result)
+
     def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight."""
+        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight; the
+        compiled plan (generated code, not picklable) is compiled again for the copy."""
         state = dict(self.__dict__)
-        state["_local"], state["_traced"] = None, []
+        state["_local"], state["_traced"], state["plan"] = None, [], None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._local = threading.local()
+        self.plan = self._compile_plan()
 
     def _frames(self) -> list[Any]:
         """The calling thread's frames of calls begun and not ended."""
@@ -118,21 +158,50 @@ class Guard(Boundary):
             frames = self._local.frames = []
             return frames
 
-    # hooks (registered with with_kwargs=True)
+    # hooks (registered with with_kwargs=True); each asks once whether it is being traced, and
+    # the eager happy path is written out in them (as in ``begin`` and ``end``): a call less is
+    # a measurable part of a guard's cost
     def _pre_hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         __tracebackhide__ = True
-        frames = self._frames()
+        if _is_compiling():
+            frames = self._traced
+            frame = self._traced_begin(args, kwargs, module)
+        else:
+            try:
+                frames = self._local.frames
+            except AttributeError:
+                frames = self._local.frames = []
+            if (self.mode or _GLOBAL_MODE[0]) == "off" or _disabled_now():
+                frame = None
+            else:
+                checker = self.checker or _checker_now()
+                plan = self.plan
+                frame = plan.pre(args, kwargs) if plan is not None and checker is _EAGER and self.every == 1 else None
+                if frame is None:  # a raising check pushes nothing
+                    frame = self._begin(args, kwargs, module, checker)
         if len(frames) >= _MAX_PENDING:  # forwards that raised never popped theirs
             del frames[: _MAX_PENDING // 2]
-        frames.append(self.begin(args, kwargs, module))  # a raising check pushes nothing
+        frames.append(frame)
         return None
 
     def _post_hook(self, module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         __tracebackhide__ = True
-        frames = self._frames()
-        frame = frames.pop() if frames else None
-        if frame is not None:
-            self.end(frame, output)
+        if _is_compiling():
+            frames = self._traced
+        else:
+            try:
+                frames = self._local.frames
+            except AttributeError:
+                frames = self._local.frames = []
+        if frames:
+            frame = frames.pop()
+            if type(frame) is list:
+                plan = self.plan
+                if plan is not None and plan.post(frame, output):
+                    return None
+                self._end_full(frame, output)
+            elif frame is not None:
+                self.end(frame, output)
         return None
 
     def remove(self) -> None:
