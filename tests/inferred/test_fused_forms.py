@@ -1,10 +1,11 @@
-"""The prepared device forms (inference/_plans.py) give the verdicts of the
-reference formulas, on random values, NaN, infinities and values at the bounds."""
+"""The device forms give the verdicts of the reference formulas (class boxes
+through the per-class table of inference/_plans.py; envelopes through the
+per-shape cache of whether rows fit), on random values, NaN, infinities and
+values at and next to the bounds."""
 
 import copy
 import math
 import pickle
-import threading
 
 import pytest
 import torch
@@ -81,7 +82,7 @@ def test_envelope_matches_the_reference_formula(data):
     t = _values(data, (rows, *row), lo_d, hi_d).to(dtype)
     got = c.device_ok({"x": t})
     assert bool(got) == ref_envelope(t, lo, hi)
-    assert bool(c.device_ok({"x": t})) == bool(got)  # the second call runs on the prepared plan and scratch
+    assert bool(c.device_ok({"x": t})) == bool(got)  # the second call reads the cached fit
     assert c.check({"x": t}).ok == bool(got)
 
 
@@ -111,7 +112,6 @@ def test_boxes_match_the_reference_formula(data):
     env = {"x": t, "s": scores}
     assert torch.equal(cb.rows(env), ref)
     assert bool(cb.device_ok(env)) == bool(ref.all())
-    assert bool(cb.device_ok(env)) == bool(ref.all())  # again, on the scratch tensors
 
 
 def test_class_boxes_use_only_the_predicted_class_boxes():
@@ -128,34 +128,64 @@ def test_class_boxes_use_only_the_predicted_class_boxes():
     assert torch.equal(c.rows({"x": x, "s": s}), ref_class_rows(x, s, torch.tensor(lo), torch.tensor(hi), [0, 0, 2]))
 
 
-def test_grad_inference_mode_and_threads_share_nothing_wrong():
-    c = envelope("x", torch.zeros(3), torch.ones(3))
-    b = in_boxes("x", [[0.0] * 3], [[1.0] * 3])
+def test_grad_and_inference_mode():
+    c = in_class_boxes("x", "s", [[0.0] * 3], [[1.0] * 3], [0])
     x = torch.rand(8, 3, requires_grad=True)
-    assert bool(c.device_ok({"x": x})) and bool(b.device_ok({"x": x}))
+    s = torch.ones(8, 1, requires_grad=True)
+    assert bool(c.device_ok({"x": x, "s": s}))
     with torch.inference_mode():
         y = torch.rand(8, 3)
-        assert bool(c.device_ok({"x": y})) and not bool(c.device_ok({"x": y + 2}))
-    assert bool(c.device_ok({"x": torch.rand(8, 3)}))  # scratch made in inference mode is writable outside it
-    results = []
-
-    def run(v):
-        for _ in range(50):
-            results.append(bool(c.device_ok({"x": torch.full((8, 3), v)})) == (0 <= v <= 1))
-
-    threads = [threading.Thread(target=run, args=(v,)) for v in (0.5, 3.0, 0.5, -1.0)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(results) and len(results) == 200
+        assert bool(c.device_ok({"x": y, "s": torch.ones(8, 1)}))
+        assert not bool(c.device_ok({"x": y + 2, "s": torch.ones(8, 1)}))
 
 
 @pytest.mark.parametrize("how", ["deepcopy", "pickle"])
-def test_copies_leave_plans_and_scratch_behind(how):
+def test_copies_leave_caches_behind(how):
     c = in_class_boxes("x", "s", [[0.0]], [[1.0]], [0])
+    e = envelope("x", [0.0], [1.0])
     env = {"x": torch.rand(4, 1), "s": torch.ones(4, 1)}
-    assert bool(c.device_ok(env))
-    d = copy.deepcopy(c) if how == "deepcopy" else pickle.loads(pickle.dumps(c))
-    assert d._plans == {} and d._scratch._bufs == {}
-    assert d == c and bool(d.device_ok(env))
+    assert bool(c.device_ok(env)) and bool(e.device_ok(env))
+    for cond in (c, e):
+        d = copy.deepcopy(cond) if how == "deepcopy" else pickle.loads(pickle.dumps(cond))
+        assert d._cache == {} and d._fits == {}
+        assert d == cond and bool(d.device_ok(env))
+    assert copy.deepcopy(c)._table._on == {}
+
+
+def test_monitor_flags_the_device_forms_and_explains_them_when_read():
+    """Under a Monitor the device forms only raise flags; the flagged
+    call is re-run and each violation names the module, the condition and the
+    values, as the conditions' own evidence does."""
+    from torch import nn
+
+    import modpact as mp
+
+    lin = nn.Linear(2, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.eye(2))
+        lin.bias.zero_()
+    model = nn.Sequential(lin)
+    env_c = envelope("result", [0.0, 0.0], [1.0, 1.0])
+    box_c = in_boxes("result", [[0.0, 0.0], [2.0, 2.0]], [[1.0, 1.0], [3.0, 3.0]])
+    cls_c = in_class_boxes("input", "result", [[0.0, 0.0], [2.0, 2.0]], [[1.0, 1.0], [3.0, 3.0]], [0, 1])
+    mp.guard(lin, ensures=[env_c, box_c, cls_c], name="0")
+    try:
+        with mp.Monitor(model) as mon:
+            model(torch.tensor([[0.5, 0.5], [0.75, 0.25]]))  # inside everything (argmax 0: box 0)
+            mon.step()
+            model(torch.tensor([[0.5, 0.5], [0.5, 1.5]]))  # row 1 leaves the envelope and every box
+            mon.step()
+        rep = mon.report()
+    finally:
+        mp.unguard(lin)
+    by_check = {v.check: v for v in rep.violations}
+    assert set(by_check) == {env_c.text, box_c.text, cls_c.text}, str(rep)
+    assert all(v.step == 1 and v.module == "0" and v.kind == "postcondition" for v in rep.violations)
+    assert all(v.blame == "0" and v.blame_reason == "its preconditions held" for v in rep.violations)
+    e = by_check["envelope(result, 2 features)"].evidence
+    assert e["failing"] == 1 and list(e["first_index"]) == [1, 1] and e["first_value"] == 1.5
+    assert list(e["first_bounds"]) == [0.0, 1.0] and e["rows_outside"] == 1 and e["rows"] == 2
+    b = by_check["in_boxes(result, 2 boxes)"].evidence
+    assert (b["failing"], b["of"], b["boxes"], b["first_row"]) == (1, 2, 2, 1)
+    c = by_check["in_class_boxes(input, result, 2 boxes)"].evidence
+    assert (c["failing"], c["first_row"], c["predicted_class"]) == (1, 1, 1)
