@@ -360,6 +360,7 @@ class InClassBoxes(InBoxes):
             return class_box_rows(x, s, self._table)
         # integer features (no +-inf padding in their dtype), or scores on another device (this raises)
         match = self._match(env, t)
+        assert match is not None  # the scores were checked above
         lo, hi = self._on(t)
         return ((torch.maximum(lo - x, x - hi).amax(dim=2) <= 0) & match).any(dim=1)
 

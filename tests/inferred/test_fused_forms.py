@@ -189,3 +189,12 @@ def test_monitor_flags_the_device_forms_and_explains_them_when_read():
     assert (b["failing"], b["of"], b["boxes"], b["first_row"]) == (1, 2, 2, 1)
     c = by_check["in_class_boxes(input, result, 2 boxes)"].evidence
     assert (c["failing"], c["first_row"], c["predicted_class"]) == (1, 1, 1)
+
+
+def test_integer_features_use_the_reference_expression():
+    lo, hi, labels = torch.tensor([[0.0, 0.0], [5.0, 5.0]]), torch.tensor([[2.0, 2.0], [7.0, 7.0]]), [0, 1]
+    c = in_class_boxes("x", "s", lo, hi, labels)
+    x = torch.tensor([[1, 1], [6, 6], [6, 6]])
+    s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
+    assert c.rows({"x": x, "s": s}).tolist() == [True, True, False]
+    assert torch.equal(c.rows({"x": x, "s": s}), ref_class_rows(x.float(), s, lo, hi, labels))
