@@ -74,7 +74,7 @@ def overhead_table(
 
     def monitored(ic, install) -> tuple[float, int]:
         if ic is None:  # the machinery alone: the same guards with the inferred interfaces and no condition
-            ic = _Guards(model, variants["envelope"], **install)
+            ic = _Guards(model, variants["envelope"])
         ic.install(**install)
         try:
             with mp.Monitor(model) as mon:
@@ -127,8 +127,8 @@ class _Guards:
     """Guards on the modules ``ic`` installs on, with its interfaces (or none)
     and no condition: what checking costs before any value is read."""
 
-    def __init__(self, model, ic, interfaces: bool = True):
-        self.model, self.ic, self.interfaces = model, ic, interfaces
+    def __init__(self, model, ic):
+        self.model, self.ic = model, ic
 
     def install(self, interfaces: bool = True) -> None:
         mods = dict(self.model.named_modules())
