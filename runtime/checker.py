@@ -188,8 +188,14 @@ class MonitorChecker(Checker):
         bindings = None
         iface = guard.interface
         if iface is not None:
-            values = guard.input_values(env)
-            problems, bindings = iface.input_problems(values, values_too=False)
+            # the guard's compiled metadata check answers "certainly fine" (plain ints bound); anything
+            # else, and every violation, comes from the full check, so records and messages are its own
+            fast = guard.fast_in
+            bindings = fast.run_env(env, {}) if fast is not None else None
+            if bindings is None:
+                problems, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+            else:
+                problems = []
 
             def blame_in(name: str) -> tuple[str, str]:
                 top = name.partition("[")[0].partition(".")[0]  # a nested input's path: hx[0] -> hx
@@ -218,9 +224,13 @@ class MonitorChecker(Checker):
         if iface is not None:
             result = env["result"]
             bindings = inner
-            if bindings is None:
-                _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
-            problems, _ = iface.output_problems(result, bindings, values_too=False)
+            fast = guard.fast_out
+            if fast is not None and type(bindings) is dict and fast.run(result, bindings) is not None:
+                problems = []
+            else:
+                if bindings is None or type(bindings) is dict:  # the fast path bound plain ints: redo in full
+                    _, bindings = iface.input_problems(guard.input_values(env), values_too=False)
+                problems, _ = iface.output_problems(result, bindings, values_too=False)
             self._metadata(problems, path, lambda n: (blame_self, "its preconditions held"))
             if guard.out_value_specs:
                 self._value_specs(
