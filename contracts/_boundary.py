@@ -115,9 +115,8 @@ class Boundary:
                     f"{self.owner} takes ({self.binder.describe()}): neither names nor positions match"
                 )
             self.out_names = tuple(getattr(iface, "outputs", {}) or {})
-            if not getattr(iface, "dims", None):  # declared dim bounds: the interface's own check reads them
-                self.fast_in = compile_side(iface.inputs, tuple(a for _, a in self._in_pairs))
-                self.fast_out = compile_side(iface.outputs) if self.fast_in is not None else None
+            self.fast_in = compile_side(iface.inputs, tuple(a for _, a in self._in_pairs))
+            self.fast_out = compile_side(iface.outputs) if self.fast_in is not None else None
             # value checks per tensor leaf: a nested spec's leaves are named by their path (hx[0], out.logits)
             self._nested_in = any(not isinstance(s, TensorSpec) for s in iface.inputs.values())
             self._nested_out = any(not isinstance(s, TensorSpec) for s in iface.outputs.values())

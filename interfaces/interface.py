@@ -163,6 +163,15 @@ class Interface:
                     problems += [p for p in spec.value_problems(t, f"{side}.{k}") if p.tensor not in bad]
         return problems, bindings
 
+    def dims_hold(self, sizes: Mapping[str, Any]) -> bool:
+        """Whether every bound dim in ``sizes`` (name -> int, as a guard's fast path binds
+        them) lies inside the declared ``dims`` bounds; no text is built."""
+        for n, (lo, hi) in self.dims.items():
+            v = sizes.get(n)
+            if type(v) is int and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+                return False
+        return True
+
     def dim_problems(self, bindings: Bindings, side: str = "") -> list[Problem]:
         """A problem for each dim bound (by a tensor of ``side``, or by any when empty) outside
         the interface's declared ``dims`` bounds. Metadata only."""

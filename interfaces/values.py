@@ -261,9 +261,16 @@ def padded_rows(t: torch.Tensor, side: str) -> torch.Tensor:
 
 
 def padding_ok(t: torch.Tensor, side: str) -> torch.Tensor:
+    """Every row follows ``side`` (see ``padded_rows``): whole-tensor reductions, no sync."""
     if t.dim() == 0:
         return _false(t)
-    return padded_rows(t, side).all()
+    if t.shape[-1] == 0:
+        return torch.tensor(t.numel() == 0 and math.prod(t.shape[:-1]) == 0, device=t.device)
+    x = t.to(torch.int8) if t.dtype == torch.bool else t
+    d = x.diff(dim=-1)
+    first = x[..., 0] if side == "right" else x[..., -1]
+    steps = (d <= 0) if side == "right" else (d >= 0)
+    return steps.all() & (first == 1).all() & ((x == 0) | (x == 1)).all()
 
 
 def padding_evidence(t: torch.Tensor, side: str) -> dict[str, Any]:
