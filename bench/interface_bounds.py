@@ -2,7 +2,8 @@
 
     python bench/interface_bounds.py            # 9 rounds
     python bench/interface_bounds.py --quick    # 3 rounds
-    python bench/interface_bounds.py --json out.json
+    python bench/interface_bounds.py --json out.json   # {interface: {us_per_call, vs_plain}}
+    python bench/ab.py --before REV -- bench/interface_bounds.py --quick
 
 One module (an Embedding over ``ids`` times a 0/1 ``mask``, batch 8 x 16), four
 interfaces guarded in turn, in alternating rounds within one process:
@@ -92,13 +93,13 @@ def main() -> None:
                 if name != "bare":
                     mp.unguard(m)
     plain = statistics.median(times["plain"])
-    rows = []
+    rows: dict[str, dict[str, float]] = {}
     print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, {rounds} rounds x {calls} calls")
     print(f"{'interface':10} {'us/call':>9} {'min..max':>16} {'vs plain':>9}")
     for name, ts in times.items():
         med = statistics.median(ts)
         ratio = med / plain
-        rows.append({"name": name, "us_per_call": med, "min": min(ts), "max": max(ts), "vs_plain": ratio})
+        rows[name] = {"us_per_call": med, "vs_plain": ratio}
         print(f"{name:10} {med:9.1f} {min(ts):7.1f}..{max(ts):7.1f} {ratio:8.2f}x")
     if args.json:
         with open(args.json, "w") as f:
