@@ -28,8 +28,16 @@ What is described, and how:
   get ``range=(0, num_embeddings - 1)``, the smallest over the embeddings
   that read them; integer or bool inputs named like a mask (``attention_mask``,
   ``*_mask``) whose example values are all 0 or 1 get ``range=(0, 1)`` (the
-  Hugging Face convention: 1 attends, 0 is padding). The description says
-  where each range came from, and which integer inputs have no known range.
+  Hugging Face convention: 1 attends, 0 is padding), and ``padding="right"``
+  (``"left"``) when every observed row is ones then zeros (zeros then ones)
+  with at least one 1. An integer ``labels`` input gets ``range=(0, n - 1)``,
+  ``n`` the last dim of the ``logits`` output, unless the examples hold
+  other values (an ignore index). The description says where each range
+  came from, and which integer inputs have no known range.
+- A module with a Hugging Face ``config`` giving ``max_position_embeddings``
+  gets ``dims={<seq>: (1, max_position_embeddings)}`` for the symbolic last
+  dim of ``input_ids`` (``token_type_ids``, ``position_ids``,
+  ``attention_mask``): longer sequences have no position embedding.
 - With ``finite=True``: every floating input must be finite in the examples
   (``SpecError`` otherwise) and gets ``finite=True`` and the range its
   examples spanned; every floating output must be finite on the examples and
