@@ -312,3 +312,38 @@ def test_labels_outside_the_class_count_get_no_range_and_say_why():
     )
     ok = mp.infer_interface(Head(), {"x": torch.randn(3, 4), "labels": torch.tensor([0, 2, 1])})
     assert ok.inputs["labels"].range == (0, 2)
+
+
+def test_the_monitor_records_a_broken_bound_and_a_broken_padding():
+    from modpact.runtime import Monitor
+
+    class Tok(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(100, 4)
+
+        def forward(self, ids, mask):
+            return self.emb(ids) * mask[..., None]
+
+    model = Tok()
+    mp.guard(model, interface=Interface("tokens", TOKENS.inputs, TOKENS.outputs, dims={"seq": (1, 8)}))
+    try:
+        mask = torch.ones(2, 9, dtype=torch.long)
+        with torch.no_grad(), Monitor(model, mode="record", replay=False) as mon:
+            model(torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.long))  # clean
+            mon.step()
+            model(torch.zeros(2, 9, dtype=torch.long), mask)  # seq=9 > 8
+            mon.step()
+            model(torch.zeros(2, 4, dtype=torch.long), torch.tensor([[1, 1, 0, 0], [0, 1, 1, 1]]))  # left-padded
+            mon.step()
+        rep = mon.report()
+        text = str(rep)
+        assert rep.total == 2, text
+        assert "dims expected dim seq in [1, 8] (the interface's dims bounds), got seq=9" in text
+        # a device-side flag (no re-run with replay=False): the check and the tensor are named
+        assert [(v.step, v.check, v.tensor, v.blame) for v in rep.violations] == [
+            (1, "dims dim seq in [1, 8] (the interface's dims bounds)", "inputs.ids[1]", "the input data"),
+            (2, "value domain range=[0, 1] padding=right", "inputs.mask", "the input data"),
+        ]
+    finally:
+        mp.unguard(model)
