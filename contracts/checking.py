@@ -68,6 +68,8 @@ class EagerChecker(Checker):
         if iface is not None:
             fast = guard.fast_in
             bindings = fast.run_env(env, {}) if fast is not None else None
+            if bindings is not None and iface.dims and not iface.dims_hold(bindings):
+                bindings = None  # a declared dim bound broken: the full check names it
             if bindings is None:
                 problems, bindings = iface.input_problems(guard.input_values(env), values_too=False)
             else:
@@ -102,7 +104,7 @@ class EagerChecker(Checker):
             fast = guard.fast_out
             ok = False
             if fast is not None and type(bindings) is dict:
-                ok = fast.run(result, bindings) is not None
+                ok = fast.run(result, bindings) is not None and (not iface.dims or iface.dims_hold(bindings))
             problems: list[Problem]
             if ok:
                 problems = []

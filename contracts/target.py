@@ -130,6 +130,11 @@ class Target:
     def pre(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any] | str:
         """The call's env when the preconditions hold; REJECTED when they do not.
         A precondition that cannot be evaluated raises its ContractError."""
+        env = self.pre_checked(inputs)
+        return REJECTED if isinstance(env, ContractViolation) else env
+
+    def pre_checked(self, inputs: Mapping[str, torch.Tensor]) -> dict[str, Any] | ContractViolation:
+        """``pre``, with the violation (input interface or precondition) instead of REJECTED."""
         g = self.guard
         env = g.binder.bind((), self.kwargs(inputs))
         if g.needs_call:
@@ -141,8 +146,8 @@ class Target:
             _EAGER.check_pre(g, env)
         except ContractError:
             raise
-        except (PreconditionViolation, InterfaceViolation):
-            return REJECTED
+        except (PreconditionViolation, InterfaceViolation) as v:
+            return v
         return env
 
     def post(self, env: dict[str, Any], result: Any) -> list[tuple[str, ContractViolation | None]]:

@@ -5,7 +5,9 @@ Each dim of each input spec becomes, by its kind:
 - fixed (``64``), or a named dim pinned by a label space: a constant (left
   out of ``dynamic_shapes``, so the program is specialized to it);
 - named (``batch``): one ``torch.export.Dim`` per name, shared by every input
-  that uses it, ``min``/``max`` from ``dims=`` (default ``min=1``, no max);
+  that uses it, ``min``/``max`` from ``dims=``, else from the interface's own
+  ``dims`` bounds, else ``min=1`` and no max (``dims=`` may only narrow the
+  interface's bounds);
 - an expression linear in one name (``n+1``, ``2*n``): a derived dim of that
   name's Dim (``2*n + 1``); any other expression, and anonymous dims (``_``,
   ``...``): ``Dim.DYNAMIC`` (torch.export relates dims linearly to one root only);
@@ -154,6 +156,11 @@ def _bounds(dims: Mapping[str, Any] | None, known: list[str]) -> dict[str, tuple
     return out
 
 
+def _declared(interface: Interface, known: list[str]) -> dict[str, tuple[int, int | None]]:
+    """The interface's own dims bounds of the inputs' dims: the default bounds (min 1 when unsaid)."""
+    return {n: (1 if lo is None else max(lo, 1), hi) for n, (lo, hi) in interface.dims.items() if n in known}
+
+
 def plan_shapes(interface: Interface, example: Mapping[str, Any], dims: Mapping[str, Any] | None = None) -> ShapePlan:
     """The plan for ``example`` (input name -> tensor or a tuple, list or dict of
     them, checked against the interface by the caller): which axes are dynamic and how they relate.
@@ -161,7 +168,15 @@ def plan_shapes(interface: Interface, example: Mapping[str, Any], dims: Mapping[
     ins = leaf_specs(interface, "dynamic_shapes")[0]
     example = leaf_example(interface, example)
     known = [n for s in ins.values() for n in s.shape.names]
-    bounds = _bounds(dims, known)
+    bounds = _declared(interface, known)
+    for name, (lo, hi) in _bounds(dims, known).items():  # given bounds narrow the interface's own
+        dlo, dhi = interface.dims.get(name, (None, None))
+        if (dlo is not None and lo < dlo) or (dhi is not None and (hi is None or hi > dhi)):
+            raise SpecError(
+                f"dims={{{name!r}: {(lo, hi)!r}}}: outside the interface's dims bounds for {name!r} "
+                f"[{0 if dlo is None else dlo}, {'inf' if dhi is None else dhi}]; give bounds within them"
+            )
+        bounds[name] = (lo, hi)
     pinned = _pinned(interface)
     plan = ShapePlan({k: {} for k in ins})
     for tname, spec in ins.items():

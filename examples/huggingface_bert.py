@@ -37,10 +37,12 @@ def main() -> None:
     g = torch.Generator().manual_seed(0)
     data = [batch(g, 4, 16), batch(g, 3, 11)]  # two batch sizes and two lengths: both dims become symbolic
 
-    # 1. the interface, inferred from keyword examples: ids ranged by the embedding that reads them
+    # 1. the interface, inferred from keyword examples: ids ranged by the embedding that reads them,
+    # the mask's padding at the end, the sequence bounded by config.max_position_embeddings
     iface = mp.infer_interface(model, *data, finite=True)
     print("1. inputs: ", iface.inputs)
     print("   outputs:", iface.outputs)
+    print("   dims:   ", iface.dims)
 
     # 2. guard: every call is checked against it
     mp.guard(model, iface)
@@ -49,9 +51,11 @@ def main() -> None:
     mp.unguard(model)
     print("2. guard: the model meets its interface on its data")
 
-    # 3. validate on generated inputs (valid ids, 0/1 masks); the model is left as it was
-    res = validate(model, iface, max_examples=60, seed=1)
-    print(f"3. validate: {res.examples} generated examples, {'OK' if res.ok else 'FAILED'}")
+    # 3. validate on the real batches, then on generated inputs (valid ids, right-padded masks);
+    # the model is left as it was
+    res = validate(model, iface, max_examples=60, seed=1, data=data)
+    verdict = "OK" if res.ok else "FAILED"
+    print(f"3. validate: {res.data_examples} real batches and {res.examples} generated examples, {verdict}")
 
     # 4. contracts inferred from the data, installed on every module, checked in raise mode
     ic = mp.infer_contracts(model, data)

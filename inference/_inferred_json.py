@@ -74,6 +74,7 @@ class _Doc(_Model):
     history: list[dict[str, Any]] = []
     undescribed: dict[str, str] = {}
     indices: dict[str, dict[str, int]] = {}
+    state_axes: dict[str, dict[str, int | None]] = {}  # left out of a document when empty
 
 
 def to_dict(ic: Any) -> dict[str, Any]:
@@ -116,6 +117,7 @@ def to_dict(ic: Any) -> dict[str, Any]:
         "history": ic.history,
         "undescribed": ic.undescribed,
         "indices": ic.indices,
+        **({"state_axes": ic.state_axes} if ic.state_axes else {}),
     }
 
 
@@ -216,9 +218,16 @@ def read_document(data: Any) -> dict[str, Any]:
                     if numel > 2**63 - 1:
                         raise SpecError(f"{KIND}.from_dict: {where}: shape {shape} has more elements than a tensor can")
                     s[side][k] = [list(shape), dtype]
-    for path in list(doc.undescribed) + list(doc.indices):
+    for path in list(doc.undescribed) + list(doc.indices) + list(doc.state_axes):
         if path not in doc.shapes:
-            raise SpecError(f"{KIND}.from_dict: module {path!r} of undescribed/indices has no entry in shapes")
+            raise SpecError(
+                f"{KIND}.from_dict: module {path!r} of undescribed/indices/state_axes has no entry in shapes"
+            )
+    for path, by_key in doc.state_axes.items():
+        for k, axis in by_key.items():
+            ranks = {len(sig.outputs[k][0]) if k in sig.outputs else None for sig in doc.shapes[path]}
+            if axis is not None and (None in ranks or not all(0 <= axis < r for r in ranks if r is not None)):
+                raise SpecError(f"{KIND}.from_dict: state_axes[{path!r}][{k!r}] is {axis}; not an axis of that output")
     for path, by_name in doc.indices.items():
         for k, n in by_name.items():
             if n < 1:
@@ -226,6 +235,7 @@ def read_document(data: Any) -> dict[str, Any]:
     return dict(
         undescribed=doc.undescribed,
         indices=doc.indices,
+        state_axes=doc.state_axes,
         envelopes=envs,
         shapes=shapes,
         margin=doc.margin,

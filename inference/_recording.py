@@ -5,6 +5,7 @@ the recorded modules, the labels seen, and (for box envelopes) kept rows."""
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from modpact.contracts.binding import Binder
 from modpact.errors import SpecError
 from modpact.interfaces.batches import read_batches
 from modpact.interfaces.summary import describe
+from modpact.interfaces.tree import named_tensors
 
 __all__ = [
     "Granularity",
@@ -31,6 +33,8 @@ __all__ = [
     "eval_mode",
     "device_of",
     "is_boundary",
+    "nest_paths",
+    "state_batch_axes",
 ]
 
 #: How an envelope's bounds are kept: per element, per channel, per last dim, one for the tensor, or "auto"
@@ -234,6 +238,8 @@ class Recorder:
         self.undescribed: dict[str, str] = {}
         #: path -> input name -> n: integer inputs that index an Embedding's n rows
         self.indices: dict[str, dict[str, int]] = {}
+        #: path -> state leaf (``result1[0]``) -> its batch axis, for torch's RNNs (LSTM, GRU, RNN)
+        self.state_axes: dict[str, dict[str, int | None]] = {}
         self._handles: list[Any] = []
 
     def __enter__(self) -> Recorder:
@@ -285,6 +291,10 @@ class Recorder:
                 if t.is_floating_point() and t.ndim >= 1:
                     self.on_tensor(path, "output", "result", index, t, set())
                 self.produced[id(t)] = (t, path)
+            for key, t in _state_leaves(output):  # an RNN's (h, c): shapes only, no envelope
+                meta_out[key] = torch.empty_like(t, device="meta")
+                if isinstance(module, nn.RNNBase):  # (layers * directions, batch, hidden), or no batch
+                    self.state_axes.setdefault(path, {})[key] = 1 if t.dim() == 3 else None
             self.calls.setdefault(path, []).append((meta_in, meta_out))
             why = _undescribed(output)
             if why is not None and path not in self.undescribed:
@@ -318,15 +328,72 @@ def _outputs(output: Any) -> list[tuple[int | str | None, torch.Tensor]]:
     return []
 
 
+def _tensor_tuple(v: Any) -> bool:
+    """A tuple of tensors or of such tuples, to any depth (an LSTM's ``(h, c)``)."""
+    return type(v) is tuple and all(isinstance(x, torch.Tensor) or _tensor_tuple(x) for x in v)
+
+
+def _state_leaves(output: Any) -> list[tuple[str, torch.Tensor]]:
+    """The tensors inside the tuple items of a tuple or list output, named by path
+    (``result1[0]``, ``result1[1]``): what ``InferredContracts.interface`` nests again."""
+    if not isinstance(output, (tuple, list)):
+        return []
+    out: list[tuple[str, torch.Tensor]] = []
+    for i, v in enumerate(output):
+        if _tensor_tuple(v):
+            out += named_tensors(v, f"result{i}")
+    return out
+
+
+_PATH = re.compile(r"^(\w+)((?:\[\d+\])+)$")
+
+
+def nest_paths(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Recorded outputs with their state leaves nested again: ``{"result1[0]": h,
+    "result1[1]": c}`` becomes ``{"result1": (h, c)}`` (tuples, to any depth)."""
+    out: dict[str, Any] = {}
+    for key, t in flat.items():
+        m = _PATH.match(key)
+        if m is None:
+            out[key] = t
+            continue
+        idx = [int(i) for i in re.findall(r"\d+", m.group(2))]
+        node = out.setdefault(m.group(1), {})
+        for i in idx[:-1]:
+            node = node.setdefault(i, {})
+        node[idx[-1]] = t
+
+    def tup(v: Any) -> Any:
+        return tuple(tup(v[i]) for i in sorted(v)) if isinstance(v, dict) else v
+
+    return {k: tup(v) for k, v in out.items()}
+
+
+def state_batch_axes(sigs: Iterable[Mapping[str, Any]]) -> dict[str, int | None]:
+    """The batch axis of each state leaf (``result1[0]``) of a module other than torch's RNNs
+    (whose axis is recorded): the one axis whose size equals the batch (dim 0 of the first
+    input) in every recorded call, else None: no axis is named ``batch`` there."""
+    axes: dict[str, set[int]] = {}
+    for sig in sigs:
+        ins = [shape for shape, _ in sig["inputs"].values() if len(shape)]
+        for key, (shape, _) in sig["outputs"].items():
+            if _PATH.match(key) is None:
+                continue
+            fit = {i for i, n in enumerate(shape) if ins and n == ins[0][0]}
+            axes[key] = axes.get(key, fit) & fit
+    return {k: (next(iter(v)) if len(v) == 1 else None) for k, v in axes.items()}
+
+
 def _undescribed(output: Any) -> str | None:
-    """Why ``output`` is more than a tensor, a tuple/list of tensors or a dict of
-    tensors (what an inferred interface describes), or None."""
+    """Why ``output`` is more than a tensor, a tuple/list of tensors (or of tuples of
+    tensors, an RNN's state) or a dict of tensors (what an inferred interface describes),
+    or None."""
     if isinstance(output, torch.Tensor):
         return None
     if isinstance(output, (tuple, list, dict)):
         items = output.items() if isinstance(output, dict) else enumerate(output)
         for k, v in items:
-            if not isinstance(v, torch.Tensor):
+            if not isinstance(v, torch.Tensor) and not (isinstance(output, (tuple, list)) and _tensor_tuple(v)):
                 return f"its output item {k!r} is {describe(v)}, not a tensor"
         return None
     return f"its output is {describe(output)}"
@@ -355,6 +422,7 @@ class Run:
     batches: int
     undescribed: dict[str, str] = field(default_factory=dict)
     indices: dict[str, dict[str, int]] = field(default_factory=dict)
+    state_axes: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
 
 class eval_mode:
@@ -460,4 +528,6 @@ def record(
             s = {"inputs": _signature(mi), "outputs": _signature(mo)}
             if s not in sigs:
                 sigs.append(s)
-    return Run(stats, shapes, counts, out_width, rec.output_module, rows, nb, rec.undescribed, rec.indices)
+    return Run(
+        stats, shapes, counts, out_width, rec.output_module, rows, nb, rec.undescribed, rec.indices, rec.state_axes
+    )

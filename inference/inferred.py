@@ -56,8 +56,10 @@ from ._recording import (
     device_of,
     eval_mode,
     is_boundary,
+    nest_paths,
     record,
     select_modules,
+    state_batch_axes,
 )
 from .envelope import Envelope, InBoxes, InClassBoxes
 
@@ -159,6 +161,7 @@ class InferredContracts:
         model: nn.Module | None = None,
         undescribed: Mapping[str, str] | None = None,
         indices: Mapping[str, Mapping[str, int]] | None = None,
+        state_axes: Mapping[str, Mapping[str, int | None]] | None = None,
     ):
         self.margin = _check_number(margin, "margin")
         self.min_scale = _check_number(min_scale, "min_scale")
@@ -176,6 +179,8 @@ class InferredContracts:
         self.history = [dict(h) for h in history]
         self.undescribed = dict(undescribed or {})
         self.indices = {p: dict(v) for p, v in (indices or {}).items()}
+        #: path -> state output leaf (an LSTM's ``result1[0]``) -> its batch axis (None: none)
+        self.state_axes = {p: dict(v) for p, v in (state_axes or {}).items()}
         self._model = weakref.ref(model) if model is not None else None
         self._installed: list[tuple[Any, ...]] = []
         self._install_options: dict[str, Any] = {}
@@ -197,9 +202,10 @@ class InferredContracts:
         """The Interface of module ``path`` from the shapes and dtypes seen
         (dim 0 is the symbolic ``batch``; a dim whose size varied across the
         reference data is symbolic too; the integer input of an Embedding
-        holds indices in ``[0, num_embeddings)``). A module whose outputs have
-        nested or opaque parts (an LSTM's ``(h, c)``) has none: SpecError
-        with the reason (``undescribed``)."""
+        holds indices in ``[0, num_embeddings)``). Tuples of tensors inside a
+        tuple output (an LSTM's ``(h, c)``) are a ``TupleSpec`` whose batch axis
+        is dim 1 for torch's RNNs. A module whose outputs have other nested
+        or opaque parts has none: SpecError with the reason (``undescribed``)."""
         if path not in self.shapes:
             raise SpecError(f"InferredContracts: no module {path!r} was recorded (recorded: {', '.join(self.shapes)})")
         if path in self.undescribed:
@@ -216,7 +222,12 @@ class InferredContracts:
                 {k: torch.empty(s, dtype=getattr(torch, d), device="meta") for k, (s, d) in sig["outputs"].items()}
             )
         iface = interface_from_tensors(
-            path or "<model>", seen_in, seen_out, batch_dim=True, description="inferred by modpact.infer_contracts"
+            path or "<model>",
+            seen_in,
+            [nest_paths(o) for o in seen_out],
+            batch_dim=True,
+            batch_axes={**state_batch_axes(self.shapes[path]), **self.state_axes.get(path, {})},
+            description="inferred by modpact.infer_contracts",
         )
         idx = {
             k: n
@@ -742,4 +753,5 @@ def infer_contracts(
         model=model,
         undescribed=run.undescribed,
         indices=run.indices,
+        state_axes=run.state_axes,
     )

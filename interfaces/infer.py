@@ -28,8 +28,16 @@ What is described, and how:
   get ``range=(0, num_embeddings - 1)``, the smallest over the embeddings
   that read them; integer or bool inputs named like a mask (``attention_mask``,
   ``*_mask``) whose example values are all 0 or 1 get ``range=(0, 1)`` (the
-  Hugging Face convention: 1 attends, 0 is padding). The description says
-  where each range came from, and which integer inputs have no known range.
+  Hugging Face convention: 1 attends, 0 is padding), and ``padding="right"``
+  (``"left"``) when every observed row is ones then zeros (zeros then ones)
+  with at least one 1. An integer ``labels`` input gets ``range=(0, n - 1)``,
+  ``n`` the last dim of the ``logits`` output, unless the examples hold
+  other values (an ignore index). The description says where each range
+  came from, and which integer inputs have no known range.
+- A module with a Hugging Face ``config`` giving ``max_position_embeddings``
+  gets ``dims={<seq>: (1, max_position_embeddings)}`` for the symbolic last
+  dim of ``input_ids`` (``token_type_ids``, ``position_ids``,
+  ``attention_mask``): longer sequences have no position embedding.
 - With ``finite=True``: every floating input must be finite in the examples
   (``SpecError`` otherwise) and gets ``finite=True`` and the range its
   examples spanned; every floating output must be finite on the examples and
@@ -46,6 +54,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import inspect
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -58,6 +67,7 @@ from .interface import Interface
 from .nested import DictSpec, ListSpec, OpaqueSpec, OptionalSpec, Spec, TupleSpec, type_name
 from .spec import TensorSpec
 from .tree import named_tensors
+from .values import padded_rows
 
 __all__ = ["infer_interface", "interface_from_tensors"]
 
@@ -212,13 +222,72 @@ def infer_interface(
         raise SpecError("infer_interface: give every example the same way (all dicts of keywords, or all positional)")
     seen_in = _fill_defaults(module, seen_in)
     notes: list[str] = []
-    return interface_from_tensors(
+    din = _Describer("inputs", finite, readers, notes, classes=_classes(module, seen_out))
+    iface = interface_from_tensors(
         name or type(module).__name__,
         seen_in,
         seen_out,
         description=f"inferred from {len(examples)} example(s)",
-        _describers=(_Describer("inputs", finite, readers, notes), _Describer("outputs", finite, {}, notes)),
+        _describers=(din, _Describer("outputs", finite, {}, notes)),
     )
+    dims, why = _position_bounds(module, iface)
+    if not dims:
+        return iface
+    desc = "; ".join([iface.description, *why]) if iface.description else "; ".join(why)
+    return Interface(iface.name, iface.inputs, iface.outputs, description=desc, dims=dims)
+
+
+def _config(module: torch.nn.Module) -> Any:
+    """A Hugging Face-style ``config`` of the module (an object with ``to_dict``), or None."""
+    cfg = getattr(module, "config", None)
+    return cfg if cfg is not None and callable(getattr(cfg, "to_dict", None)) else None
+
+
+def _classes(module: torch.nn.Module, seen_out: list[dict[str, Any]]) -> tuple[int, str] | None:
+    """The number of classes a ``labels`` argument indexes: the last dim of the ``logits``
+    output when it is the same in every example (what the module scores), with where it came
+    from; Hugging Face's ``config.num_labels`` is named when it agrees."""
+    sizes = {int(o["logits"].shape[-1]) for o in seen_out if isinstance(o.get("logits"), torch.Tensor)}
+    if len(sizes) != 1 or not all(isinstance(o.get("logits"), torch.Tensor) for o in seen_out):
+        return None
+    (n,) = sizes
+    if n < 1:
+        return None
+    why = f"the last dim of outputs.logits ({n})"
+    cfg = _config(module)
+    if cfg is not None and getattr(cfg, "num_labels", None) == n:
+        why += f", = {type(module).__name__}.config.num_labels"
+    return n, why
+
+
+#: inputs whose last dim is the sequence a model's position embeddings index
+_POSITIONAL = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
+
+
+def _position_bounds(module: torch.nn.Module, iface: Interface) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """``{seq dim: (1, max_position_embeddings)}`` for a Hugging Face model whose config says how
+    many positions it embeds (a longer sequence fails in its position embedding), with the reason."""
+    cfg = _config(module)
+    limit = getattr(cfg, "max_position_embeddings", None) if cfg is not None else None
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        return {}, []
+    dims: dict[str, tuple[int, int]] = {}
+    why = []
+    for k in _POSITIONAL:
+        spec = iface.inputs.get(k)
+        if isinstance(spec, OptionalSpec):
+            spec = spec.inner
+        if not isinstance(spec, TensorSpec) or not len(spec.shape):
+            continue
+        d = spec.shape[-1]
+        if d.kind == "named" and not d.variadic and d.name is not None and d.name not in dims:
+            dims[d.name] = (1, limit)
+            why.append(
+                f"dims: {d.name} (inputs.{k}[-1], the sequence) in [1, {limit}] from "
+                f"{type(module).__name__}.config.max_position_embeddings={limit} (longer sequences have no "
+                "position embedding)"
+            )
+    return dims, why
 
 
 def interface_from_tensors(
@@ -227,6 +296,7 @@ def interface_from_tensors(
     seen_out: list[dict[str, Any]],
     *,
     batch_dim: bool = False,
+    batch_axes: Mapping[str, int | None] | None = None,
     description: str = "",
     _describers: tuple[_Describer, _Describer] | None = None,
 ) -> Interface:
@@ -236,7 +306,7 @@ def interface_from_tensors(
     of every tensor is the symbolic ``batch`` even when it never varied."""
     if not seen_in or len(seen_in) != len(seen_out):
         raise SpecError("interface_from_tensors: give the same non-zero number of input and output records")
-    namer = _DimNamer(batch_dim)
+    namer = _DimNamer(batch_dim, batch_axes)
     if _describers is None:
         shared: list[str] = []
         _describers = (_Describer("inputs", False, None, shared), _Describer("outputs", False, None, shared))
@@ -255,28 +325,33 @@ _ABSENT: Any = object()  # a value whose container was None in that example
 class _DimNamer:
     """Names for the dims that vary across examples, one per pattern of sizes."""
 
-    def __init__(self, batch_dim: bool = False) -> None:
+    def __init__(self, batch_dim: bool = False, batch_axes: Mapping[str, int | None] | None = None) -> None:
         self.by_sizes: dict[tuple[int, ...], str] = {}
         self.count = 0
         self.batch_dim = batch_dim
+        # leaf path (``result1[0]``) -> its batch axis (None: none); any other leaf: axis 0
+        self.batch_axes = dict(batch_axes or {})
 
-    def dim(self, sizes: tuple[int | None, ...], pos: int) -> int | str:
+    def is_batch(self, pos: int, path: str) -> bool:
+        return self.batch_dim and self.batch_axes.get(path.lstrip("."), 0) == pos
+
+    def dim(self, sizes: tuple[int | None, ...], pos: int, path: str = "") -> int | str:
         """A fixed size, or a name. ``sizes`` has None for examples without the tensor:
         such a dim takes the one varying name whose sizes agree with it, else its fixed size."""
         known = [s for s in sizes if s is not None]
         if None not in sizes:
             full = tuple(known)
-            if len(set(full)) == 1 and not (self.batch_dim and pos == 0):
+            if len(set(full)) == 1 and not self.is_batch(pos, path):
                 return full[0]
-            return self.name(full, pos)
-        if self.batch_dim and pos == 0:
+            return self.name(full, pos, path)
+        if self.is_batch(pos, path):
             return "batch"
         fits = {n for sz, n in self.by_sizes.items() if all(a is None or a == b for a, b in zip(sizes, sz))}
         if len(fits) == 1:
             return fits.pop()
         if len(set(known)) == 1:
             return known[0]
-        return self.name(tuple(s if s is not None else -1 for s in sizes), pos)
+        return self.name(tuple(s if s is not None else -1 for s in sizes), pos, path)
 
     def register(self, seen: list[Any]) -> None:
         """Name, in order, the varying dims of every tensor that each example has (so that a
@@ -285,15 +360,15 @@ class _DimNamer:
         for value in seen:
             for p, t in named_tensors(value, ""):
                 by_path.setdefault(p, []).append(t)
-        for ts in by_path.values():
+        for p, ts in by_path.items():
             if len(ts) == len(seen) and len({t.dim() for t in ts}) == 1:
                 for i in range(ts[0].dim()):
                     sizes = tuple(int(t.shape[i]) for t in ts)
                     if len(set(sizes)) > 1:
-                        self.name(sizes, i)
+                        self.name(sizes, i, p)
 
-    def name(self, sizes: tuple[int, ...], pos: int) -> str:
-        if self.batch_dim and pos == 0:
+    def name(self, sizes: tuple[int, ...], pos: int, path: str = "") -> str:
+        if self.is_batch(pos, path):
             return "batch"
         if sizes not in self.by_sizes:
             if pos == 0 and "batch" not in self.by_sizes.values():
@@ -308,10 +383,16 @@ class _Describer:
     """Specs of one side (inputs or outputs) from the values seen at each place."""
 
     def __init__(
-        self, side: str, finite: bool, readers: dict[str, list[tuple[str, int]]] | None, notes: list[str]
+        self,
+        side: str,
+        finite: bool,
+        readers: dict[str, list[tuple[str, int]]] | None,
+        notes: list[str],
+        classes: tuple[int, str] | None = None,
     ) -> None:
         # readers None: the values were not run through the module, so nothing is known of integer ranges
         self.side, self.finite, self.notes = side, finite, notes
+        self.classes = classes  # (n, where from): the class count a ``labels`` input indexes
         self.traced = readers is not None
         self.readers = readers or {}
 
@@ -385,7 +466,7 @@ class _Describer:
             raise SpecError(f"infer_interface: {where} has different ranks across examples: {sorted(ranks)}")
         dims: list[Any] = []
         for i in range(ts[0].dim()):
-            dims.append(namer.dim(tuple(None if t is None else int(t.shape[i]) for t in seen), i))
+            dims.append(namer.dim(tuple(None if t is None else int(t.shape[i]) for t in seen), i, path))
         dtypes = {str(t.dtype).replace("torch.", "") for t in ts}
         floating = all(t.is_floating_point() for t in ts)
         integral = all(not (t.is_floating_point() or t.is_complex()) for t in ts)
@@ -408,6 +489,18 @@ class _Describer:
             return {"range": (0, n - 1)}
         if all(t.dtype == torch.bool for t in ts):
             return {}
+        if path == "labels" and self.classes is not None:
+            n, why = self.classes
+            real = all(t.device.type != "meta" for t in ts)
+            outside = real and any(bool(((t < 0) | (t >= n)).any()) for t in ts if t.numel())
+            if not outside:
+                self.notes.append(f"{where}: class labels, range [0, {n - 1}] from {why}")
+                return {"range": (0, n - 1)}
+            self.notes.append(
+                f"{where}: no range claimed: the examples hold labels outside [0, {n - 1}] ({why}), "
+                "such as an ignore index"
+            )
+            return {}
         mask = self._mask_range(ts, path)
         if not mask:
             self.notes.append(f"{where}: integer values with no known range (no embedding read it)")
@@ -421,7 +514,19 @@ class _Describer:
             return {}
         if all(bool(((t == 0) | (t == 1)).all()) for t in ts):
             self.notes.append(f"{self.side}.{path}: a 0/1 mask (1 attends, 0 is padding): range [0, 1]")
-            return {"range": (0, 1)}
+            out: dict[str, Any] = {"range": (0, 1)}
+            for side in ("right", "left"):  # right first: rows of ones only fit both
+                if all(t.dim() >= 1 and t.shape[-1] >= 1 and bool(padded_rows(t, side).all()) for t in ts):
+                    rows = sum(math.prod(t.shape[:-1]) for t in ts)
+                    padded = sum(int((t == 0).any(-1).sum()) for t in ts)
+                    form = "ones then zeros" if side == "right" else "zeros then ones"
+                    self.notes.append(
+                        f"{self.side}.{path}: {side} padding: every observed row ({rows}; {padded} with padding) "
+                        f"is {form} with at least one 1"
+                    )
+                    out["padding"] = side
+                    break
+            return out
         return {}
 
     def _finite(self, ts: list[torch.Tensor], where: str) -> dict[str, Any]:

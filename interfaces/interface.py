@@ -16,7 +16,7 @@ from modpact.errors import InterfaceViolation, Problem, SpecError
 from . import serialize
 from .annotations import specs_from_annotations
 from .bindings import Bindings
-from .nested import SPEC_TYPES, DictSpec, OpaqueSpec, OptionalSpec, Spec, spec_from_any_model
+from .nested import SPEC_TYPES, DictSpec, OpaqueSpec, OptionalSpec, Spec, leaves, spec_from_any_model
 from .spec import TensorSpec
 from .strategies import MAX_SIDE, interface_inputs
 from .subtyping import Compatibility, mapping_compat
@@ -41,6 +41,45 @@ def _check_specs(arg: str, specs: Any, name: str) -> dict[str, Spec]:
     return out
 
 
+def _check_dims(dims: Any, name: str, specs: list[Mapping[str, Spec]]) -> dict[str, tuple[int | None, int | None]]:
+    """``{dim name: (lo, hi)}`` bounds of named scalar dims used by the specs (None: unbounded)."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise SpecError(f"Interface({name!r}, dims={dims!r}): expected a dict of dim name -> (lo, hi)")
+    scalar: list[str] = []
+    for side in specs:
+        for k, s in side.items():
+            for _, leaf in leaves(s, k):
+                for d in leaf.shape:
+                    if d.kind == "named" and not d.variadic and d.name not in scalar:
+                        scalar.append(str(d.name))
+    out: dict[str, tuple[int | None, int | None]] = {}
+    for k, v in dims.items():
+        if k not in scalar:
+            raise SpecError(
+                f"Interface({name!r}, dims={{{k!r}: ...}}): no named dim {k!r} in the shapes "
+                f"(named dims: {', '.join(scalar) or 'none'})"
+            )
+        ok = isinstance(v, (tuple, list)) and len(v) == 2
+        ok = ok and all(x is None or (type(x) is int and 0 <= x < 2**63) for x in v)
+        if not ok:
+            raise SpecError(
+                f"Interface({name!r}, dims={{{k!r}: {v!r}}}): expected a (lo, hi) pair of sizes "
+                "(ints >= 0, either may be None: unbounded)"
+            )
+        lo, hi = v
+        if lo is not None and hi is not None and lo > hi:
+            raise SpecError(f"Interface({name!r}, dims={{{k!r}: {tuple(v)!r}}}): lo={lo} > hi={hi}")
+        if (lo, hi) != (None, None):
+            out[k] = (lo, hi)
+    return out
+
+
+def fmt_bounds(b: tuple[int | None, int | None]) -> str:
+    return f"[{0 if b[0] is None else b[0]}, {'inf' if b[1] is None else b[1]}]"
+
+
 class Interface:
     """What flows into and out of one module.
 
@@ -48,7 +87,7 @@ class Interface:
     returned by the input check to the output check.
     """
 
-    __slots__ = ("name", "inputs", "outputs", "version", "description")
+    __slots__ = ("name", "inputs", "outputs", "version", "description", "dims")
 
     def __init__(
         self,
@@ -57,6 +96,7 @@ class Interface:
         outputs: Mapping[str, Spec],
         version: str = "1.0",
         description: str = "",
+        dims: Mapping[str, tuple[int | None, int | None]] | None = None,
     ):
         if not isinstance(name, str) or not name:
             raise SpecError(f"Interface(name={name!r}): expected a non-empty string")
@@ -69,6 +109,8 @@ class Interface:
         self.outputs = _check_specs("outputs", outputs, name)
         self.version = version
         self.description = description
+        #: bounds of named dims, ``{"seq": (1, 512)}``: checked on every call, used by generation and export
+        self.dims = _check_dims(dims, name, [self.inputs, self.outputs])
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Interface) and (
@@ -77,7 +119,8 @@ class Interface:
             self.outputs,
             self.version,
             self.description,
-        ) == (other.name, other.inputs, other.outputs, other.version, other.description)
+            self.dims,
+        ) == (other.name, other.inputs, other.outputs, other.version, other.description, other.dims)
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(self.inputs.items()), tuple(self.outputs.items()), self.version))
@@ -85,7 +128,8 @@ class Interface:
     def __repr__(self) -> str:
         ins = ", ".join(f"{k}: {v!r}" for k, v in self.inputs.items())
         outs = ", ".join(f"{k}: {v!r}" for k, v in self.outputs.items())
-        return f"Interface({self.name!r}, inputs={{{ins}}}, outputs={{{outs}}})"
+        dims = f", dims={self.dims!r}" if self.dims else ""
+        return f"Interface({self.name!r}, inputs={{{ins}}}, outputs={{{outs}}}{dims})"
 
     # ---- problems without raising -----------------------------------------------------
     def input_problems(
@@ -106,6 +150,8 @@ class Interface:
             if k in named:
                 problems += spec.metadata_problems(named[k], bindings, f"{side}.{k}")
         problems += bindings.resolve(final=final)
+        if self.dims:
+            problems += self.dim_problems(bindings, side)
         if values_too:
             bad = {p.tensor for p in problems if p.field in ("type", "dtype", "count", "missing")}
             for k, spec in specs.items():
@@ -116,6 +162,36 @@ class Interface:
                 elif k in named:  # nested: each tensor leaf whose type and dtype fit
                     problems += [p for p in spec.value_problems(t, f"{side}.{k}") if p.tensor not in bad]
         return problems, bindings
+
+    def dims_hold(self, sizes: Mapping[str, Any]) -> bool:
+        """Whether every bound dim in ``sizes`` (name -> int, as a guard's fast path binds
+        them) lies inside the declared ``dims`` bounds; no text is built."""
+        for n, (lo, hi) in self.dims.items():
+            v = sizes.get(n)
+            if type(v) is int and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+                return False
+        return True
+
+    def dim_problems(self, bindings: Bindings, side: str = "") -> list[Problem]:
+        """A problem for each dim bound (by a tensor of ``side``, or by any when empty) outside
+        the interface's declared ``dims`` bounds. Metadata only."""
+        problems = []
+        for n, (lo, hi) in self.dims.items():
+            if n not in bindings:
+                continue
+            value, where = bindings[n]
+            if side and not where.startswith(side):
+                continue
+            if isinstance(value, int) and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+                problems.append(
+                    Problem(
+                        where,
+                        "dims",
+                        f"dim {n} in {fmt_bounds((lo, hi))} (the interface's dims bounds)",
+                        f"{n}={value}",
+                    )
+                )
+        return problems
 
     # ---- raising checks ------------------------------------------------------------
     def check_inputs(
@@ -145,7 +221,8 @@ class Interface:
         sidename = "inputs" if side == "input" else "outputs"
         named, _ = _as_mapping(sidename, specs, values)
         slow = any(
-            p.field not in ("shape", "dtype", "device", "type", "labels", "missing", "unexpected") for p in problems
+            p.field not in ("shape", "dtype", "device", "type", "labels", "missing", "unexpected", "dims")
+            for p in problems
         )
         shown = {f"{sidename}.{k}": (summarize(v) if slow else describe(v)) for k, v in named.items()}
         where = f"{mod}: " if mod else ""
@@ -177,8 +254,18 @@ class Interface:
         outs = mapping_compat(
             self.outputs, other.outputs, f"{self.name}.outputs", f"{other.name}.outputs", allow_extra=False
         )
+        dims = []
+        for n, mine in self.dims.items():  # a substitute accepts at least the sizes the other accepts
+            theirs = other.dims.get(n, (None, None))
+            lo_ok = mine[0] is None or (theirs[0] is not None and theirs[0] >= mine[0])
+            hi_ok = mine[1] is None or (theirs[1] is not None and theirs[1] <= mine[1])
+            if not (lo_ok and hi_ok):
+                dims.append(
+                    f"dims: {self.name} accepts {n} in {fmt_bounds(mine)}, "
+                    f"{other.name} accepts {n} in {fmt_bounds(theirs)}"
+                )
         return Compatibility(
-            ["inputs: " + r for r in ins.reasons] + ["outputs: " + r for r in outs.reasons],
+            ["inputs: " + r for r in ins.reasons] + ["outputs: " + r for r in outs.reasons] + dims,
             ins.notes + outs.notes,
             producer=self.name,
             consumer=f"a substitute for {other.name}",
@@ -233,6 +320,7 @@ class Interface:
                 specs("outputs", m.outputs),
                 version=m.version,
                 description=m.description,
+                dims={k: tuple(v) for k, v in m.dims.items()},
             ),
         )
 

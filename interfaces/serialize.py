@@ -75,6 +75,7 @@ class TensorSpecModel(_Model):
     indices: int | None = None
     labels: LabelSpaceModel | None = None
     label_dim: int = -1
+    padding: Literal["right", "left"] | None = None  # left out of a document when None
 
 
 # Nested specs (interfaces/nested.py) carry a "kind"; a spec without one is a tensor spec,
@@ -136,6 +137,9 @@ class InterfaceModel(_Model):
     description: str = ""
     inputs: dict[str, SpecModel]
     outputs: dict[str, SpecModel]
+    # bounds of named dims; left out of a document when empty, so documents without bounds
+    # are what they were before bounds existed (format version "1" either way)
+    dims: dict[str, tuple[int | None, int | None]] = {}
 
 
 def _label_model(ls) -> LabelSpaceModel:
@@ -154,6 +158,7 @@ def _spec_model(s) -> TensorSpecModel:
         indices=s.indices,
         labels=None if s.labels is None else _label_model(s.labels),
         label_dim=s.label_dim,
+        padding=s.padding,
     )
 
 
@@ -173,6 +178,21 @@ def _any_spec_model(s) -> Any:
     return _spec_model(s)
 
 
+def _drop_new_defaults(d: Any) -> Any:
+    """Leave out of a dumped document the tensor-spec fields added since format version "1"
+    began (``padding``) where they hold their default, so documents that do not use them are
+    exactly what they were before."""
+    if isinstance(d, dict):
+        if isinstance(d.get("shape"), str) and d.get("padding", 0) is None:
+            del d["padding"]
+        for v in d.values():
+            _drop_new_defaults(v)
+    elif isinstance(d, list):
+        for v in d:
+            _drop_new_defaults(v)
+    return d
+
+
 def _kind_of(obj) -> str:
     return type(obj).__name__
 
@@ -183,15 +203,19 @@ def to_dict(obj) -> dict:
     if kind == "LabelSpace":
         return {**head, **_label_model(obj).model_dump()}
     if kind == "TensorSpec":
-        return {**head, **_spec_model(obj).model_dump()}
+        return {**head, **_drop_new_defaults(_spec_model(obj).model_dump())}
     if kind == "Interface":
-        return InterfaceModel(
+        out = InterfaceModel(
             name=obj.name,
             version=obj.version,
             description=obj.description,
             inputs={k: _any_spec_model(v) for k, v in obj.inputs.items()},
             outputs={k: _any_spec_model(v) for k, v in obj.outputs.items()},
+            dims=dict(obj.dims),
         ).model_dump()
+        if not out["dims"]:
+            del out["dims"]
+        return _drop_new_defaults(out)
     raise TypeError(f"to_dict: cannot serialize {kind}")
 
 

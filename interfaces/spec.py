@@ -61,6 +61,7 @@ class TensorSpec:
         "labels",
         "label_dim",
         "allowed",
+        "padding",
     )
 
     def __init__(
@@ -75,6 +76,7 @@ class TensorSpec:
         indices: int | None = None,
         labels: LabelSpace | None = None,
         label_dim: int = -1,
+        padding: str | None = None,
     ):
         shown = repr(shape)
         self.shape = Shape(shape, where=f"TensorSpec(shape={shown if len(shown) <= 80 else shown[:77] + '...'})")
@@ -109,6 +111,7 @@ class TensorSpec:
             raise SpecError(f"TensorSpec(labels={labels!r}): expected a LabelSpace or None")
         self.labels = labels
         self.label_dim = label_dim
+        self.padding = self._check_padding(padding)
         self._check_dim_index("simplex", simplex)
         if labels is not None:
             self._check_dim_index("label_dim", label_dim)
@@ -137,6 +140,28 @@ class TensorSpec:
         if (lo is not None and math.isinf(lo)) or (hi is not None and math.isinf(hi)):
             raise SpecError(f"TensorSpec(range={r!r}): an infinite bound excludes every value")
         return (lo, hi)
+
+    def _check_padding(self, padding):
+        if padding is None:
+            return None
+        if padding not in V.PADDINGS:
+            raise SpecError(
+                f"TensorSpec(padding={padding!r}): expected None or one of {', '.join(map(repr, V.PADDINGS))} "
+                "(a 0/1 mask padded at the end of each row, or at its start)"
+            )
+        if not any(not (d.is_floating_point or d.is_complex) for d in self.allowed):
+            raise SpecError(
+                f"TensorSpec(padding={padding!r}, dtype={describe_dtype(self.dtype)!r}): a padding mask needs "
+                "an integer or bool dtype"
+            )
+        if self.range is not None and not (_holds_zero(self.range) and (self.range[1] is None or self.range[1] >= 1)):
+            raise SpecError(
+                f"TensorSpec(padding={padding!r}, range={_fmt_range(self.range)}): a padding mask holds 0 and 1, "
+                "which the range excludes"
+            )
+        if len(self.shape) == 0:
+            raise SpecError(f"TensorSpec(padding={padding!r}): a padding mask has rows along its last dim; shape is ()")
+        return padding
 
     def _dim_at(self, i: int):
         """The Dim at index ``i`` when the shape pins it down, else None."""
@@ -168,6 +193,7 @@ class TensorSpec:
             self.labels,
             None if self.labels is None else (self.labels.name, self.labels.id),
             self.label_dim,
+            self.padding,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -184,7 +210,7 @@ class TensorSpec:
             parts.append(f"device={self.device!r}")
         if self.range is not None:
             parts.append(f"range={self.range!r}")
-        for k in ("finite", "simplex", "indices"):
+        for k in ("finite", "simplex", "indices", "padding"):
             if getattr(self, k):
                 parts.append(f"{k}={getattr(self, k)!r}")
         if self.labels is not None:
@@ -193,7 +219,13 @@ class TensorSpec:
 
     @property
     def has_value_domain(self) -> bool:
-        return self.range is not None or self.finite or self.simplex is not None or self.indices is not None
+        return (
+            self.range is not None
+            or self.finite
+            or self.simplex is not None
+            or self.indices is not None
+            or self.padding is not None
+        )
 
     # ---- checks -------------------------------------------------------------------
     def metadata_problems(self, t: Any, bindings: Bindings | None = None, name: str = "x") -> list[Problem]:
@@ -235,11 +267,12 @@ class TensorSpec:
         if not self.has_value_domain:
             return None
         ordered = self.range is not None or self.simplex is not None or self.indices is not None
+        ordered = ordered or self.padding is not None
         if ordered and not V.orderable(t):
             return torch.zeros((), dtype=torch.bool, device=t.device)
         dense = t
         values, zeros = V.stored_values(t)
-        if zeros and (self.simplex is not None or self.indices is not None):
+        if zeros and (self.simplex is not None or self.indices is not None or self.padding is not None):
             dense = values = t.to_dense()
         elif values is not t:
             dense = values
@@ -255,6 +288,8 @@ class TensorSpec:
             oks.append(V.simplex_ok(dense, self.simplex, self.simplex_tol))
         if self.indices is not None:
             oks.append(V.indices_ok(dense, self.indices))
+        if self.padding is not None:
+            oks.append(V.padding_ok(dense, self.padding))
         if not oks:
             return None
         out = oks[0]
@@ -267,7 +302,14 @@ class TensorSpec:
         if not isinstance(t, torch.Tensor) or t.device.type == "meta" or not self.has_value_domain:
             return []
         ordered = [
-            f for f, v in (("range", self.range), ("simplex", self.simplex), ("indices", self.indices)) if v is not None
+            f
+            for f, v in (
+                ("range", self.range),
+                ("simplex", self.simplex),
+                ("indices", self.indices),
+                ("padding", self.padding),
+            )
+            if v is not None
         ]
         if ordered and not V.orderable(t):
             return [Problem(name, ordered[0], "real values (a bound does not order complex values)", describe(t))]
@@ -282,7 +324,8 @@ class TensorSpec:
                     "a sparse tensor's unstored elements are 0",
                 )
             ]
-        t = t.to_dense() if zeros and (self.simplex is not None or self.indices is not None) else values
+        whole = self.simplex is not None or self.indices is not None or self.padding is not None
+        t = t.to_dense() if zeros and whole else values
         checks = []
         if self.finite:
             checks.append(("finite", "finite values", V.finite_evidence(t)))
@@ -299,6 +342,15 @@ class TensorSpec:
         if self.indices is not None:
             checks.append(
                 ("indices", f"integer class indices in [0, {self.indices})", V.indices_evidence(t, self.indices))
+            )
+        if self.padding is not None:
+            form = "ones then zeros" if self.padding == "right" else "zeros then ones"
+            checks.append(
+                (
+                    "padding",
+                    f"{self.padding} padding: each row (last dim) {form}, with at least one 1",
+                    V.padding_evidence(t, self.padding),
+                )
             )
         problems = []
         for field, expected, ev in checks:
@@ -348,6 +400,7 @@ def spec_from_model(m: serialize.TensorSpecModel) -> TensorSpec:
         indices=m.indices,
         labels=None if m.labels is None else label_space_from_model(m.labels),
         label_dim=m.label_dim,
+        padding=m.padding,
     )
 
 

@@ -119,8 +119,10 @@ def plan_dims(
     max_side: int = MAX_SIDE,
     max_variadic: int = MAX_VARIADIC,
     prefix: str = "",
+    declared: Mapping[str, tuple[int | None, int | None]] | None = None,
 ) -> DimPlan:
-    """Collect dim names and merge every constraint on them (given sizes, label counts, expressions)."""
+    """Collect dim names and merge every constraint on them (given sizes, label counts, expressions).
+    ``declared``: an interface's dims bounds; sizes stay small (``max_side``) inside them."""
     if isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 1:
         raise SpecError(f"Expected max_side to be a positive int, got {max_side!r}")
     plan = DimPlan(max_side=max_side, max_variadic=max_variadic)
@@ -154,6 +156,21 @@ def plan_dims(
             raise SpecError(f"dims={{{name!r}: ...}}: '*{name}' is variadic; fixed sizes apply to scalar dims")
         plan.bounds[name] = (lo, hi)
         plan.why[name] = f"dims={{{name!r}: {value!r}}}"
+    for name, (dlo, dhi) in (declared or {}).items():
+        if name not in plan.bounds:
+            continue
+        why = f"the interface's dims bounds {name} in [{0 if dlo is None else dlo}, {'inf' if dhi is None else dhi}]"
+        if name in plan.why:  # sizes given to the strategy must lie inside the declared bounds
+            lo, hi = plan.bounds[name]
+            if (dlo is not None and lo < dlo) or (dhi is not None and hi > dhi):
+                raise SpecError(f"cannot generate dim {name!r}: {plan.why[name]} is outside {why}")
+            continue
+        lo = min_side if dlo is None else max(min_side, dlo)
+        hi = max(max_side, lo) if dhi is None else min(dhi, max(max_side, lo))
+        if lo > hi:  # a bound below min_side: its smallest sizes
+            lo = hi
+        plan.bounds[name] = (lo, hi)
+        plan.why[name] = why
     for tname, spec in specs.items():
         tname = prefix + tname
         if spec.labels is not None:
@@ -391,6 +408,8 @@ def draw_tensor(draw, plan: TensorPlan, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.empty(shape, dtype=vp.dtype, device="meta")
     if plan.spec.simplex is not None:
         t = _simplex(draw, plan, vp, shape)
+    elif plan.spec.padding is not None:
+        t = _padded(draw, plan, vp, shape)
     else:
         t = _array(draw, vp, shape)
     return t if plan.device == "cpu" else t.to(plan.device)
@@ -468,6 +487,29 @@ def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> tor
     return (q.to(torch.float64) / denom).to(vp.dtype).movedim(-1, dim).contiguous()
 
 
+def _padded(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
+    """A 0/1 padding mask: each row (last dim) has a drawn length in [1, n] of ones, at the end
+    for ``padding="left"``, at the start for "right"; shrinks to rows of one 1."""
+    import numpy as np
+    from hypothesis import assume
+    from hypothesis import strategies as st
+    from hypothesis.extra.numpy import arrays
+
+    n = shape[-1]
+    rows = shape[:-1]
+    assume(n >= 1 or math.prod(rows) == 0)  # a row of no element has no 1: only sizes given as 0 get here
+    lengths = torch.from_numpy(
+        np.array(
+            draw(arrays(np.dtype("int64"), rows, elements=st.integers(1, max(n, 1))), label=f"{plan.name} lengths"),
+            copy=True,
+            order="C",
+        )
+    )
+    pos = torch.arange(n)
+    mask = pos < lengths[..., None] if plan.spec.padding == "right" else pos >= n - lengths[..., None]
+    return mask.to(vp.dtype)
+
+
 # ---- public strategies ---------------------------------------------------------------------
 
 
@@ -526,13 +568,14 @@ class InputsPlan:
         device: Any = None,
         max_side: int = MAX_SIDE,
         prefix: str = "inputs.",
+        declared: Mapping[str, tuple[int | None, int | None]] | None = None,
     ):
         flat: dict[str, TensorSpec] = {}
         for k, s in specs.items():
             _check_generable(s, prefix + k)
             flat.update(leaves(s, k))
         self.specs = dict(specs)
-        self.dims = plan_dims(flat, dims, max_side=max_side, prefix=prefix)
+        self.dims = plan_dims(flat, dims, max_side=max_side, prefix=prefix, declared=declared)
         self.tensors = {k: plan_tensor(s, prefix + k, device) for k, s in flat.items()}
         self.max_side = max_side
 
@@ -566,7 +609,7 @@ def interface_inputs(
     require_hypothesis("Interface.strategy()")
     from hypothesis import strategies as st
 
-    plan = InputsPlan(interface.inputs, dims, device, max_side)
+    plan = InputsPlan(interface.inputs, dims, device, max_side, declared=getattr(interface, "dims", None))
 
     @st.composite
     def _draw(draw):
@@ -583,5 +626,5 @@ def dim_sizes(interface: Any, dims: Mapping[str, Any] | None = None, max_side: i
     flat: dict[str, TensorSpec] = {}
     for k, s in interface.inputs.items():
         flat.update(leaves(s, k))
-    plan = plan_dims(flat, dims, max_side=max_side)
+    plan = plan_dims(flat, dims, max_side=max_side, declared=getattr(interface, "dims", None))
     return st.composite(lambda draw: draw_dims(draw, plan))()

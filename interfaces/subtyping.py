@@ -220,6 +220,9 @@ def spec_reasons(
     if b.indices is not None and (a.indices is None or a.indices > b.indices):
         got = "no index bound" if a.indices is None else f"indices in [0, {a.indices})"
         reasons.append(f"{where}: {got} does not satisfy indices in [0, {b.indices})")
+    if b.padding is not None and a.padding != b.padding:
+        got = "no padding convention" if a.padding is None else f"{a.padding} padding"
+        reasons.append(f"{where}: {got} does not satisfy {b.padding} padding")
     if b.labels is not None:
         if a.labels is None:
             reasons.append(f"{where}: label space {b.labels.name!r} is required; producer declares none")

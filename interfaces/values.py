@@ -32,7 +32,15 @@ __all__ = [
     "simplex_evidence",
     "indices_ok",
     "indices_evidence",
+    "padded_rows",
+    "padding_ok",
+    "padding_evidence",
+    "PADDINGS",
 ]
+
+#: padding conventions of a 0/1 mask along its last dim: "right" (ones, then zeros: padding at
+#: the end), "left" (zeros, then ones); either way each row has at least one 1
+PADDINGS = ("right", "left")
 
 
 def _true(t: torch.Tensor) -> torch.Tensor:
@@ -233,3 +241,51 @@ def indices_evidence(t: torch.Tensor, n: int) -> dict[str, Any]:
     if not _is_integer(t):
         return {"failing": t.numel(), "of": t.numel(), "reason": f"dtype {t.dtype} is not an integer dtype"}
     return _scan_evidence(t, lambda p: ~((p >= 0) & (p < n)), lambda a, b: a >= 0 and b < n)[0]
+
+
+# ---- padding masks ------------------------------------------------------------------
+
+
+def padded_rows(t: torch.Tensor, side: str) -> torch.Tensor:
+    """A bool per row (every dim but the last) of a 0/1 mask: the row follows the padding
+    convention ``side`` (0/1 values, ones then zeros for "right", zeros then ones for
+    "left", at least one 1). No host sync."""
+    x = t.to(torch.int8) if t.dtype == torch.bool else t
+    binary = ((x == 0) | (x == 1)).all(-1)
+    if x.shape[-1] == 0:  # an empty row has no 1
+        return torch.zeros(x.shape[:-1], dtype=torch.bool, device=t.device)
+    d = x[..., 1:] - x[..., :-1]
+    monotone = (d <= 0).all(-1) if side == "right" else (d >= 0).all(-1)
+    first = x[..., 0] if side == "right" else x[..., -1]
+    return binary & monotone & (first == 1)
+
+
+def padding_ok(t: torch.Tensor, side: str) -> torch.Tensor:
+    """Every row follows ``side`` (see ``padded_rows``): whole-tensor reductions, no sync."""
+    if t.dim() == 0:
+        return _false(t)
+    if t.shape[-1] == 0:
+        return torch.tensor(t.numel() == 0 and math.prod(t.shape[:-1]) == 0, device=t.device)
+    x = t.to(torch.int8) if t.dtype == torch.bool else t
+    d = x.diff(dim=-1)
+    first = x[..., 0] if side == "right" else x[..., -1]
+    steps = (d <= 0) if side == "right" else (d >= 0)
+    return steps.all() & (first == 1).all() & ((x == 0) | (x == 1)).all()
+
+
+def padding_evidence(t: torch.Tensor, side: str) -> dict[str, Any]:
+    t = t.detach()
+    if t.dim() == 0:
+        return {"failing": 1, "of": 1, "reason": "a 0-dim tensor has no rows"}
+    rows = padded_rows(t, side)
+    bad = ~rows
+    n = int(bad.sum())
+    out: dict[str, Any] = {"failing": n, "of": rows.numel()}
+    if n:
+        idx = unravel(int(bad.flatten().to(torch.uint8).argmax()), tuple(rows.shape))
+        row = t[idx] if idx else t
+        shown = row.to(torch.int64).tolist()
+        text = str(shown if len(shown) <= 16 else shown[:16] + ["..."])
+        out["first_index"] = idx
+        out["first_value"] = text
+    return out

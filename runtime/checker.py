@@ -37,7 +37,7 @@ __all__ = ["MonitorChecker"]
 
 def _range_form(spec: Any) -> tuple[float | None, float | None, bool] | None:
     """(lo, hi, finite) when the spec's value domain is range/finite/indices only."""
-    if spec.simplex is not None:
+    if spec.simplex is not None or spec.padding is not None:
         return None
     if spec.indices is not None:
         if spec.range is not None:
@@ -261,6 +261,8 @@ def _spec_text(spec: Any) -> str:
         parts.append(f"simplex(dim={spec.simplex})")
     if spec.indices is not None:
         parts.append(f"indices<{spec.indices}")
+    if spec.padding is not None:
+        parts.append(f"padding={spec.padding}")
     return "value domain " + " ".join(parts)
 
 

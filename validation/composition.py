@@ -110,7 +110,7 @@ def check_composition(
             ) from None
         res.examples += 1
 
-    plan = InputsPlan(prod.interface.inputs, None, device, max_side)
+    plan = InputsPlan(prod.interface.inputs, None, device, max_side, declared=prod.interface.dims)
     strategy = st.composite(lambda draw: plan.draw(draw))()
     try:
         res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_composition")

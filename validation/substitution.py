@@ -18,6 +18,7 @@ from modpact.contracts.target import REJECTED, Target, existing_guard
 from modpact.errors import CompatibilityError, SpecError, ValidationFailure
 from modpact.interfaces.batches import read_batches
 from modpact.interfaces.interface import Interface
+from modpact.interfaces.nested import DictSpec, ListSpec, OpaqueSpec, OptionalSpec, TupleSpec
 from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
 from modpact.interfaces.summary import summarize
@@ -42,6 +43,8 @@ class Agreement:
     per_class: dict[int, tuple[int, int]] = field(default_factory=dict)  # original's class -> (agreeing, rows)
     accuracy_original: float | None = None  # on labelled data
     accuracy_replacement: float | None = None
+    #: batches whose outputs differed in structure, shape, or an opaque part's given comparison
+    mismatches: list[str] = field(default_factory=list)
 
     @property
     def top1_agreement(self) -> float | None:
@@ -79,6 +82,8 @@ class SubstitutionResult:
     failures: list[str] = field(default_factory=list)
     seed: int | None = None
     restored: list[str] = field(default_factory=list)  # state the forwards changed, put back (preserve.py)
+    #: opaque output parts (a cache) no comparison was given for: not compared, so not shown to agree
+    not_compared: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -101,31 +106,95 @@ class SubstitutionResult:
                     f"  {label}: accuracy original {ag.accuracy_original:.4f}, "
                     f"replacement {ag.accuracy_replacement:.4f}"
                 )
+        if self.not_compared:
+            lines.append(
+                f"  not compared (opaque; give compare={{path: fn}} to compare them): {', '.join(self.not_compared)}"
+            )
         lines += [f"  - {f}" for f in self.failures]
         return "\n".join(lines)
 
 
-def _outputs(target: Target, result: Any) -> list[torch.Tensor]:
+#: a part of an output, by path: ("tensor", t), ("opaque", obj) (compared only with a given
+#: comparison), ("none", None) (an optional value that is None), or ("other", v) (not what the
+#: interface says: the two sides are compared by structure only)
+Part = tuple[str, Any]
+
+
+def _outputs(target: Target, result: Any) -> list[tuple[str, Part]]:
+    """Every part of ``result`` by path (``outputs.state[1]``), walked along the
+    original's output specs: tensors, opaque values and Nones, in order."""
     named = target.guard.named_outputs(result)
-    if named:
-        return list(named.values())
-    return [result] if isinstance(result, torch.Tensor) else [t for t in result if isinstance(t, torch.Tensor)]
+    if not named:
+        ts = [result] if isinstance(result, torch.Tensor) else [t for t in result if isinstance(t, torch.Tensor)]
+        return [(f"outputs[{i}]", ("tensor", t)) for i, t in enumerate(ts)]
+    specs = target.interface.outputs if target.interface is not None else {}
+    out: list[tuple[str, Part]] = []
+    for k, v in named.items():
+        _walk(specs.get(k), v, f"outputs.{k}", out)
+    return out
+
+
+def _walk(spec: Any, v: Any, path: str, out: list[tuple[str, Part]]) -> None:
+    if isinstance(v, torch.Tensor):
+        out.append((path, ("tensor", v)))
+    elif v is None:
+        out.append((path, ("none", None)))
+    elif isinstance(spec, OptionalSpec):
+        _walk(spec.inner, v, path, out)
+    elif isinstance(spec, OpaqueSpec):
+        out.append((path, ("opaque", v)))
+    elif isinstance(spec, (TupleSpec, ListSpec)) and isinstance(v, (tuple, list)):
+        for i, x in enumerate(v):
+            _walk(spec.items[i] if i < len(spec.items) else None, x, f"{path}[{i}]", out)
+    elif isinstance(spec, DictSpec) and (fields := spec.fields_of(v)) is not None:
+        for k, x in fields.items():
+            _walk(spec.fields.get(k), x, f"{path}.{k}", out)
+    else:
+        out.append((path, ("other", v)))
+
+
+def _tensors(parts: list[tuple[str, Part]]) -> list[torch.Tensor]:
+    return [p[1] for _, p in parts if p[0] == "tensor"]
 
 
 def _label_dim(iface: Any) -> int:
     spec = next(iter(iface.outputs.values()))
-    return spec.label_dim if spec.labels is not None else -1
+    return spec.label_dim if isinstance(spec, TensorSpec) and spec.labels is not None else -1
 
 
 def _compare(
-    a: list[torch.Tensor], b: list[torch.Tensor], mode: str, tol: float | None, label_dim: int, ag: Agreement
+    a: list[tuple[str, Part]],
+    b: list[tuple[str, Part]],
+    mode: str,
+    tol: float | None,
+    label_dim: int,
+    ag: Agreement,
+    compare: Mapping[str, Callable[[Any, Any], Any]] | None = None,
+    not_compared: set[str] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """Accumulate agreement of one batch into ``ag``; (all agree, evidence of the first disagreement)."""
+    """Accumulate agreement of one batch into ``ag``; (all agree, evidence of the first
+    disagreement, naming every differing leaf by its path)."""
     ag.examples += 1
-    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
-        return False, {"expected": ", ".join(summarize(x) for x in a), "actual": ", ".join(summarize(y) for y in b)}
+    if [p for p, _ in a] != [p for p, _ in b]:
+        return False, {
+            "structure": "the outputs have different parts",
+            "original": ", ".join(p for p, _ in a),
+            "replacement": ", ".join(p for p, _ in b),
+        }
+    shapes = [
+        (p, x, y)
+        for (p, (kx, x)), (_, (ky, y)) in zip(a, b)
+        if kx == ky == "tensor" and (x.shape != y.shape or x.dtype.is_complex != y.dtype.is_complex)
+    ]
+    if shapes:
+        return False, {
+            "differing": ", ".join(p for p, _, _ in shapes),
+            "at": shapes[0][0],
+            "expected": summarize(shapes[0][1]),
+            "actual": summarize(shapes[0][2]),
+        }
     if mode == "top1":
-        x, y = a[0].detach(), b[0].detach()
+        x, y = _tensors(a)[0].detach(), _tensors(b)[0].detach()
         pa, pb = x.argmax(label_dim), y.argmax(label_dim)
         same = pa == pb
         ag.rows += same.numel()
@@ -145,8 +214,36 @@ def _compare(
             "replacement_class": int(pb[idx]),
         }
     assert tol is not None  # the elementwise mode has a tolerance
-    all_ok, ev = True, {}
-    for x, y in zip(a, b):
+    ev: dict[str, Any] = {}
+    differing: list[str] = []
+    for (path, (kind, x)), (_, (kind_b, y)) in zip(a, b):
+        if kind != kind_b:
+            differing.append(path)
+            ev = ev or {"at": path, "original": kind, "replacement": kind_b}
+            continue
+        if kind == "none":
+            continue
+        if kind != "tensor":  # opaque (or unexpected) parts: only with the user's comparison
+            fn = (compare or {}).get(path)
+            if fn is None:
+                if not_compared is not None:
+                    not_compared.add(path)
+                continue
+            try:
+                same = fn(x, y)
+            except Exception as e:
+                raise SpecError(
+                    f"check_substitutable(compare={{{path!r}: ...}}): the comparison raised {type(e).__name__}: {e}"
+                ) from e
+            if not isinstance(same, bool):
+                raise SpecError(
+                    f"check_substitutable(compare={{{path!r}: ...}}): the comparison returned "
+                    f"{type(same).__name__}; expected True or False"
+                )
+            if not same:
+                differing.append(path)
+                ev = ev or {"at": path, "comparison": "the given comparison returned False"}
+            continue
         x, y = x.detach(), y.detach().to(x.dtype)
         close = torch.isclose(x, y, rtol=tol, atol=tol, equal_nan=True)
         ag.elements += close.numel()
@@ -156,17 +253,21 @@ def _compare(
             d = d[~(torch.isnan(x) & torch.isnan(y))]
             if d.numel():
                 ag.max_abs_diff = max(ag.max_abs_diff, float(d.max()))
-        if all_ok and not bool(close.all()):
-            all_ok = False
-            idx = tuple(int(i) for i in (~close).nonzero()[0])
-            ev = {
-                "failing": int((~close).sum()),
-                "of": close.numel(),
-                "first_index": idx,
-                "original_value": float(x[idx]),
-                "replacement_value": float(y[idx]),
-            }
-    return all_ok, ev
+        if not bool(close.all()):
+            differing.append(path)
+            if not ev:
+                idx = tuple(int(i) for i in (~close).nonzero()[0])
+                ev = {
+                    "at": path,
+                    "failing": int((~close).sum()),
+                    "of": close.numel(),
+                    "first_index": idx,
+                    "original_value": float(x[idx]),
+                    "replacement_value": float(y[idx]),
+                }
+    if differing:
+        ev = {"differing": ", ".join(differing), **ev}
+    return not differing, ev
 
 
 def check_substitutable(
@@ -183,6 +284,7 @@ def check_substitutable(
     replacement_interface: Interface | None = None,
     raise_on_failure: bool = True,
     max_side: int = MAX_SIDE,
+    compare: Mapping[str, Callable[[Any, Any], bool]] | None = None,
 ) -> SubstitutionResult:
     """Can ``replacement`` stand in for ``original``?
 
@@ -193,7 +295,12 @@ def check_substitutable(
        the replacement's outputs must satisfy the original's output interface and
        agree with the original's: elementwise within ``tolerance`` (default
        1e-5), or, with ``top1`` (a fraction), by the same argmax along the label
-       dim on at least that fraction of all generated rows.
+       dim on at least that fraction of all generated rows. Nested outputs
+       (tuples, lists, dicts, ``ModelOutput``) are compared leaf by leaf, and
+       a disagreement names the path of every differing leaf
+       (``outputs.result1[0]``); an opaque part (a cache) is compared only by
+       ``compare={"outputs.cache": fn}`` (``fn(original_part, replacement_part)``
+       returns True or False), otherwise listed in ``result.not_compared``.
     3. On ``data`` (read by :mod:`modpact.interfaces.batches`: a tensor, an
        (inputs, labels) pair, a dict batch passed as keywords, or an iterable
        of those such as a DataLoader), the same agreement; with integer
@@ -224,12 +331,19 @@ def check_substitutable(
     tol = None if mode == "top1" else (1e-5 if tolerance is None else float(tolerance))
     orig = Target(original, interface, what="check_substitutable")
     iface = orig.interface
-    nested = [k for k, s in iface.outputs.items() if not isinstance(s, TensorSpec)]
-    if nested:  # agreement is measured on tensors; a cache or a tuple of states has no such measure yet
+    if compare is not None and (
+        not isinstance(compare, Mapping) or not all(isinstance(k, str) and callable(f) for k, f in compare.items())
+    ):
         raise SpecError(
-            f"check_substitutable: interface {iface.name!r} has nested or opaque outputs ({', '.join(nested)}); "
-            "agreement is measured on tensor outputs only, so these cannot be compared yet"
+            f"check_substitutable(compare={compare!r}): expected a dict of output path "
+            "(like 'outputs.cache') -> a function (original_part, replacement_part) -> bool"
         )
+    if mode == "top1" and not isinstance(next(iter(iface.outputs.values()), None), TensorSpec):
+        raise SpecError(
+            f"check_substitutable(top1=...): the first output of interface {iface.name!r} is not a tensor; "
+            "top-1 agreement reads the scores of a tensor output"
+        )
+    not_compared: set[str] = set()
     repl_iface = replacement_interface or getattr(existing_guard(replacement), "interface", None) or iface
     repl = Target(replacement, repl_iface, name=_name(replacement), what="check_substitutable")
     compat = repl_iface.is_substitutable_for(iface)
@@ -270,7 +384,9 @@ def check_substitutable(
         bad = next(((n, v) for n, v in checks if v is not None), None)
         if bad is not None:
             raise _Found(bad[0], bad[1], inputs)
-        agree, ev = _compare(_outputs(orig, a), _outputs(repl, b), mode, tol, ldim, res.generated)
+        agree, ev = _compare(
+            _outputs(orig, a), _outputs(checker, b), mode, tol, ldim, res.generated, compare, not_compared
+        )
         if not agree and mode == "elementwise":
             raise _Found(
                 "agreement",
@@ -283,7 +399,7 @@ def check_substitutable(
 
     keep = Preserved([original, replacement])
     with keep:
-        plan = InputsPlan(iface.inputs, None, device, max_side)
+        plan = InputsPlan(iface.inputs, None, device, max_side, declared=iface.dims)
         strategy = st.composite(lambda draw: plan.draw(draw))()
         try:
             res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_substitutable")
@@ -306,8 +422,9 @@ def check_substitutable(
         if top1 is not None and rate is not None and rate < top1:
             res.failures.append(_top1_failure("generated inputs", res.generated, top1, labels))
         if data is not None:
-            res.data = _on_data(orig, repl, data, mode, tol, ldim, keep)
+            res.data = _on_data(orig, repl, data, mode, tol, ldim, keep, compare, not_compared)
             rate = res.data.top1_agreement
+            res.failures += [f"on data: {m}" for m in res.data.mismatches]
             if top1 is not None and rate is not None and rate < top1:
                 res.failures.append(_top1_failure("data", res.data, top1, labels))
             elif mode == "elementwise" and res.data.agreeing_elements < res.data.elements:
@@ -317,6 +434,7 @@ def check_substitutable(
                     f"{res.data.max_abs_diff:.3g})"
                 )
     res.restored = sorted(keep.changed)
+    res.not_compared = sorted(not_compared)
     if res.failures and raise_on_failure:
         err = ValidationFailure(
             f"check_substitutable: {repl.name} cannot replace {orig.name}",
@@ -347,7 +465,15 @@ def _top1_failure(where: str, ag: Agreement, top1: float, labels: Any = None) ->
 
 
 def _on_data(
-    orig: Target, repl: Target, data: Any, mode: str, tol: float | None, ldim: int, keep: Preserved
+    orig: Target,
+    repl: Target,
+    data: Any,
+    mode: str,
+    tol: float | None,
+    ldim: int,
+    keep: Preserved,
+    compare: Mapping[str, Callable[[Any, Any], bool]] | None,
+    not_compared: set[str],
 ) -> Agreement:
     ag = Agreement()
     correct_a = correct_b = labelled = 0
@@ -355,12 +481,15 @@ def _on_data(
     for batch in read_batches(data, "check_substitutable"):
         inputs = batch.named(names, "check_substitutable")
         keep.reset()
-        a = _outputs(orig, orig.call(inputs))
+        pa = _outputs(orig, orig.call(inputs))
         keep.reset()
-        b = _outputs(repl, repl.call(inputs))
-        _compare(a, b, mode, tol, ldim, ag)
+        pb = _outputs(orig, repl.call(inputs))  # named after the original's outputs, like pa
+        ok, ev = _compare(pa, pb, mode, tol, ldim, ag, compare, not_compared)
+        if not ok and ("structure" in ev or "expected" in ev or "comparison" in ev or "original" in ev):
+            ag.mismatches.append(f"batch {ag.examples - 1}: {_ev_text(ev)}")
+        a, b = _tensors(pa), _tensors(pb)
         labels = batch.class_labels("check_substitutable")
-        if labels is not None and a and a[0].dim() >= 1:
+        if labels is not None and a and b and a[0].dim() >= 1:
             labelled += labels.numel()
             correct_a += int((a[0].argmax(ldim) == labels.to(a[0].device)).sum())
             correct_b += int((b[0].argmax(ldim) == labels.to(b[0].device)).sum())

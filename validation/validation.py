@@ -29,6 +29,7 @@ from torch import nn
 from modpact.contracts.condition import Domain
 from modpact.contracts.target import REJECTED, ExtraContracts, Target
 from modpact.errors import ContractError, ContractViolation, SpecError, ValidationFailure
+from modpact.interfaces.batches import read_batches
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
@@ -56,7 +57,8 @@ class ValidationResult:
     train/eval mode), put back before each example and at the end
     (:mod:`modpact.validation.preserve`); ``outside_domain``: check ->
     examples it was not applied to because their inputs lay outside the
-    domain the condition claims (an inferred envelope's reference inputs).
+    domain the condition claims (an inferred envelope's reference inputs);
+    ``data_examples``: real batches from ``data=`` checked (``passes`` counts both).
     """
 
     module: str
@@ -72,6 +74,7 @@ class ValidationResult:
     group: int = 1
     restored: list[str] = field(default_factory=list)
     outside_domain: dict[str, int] = field(default_factory=dict)
+    data_examples: int = 0  # real batches from ``data=`` checked (``examples`` counts generated ones)
 
     @property
     def ok(self) -> bool:
@@ -82,8 +85,10 @@ class ValidationResult:
         return self.examples / self.seconds if self.seconds > 0 else float("inf")
 
     def __str__(self) -> str:
+        real = f"{self.data_examples} real batches (data) and " if self.data_examples else ""
+        gen = "generated examples" if self.data_examples else "examples"
         lines = [
-            f"validate({self.module}) against {self.interface!r}: {self.examples} examples passed "
+            f"validate({self.module}) against {self.interface!r}: {real}{self.examples} {gen} passed "
             f"({self.rejected} rejected by preconditions, {self.forwards} forwards"
             f"{', batched' if self.batched else ''}, {self.seconds:.2f} s, seed={self.seed})"
         ]
@@ -326,6 +331,38 @@ class _Runner:
         self.result.forwards += 1
         self._check(inputs, env, call_or_found(self.target, inputs))
 
+    def real(self, inputs: dict[str, Any], index: int) -> None:
+        """One real batch from ``data=``, checked as it is (never shrunk)."""
+        t = self.target
+        where = f"data batch {index}"
+        env = t.pre_checked(inputs)
+        if isinstance(env, ContractViolation):
+            raise _data_failure(t, env, inputs, where, blame=f"the input data ({where})", pre=True)
+        self.keep.reset()
+        self.result.forwards += 1
+        try:
+            out = t.call(inputs)
+        except Exception as e:
+            err = ValidationFailure(
+                f"validate({t.name}): {t.name} raised {type(e).__name__} on {where}: {str(e)[:300]}",
+                module=t.name,
+                blame=t.name,
+                blame_reason="its inputs and preconditions held",
+                values={f"{where}.{k}": summarize(v) for k, v in inputs.items()},
+            )
+            err.violation, err.result, err.inputs = None, self.result, inputs
+            raise err from e
+        checks, skipped = applied_checks(t, env, out)
+        bad = next(((name, v) for name, v in checks if v is not None), None)
+        if bad is not None:
+            assert bad[1] is not None  # bad holds a violation
+            raise _data_failure(t, bad[1], inputs, where, blame=None, pre=False)
+        self.result.data_examples += 1
+        for name, _ in checks:
+            self.result.passes[name] = self.result.passes.get(name, 0) + 1
+        for name in skipped:
+            self.result.outside_domain[name] = self.result.outside_domain.get(name, 0) + 1
+
     def _check(self, inputs, env, out, in_batch: bool = False) -> bool:
         checks, skipped = applied_checks(self.target, env, out)
         bad = next(((name, v) for name, v in checks if v is not None), None)
@@ -408,6 +445,7 @@ def validate(
     dims: Mapping[str, Any] | None = None,
     max_side: int = MAX_SIDE,
     reproduce: str | None = None,
+    data: Any = None,
 ) -> ValidationResult:
     """Validate ``module`` against its interface and postconditions on generated inputs.
 
@@ -421,6 +459,11 @@ def validate(
     the shrunk counterexample, or ``SpecError`` when nothing can be generated.
     ``reproduce``: the ``@reproduce_failure(...)`` text of a failure, to replay
     exactly that counterexample (same modpact and Hypothesis versions, same arguments).
+    ``data``: real batches (read by :mod:`modpact.interfaces.batches`: a tensor, an
+    (inputs, labels) pair whose labels are not passed, a dict batch passed as keywords,
+    or an iterable of those) checked first, each as it is: a batch that breaks the input
+    interface or a precondition fails (blaming the data), and so does one whose outputs
+    break a postcondition (blaming the module); ``result.data_examples`` counts them.
     """
     __tracebackhide__ = True
     require_hypothesis("modpact.validate")
@@ -438,7 +481,7 @@ def validate(
     use_batch = bdim is not None and batch is not False
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
         raise SpecError(f"validate(group={group!r}): expected a positive int")
-    plan = InputsPlan(iface.inputs, dims, device, max_side)
+    plan = InputsPlan(iface.inputs, dims, device, max_side, declared=iface.dims)
     domains = input_domains(target)
     # when every input has one, half of the examples (a drawn choice) are generated inside the domain
     # the postconditions claim (near inferred envelopes' reference rows), so that those are checked too
@@ -474,6 +517,12 @@ def validate(
     start = time.perf_counter()
     with Preserved([module]) as keep:
         runner = _Runner(target, res, keep)
+        if data is not None:
+            names = list(iface.inputs)
+            for b in read_batches(data, "validate"):
+                runner.real(b.named(names, "validate"), b.index)
+            if not res.data_examples:
+                raise SpecError("validate(data=...): the data gave no batches")
         try:
             res.seed = run_hypothesis(
                 runner.group, groups(), max_examples=max_examples, seed=seed, what="validate", reproduce=reproduce
@@ -483,6 +532,34 @@ def validate(
     res.restored = sorted(keep.changed)
     res.seconds = time.perf_counter() - start
     return res
+
+
+def _data_failure(
+    target: Target, v: ContractViolation, inputs: Mapping[str, Any], where: str, blame: str | None, pre: bool
+) -> ValidationFailure:
+    """A violation on a real batch from ``data=``: the data breaks the input interface or a
+    precondition (``pre``, blaming the data), or the module breaks a postcondition on it."""
+    what = "breaks the input interface or a precondition" if pre else "gives outputs that break a postcondition"
+    head = f"validate({target.name}): {where} {what}: {v.headline}"
+    err = ValidationFailure(
+        head,
+        module=v.module,
+        blame=blame or v.blame,
+        blame_reason=(f"{where} does not satisfy {target.name}'s input contract" if pre else v.blame_reason),
+        contract=v.contract,
+        expected=v.expected,
+        actual=v.actual,
+        values={**{f"{where}.{k}": summarize(t) for k, t in inputs.items()}, **v.values},
+        evidence=dict(v.evidence),
+        bindings=v.bindings,
+        declared_at=v.declared_at,
+        problems=v.problems,
+        side=v.side,
+    )
+    err.violation = v
+    err.result = None
+    err.inputs = dict(inputs)
+    return err
 
 
 def _failure(

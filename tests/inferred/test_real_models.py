@@ -38,15 +38,15 @@ def test_lstm_tagger_own_data_passes_and_a_varying_length_is_symbolic():
     assert repr(embed.inputs["input"]) == "TensorSpec('batch d1', dtype='int64', indices=50)"
     assert repr(head.inputs["input"]) == "TensorSpec('batch d1 32', dtype='float32')"
     assert repr(head.outputs["result"]) == "TensorSpec('batch d1 5', dtype='float32')"
-    # the LSTM returns (out, (h, c)): no interface of tensors describes it, and it says so
-    with pytest.raises(SpecError) as e:
-        ic.interface("lstm")
-    assert str(e.value).startswith(
-        "InferredContracts: no interface for 'lstm': "
-        "its output item 1 is tuple(f32[2,32,32], f32[2,32,32]), not a tensor"
-    )
-    assert "lstm: no interface (its output item 1 is tuple(" in ic.summary()
+    # the LSTM returns (out, (h, c)): the state is a tuple of tensors whose batch is dim 1
+    lstm = ic.interface("lstm")
+    assert repr(lstm.inputs["input"]) == "TensorSpec('batch d1 16', dtype='float32')"
+    assert repr(lstm.outputs["result0"]) == "TensorSpec('batch d1 32', dtype='float32')"
+    h = "TensorSpec('2 batch 32', dtype='float32')"
+    assert repr(lstm.outputs["result1"]) == f"TupleSpec([{h}, {h}])"
+    assert ic.undescribed == {} and "no interface" not in ic.summary()
     ic.install()
+    assert get_guard(model.lstm).interface == lstm
     try:
         for x in data:  # raise mode: any violation on its own reference data raises
             model(x)
@@ -80,8 +80,11 @@ def test_lstm_tagger_validates_without_false_counterexamples():
     text = _envelope_text(model.head)
     assert res.passes[text] > 50 and res.outside_domain[text] > 0
     assert f"{text}: {res.passes[text]} passed, {res.outside_domain[text]} outside its domain" in str(res)
-    with pytest.raises(SpecError, match="no interface to generate inputs from"):
-        validate(model.lstm, max_examples=5, seed=0)
+    # the LSTM itself, state included: not batched (its state is not cut along dim 0), one example each
+    res = validate(model.lstm, max_examples=80, seed=0)
+    assert res.examples == 80 and not res.batched, res
+    text = next(k for k in res.passes if k.startswith("envelope("))
+    assert res.passes[text] > 0 and res.passes[text] + res.outside_domain[text] == 80
 
 
 @pytest.mark.slow
@@ -94,6 +97,17 @@ def test_lstm_tagger_injected_fault_is_found():
         validate(model.head, max_examples=80, seed=0)
     assert "postcondition failed: inside the envelope of 64 reference rows" in str(e.value)
     assert e.value.contract.startswith("envelope(result")
+
+
+@pytest.mark.slow
+def test_lstm_fault_is_found_by_its_own_contracts():
+    model, data = _lstm()
+    mp.infer_contracts(model, data).install()
+    with torch.no_grad():
+        model.lstm.weight_hh_l1.mul_(30)  # a fault in the LSTM after the contracts were inferred
+    with pytest.raises(mp.ValidationFailure) as e:
+        validate(model.lstm, max_examples=80, seed=0)
+    assert e.value.contract.startswith("envelope(result") and e.value.blame == "lstm"
 
 
 @pytest.mark.slow
@@ -114,8 +128,8 @@ def test_modpact_validate_on_the_lstm_tagger_finds_nothing(tmp_path, capsys):
     )
     assert main(["validate", f"{script}:model", "--max-examples", "80", "--seed", "0"]) == 0
     out = capsys.readouterr().out
-    assert "OK: validation found no counterexample in 2 module(s)" in out
-    assert "validate(lstm) skipped: no interface to generate inputs from" in out
+    assert "OK: validation found no counterexample in 3 module(s)" in out
+    assert "skipped" not in out  # the LSTM has an interface now
 
 
 def _bert_data():

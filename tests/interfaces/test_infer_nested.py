@@ -38,10 +38,15 @@ def test_keyword_examples_optional_arguments_and_linked_dims():
     )
     assert iface.inputs == {
         "input_ids": TensorSpec("batch d1", dtype="int64", range=(0, 29)),  # read through a view by wte
-        "attention_mask": OptionalSpec(TensorSpec("batch d1", dtype="int64", range=(0, 1))),
+        # its one example is padded at the end (ones then zeros): right padding is inferred, and said
+        "attention_mask": OptionalSpec(TensorSpec("batch d1", dtype="int64", range=(0, 1), padding="right")),
     }
     assert "inputs.input_ids: range [0, 29] from the embedding(s) that read it: wte" in iface.description
     assert "inputs.attention_mask: a 0/1 mask (1 attends, 0 is padding): range [0, 1]" in iface.description
+    assert (
+        "inputs.attention_mask: right padding: every observed row (2; 1 with padding) is ones then zeros "
+        "with at least one 1" in iface.description
+    )
     assert iface.outputs == {"result": TensorSpec("batch d1 4", dtype="float32")}
     mp.guard(m, iface)
     try:

@@ -1,5 +1,6 @@
 """Nested specs: tuples, lists, dicts and dataclasses, optional and opaque values."""
 
+import copy
 import dataclasses
 import json
 
@@ -370,17 +371,13 @@ def test_deeply_nested_documents_are_refused_by_the_bounded_reader():
     assert "nested more than 64 levels deep" in str(info.value)
 
 
-def test_check_substitutable_refuses_nested_outputs():
+def test_check_substitutable_compares_nested_outputs():
     from modpact.validation import check_substitutable
 
     lstm = torch.nn.LSTM(4, 8, num_layers=2, batch_first=True)
-    iface = Interface("lstm", {"input": TensorSpec("batch seq 4", range=(0, 1))}, LSTM.outputs)
-    with pytest.raises(SpecError) as info:
-        check_substitutable(lstm, lstm, iface, max_examples=2)
-    assert str(info.value) == (
-        "check_substitutable: interface 'lstm' has nested or opaque outputs (state); "
-        "agreement is measured on tensor outputs only, so these cannot be compared yet"
-    )
+    iface = Interface("lstm", {"input": TensorSpec("batch seq 4", dtype="float32", range=(0, 1))}, LSTM.outputs)
+    res = check_substitutable(lstm, copy.deepcopy(lstm), iface, max_examples=3, seed=0)
+    assert res.ok and res.not_compared == [] and res.generated.elements > 0
 
 
 def test_reports_show_nested_specs_by_kind():

@@ -85,8 +85,9 @@ def test_hf_interfaces_get_ranges_masks_and_the_cache():
     _, _, _, bert = _infer("bert")
     assert bert.inputs == {
         "input_ids": TensorSpec("batch d1", dtype="int64", range=(0, 99)),
-        "attention_mask": TensorSpec("batch d1", dtype="int64", range=(0, 1)),
+        "attention_mask": TensorSpec("batch d1", dtype="int64", range=(0, 1), padding="right"),
     }
+    assert bert.dims == {"d1": (1, 32)}  # config.max_position_embeddings=32
     assert "bert.embeddings.word_embeddings (nn.Embedding, num_embeddings=100)" in bert.description
     assert "inputs.attention_mask: a 0/1 mask (1 attends, 0 is padding): range [0, 1]" in bert.description
     assert bert.outputs == {"logits": TensorSpec("batch 3", dtype="float32", finite=True)}
