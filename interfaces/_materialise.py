@@ -30,13 +30,16 @@ class TensorParams:
     """What a generated tensor is made from.
 
     ``lo``/``hi``: the value bounds (already representable in ``dtype``; None
-    is unbounded); ``near0``: the value nearest 0 within them (the fill when
-    ``random`` is False). ``random``: fill with uniform values (``seed``) in the
-    window ``near0 +- 10**scale``, cut to ``[lo, hi]``. ``specials``: (flat
-    index, value) written over the fill. ``scatter``: (value, fraction): the
-    value also written at about that fraction of the positions, chosen with
-    the seed. ``simplex``: the dim along which rows are normalised (the values
-    are then integer weights in [0, SIMPLEX_WEIGHT]).
+    is unbounded); ``near0``: the value nearest 0 within them, the fill.
+    ``random``: how many entries get uniform values (from ``seed``) in the
+    window ``near0 +- 10**scale``, cut to ``[lo, hi]``: the first ``random``
+    positions (all of them when it is the tensor's size) of a permutation
+    drawn from the seed (a smaller count keeps a prefix of the same entries:
+    shrinking it leaves the entries that matter). ``specials``: (flat index,
+    value) written over that. ``scatter``: (value, fraction): the value also
+    written at about that fraction of the positions, chosen with the seed.
+    ``simplex``: the dim along which rows are normalised (the values are then
+    integer weights in [0, SIMPLEX_WEIGHT]).
     """
 
     dtype: torch.dtype
@@ -46,7 +49,7 @@ class TensorParams:
     hi: float | int | None
     near0: float | int | bool
     seed: int = 0
-    random: bool = False
+    random: int = 0
     scale: int = 0
     specials: tuple[tuple[int, float | int | bool], ...] = ()
     scatter: tuple[float | int | bool, float] | None = None
@@ -62,11 +65,14 @@ def materialise(p: TensorParams) -> torch.Tensor:
     if p.device == "meta":
         return torch.empty(p.shape, dtype=p.dtype, device="meta")
     gen = torch.Generator().manual_seed(p.seed)
-    if p.simplex is not None or not p.dtype.is_floating_point:
-        t = _integers(p, gen) if p.dtype != torch.bool or p.simplex is not None else _bools(p, gen)
-    else:
-        t = _floats(p, gen)
-    flat = t.view(-1)
+    n, m = p.numel, min(p.random, p.numel)
+    flat = torch.full((n,), p.near0, dtype=torch.int64 if _integral(p) else p.dtype)
+    if m:
+        # the first m positions of a seeded permutation, values drawn for all n: a smaller m
+        # keeps the same first entries (what shrinking the count relies on)
+        at = torch.randperm(n, generator=gen)[:m]
+        flat[at] = _values(p, gen, n)[:m].to(flat.dtype)
+    t = flat.view(p.shape)
     if p.scatter is not None and flat.numel():
         value, frac = p.scatter
         flat[torch.rand(flat.shape, generator=gen) < frac] = value
@@ -80,40 +86,45 @@ def materialise(p: TensorParams) -> torch.Tensor:
     return t if p.device == "cpu" else t.to(p.device)
 
 
-def _floats(p: TensorParams, gen: torch.Generator) -> torch.Tensor:
-    if not p.random:
-        return torch.full(p.shape, float(p.near0), dtype=p.dtype)
+def _integral(p: TensorParams) -> bool:
+    """Whether the values are made as int64 (integer dtypes, bool and simplex weights)."""
+    return p.simplex is not None or not p.dtype.is_floating_point
+
+
+def _values(p: TensorParams, gen: torch.Generator, n: int) -> torch.Tensor:
+    """``n`` uniform values in the window ``near0 +- 10**scale``, cut to the bounds."""
+    if p.dtype == torch.bool and p.simplex is None:
+        if p.lo == p.hi:
+            return torch.full((n,), bool(p.near0))
+        return (torch.rand((n,), generator=gen) < 0.5).long()
+    if _integral(p):
+        return _integers(p, gen, n)
+    return _floats(p, gen, n)
+
+
+def _floats(p: TensorParams, gen: torch.Generator, n: int) -> torch.Tensor:
     fmax = float(torch.finfo(p.dtype).max)
     lo = -fmax if p.lo is None else float(p.lo)
     hi = fmax if p.hi is None else float(p.hi)
     c, r = float(p.near0), 10.0**p.scale
     a, b = max(lo, c - r), min(hi, c + r)
-    u = torch.rand(p.shape, generator=gen, dtype=torch.float64)
+    u = torch.rand((n,), generator=gen, dtype=torch.float64)
     v = a * (1 - u) + b * u  # never overflows, unlike a + (b - a) * u
     # rounding to the dtype may step outside the bounds; they are representable, so clamp
     return v.to(p.dtype).clamp_(lo, hi)
 
 
-def _integers(p: TensorParams, gen: torch.Generator) -> torch.Tensor:
+def _integers(p: TensorParams, gen: torch.Generator, n: int) -> torch.Tensor:
     lo = _I64[0] if p.lo is None else int(p.lo)
     hi = _I64[1] if p.hi is None else int(p.hi)
-    c = int(p.near0)
-    if not p.random:
-        return torch.full(p.shape, c, dtype=torch.int64)
-    r = 10**p.scale
+    c, r = int(p.near0), 10**p.scale
     a, b = max(lo, c - r), min(hi, c + r)
     if b - a < 2**53:
-        return torch.randint(0, b - a + 1, p.shape, generator=gen, dtype=torch.int64) + a
+        return torch.randint(0, b - a + 1, (n,), generator=gen, dtype=torch.int64) + a
     # a span wider than a float64 mantissa (int64 only): uniform in float64, kept inside int64
-    u = torch.rand(p.shape, generator=gen, dtype=torch.float64)
+    u = torch.rand((n,), generator=gen, dtype=torch.float64)
     v = (float(a) * (1 - u) + float(b) * u).clamp_(float(a), float(2**63 - 1024))
     return v.to(torch.int64).clamp_(a, b)
-
-
-def _bools(p: TensorParams, gen: torch.Generator) -> torch.Tensor:
-    if not p.random or p.lo == p.hi:
-        return torch.full(p.shape, bool(p.near0), dtype=torch.bool)
-    return torch.rand(p.shape, generator=gen) < 0.5
 
 
 def _simplex(w: torch.Tensor, p: TensorParams) -> torch.Tensor:

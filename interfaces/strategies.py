@@ -418,7 +418,10 @@ def draw_params(draw, plan: TensorPlan, shape: tuple[int, ...]) -> TensorParams:
     if plan.device == "meta":
         return base
     n = math.prod(shape)
-    random = draw(st.booleans(), label=f"{plan.name} random fill")
+    # how many entries get random values: 0 (all the fill), some, or all (a draw above n: about
+    # half of them); shrinking lowers the count, keeping the first entries of the same seeded
+    # permutation, so a counterexample keeps only the random entries that matter
+    random = min(n, draw(st.integers(0, 2 * n), label=f"{plan.name} random entries")) if n else 0
     seed = scale = 0
     if random:
         seed = draw(st.integers(0, 2**32 - 1), label=f"{plan.name} seed")
