@@ -400,12 +400,14 @@ MAX_SPECIALS = 4
 
 
 def draw_params(draw, plan: TensorPlan, shape: tuple[int, ...]) -> TensorParams:
-    """The parameters of one tensor of ``shape``: the dtype (where the spec allows several),
-    a seed, the fill (the value nearest 0, or uniform values within ``10**scale`` of it) and
-    special values (the bounds of the range, 0, the smallest subnormal, the largest finite
-    value, NaN and inf where the domain allows, or a value Hypothesis draws) at drawn positions
-    or scattered over a drawn fraction. Each draw shrinks to the simplest choice: seed 0,
-    the fill nearest 0, no special values."""
+    """The parameters of one tensor of ``shape`` (:class:`TensorParams`): the dtype (where the
+    spec allows several); how many entries get random values (uniform within ``10**scale`` of
+    the fill, the value nearest 0; the first entries of a permutation drawn from the seed),
+    the seed and the scale; special values (the bounds of the range, 0, the smallest
+    subnormal, the largest finite value, NaN and inf where the domain allows, or a value
+    Hypothesis draws) at drawn positions, and one scattered over a drawn fraction. Each
+    choice shrinks to the simplest: no random entries (or fewer, the same ones), seed 0,
+    scale 0, no special values."""
     from hypothesis import strategies as st
 
     vp = plan.values[0] if len(plan.values) == 1 else draw(st.sampled_from(plan.values), label=f"{plan.name} dtype")
