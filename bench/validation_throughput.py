@@ -2,16 +2,21 @@
 ``modpact.validate`` with batched evaluation (several generated inputs in one
 forward) and without (one forward per input), side by side in one run.
 
-    .venv/bin/python bench/validation_throughput.py [--examples 200] [--rounds 3]
+    .venv/bin/python bench/validation_throughput.py [--examples 200] [--rounds 3] [--threads 1]
+    .venv/bin/python bench/ab.py --before REV -- bench/validation_throughput.py   # before vs after
 
 Rounds alternate batched / unbatched runs so that both see the same machine
 state. The figure is the median over rounds of examples / wall time of the
-whole ``validate`` call: generation, forwards and checks included.
+whole ``validate`` call: generation, forwards and checks included. Batched
+runs use ``validate``'s default ``group``. ``--threads`` sets torch's intra-op
+threads (1 by default: on a shared 2-core machine, two threads make each small
+forward wait for the other jobs, and the figures then measure the load).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import statistics
 
@@ -60,9 +65,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=200, help="Hypothesis examples per validate() call")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    ap.add_argument("--json", help="also write the figures to this file (for bench/ab.py)")
     args = ap.parse_args()
     torch.manual_seed(0)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
+    torch.set_num_threads(args.threads)
+    out: dict[str, dict[str, float]] = {}
     print(
         f"torch {torch.__version__}, {platform.machine()}, {torch.get_num_threads()} threads, "
         f"examples={args.examples}, rounds={args.rounds}"
@@ -87,6 +95,15 @@ def main():
             )
         ratio = statistics.median(figures[True]) / statistics.median(figures[False])
         print(f"| {name} | **batched / unbatched** | | | | **{ratio:.2f}x** |")
+        out[name.split(",")[0]] = {
+            "batched/s": statistics.median(figures[True]),
+            "unbatched/s": statistics.median(figures[False]),
+            "ratio": ratio,
+            "group": last[True].group,
+        }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f)
 
 
 if __name__ == "__main__":

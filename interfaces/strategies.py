@@ -7,10 +7,17 @@
 Strategies are built from the merged constraints of each spec (shape, dtype,
 device, range, finite, simplex, indices, labels), never from ``.filter()``
 chains. A spec that no tensor can satisfy fails when the strategy is built
-(:class:`SpecError` naming the conflicting constraints). Values come from
-``hypothesis.extra.numpy.arrays``, so edge values (0, the bounds of the range,
-subnormals, huge magnitudes and NaN/inf where the domain allows them) are
-reachable and shrinking gives small dims and mostly-zero tensors.
+(:class:`SpecError` naming the conflicting constraints).
+
+Values are parametric: Hypothesis draws a tensor's parameters (dtype, shape, a
+seed, the fill, special values and where they go: :func:`draw_params`) and torch
+makes the tensor in one call from them (``interfaces/_materialise.py``), so a
+tensor costs a few draws whatever its size. Edge values (0, the bounds of the
+range, subnormals, the largest finite values and NaN/inf where the domain allows
+them) are special values; a special value may also be one Hypothesis draws
+element-wise. Shrinking works on the parameters: small dims, seed 0, the fill
+nearest 0 and few special values, so a counterexample is a small tensor of
+zeros with the entries that matter.
 
 Nested inputs (``interfaces/nested.py``) are generated leaf by leaf, with
 dims shared across every leaf: a ``TupleSpec`` gives a tuple, a ``ListSpec``
@@ -27,13 +34,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import torch
 
 from modpact.errors import SpecError
 
+from ._materialise import SIMPLEX_WEIGHT, TensorParams, materialise
 from .dims import Dim, eval_expr, expr_names
 from .dtypes import describe_dtype
 from .nested import DictSpec, OpaqueSpec, OptionalSpec, Spec, _SeqSpec, leaves
@@ -68,7 +76,6 @@ _ORDER = (
     torch.uint8,
     torch.bool,
 )
-_SIMPLEX_DENOM = {torch.float16: 2**8, torch.bfloat16: 2**8, torch.float32: 2**20, torch.float64: 2**20}
 
 
 class HypothesisMissing(SpecError, ImportError):
@@ -400,19 +407,137 @@ def _one_dim(draw, d: Dim, dims: Mapping[str, Any], max_side: int, tname: str) -
 
 
 def draw_tensor(draw, plan: TensorPlan, shape: tuple[int, ...]) -> torch.Tensor:
-    """A tensor of ``shape`` satisfying the plan's dtype, device and value domain."""
+    """A tensor of ``shape`` satisfying the plan's dtype, device and value domain: its
+    parameters drawn by Hypothesis (:func:`draw_params`), the tensor made by torch."""
+    return materialise(draw_params(draw, plan, shape))
+
+
+#: most special values written at drawn positions of one tensor
+MAX_SPECIALS = 4
+
+
+def draw_params(draw, plan: TensorPlan, shape: tuple[int, ...]) -> TensorParams:
+    """The parameters of one tensor of ``shape`` (:class:`TensorParams`): the dtype (where the
+    spec allows several); how many entries get random values (uniform within ``10**scale`` of
+    the fill, the value nearest 0; the first entries of a permutation drawn from the seed),
+    the seed and the scale; special values (the bounds of the range, 0, the smallest
+    subnormal, the largest finite value, NaN and inf where the domain allows, or a value
+    Hypothesis draws) at drawn positions, and one scattered over a drawn fraction. Each
+    choice shrinks to the simplest: no random entries (or fewer, the same ones), seed 0,
+    scale 0, no special values."""
     from hypothesis import strategies as st
 
     vp = plan.values[0] if len(plan.values) == 1 else draw(st.sampled_from(plan.values), label=f"{plan.name} dtype")
+    simplex = plan.spec.simplex
+    if simplex is not None:  # integer weights, normalised along the simplex dim by materialise
+        vp = _Values(vp.dtype, 0, SIMPLEX_WEIGHT)
+    padding = None
+    if plan.spec.padding is not None and shape:
+        # a padding mask: the parameters are of its rows' lengths (in [1, n], shrinking to 1),
+        # which materialise turns into rows of ones then zeros ("right") or zeros then ones
+        from hypothesis import assume
+
+        n_last = shape[-1]
+        assume(n_last >= 1 or math.prod(shape[:-1]) == 0)  # a row of no element has no 1
+        padding = (plan.spec.padding, n_last, vp.dtype)
+        vp, shape = _Values(torch.int64, 1, max(n_last, 1)), shape[:-1]
+    kinds = _special_kinds(vp, simplex is not None)
+    near0 = _near0(vp)
+    base = TensorParams(vp.dtype, shape, plan.device, vp.lo, vp.hi, near0, simplex=simplex, padding=padding)
     if plan.device == "meta":
-        return torch.empty(shape, dtype=vp.dtype, device="meta")
-    if plan.spec.simplex is not None:
-        t = _simplex(draw, plan, vp, shape)
-    elif plan.spec.padding is not None:
-        t = _padded(draw, plan, vp, shape)
-    else:
-        t = _array(draw, vp, shape)
-    return t if plan.device == "cpu" else t.to(plan.device)
+        return base
+    n = math.prod(shape)
+    # how many entries get random values: 0 (all the fill), some, or all (a draw above n: about
+    # half of them); shrinking lowers the count, keeping the first entries of the same seeded
+    # permutation, so a counterexample keeps only the random entries that matter
+    random = min(n, draw(st.integers(0, 2 * n), label=f"{plan.name} random entries")) if n else 0
+    seed = scale = 0
+    if random:
+        seed = draw(st.integers(0, 2**32 - 1), label=f"{plan.name} seed")
+        scale = draw(st.integers(*_scales(vp, simplex is not None)), label=f"{plan.name} scale (log10)")
+    specials: list[tuple[int, float | int | bool]] = []
+    scatter = None
+    if n:
+        count = draw(st.integers(0, min(n, MAX_SPECIALS)), label=f"{plan.name} special values")
+        for _ in range(count):
+            at = draw(st.integers(0, n - 1), label=f"{plan.name} special at")
+            specials.append((at, _special(draw, vp, kinds, plan.name)))
+        if draw(st.booleans(), label=f"{plan.name} scattered special value"):
+            if not random:  # positions come from the seed
+                seed = draw(st.integers(0, 2**32 - 1), label=f"{plan.name} seed")
+            frac = draw(st.sampled_from(_FRACTIONS), label=f"{plan.name} scattered fraction")
+            scatter = (_special(draw, vp, kinds, plan.name), frac)
+    return replace(base, seed=seed, random=random, scale=scale, specials=tuple(specials), scatter=scatter)
+
+
+_FRACTIONS = (0.1, 0.5, 1.0)
+
+
+def _near0(vp: _Values) -> float | int | bool:
+    """The value nearest 0 within the bounds (the fill a counterexample shrinks to)."""
+    near0 = 0 if vp.lo is None or vp.lo <= 0 else vp.lo
+    near0 = near0 if vp.hi is None or near0 <= vp.hi else vp.hi
+    return bool(near0) if vp.dtype == torch.bool else near0
+
+
+def _scales(vp: _Values, weights: bool) -> tuple[int, int]:
+    """The range of the random fill's window, as powers of 10 (0 first: shrinking goes there)."""
+    if vp.dtype == torch.bool:
+        return 0, 0
+    if weights:
+        return 0, 3
+    if vp.dtype.is_floating_point:
+        return -6, int(math.log10(torch.finfo(vp.dtype).max))
+    return 0, 19
+
+
+def _special_kinds(vp: _Values, weights: bool) -> list[str]:
+    """The special values the bounds allow, simplest first ("value": one Hypothesis draws)."""
+    kinds = ["value"]
+    lo, hi = vp.lo, vp.hi
+    if weights or not vp.dtype.is_floating_point:
+        return kinds + [k for k, v in (("lo", lo), ("hi", hi)) if v is not None]
+    inside = lambda x: (lo is None or lo <= x) and (hi is None or x <= hi)  # noqa: E731
+    tiny = _subnormal(vp.dtype)
+    kinds += [k for k, x in (("zero", 0.0), ("tiny", tiny), ("-tiny", -tiny)) if inside(x)]
+    kinds += [k for k, v in (("lo", lo), ("hi", hi)) if v is not None]
+    kinds += [k for k, v in (("max", hi), ("-max", lo)) if v is None]
+    if vp.allow_nan:
+        kinds.append("nan")
+    if vp.allow_inf:
+        kinds += [k for k, v in (("inf", hi), ("-inf", lo)) if v is None]
+    return kinds
+
+
+_SUBNORMAL = {dt: float(torch.nextafter(torch.zeros((), dtype=dt), torch.ones((), dtype=dt))) for dt in _ORDER[:4]}
+
+
+def _subnormal(dt: torch.dtype) -> float:
+    """The smallest positive value of a floating dtype."""
+    return _SUBNORMAL[dt]
+
+
+def _special(draw, vp: _Values, kinds: list[str], name: str) -> float | int | bool:
+    from hypothesis import strategies as st
+
+    kind = draw(st.sampled_from(kinds), label=f"{name} special kind")
+    if kind == "value":
+        return draw(_elements(vp), label=f"{name} special value")
+    if kind in ("lo", "hi"):
+        v = vp.lo if kind == "lo" else vp.hi
+        assert v is not None  # offered only when bounded
+        return v
+    fmax = float(torch.finfo(vp.dtype).max)
+    return {
+        "zero": 0.0,
+        "tiny": _subnormal(vp.dtype),
+        "-tiny": -_subnormal(vp.dtype),
+        "max": fmax,
+        "-max": -fmax,
+        "nan": math.nan,
+        "inf": math.inf,
+        "-inf": -math.inf,
+    }[kind]
 
 
 def _elements(vp: _Values):
@@ -428,86 +553,6 @@ def _elements(vp: _Values):
     widths: dict[torch.dtype, Literal[16, 32, 64]] = {torch.float16: 16, torch.float64: 64}
     width = widths.get(dt, 32)
     return st.floats(min_value=vp.lo, max_value=vp.hi, allow_nan=vp.allow_nan, allow_infinity=vp.allow_inf, width=width)
-
-
-_NP = {
-    torch.float16: "float16",
-    torch.float32: "float32",
-    torch.float64: "float64",
-    torch.bfloat16: "float32",
-    torch.int64: "int64",
-    torch.int32: "int32",
-    torch.int16: "int16",
-    torch.int8: "int8",
-    torch.uint8: "uint8",
-    torch.bool: "bool",
-}
-
-
-def _array(draw, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
-    import numpy as np
-    from hypothesis import strategies as st
-    from hypothesis.extra.numpy import arrays
-
-    elements = _elements(vp)
-    # fill: the value nearest 0, or one drawn value; shrinking goes to the first, so a shrunk
-    # counterexample is that value with a few drawn entries
-    near0 = 0 if vp.lo is None or vp.lo <= 0 else vp.lo
-    near0 = near0 if vp.hi is None or near0 <= vp.hi else vp.hi
-    near0 = bool(near0) if vp.dtype == torch.bool else near0
-    arr = draw(arrays(np.dtype(_NP[vp.dtype]), shape, elements=elements, fill=st.just(near0) | elements))
-    t = torch.from_numpy(np.array(arr, copy=True, order="C"))
-    return t.to(vp.dtype) if vp.dtype == torch.bfloat16 else t
-
-
-def _simplex(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
-    """Rows of multiples of 1/2^k (exact in the dtype, so sums are exactly 1); shrinks to one-hot rows."""
-    import numpy as np
-    from hypothesis import strategies as st
-    from hypothesis.extra.numpy import arrays
-
-    denom = _SIMPLEX_DENOM[vp.dtype]
-    w = torch.from_numpy(
-        np.array(
-            draw(arrays(np.dtype("int64"), shape, elements=st.integers(0, 1000)), label=f"{plan.name} simplex weights"),
-            copy=True,
-            order="C",
-        )
-    )
-    if w.numel() == 0:
-        return w.to(vp.dtype)
-    dim = plan.spec.simplex
-    assert dim is not None  # draw_tensor calls _simplex for simplex specs only
-    w = w.movedim(dim, -1)
-    if w.shape[-1] == 0:
-        return w.movedim(-1, dim).to(vp.dtype)
-    w[..., 0] += (w.sum(-1) == 0).long()  # an all-zero row becomes one-hot
-    q = w * denom // w.sum(-1, keepdim=True)
-    q[..., 0] += denom - q.sum(-1)  # the rounding remainder goes to the first entry
-    return (q.to(torch.float64) / denom).to(vp.dtype).movedim(-1, dim).contiguous()
-
-
-def _padded(draw, plan: TensorPlan, vp: _Values, shape: tuple[int, ...]) -> torch.Tensor:
-    """A 0/1 padding mask: each row (last dim) has a drawn length in [1, n] of ones, at the end
-    for ``padding="left"``, at the start for "right"; shrinks to rows of one 1."""
-    import numpy as np
-    from hypothesis import assume
-    from hypothesis import strategies as st
-    from hypothesis.extra.numpy import arrays
-
-    n = shape[-1]
-    rows = shape[:-1]
-    assume(n >= 1 or math.prod(rows) == 0)  # a row of no element has no 1: only sizes given as 0 get here
-    lengths = torch.from_numpy(
-        np.array(
-            draw(arrays(np.dtype("int64"), rows, elements=st.integers(1, max(n, 1))), label=f"{plan.name} lengths"),
-            copy=True,
-            order="C",
-        )
-    )
-    pos = torch.arange(n)
-    mask = pos < lengths[..., None] if plan.spec.padding == "right" else pos >= n - lengths[..., None]
-    return mask.to(vp.dtype)
 
 
 # ---- public strategies ---------------------------------------------------------------------

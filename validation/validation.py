@@ -8,10 +8,14 @@ shrunk by Hypothesis and raised as :class:`ValidationFailure` with summaries of
 the shrunk inputs, the seed and the ``@reproduce_failure`` blob.
 
 Batched evaluation: when every input and output starts with the same named
-dim (``batch``), several generated examples (same other dims, own batch
-sizes) run in one forward and the output is split back per example. A failure
-found in a batch is re-run alone before it is reported; if it passes alone the
-module mixes rows across the batch, and that is what is reported.
+dim (``batch``), up to ``group`` (default 64) generated examples (same other
+dims, own batch sizes) run in one forward. Where every check passing on the
+whole group implies it passes on each example (``_whole.py``: the interface,
+``finite``, ``in_range``... and no preconditions), the group is checked once as
+a whole; otherwise, or when the whole check fails, the output is split back per
+example and each is checked. A failure found in a batch is re-run alone before
+it is reported; if it passes alone the module mixes rows across the batch, and
+that is what is reported.
 """
 
 from __future__ import annotations
@@ -35,13 +39,14 @@ from modpact.interfaces.spec import TensorSpec
 from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, draw_dims, require_hypothesis
 from modpact.interfaces.summary import summarize
 
+from ._whole import whole_checkable, whole_safe_now
 from .preserve import Preserved
 from .testing import default_examples
 
 __all__ = ["validate", "ValidationResult", "batch_dim_of", "run_hypothesis", "DEFAULT_GROUP"]
 
 #: generated examples evaluated together in one forward when the interface has a batch dim
-DEFAULT_GROUP = 8
+DEFAULT_GROUP = 64
 
 
 @dataclass
@@ -320,11 +325,24 @@ def draw_inside(draw: Any, domains: Mapping[str, Domain], rows: int, device: Any
     return out
 
 
+def draw_sizes(draw: Any, bdim: str, lo: int, hi: int, k: int) -> list[int]:
+    """The batch sizes of ``k`` examples: one drawn size for all (shrinks to ``lo``), or, a
+    drawn choice, sizes from a drawn seed (a few draws, however many examples)."""
+    from hypothesis import strategies as st
+
+    size = lo if lo == hi else draw(st.integers(lo, hi), label=bdim)
+    if k == 1 or lo == hi or not draw(st.booleans(), label=f"{bdim} varies across the examples"):
+        return [size] * k
+    seed = draw(st.integers(0, 2**32 - 1), label=f"{bdim} sizes (seed)")
+    return torch.randint(lo, hi + 1, (k,), generator=torch.Generator().manual_seed(seed)).tolist()
+
+
 class _Runner:
     """Evaluates groups of generated examples against a Target and counts."""
 
     def __init__(self, target: Target, result: ValidationResult, keep: Preserved):
         self.target, self.result, self.keep = target, result, keep
+        self.whole = whole_checkable(target)  # _whole.py: when a group may be checked as one input
 
     def single(self, inputs: dict[str, torch.Tensor], env: dict[str, Any]) -> None:
         self.keep.reset()
@@ -379,6 +397,8 @@ class _Runner:
 
     def group(self, group: list[dict[str, torch.Tensor]]) -> None:
         self.result.test_cases += 1
+        if len(group) > 1 and self.whole and self._whole(group):
+            return
         accepted = []
         for inputs in group:
             env = pre_or_found(self.target, inputs)
@@ -408,6 +428,31 @@ class _Runner:
         for (inputs, env), part in zip(accepted, parts):
             if not self._check(inputs, env, part, in_batch=True):
                 self._confirm_alone(inputs, accepted, part)
+
+    def _whole(self, group: list[dict[str, torch.Tensor]]) -> bool:
+        """Check the group as one input (its inputs concatenated, one forward): True when every
+        check held on the whole, so on each input (``_whole.py``). False when something failed,
+        raised or was not cut per input: the caller then checks input by input and reports one."""
+        whole = _cat(group)
+        env = self.target.pre(whole)
+        if env is REJECTED:
+            return False
+        assert isinstance(env, dict)  # not REJECTED
+        self.keep.reset()
+        self.result.forwards += 1
+        try:
+            out = self.target.call(whole)
+        except Exception:
+            return False
+        if _split(out, [next(iter(e.values())).shape[0] for e in group]) is None:
+            return False
+        checks, skipped = applied_checks(self.target, env, out)
+        if skipped or any(v is not None for _, v in checks) or not whole_safe_now(self.target, env):
+            return False
+        self.result.examples += len(group)
+        for name, _ in checks:
+            self.result.passes[name] = self.result.passes.get(name, 0) + len(group)
+        return True
 
     def _confirm_alone(self, inputs, accepted, part) -> None:
         env = self.target.pre(inputs)
@@ -504,14 +549,13 @@ def validate(
             return [plan.draw(draw, bound)]
         assert bdim is not None  # use_batch
         lo, hi = plan.dims.bounds[bdim]
-        k = draw(st.integers(1, group), label="examples in this forward")
-        sizes = [draw(st.integers(lo, hi), label=bdim) for _ in range(k)]
+        sizes = draw_sizes(draw, bdim, lo, hi, draw(st.integers(1, group), label="examples in this forward"))
         # one draw per input for the whole group (cheaper than k draws), cut into examples
         if inside:
             whole = draw_inside(draw, domains, sum(sizes), device)
         else:
             whole = plan.draw(draw, {**bound, bdim: sum(sizes)})
-        starts = [sum(sizes[:i]) for i in range(k)]
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
         return [{n: t.narrow(0, a, b) for n, t in whole.items()} for a, b in zip(starts, sizes)]
 
     start = time.perf_counter()

@@ -102,8 +102,17 @@ def test_not_batch_independent_is_found_by_the_contract_unbatched():
 
 
 def test_not_batch_independent_is_found_by_batched_evaluation():
+    # two rows per example: alone, batch_independent's permuted sub-batch is both rows, which
+    # centering does not change, so each example passes alone; only a group shows the bug
     with pytest.raises(mp.ValidationFailure) as e:
-        mp.validate(CentersTheBatch(), SOFTMAX, contracts=[mp.batch_independent("x")], max_examples=100, seed=0)
+        mp.validate(
+            CentersTheBatch(),
+            SOFTMAX,
+            contracts=[mp.batch_independent("x")],
+            max_examples=100,
+            seed=0,
+            dims={"batch": 2},
+        )
     msg = str(e.value)
     assert "fails when evaluated in one forward with 1 other generated example(s)" in msg
     assert "(not batch-independent)" in msg
