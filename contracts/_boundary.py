@@ -148,6 +148,7 @@ class Boundary:
             self.out_names,
             tuple(n for c in self.requires for n in c.reads),
             tuple(n for c in self.ensures for n in c.reads),
+            dict(getattr(iface, "dims", None) or {}),
         )
 
     def _validate(self) -> None:
@@ -187,6 +188,22 @@ class Boundary:
         self._prepare()
 
     # --- helpers for checkers -------------------------------------------
+    def fast_input_binds(self, env: Mapping[str, Any]) -> dict[str, int] | None:
+        """The dims the inputs bind (plain ints) when the compiled metadata check and the
+        interface's dims bounds certainly hold; None: run the full check (it names what broke)."""
+        fast, iface = self.fast_in, self.interface
+        binds = fast.run_env(env, {}) if fast is not None else None
+        if binds is not None and iface.dims and not iface.dims_hold(binds):
+            return None
+        return binds
+
+    def fast_outputs_ok(self, result: Any, binds: Any) -> bool:
+        """Whether the outputs certainly fit, given ``fast_input_binds``'s dims (updated in place)."""
+        fast, iface = self.fast_out, self.interface
+        if fast is None or type(binds) is not dict or fast.run(result, binds) is None:
+            return False
+        return not iface.dims or iface.dims_hold(binds)
+
     def input_values(self, env: Mapping[str, Any]) -> dict[str, Any]:
         """The interface's inputs by interface name (matched by name, else by position)."""
         return {k: env[a] for k, a in self._in_pairs}

@@ -179,6 +179,7 @@ class CallPlan:
 
     __slots__ = (
         "binder",
+        "bounds",
         "lo",
         "hi",
         "needed",
@@ -203,8 +204,11 @@ class CallPlan:
         out_names: Sequence[str],
         requires_finite: Sequence[str],
         ensures_finite: Sequence[str],
+        bounds: Mapping[str, tuple[int | None, int | None]] | None = None,
     ):
         self.binder = binder
+        # the interface's declared dims bounds (Interface(dims=...)): a dim bound outside them is a miss
+        self.bounds = {k: v for k, v in (bounds or {}).items() if v != (None, None)}
         names = binder.names
         kwonly_required = any(n not in binder.defaults for n in binder.kwonly)
         # positional calls read by index: at least every parameter without a default, at most all of them
@@ -260,6 +264,8 @@ class CallPlan:
         for p, i in self.inputs:
             if not one(p, vals[i], binds):
                 return None
+        if self.bounds and not _within(binds, self.bounds):
+            return None
         for i in self.pre_finite:
             if not finite_fast(vals[i]):
                 return None
@@ -269,6 +275,8 @@ class CallPlan:
         """``post`` for any result, interpreted."""
         binds, args, kwargs = self.binds(frame), frame[0], frame[1]
         if self.outputs is not None and self.outputs.run(result, binds) is None:
+            return False
+        if self.bounds and not _within(binds, self.bounds):
             return False
         if self.post_finite:
             vals = self.values(args, kwargs) if self.post_args else ()
@@ -282,6 +290,15 @@ class CallPlan:
                 if not finite_fast(v):
                     return False
         return True
+
+
+def _within(binds: Mapping[str, int], bounds: Mapping[str, tuple[int | None, int | None]]) -> bool:
+    """Every bound dim inside its declared bounds."""
+    for k, (lo, hi) in bounds.items():
+        v = binds.get(k)
+        if v is not None and ((lo is not None and v < lo) or (hi is not None and v > hi)):
+            return False
+    return True
 
 
 def _output(result: Any, name: str, outputs: MetaPlan | None) -> Any:
@@ -305,10 +322,11 @@ def compile_call(
     out_names: Sequence[str],
     requires_finite: Sequence[str],
     ensures_finite: Sequence[str],
+    bounds: Mapping[str, tuple[int | None, int | None]] | None = None,
 ) -> CallPlan | None:
     """A CallPlan, or None when some argument cannot be read by position or default."""
     try:
-        return CallPlan(binder, inputs, in_args, outputs, out_names, requires_finite, ensures_finite)
+        return CallPlan(binder, inputs, in_args, outputs, out_names, requires_finite, ensures_finite, bounds)
     except _NotSimple:
         return None
 
@@ -324,8 +342,9 @@ _DEVICE_FLAG = {"cpu": "is_cpu", "cuda": "is_cuda", "meta": "is_meta", "mps": "i
 
 
 class _Writer:
-    def __init__(self, ns: dict[str, Any], dim_var: dict[str, str]):
+    def __init__(self, ns: dict[str, Any], dim_var: dict[str, str], bounds: Mapping[str, Any] | None = None):
         self.ns = ns
+        self.bounds = bounds or {}  # dim name -> (lo, hi) declared by the interface
         self.lines: list[str] = []
         self.dim_var = dim_var  # dim name -> local variable, shared by pre and post
         self.bound: set[str] = set()  # dims bound so far in this function
@@ -363,6 +382,11 @@ class _Writer:
                 else:
                     self.emit(f"{d} = s[{i}]")
                     self.bound.add(v)
+                    lo, hi = self.bounds.get(v, (None, None))
+                    if lo is not None or hi is not None:
+                        test = [f"{d} < {int(lo)}"] * (lo is not None) + [f"{d} > {int(hi)}"] * (hi is not None)
+                        self.emit(f"if {' or '.join(test)}:")
+                        self.emit(fail, 2)
         if p.device is not None:
             flag = _DEVICE_FLAG.get(p.device)
             self.emit(f"if not {var}.{flag}:" if flag else f"if {var}.device.type != {p.device!r}:")
@@ -410,12 +434,12 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
                 w.emit(f"v{i} = args[{pos}] if n > {pos} else {w.const(default)}")
 
     # pre(args, kwargs) -> bindings | None
-    w = _Writer(ns, dim_var)
+    w = _Writer(ns, dim_var, plan.bounds)
     other = "return _pre_any(args, kwargs)"
     w.emit("def pre(args, kwargs):", 0)
     read_args(w, range(len(plan.needed)), other)
     w.emit("try:")
-    body = _Writer(ns, dim_var)
+    body = _Writer(ns, dim_var, plan.bounds)
     for spec, i in plan.inputs:
         body.tensor(f"v{i}", spec, "return None", other)
         checked[i] = spec
@@ -432,7 +456,7 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
     w.emit("return None", 2)
 
     # post(binds, args, kwargs, result) -> bool
-    v = _Writer(ns, dim_var)
+    v = _Writer(ns, dim_var, plan.bounds)
     other = "return _post_any(frame, result)"
     v.emit("def post(frame, result):", 0)
     outs = plan.outputs
@@ -447,7 +471,7 @@ def _generate(plan: CallPlan) -> tuple[Any, Any, str]:
         v.emit("args, kwargs = frame[0], frame[1]")
         read_args(v, sorted({key for kind, key in plan.post_finite if kind == _ARG}), other)
     v.emit("try:")
-    body = _Writer(ns, dim_var)
+    body = _Writer(ns, dim_var, plan.bounds)
     body.bound = set(pre_bound)
     used = set()
     if outs is not None:

@@ -66,10 +66,7 @@ class EagerChecker(Checker):
         bindings: dict[str, int] | Bindings | None = None  # plain ints from the fast path
         iface = guard.interface
         if iface is not None:
-            fast = guard.fast_in
-            bindings = fast.run_env(env, {}) if fast is not None else None
-            if bindings is not None and iface.dims and not iface.dims_hold(bindings):
-                bindings = None  # a declared dim bound broken: the full check names it
+            bindings = guard.fast_input_binds(env)
             if bindings is None:
                 problems, bindings = iface.input_problems(guard.input_values(env), values_too=False)
             else:
@@ -101,12 +98,8 @@ class EagerChecker(Checker):
         iface = guard.interface
         if iface is not None:
             result = env["result"]
-            fast = guard.fast_out
-            ok = False
-            if fast is not None and type(bindings) is dict:
-                ok = fast.run(result, bindings) is not None and (not iface.dims or iface.dims_hold(bindings))
             problems: list[Problem]
-            if ok:
+            if guard.fast_outputs_ok(result, bindings):
                 problems = []
             else:
                 if type(bindings) is dict or bindings is None:  # the fast path bound plain ints: redo in full

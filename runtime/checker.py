@@ -190,8 +190,7 @@ class MonitorChecker(Checker):
         if iface is not None:
             # the guard's compiled metadata check answers "certainly fine" (plain ints bound); anything
             # else, and every violation, comes from the full check, so records and messages are its own
-            fast = guard.fast_in
-            bindings = fast.run_env(env, {}) if fast is not None else None
+            bindings = guard.fast_input_binds(env)
             if bindings is None:
                 problems, bindings = iface.input_problems(guard.input_values(env), values_too=False)
             else:
@@ -224,8 +223,7 @@ class MonitorChecker(Checker):
         if iface is not None:
             result = env["result"]
             bindings = inner
-            fast = guard.fast_out
-            if fast is not None and type(bindings) is dict and fast.run(result, bindings) is not None:
+            if guard.fast_outputs_ok(result, bindings):
                 problems = []
             else:
                 if bindings is None or type(bindings) is dict:  # the fast path bound plain ints: redo in full

@@ -290,3 +290,38 @@ def test_a_jagged_nested_tensor_does_not_slip_through_the_metadata_fast_path():
     assert plan is not None
     for nt in NESTED:
         assert plan.run({"x": nt}, {}) is None
+
+
+class Widen(nn.Module):
+    """Returns ``n`` copies of each row: an output dim set by the module, not the inputs."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n = n
+
+    def forward(self, x):
+        return x[:, :1].expand(-1, self.n).contiguous()
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_declared_dims_bounds_are_checked_by_the_plan_on_inputs_and_outputs(compiled):
+    iface = Interface(
+        "widen", {"x": TensorSpec("batch 4")}, {"y": TensorSpec("batch n")}, dims={"batch": (2, 8), "n": (1, 3)}
+    )
+    for n, x, broken in [
+        (3, torch.ones(2, 4), None),
+        (3, torch.ones(9, 4), "inputs.x[0]: dims expected dim batch in [2, 8]"),
+        (5, torch.ones(2, 4), "outputs.y[1]: dims expected dim n in [1, 3]"),
+    ]:
+        m = mc.guard(Widen(n), interface=iface)
+        guard = mc.get_guard(m)
+        assert guard.plan is not None
+        if compiled:
+            assert "d0 < 2 or d0 > 8" in guard.plan.source  # the bound is in the generated code
+        else:
+            guard.plan = None
+        if broken is None:
+            assert m(x).shape == (2, n)
+        else:
+            with pytest.raises(ContractViolation, match=broken.replace("[", r"\[").replace("]", r"\]")):
+                m(x)
