@@ -193,14 +193,14 @@ class Boundary:
         interface's dims bounds certainly hold; None: run the full check (it names what broke)."""
         fast, iface = self.fast_in, self.interface
         binds = fast.run_env(env, {}) if fast is not None else None
-        if binds is not None and iface.dims and not iface.dims_hold(binds):
+        if binds is not None and iface is not None and iface.dims and not iface.dims_hold(binds):
             return None
         return binds
 
     def fast_outputs_ok(self, result: Any, binds: Any) -> bool:
         """Whether the outputs certainly fit, given ``fast_input_binds``'s dims (updated in place)."""
         fast, iface = self.fast_out, self.interface
-        if fast is None or type(binds) is not dict or fast.run(result, binds) is None:
+        if fast is None or iface is None or type(binds) is not dict or fast.run(result, binds) is None:
             return False
         return not iface.dims or iface.dims_hold(binds)
 
