@@ -314,19 +314,10 @@ def _output(result: Any, name: str, outputs: MetaPlan | None) -> Any:
     return None
 
 
-def compile_call(
-    binder: Any,
-    inputs: MetaPlan | None,
-    in_args: Sequence[str],
-    outputs: MetaPlan | None,
-    out_names: Sequence[str],
-    requires_finite: Sequence[str],
-    ensures_finite: Sequence[str],
-    bounds: Mapping[str, tuple[int | None, int | None]] | None = None,
-) -> CallPlan | None:
-    """A CallPlan, or None when some argument cannot be read by position or default."""
+def compile_call(*args: Any) -> CallPlan | None:
+    """``CallPlan(*args)``, or None when some argument cannot be read by position or default."""
     try:
-        return CallPlan(binder, inputs, in_args, outputs, out_names, requires_finite, ensures_finite, bounds)
+        return CallPlan(*args)
     except _NotSimple:
         return None
 

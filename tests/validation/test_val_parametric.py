@@ -143,23 +143,22 @@ def test_an_element_above_half_shrinks_to_one_row_with_one_entry(batch):
 
 
 @pytest.mark.parametrize("batch", [True, False], ids=["batched", "one-per-forward"])
-def test_a_width_of_at_least_3_shrinks_to_exactly_3(batch):
+@pytest.mark.parametrize(
+    "module, shape, raised",
+    [
+        (RaisesFromWidth3, (1, 3), "RaisesFromWidth3 raised ValueError: width 3 not supported"),
+        # batched, a group of small examples also raises (3 rows in all): each is then run alone,
+        # and only an example that raises alone is reported
+        (RaisesFromBatch3, (3, 1), "RaisesFromBatch3 raised ValueError: batch 3 not supported"),
+    ],
+    ids=["width", "batch"],
+)
+def test_a_size_of_at_least_3_shrinks_to_exactly_3(batch, module, shape, raised):
     with pytest.raises(mp.ValidationFailure) as e:
-        mp.validate(RaisesFromWidth3(), SQUASH, max_examples=200, seed=0, batch=batch)
+        mp.validate(module(), SQUASH, max_examples=200, seed=0, batch=batch)
     x = e.value.inputs["x"]
-    assert x.shape == (1, 3) and int((x != 0).sum()) == 0
-    assert "RaisesFromWidth3 raised ValueError: width 3 not supported" in str(e.value)
-
-
-@pytest.mark.parametrize("batch", [True, False], ids=["batched", "one-per-forward"])
-def test_a_batch_of_at_least_3_shrinks_to_exactly_3(batch):
-    # batched, a group of small examples also raises (3 rows in all): each is then run alone,
-    # and only an example that raises alone is reported
-    with pytest.raises(mp.ValidationFailure) as e:
-        mp.validate(RaisesFromBatch3(), SQUASH, max_examples=200, seed=0, batch=batch)
-    x = e.value.inputs["x"]
-    assert x.shape == (3, 1) and int((x != 0).sum()) == 0
-    assert "RaisesFromBatch3 raised ValueError: batch 3 not supported" in str(e.value)
+    assert x.shape == shape and int((x != 0).sum()) == 0
+    assert raised in str(e.value)
 
 
 def test_the_same_seed_reports_the_same_counterexample():
