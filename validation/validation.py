@@ -20,6 +20,7 @@ that is what is reported.
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
 import time
@@ -524,6 +525,7 @@ def validate(
             "starting with the same named dim) to evaluate several examples in one forward"
         )
     use_batch = bdim is not None and batch is not False
+    cap = iface.dims.get(bdim, (None, None))[1] if bdim is not None else None  # Interface(dims=...) bound
     if isinstance(group, bool) or not isinstance(group, int) or group < 1:
         raise SpecError(f"validate(group={group!r}): expected a positive int")
     plan = InputsPlan(iface.inputs, dims, device, max_side, declared=iface.dims)
@@ -550,6 +552,8 @@ def validate(
         assert bdim is not None  # use_batch
         lo, hi = plan.dims.bounds[bdim]
         sizes = draw_sizes(draw, bdim, lo, hi, draw(st.integers(1, group), label="examples in this forward"))
+        if cap is not None:  # a forward never carries more rows than the interface allows the batch dim
+            sizes = sizes[: max(1, sum(1 for total in itertools.accumulate(sizes) if total <= cap))]
         # one draw per input for the whole group (cheaper than k draws), cut into examples
         if inside:
             whole = draw_inside(draw, domains, sum(sizes), device)

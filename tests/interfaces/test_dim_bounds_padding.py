@@ -347,3 +347,28 @@ def test_the_monitor_records_a_broken_bound_and_a_broken_padding():
         ]
     finally:
         mp.unguard(model)
+
+
+def test_batched_validation_never_exceeds_a_bounded_batch_dim():
+    """A forward of concatenated examples stays inside the batch dim's declared bound: the module
+    is never called outside its own interface (it packed 248 rows for a bound of 4)."""
+    seen = []
+
+    class Rows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.append(x.shape[0])
+            return self.lin(x)
+
+    iface = Interface(
+        "rows",
+        {"x": TensorSpec("batch 4", dtype="float32")},
+        {"y": TensorSpec("batch 2", dtype="float32")},
+        dims={"batch": (1, 4)},
+    )
+    res = mp.validate(Rows(), iface, max_examples=30, seed=0)
+    assert res.batched and res.examples > res.forwards  # still several examples per forward
+    assert max(seen) <= 4
