@@ -17,7 +17,7 @@ from modpact.contracts.target import REJECTED, Target
 from modpact.errors import ContractViolation
 from modpact.interfaces.compat import check_compatible
 from modpact.interfaces.interface import Interface
-from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
+from modpact.interfaces.strategies import MAX_SIDE, interface_inputs, require_hypothesis
 
 from .testing import default_examples
 from .validation import _failure, _Found, call_or_found, pre_or_found, run_hypothesis
@@ -79,8 +79,6 @@ def check_composition(
     ``check_compatible`` reasons). Raises :class:`ValidationFailure`."""
     __tracebackhide__ = True
     require_hypothesis("modpact.check_composition")
-    from hypothesis import strategies as st
-
     max_examples = default_examples() if max_examples is None else max_examples
     prod = Target(producer, producer_interface, what="check_composition")
     cons = Target(consumer, consumer_interface, what="check_composition")
@@ -110,8 +108,7 @@ def check_composition(
             ) from None
         res.examples += 1
 
-    plan = InputsPlan(prod.interface.inputs, None, device, max_side, declared=prod.interface.dims)
-    strategy = st.composite(lambda draw: plan.draw(draw))()
+    strategy = interface_inputs(prod.interface, device=device, max_side=max_side)
     try:
         res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_composition")
     except _Found as found:

@@ -20,7 +20,7 @@ from modpact.interfaces.batches import read_batches
 from modpact.interfaces.interface import Interface
 from modpact.interfaces.nested import DictSpec, ListSpec, OpaqueSpec, OptionalSpec, TupleSpec
 from modpact.interfaces.spec import TensorSpec
-from modpact.interfaces.strategies import MAX_SIDE, InputsPlan, require_hypothesis
+from modpact.interfaces.strategies import MAX_SIDE, interface_inputs, require_hypothesis
 from modpact.interfaces.summary import summarize
 
 from .preserve import Preserved
@@ -316,8 +316,6 @@ def check_substitutable(
     """
     __tracebackhide__ = True
     require_hypothesis("modpact.check_substitutable")
-    from hypothesis import strategies as st
-
     max_examples = default_examples() if max_examples is None else max_examples
     if tolerance is not None and (
         isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or tolerance < 0
@@ -399,8 +397,7 @@ def check_substitutable(
 
     keep = Preserved([original, replacement])
     with keep:
-        plan = InputsPlan(iface.inputs, None, device, max_side, declared=iface.dims)
-        strategy = st.composite(lambda draw: plan.draw(draw))()
+        strategy = interface_inputs(iface, device=device, max_side=max_side)
         try:
             res.seed = run_hypothesis(body, strategy, max_examples=max_examples, seed=seed, what="check_substitutable")
         except _Found as found:
