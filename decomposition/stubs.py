@@ -30,6 +30,7 @@ from modpact.errors import SpecError
 from modpact.interfaces import Interface, TensorSpec
 from modpact.interfaces.annotations import spec_from_annotation
 from modpact.interfaces.dtypes import describe_dtype
+from modpact.interfaces.interface import fmt_bounds
 
 __all__ = ["annotation", "annotation_text", "jaxtyping_dtype", "not_expressible", "stub"]
 
@@ -105,6 +106,8 @@ def not_expressible(spec: TensorSpec) -> list[str]:
         out.append(f"indices={spec.indices}")
     if spec.labels is not None:
         out.append(f"labels={spec.labels.name!r} ({len(spec.labels)}) along dim {spec.label_dim}")
+    if spec.padding is not None:
+        out.append(f"padding={spec.padding!r}")
     if spec.device != "any":
         out.append(f"device={spec.device!r}")
     return out
@@ -129,6 +132,7 @@ def stub(interface: Interface, name: str = "forward", *, method: bool = False) -
         for k, s in specs.items():
             if extra := not_expressible(s):
                 notes.append(f"# {side}.{k}: {', '.join(extra)}")
+    notes += [f"# dims.{n}: in {fmt_bounds(b)}" for n, b in interface.dims.items()]
     if notes:
         lines += ["# not expressible in jaxtyping (checked by the interface at run time):", *notes, ""]
     params = (["self"] if method else []) + [f"{k}: {annotation_text(s)}" for k, s in ins.items()]

@@ -82,6 +82,21 @@ def test_stub_of_one_output_and_a_method():
         stub(iface, "class")
 
 
+def test_a_padding_convention_and_dims_bounds_are_written_as_what_jaxtyping_cannot_say():
+    iface = mp.Interface(
+        "bert",
+        {
+            "ids": mp.TensorSpec("batch seq", dtype="int64", indices=100),
+            "mask": mp.TensorSpec("batch seq", dtype="int64", range=(0, 1), padding="right"),
+        },
+        {"logits": mp.TensorSpec("batch 3")},
+        dims={"seq": (1, 32)},
+    )
+    text = stub(iface)
+    assert "# inputs.mask: range=(0, 1), padding='right'" in text
+    assert "# dims.seq: in [1, 32]" in text
+
+
 def test_ports_of_interfaces_with_nested_parts_are_refused_naming_them():
     """ONNX and stubs handle tensors: a nested part is named, never passed over; torch.export
     takes tuples, lists and dicts of tensors but no optional or opaque part."""
