@@ -40,7 +40,7 @@ from modpact.errors import SpecError
 from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe
 
-from ._plans import ClassTable, class_box_rows
+from ._plans import ClassTable, box_rows, class_box_rows
 
 __all__ = ["Envelope", "InBoxes", "InClassBoxes", "envelope", "in_boxes", "in_class_boxes"]
 
@@ -262,7 +262,7 @@ class InBoxes(_Bounded):
         if x is None:
             return None
         lo, hi = self._on(t)
-        return (torch.maximum(lo - x, x - hi).amax(dim=2) <= 0).any(dim=1)
+        return box_rows(x, lo, hi)
 
     def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
         inside = self._inside(self._tensor(env))
