@@ -10,6 +10,11 @@ call it again with some arguments replaced (see :func:`rerun`).
 Protocol (the runtime Monitor relies on it):
   name, params, reads, serializable, declared_at, why, text
   device_ok(env) -> 0-dim bool tensor (no host sync) or Python bool
+  device_range(env) -> None, a Python bool, or (tensor, lo, hi): the condition
+                   holds iff every element of the tensor lies in [lo, hi]
+                   (NaN fails); the Monitor then records it as one range
+                   check (one reduction into its flag buffer) instead of a
+                   verdict. None (the default): use device_ok.
   ok(env)        -> Python bool (may sync; the eager fast path)
   check(env)     -> Outcome (slow path: evidence and value summaries)
   to_dict() / Condition.from_dict(d)
@@ -203,6 +208,10 @@ class Condition:
 
     def device_ok(self, env: Mapping[str, Any]) -> torch.Tensor | bool:
         raise NotImplementedError
+
+    def device_range(self, env: Mapping[str, Any]) -> tuple[torch.Tensor, float, float] | bool | None:
+        """The condition as a range check, where it has one (see the module docstring)."""
+        return None
 
     def ok(self, env: Mapping[str, Any]) -> bool:
         return as_bool(self.device_ok(env))

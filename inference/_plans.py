@@ -19,13 +19,22 @@ from typing import Any
 
 import torch
 
-__all__ = ["ClassTable", "box_rows", "class_box_rows"]
+__all__ = ["ClassTable", "box_excess", "box_rows", "class_box_range", "class_box_rows"]
 
 
 def box_rows(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """[rows] bool: row ``x[i]`` ([rows, 1, features]) lies inside one of the
     boxes ``[lo[k], hi[k]]`` ([boxes, features], or [rows, boxes, features])."""
     return (torch.maximum(lo - x, x - hi).amax(dim=2) <= 0).any(dim=1)
+
+
+def box_excess(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
+    """[rows]: how far row ``x[i]`` lies outside the nearest box (its largest
+    excess over a bound, in the box it exceeds least); <= 0 exactly where
+    ``box_rows`` holds. NaN for a row with a NaN (it fails ``<= 0``); a row
+    with an infinity exceeds every box of finite bounds (also the empty
+    padding boxes, where ``inf - inf`` is NaN), so it fails either way."""
+    return torch.maximum(lo - x, x - hi).amax(dim=2).amin(dim=1)
 
 
 class ClassTable:
@@ -50,13 +59,16 @@ class ClassTable:
             self.hi[c, filled[c]] = hi[j]
             filled[c] += 1
         self.classes = classes
-        self._on: dict[tuple[Any, Any], tuple[torch.Tensor, torch.Tensor]] = {}
+        self.width = width
+        self._on: dict[tuple[Any, Any], torch.Tensor] = {}
 
-    def on(self, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    def on(self, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """``lo`` and ``hi`` stacked (``[classes + 1, 2, width, features]``), so
+        that one ``index_select`` gathers both."""
         key = (dtype, device)
         got = self._on.get(key)
         if got is None:
-            got = self._on[key] = (self.lo.to(device, dtype), self.hi.to(device, dtype))
+            got = self._on[key] = torch.stack((self.lo, self.hi), dim=1).to(device, dtype)
         return got
 
     def __getstate__(self) -> dict[str, Any]:
@@ -67,6 +79,26 @@ class ClassTable:
 def class_box_rows(x: torch.Tensor, scores: torch.Tensor, table: ClassTable) -> torch.Tensor:
     """[rows] bool: row ``x[i]`` ([rows, 1, features]) lies inside a box of
     its predicted class ``scores[i].argmax()``."""
-    lo, hi = table.on(x.dtype, x.device)
-    cls = scores.argmax(dim=1).clamp_max_(table.classes)
-    return box_rows(x, lo.index_select(0, cls), hi.index_select(0, cls))
+    return box_rows(x, *_class_boxes(x, scores, table))
+
+
+def class_box_range(x: torch.Tensor, scores: torch.Tensor, table: ClassTable) -> tuple[torch.Tensor, float, float]:
+    """The class-box check as a range check (``Condition.device_range``). One
+    box per class: ``clamp(x, lo, hi) - x``, all zeros exactly when every row
+    lies in its class's box (a padding box has ``lo > hi``, where ``clamp``
+    gives ``hi = -inf`` and the difference is -inf or NaN: it fails). More
+    boxes per class: ``box_excess`` over them, all <= 0."""
+    lo, hi = _class_boxes(x, scores, table)
+    if table.width == 1:
+        return torch.clamp(x, lo, hi).sub_(x), 0.0, 0.0
+    return box_excess(x, lo, hi), -math.inf, 0.0
+
+
+def _class_boxes(x: torch.Tensor, scores: torch.Tensor, table: ClassTable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's class boxes, ``[rows, width, features]`` for ``lo`` and ``hi``."""
+    both = table.on(x.dtype, x.device)
+    cls = scores.argmax(dim=1)
+    if scores.shape[1] > table.classes + 1:  # an argmax past the last row of the table: the empty class
+        cls = cls.clamp_max_(table.classes)
+    lo, hi = both.index_select(0, cls).unbind(1)
+    return lo, hi

@@ -9,8 +9,9 @@ active. For each guarded call it
 * checks interface metadata (shape, dtype, device, dim bindings) on the host,
   where it is free, and records a violation at once if one fails;
 * records value domains (range, finite, integer labels) as one ``aminmax``
-  per tensor and every other condition as its own ``device_ok`` 0-dim bool
-  tensor in the FlagBuffer: no host-device sync;
+  per tensor, a condition with a range form (``device_range``: envelopes,
+  boxes) the same way on the tensor it gives, and every other condition as
+  its own ``device_ok`` 0-dim bool tensor in the FlagBuffer: no host-device sync;
 * in the re-run of a failing call (``Recording.sync``) evaluates every
   condition at once and records each failure with its evidence.
 
@@ -28,6 +29,7 @@ import torch
 
 from modpact.contracts.checking import Checker, current_checker
 from modpact.interfaces.summary import summarize
+from modpact.runtime._buffer import checkable
 from modpact.runtime.histogram import value_histogram
 from modpact.runtime.recording import Recording
 from modpact.runtime.records import INPUT_DATA
@@ -56,9 +58,6 @@ class MonitorChecker(Checker):
         self.fallback = fallback or current_checker()
 
     # -- helpers ---------------------------------------------------------------
-    def _path(self, guard: Any) -> str | None:
-        return self.rec.path_of(guard)
-
     def _producer(self, guard: Any, names: Any, env: dict) -> tuple[str, str]:
         """(blamed party, reason) for an input-side failure reading ``names``."""
         hint = guard.producer
@@ -125,16 +124,19 @@ class MonitorChecker(Checker):
                     rec.ok(slot, ok, blame, reason)
 
     def _conditions(self, conds: Any, env: dict, path: str, post: bool, guard: Any) -> None:
+        if not conds:
+            return
         rec = self.rec
+        sync = rec.sync
+        kind = "postcondition" if post else "precondition"
         for c in conds:
-            kind = "postcondition" if post else "precondition"
             if post:
                 blame, reason = path or "<model>", "its preconditions held"
             else:
                 blame, reason = self._producer(guard, c.reads, env)
             tensor = ", ".join(c.reads) or "result"
             slot = rec.slot(path, kind, c.text, tensor, declared_at=c.declared_at)
-            if rec.sync:  # the re-run of a failing call: evaluated now, with evidence
+            if sync:  # the re-run of a failing call: evaluated now, with evidence
                 try:
                     out = c.check(env)
                 except Exception as e:  # the contract itself is broken
@@ -151,9 +153,16 @@ class MonitorChecker(Checker):
                 rec.violation(slot, blame, reason, "", ev)
                 continue
             try:
-                ok = c.device_ok(env)
-                if isinstance(ok, torch.Tensor) and ok.numel() != 1:
-                    raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
+                form = c.device_range(env)
+                if type(form) is tuple and checkable(form[0]):  # one range check: a reduction into the flag buffer
+                    rec.within(slot, form[0], form[1], form[2], blame, reason)
+                    continue
+                if type(form) is bool:
+                    ok = form
+                else:  # no range form (or one with no values to reduce, e.g. on the meta device)
+                    ok = c.device_ok(env)
+                    if isinstance(ok, torch.Tensor) and ok.numel() != 1:
+                        raise TypeError(f"condition returned a tensor with {ok.numel()} elements, not a boolean")
             except Exception as e:
                 _contract_error(rec, path, c, tensor, e)
                 continue
@@ -178,10 +187,12 @@ class MonitorChecker(Checker):
 
     # -- protocol ----------------------------------------------------------------
     def check_pre(self, guard: Any, env: dict) -> Any:
-        path = self._path(guard)
+        path, quiet = self.rec.entered(guard)
         if path is None:
             return ("fallback", self.fallback.check_pre(guard, env))
-        with self.rec.quiet():
+        if quiet is None:
+            return self._check_pre(guard, env, path)
+        with quiet:
             return self._check_pre(guard, env, path)
 
     def _check_pre(self, guard: Any, env: dict, path: str) -> Any:
@@ -211,10 +222,13 @@ class MonitorChecker(Checker):
         tag, inner = state
         if tag == "fallback":
             return self.fallback.check_post(guard, env, inner)
-        path = self._path(guard)
+        path, quiet = self.rec.entered(guard)
         if path is None:
             return None
-        with self.rec.quiet():
+        if quiet is None:
+            self._check_post(guard, env, inner, path)
+            return None
+        with quiet:
             self._check_post(guard, env, inner, path)
 
     def _check_post(self, guard: Any, env: dict, inner: Any, path: str) -> None:

@@ -180,6 +180,22 @@ class Recorder:
             return
         state.buffer.add_range(t, self.event(state, slot, blame, reason), slot.lo, slot.hi, slot.finite)
 
+    def within(
+        self, state: CallState, slot: Slot, t: torch.Tensor, lo: float, hi: float, blame: str, reason: str
+    ) -> None:
+        """A condition given as a range check (``Condition.device_range``):
+        every element of ``t`` in ``[lo, hi]``, NaN failing; one reduction
+        into the flag buffer, as a range-style interface check."""
+        if _is_compiling():
+            self._compiled_flag(slot, range_violated(t, lo, hi, False), blame, reason)
+            return
+        if state.phase is Phase.DIAGNOSE:  # the checker evaluates conditions in full here; kept for other callers
+            state.seq += 1
+            if bool(range_violated(t, lo, hi, False)):
+                self._found(state, slot, blame, reason, {})
+            return
+        state.buffer.add_range(t, self.event(state, slot, blame, reason), lo, hi, False)
+
     def ok(self, state: CallState, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str) -> None:
         """A condition's own verdict (a 0-dim bool tensor, or a bool)."""
         if _is_compiling():
@@ -391,15 +407,16 @@ class Recorder:
 class Recording:
     """The seam a contracts checker writes through while a Monitor runs.
 
-    ``path_of(guard)`` is the monitored path of the guarded module now
+    ``entered(guard)`` gives the monitored path of the guarded module now
     running (None: the guard is not this Monitor's module, or it runs
-    outside the model's forward); ``producer_of(t)`` who produced an input
+    outside the model's forward) and the context that keeps the checker's
+    own tensor work out of a re-run's provenance (None when no re-run is
+    tracing); ``producer_of(t)`` who produced an input
     tensor in this call (a module path or ``INPUT_DATA``); ``sync`` whether
     checks are evaluated now (the re-run of a failing call: the checker then
     reports each outcome with ``violation`` or ``passed``, with its evidence);
-    otherwise ``range`` and ``ok`` record device verdicts, and ``violation``
-    and ``passed`` host-side ones. ``quiet()`` keeps the checker's own
-    tensor work out of the re-run's provenance.
+    otherwise ``range``, ``within`` and ``ok`` record device verdicts, and
+    ``violation`` and ``passed`` host-side ones.
     """
 
     def __init__(self, recorder: Recorder, current: Callable[[], CallState], guarded: dict[str, Any]) -> None:
@@ -407,11 +424,14 @@ class Recording:
         self._current = current  # () -> the state the calling thread's checks record into
         self._guarded = guarded
 
-    def path_of(self, guard: Guard) -> str | None:
-        stack = self._current().stack
-        if stack and self._guarded.get(stack[-1]) is guard:
-            return stack[-1]
-        return None
+    def entered(self, guard: Guard) -> tuple[str | None, Any]:
+        """``path_of(guard)``, and the ``quiet()`` context to check in: None
+        when nothing needs quieting (no re-run is tracing values), so that
+        the common call costs one lookup of the current call."""
+        state = self._current()
+        stack = state.stack
+        path = stack[-1] if stack and self._guarded.get(stack[-1]) is guard else None
+        return path, (None if state.tracer is None else state.tracer.paused())
 
     def producer_of(self, t: torch.Tensor) -> str | None:
         found = self._current().producer_of(t)
@@ -424,14 +444,14 @@ class Recording:
     def sync(self) -> bool:
         return self._current().phase is Phase.DIAGNOSE
 
-    def quiet(self) -> Any:
-        return quiet(self._current())
-
     def range(self, slot: Slot, t: torch.Tensor, blame: str, reason: str) -> None:
         self._recorder.range(self._current(), slot, t, blame, reason)
 
     def ok(self, slot: Slot, ok: torch.Tensor | bool, blame: str, reason: str) -> None:
         self._recorder.ok(self._current(), slot, ok, blame, reason)
+
+    def within(self, slot: Slot, t: torch.Tensor, lo: float, hi: float, blame: str, reason: str) -> None:
+        self._recorder.within(self._current(), slot, t, lo, hi, blame, reason)
 
     def violation(self, slot: Slot, blame: str, reason: str, message: str, evidence: dict | None = None) -> None:
         self._recorder.host_violation(self._current(), slot, blame, reason, message, evidence)

@@ -1,7 +1,9 @@
 """The device forms give the verdicts of the reference formulas (class boxes
 through the per-class table of inference/_plans.py; envelopes through the
 per-shape cache of whether rows fit), on random values, NaN, infinities and
-values at and next to the bounds."""
+values at and next to the bounds; so do the range forms the Monitor records
+(``device_range``: a tensor whose elements must lie in [lo, hi]) and the
+host reads of guards (``ok``)."""
 
 import copy
 import math
@@ -34,6 +36,17 @@ def ref_class_rows(t, scores, lo, hi, labels):
 
 
 SPECIAL = [math.nan, math.inf, -math.inf]
+
+
+def range_verdict(c, env):
+    """The verdict of ``c.device_range(env)`` as the Monitor's flag buffer reads it."""
+    from modpact.runtime._buffer import range_violated
+
+    form = c.device_range(env)
+    if form is None or isinstance(form, bool):
+        return form
+    t, lo, hi = form
+    return not bool(range_violated(t, lo, hi, False))
 
 
 def _values(data, shape, lo, hi):
@@ -84,6 +97,8 @@ def test_envelope_matches_the_reference_formula(data):
     assert bool(got) == ref_envelope(t, lo, hi)
     assert bool(c.device_ok({"x": t})) == bool(got)  # the second call reads the cached fit
     assert c.check({"x": t}).ok == bool(got)
+    assert range_verdict(c, {"x": t}) == bool(got)
+    assert c.ok({"x": t.requires_grad_(True)}) == bool(got)
 
 
 @settings(max_examples=60, deadline=None)
@@ -102,6 +117,7 @@ def test_boxes_match_the_reference_formula(data):
     ref = ref_box_rows(t, lo, hi)
     assert torch.equal(u.rows({"x": t}), ref)
     assert bool(u.device_ok({"x": t})) == bool(ref.all())
+    assert range_verdict(u, {"x": t}) == bool(ref.all()) == u.ok({"x": t})
     classes = data.draw(st.integers(1, 4))
     labels = data.draw(st.lists(st.integers(-1, classes + 1), min_size=k, max_size=k))
     n = rows * classes
@@ -112,6 +128,7 @@ def test_boxes_match_the_reference_formula(data):
     env = {"x": t, "s": scores}
     assert torch.equal(cb.rows(env), ref)
     assert bool(cb.device_ok(env)) == bool(ref.all())
+    assert range_verdict(cb, env) == bool(ref.all()) == cb.ok(env)
 
 
 def test_class_boxes_use_only_the_predicted_class_boxes():
@@ -152,13 +169,19 @@ def test_copies_leave_caches_behind(how):
     assert copy.deepcopy(c)._table._on == {}
 
 
-def test_monitor_flags_the_device_forms_and_explains_them_when_read():
-    """Under a Monitor the device forms only raise flags; the flagged
-    call is re-run and each violation names the module, the condition and the
-    values, as the conditions' own evidence does."""
+@pytest.mark.parametrize("host_compare", [True, False], ids=["cpu-read", "deferred-copy"])
+def test_monitor_flags_the_device_forms_and_explains_them_when_read(monkeypatch, host_compare):
+    """Under a Monitor the device forms only raise flags (range forms: one
+    reduction each into the flag buffer, read on the host at once on the CPU
+    or copied as on CUDA); the flagged call is re-run and each violation
+    names the module, the condition and the values, as the conditions' own
+    evidence does."""
     from torch import nn
 
     import modpact as mp
+    from modpact.runtime import _buffer
+
+    monkeypatch.setattr(_buffer.FlagBuffer.__init__, "__defaults__", (host_compare,))
 
     lin = nn.Linear(2, 2)
     with torch.no_grad():
