@@ -404,7 +404,9 @@ class InClassBoxes(InBoxes):
             labels = self._label_cache[s.device] = self.labels.to(s.device)
         return labels.unsqueeze(0) == s.argmax(dim=1, keepdim=True)
 
-    def _inside_class(self, env: Mapping[str, Any]) -> torch.Tensor | None:
+    def _rows_and_scores(self, env: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(the tensor, its rows as ``[rows, 1, features]``, the scores), or
+        None when their shapes do not fit the boxes (metadata: the check fails)."""
         t = self._tensor(env)
         x = self._flat(t)
         if x is None:
@@ -412,6 +414,13 @@ class InClassBoxes(InBoxes):
         s = env[self.reads[1]]
         if not isinstance(s, torch.Tensor) or s.ndim != 2 or s.shape[0] != t.shape[0]:
             return None
+        return t, x, s
+
+    def _inside_class(self, env: Mapping[str, Any]) -> torch.Tensor | None:
+        got = self._rows_and_scores(env)
+        if got is None:
+            return None
+        t, x, s = got
         if t.is_floating_point() and s.device == t.device:
             return class_box_rows(x, s, self._table)
         # integer features (no +-inf padding in their dtype), or scores on another device (this raises)
@@ -434,13 +443,10 @@ class InClassBoxes(InBoxes):
 
     def device_range(self, env: Mapping[str, Any]) -> tuple[torch.Tensor, float, float] | bool | None:
         """Each row's excess over the nearest box of its predicted class, all <= 0."""
-        t = self._tensor(env)
-        x = self._flat(t)
-        if x is None:
+        got = self._rows_and_scores(env)
+        if got is None:
             return False
-        s = env[self.reads[1]]
-        if not isinstance(s, torch.Tensor) or s.ndim != 2 or s.shape[0] != t.shape[0]:
-            return False
+        t, x, s = got
         if x.numel() == 0:
             return True if x.shape[0] == 0 else None
         if not (t.is_floating_point() and s.device == t.device):
