@@ -43,7 +43,13 @@ class Checker:
     :class:`Boundary`: a ``Guard``, attached or not) carries ``interface``,
     ``requires``, ``ensures``, ``name``, ``mode``, ``producer`` and the
     helpers ``input_values(env)`` / ``output_values(env)``.
+
+    ``transient``: the checker belongs to something running now (a runtime
+    Monitor's); a copy of a guard (``copy.deepcopy(model)``, pickle) does
+    not keep it and checks through the context's current checker.
     """
+
+    transient: bool = False
 
     def check_pre(self, guard: Boundary, env: dict[str, Any]) -> Any:
         raise NotImplementedError

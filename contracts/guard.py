@@ -137,10 +137,13 @@ class Guard(Boundary):
         self.end((self.binder.bind(frame[0], frame[1] or {}), (binds, False), _EAGER), result)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight; the
-        compiled plan (generated code, not picklable) is compiled again for the copy."""
+        """Copies and pickles (``copy.deepcopy(model)``) start with no call in flight and
+        without a running Monitor's checker; the compiled plan (generated code, not
+        picklable) is compiled again for the copy."""
         state = dict(self.__dict__)
         state["_local"], state["_traced"], state["plan"] = None, [], None
+        if getattr(state.get("checker"), "transient", False):  # a running Monitor's: not the copy's
+            state["checker"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -53,6 +53,8 @@ class MonitorChecker(Checker):
     """Writes through a Monitor's ``Recording``; a guard that is not one of the
     Monitor's modules (or runs outside the model's forward) goes to ``fallback``."""
 
+    transient = True  # a copy of a guard made while the Monitor runs is not the Monitor's
+
     def __init__(self, recording: Recording, fallback: Checker | None = None):
         self.rec = recording
         self.fallback = fallback or current_checker()

@@ -336,6 +336,8 @@ class Hooks:
         rec = self.rec
 
         def pre_hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
+            if module is not mod:  # a copy of the module (deepcopy copies hooks): not this Monitor's
+                return None
             compiling = _is_compiling()
             if compiling:
                 state = self._compile_state
@@ -383,6 +385,8 @@ class Hooks:
             return slot
 
         def post_hook(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if module is not mod:  # a copy of the module (deepcopy copies hooks): not this Monitor's
+                return None
             compiling = _is_compiling()
             if compiling:
                 state = self._compile_state

@@ -274,3 +274,29 @@ def test_context_flag_keeps_per_context_values_in_eager_code():
     assert contextvars.Context().run(flag.get) == 0  # a fresh context sees the default
     flag.reset(token)
     assert flag.get() == 0 and flag.last == 0
+
+
+def test_a_copy_made_while_the_monitor_runs_is_not_monitored():
+    """``copy.deepcopy`` of a guarded model inside a Monitor (a best-so-far or
+    EMA copy in a training loop) once raised ``TypeError: cannot pickle
+    '_thread.lock' object`` (the copy's guard kept the Monitor's checker).
+    The copy also carries the Monitor's hooks (deepcopy copies a module's
+    hooks): they leave it alone, and its guard checks eagerly, during the
+    Monitor and after it."""
+    import copy
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    C.guard(model[0], requires=[C.finite("input")], name="0")
+    bad = torch.full((2, 4), float("nan"))
+    with Monitor(model) as mon:
+        twin = copy.deepcopy(model)
+        assert C.get_guard(twin[0]).checker is None and C.get_guard(model[0]).checker is not None
+        with pytest.raises(C.ContractViolation, match=r"finite\(input\)"):
+            twin(bad)
+        model(torch.ones(2, 4))
+        mon.step()
+    rep = mon.report()
+    assert not rep.violations and rep.calls == 1, str(rep)  # the copy's calls are not the Monitor's
+    with pytest.raises(C.ContractViolation, match=r"finite\(input\)"):
+        twin(bad)
+    assert twin(torch.ones(2, 4)).shape == (2, 3)
