@@ -28,10 +28,10 @@ from torch import nn
 
 from modpact._version import __version__
 from modpact.contracts import Condition, get_contract, get_guard
-from modpact.errors import ExtraMissing, FormatVersionError, SpecError
+from modpact.errors import ExtraMissing, SpecError
 from modpact.interfaces import Interface
 from modpact.interfaces.jsonread import parse_json
-from modpact.interfaces.serialize import validation_problems
+from modpact.interfaces.serialize import check_format_version, validation_problems
 
 __all__ = [
     "PORT_FORMAT_VERSION",
@@ -128,12 +128,7 @@ def read_document(text: Any, source: str, artifact: Artifact) -> PortDocument:
     data = parse_json(text, where)
     if not isinstance(data, dict):
         raise SpecError(f"{where}: expected a JSON object, got {type(data).__name__}")
-    found = data.get("format_version")
-    if found not in SUPPORTED:
-        raise FormatVersionError(
-            f"{where}: format_version {found!r} is not supported; this modpact ({__version__}) reads "
-            f"{', '.join(map(repr, SUPPORTED))}"
-        )
+    check_format_version(data, where, SUPPORTED, f"this modpact ({__version__})")
     try:
         m = PortModel.model_validate(data)
     except ValidationError as e:

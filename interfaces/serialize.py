@@ -32,6 +32,8 @@ __all__ = [
     "to_json",
     "from_json",
     "read_document",
+    "check_document",
+    "check_format_version",
     "validation_problems",
     "rebuild",
     "load",
@@ -224,14 +226,19 @@ def check_document(data: Any, kind: str, supported: tuple, *, kind_required: boo
     and of ``kind`` (which may be left out unless ``kind_required``)."""
     if not isinstance(data, dict):
         raise SpecError(f"{kind}.from_dict: expected a dict, got {type(data).__name__}")
+    check_format_version(data, f"{kind}.from_dict", supported)
+    if data.get("kind", None if kind_required else kind) != kind:
+        raise SpecError(f"{kind}.from_dict: document kind is {data.get('kind')!r}, expected {kind!r}")
+
+
+def check_format_version(data: dict, where: str, supported: tuple, reader: str = "this modpact") -> None:
+    """``FormatVersionError`` (prefixed with ``where``) unless the document's
+    ``format_version`` is one of ``supported``, which ``reader`` reads."""
     found = data.get("format_version")
     if found not in supported:
         raise FormatVersionError(
-            f"{kind}.from_dict: format_version {found!r} is not supported; "
-            f"this modpact reads {', '.join(map(repr, supported))}"
+            f"{where}: format_version {found!r} is not supported; {reader} reads {', '.join(map(repr, supported))}"
         )
-    if data.get("kind", None if kind_required else kind) != kind:
-        raise SpecError(f"{kind}.from_dict: document kind is {data.get('kind')!r}, expected {kind!r}")
 
 
 def read_document(data: Any, kind: str) -> Any:
