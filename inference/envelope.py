@@ -24,8 +24,8 @@ dims or boxes; bounds kept on the tensor's device. Each condition has two:
   (all zeros) for an envelope and for class boxes with one box per class
   (two element-wise ops instead of four), each row's excess over its
   nearest box (all <= 0) for more boxes. No 0-dim verdict to convert and
-  stack: on the 2-core CPU the envelopes of the digits MLP went from 8.7x
-  to 6.4x of the bare forward (docs/performance.md).
+  stack: on the 2-core CPU the envelopes of the digits MLP went from
+  7.2-8.9x to 5.6-6.9x of the bare forward (docs/performance.md).
 
 Whether the rows fit the bounds is metadata, kept per shape.
 
