@@ -6,6 +6,11 @@ model timed in the same round (rounds alternate the variants):
   monitor     Monitor(defaults=True): its default settings (leaf_checks="on_violation")
   every_call  Monitor(defaults=True, leaf_checks="every_call")
   naive       torch.isfinite(out).all().item() in a forward hook on every leaf
+  envelopes   (forward, eval mode, no grad; issue 21) contracts inferred by
+              infer_contracts on the timed batch, on every leaf, under a Monitor
+              (a step per forward), against the bare model in eval mode in the same
+              rounds; with how many timed steps were flagged (0 expected: the same data)
+              and, on CUDA, whether its steady state syncs
 Then three checks, each printed with its verdict:
   syncs   on CUDA, the steady state under torch.cuda.set_sync_debug_mode("error") for the
           Monitor's defaults, every_call, every_call with replay=False and backward=True
@@ -135,6 +140,79 @@ def time_variants(case: Case, backward: bool, device: str, rounds: int, min_time
     return ratios
 
 
+def time_envelopes(case: Case, device: str, rounds: int, min_time: float) -> dict[str, Any]:
+    """Inferred envelopes on every leaf (eval, no grad, a Monitor step per forward)
+    against the bare model in eval mode, alternating in the same rounds."""
+    import modpact as mp
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    was_training = case.model.training
+    case.model.eval()
+    try:
+        with torch.no_grad():
+            data = case.kwargs if case.kwargs else case.args[0]
+            started = time.perf_counter()
+            ic = mp.infer_contracts(case.model, data)
+            infer_s = time.perf_counter() - started
+            checks = sum(len(req) + len(ens) for req, ens in ic.conditions().values())
+            times: dict[str, list[float]] = {"bare": [], "envelopes": []}
+            flagged = 0
+            for _ in range(rounds):
+                for key in times:
+                    if key == "envelopes":
+                        ic.install()
+                    try:
+                        with Monitor(case.model) if key == "envelopes" else contextlib.nullcontext() as mon:
+                            step = mon.step if isinstance(mon, Monitor) else (lambda: None)
+
+                            def body(step: Callable[[], None] = step) -> None:
+                                case.model(*case.args, **case.kwargs)
+                                step()
+                                sync()
+
+                            body()
+                            timer = Timer("body()", globals={"body": body})
+                            times[key].append(timer.blocked_autorange(min_run_time=min_time).median)
+                        if isinstance(mon, Monitor):
+                            flagged += len({v.step for v in mon.report().violations})
+                    finally:
+                        if key == "envelopes":
+                            ic.uninstall()
+            syncs = "not measured (no CUDA device)"
+            if device == "cuda":  # the steady state, as sync_check does for the defaults
+                ic.install()
+                try:
+                    with Monitor(case.model) as mon:
+                        for _ in range(2):
+                            case.model(*case.args, **case.kwargs)
+                            mon.step()
+                        torch.cuda.synchronize()
+                        torch.cuda.set_sync_debug_mode("error")
+                        try:
+                            for _ in range(3):
+                                case.model(*case.args, **case.kwargs)
+                                mon.step()
+                            syncs = "none"
+                        except RuntimeError as e:
+                            syncs = f"SYNC: {str(e).splitlines()[0]}"
+                        finally:
+                            torch.cuda.set_sync_debug_mode(0)
+                finally:
+                    ic.uninstall()
+    finally:
+        case.model.train(was_training)
+    ratio = statistics.median(t / b for t, b in zip(times["envelopes"], times["bare"]))
+    return {
+        "bare_ms": statistics.median(times["bare"]) * 1e3,
+        "envelopes": ratio,
+        "guarded_modules": len(ic.conditions()),
+        "conditions": checks,
+        "flagged_steps": flagged,
+        "infer_s": infer_s,
+        "syncs": syncs,
+    }
+
+
 SYNC_SETTINGS = {
     "defaults": {"defaults": True},
     "every_call": {"defaults": True, "leaf_checks": "every_call"},
@@ -232,6 +310,15 @@ def main() -> int:
             label = "fwd+bwd" if backward else "fwd"
             rows[label] = r
             print(f"{label:8s} {r['bare_ms']:9.2f} {r['monitor']:8.3f} {r['every_call']:8.3f} {r['naive']:8.3f}")
+        env = time_envelopes(case, args.device, rounds, min_time)
+        rows["envelopes"] = env
+        print(
+            f"fwd, eval, inferred envelopes on every leaf ({env['guarded_modules']} modules, "
+            f"{env['conditions']} conditions, inferred in {env['infer_s']:.1f} s): bare {env['bare_ms']:.2f} ms, "
+            f"{env['envelopes']:.3f}x; steps flagged: {env['flagged_steps']} (0 expected); "
+            f"syncs in the steady state: {env['syncs']}"
+        )
+        failed = failed or env["flagged_steps"] > 0 or env["syncs"].startswith("SYNC")
         syncs = sync_check(case, args.device)
         for label, verdict in syncs.items():
             print(f"syncs in the steady state, {label}: {verdict}")

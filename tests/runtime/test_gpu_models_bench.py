@@ -1,5 +1,6 @@
 """bench/gpu_models.py runs end to end on the CPU (--quick): every variant is
-timed, the checks that need CUDA say they were not measured, and a NaN in one
+timed (inferred envelopes too, with no step flagged on the data they were
+inferred from), the checks that need CUDA say they were not measured, and a NaN in one
 weight of each model is blamed on its module. The figures themselves come
 from a GPU run (docs/performance.md)."""
 
@@ -33,6 +34,9 @@ def test_gpu_models_bench_runs_on_the_cpu_and_blames_the_faulty_modules(tmp_path
             row = fig[label]
             assert set(row) == {"bare", "monitor", "every_call", "naive", "bare_ms"}, row
             assert row["bare"] == 1.0 and all(v > 0 for v in row.values())
+        env = fig["envelopes"]  # issue 21: inferred envelopes on every leaf, on the data they came from
+        assert env["envelopes"] > 0 and env["bare_ms"] > 0 and env["guarded_modules"] > 10, env
+        assert env["flagged_steps"] == 0 and env["syncs"] == "not measured (no CUDA device)", env
         assert all(v == "not measured (no CUDA device)" for v in fig["syncs"].values()), fig["syncs"]
         assert fig["memory"] == {"verdict": "not measured (no CUDA device)"}
         assert fig["blame"]["ok"] and fig["blame"]["root_cause"] == fig["blame"]["expected"], (name, fig["blame"])
