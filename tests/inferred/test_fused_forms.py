@@ -72,9 +72,25 @@ def _values(data, shape, lo, hi):
     return torch.tensor(out, dtype=torch.float64).reshape(shape)
 
 
+@pytest.mark.parametrize("reduce_first", [False, True], ids=["clamp-form", "reduce-first-form"])
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-def test_envelope_matches_the_reference_formula(data):
+def test_envelope_matches_the_reference_formula(reduce_first, data):
+    """Both range forms of an envelope (``clamp(t) - t``, and on large CPU
+    tensors amin/amax first: forced here for every size)."""
+    import importlib
+    from unittest import mock
+
+    # by import_module: the package exports a function named envelope too
+    envelope_module = importlib.import_module("modpact.inference.envelope")
+    with (
+        mock.patch.object(envelope_module, "REDUCE_ROWS", 1 if reduce_first else 10**9),
+        mock.patch.object(envelope_module, "REDUCE_INNER", 1 if reduce_first else 10**9),
+    ):
+        _envelope_matches(data)
+
+
+def _envelope_matches(data):
     gran = data.draw(st.sampled_from(["element", "channel", "tensor", "trailing1"]))
     dtype = data.draw(st.sampled_from([torch.float32, torch.float64, torch.float16]))
     rows = data.draw(st.integers(1, 4))
@@ -221,3 +237,26 @@ def test_integer_features_use_the_reference_expression():
     s = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
     assert c.rows({"x": x, "s": s}).tolist() == [True, True, False]
     assert torch.equal(c.rows({"x": x, "s": s}), ref_class_rows(x.float(), s, lo, hi, labels))
+
+
+def test_large_cpu_activations_are_reduced_first_and_small_ones_clamped():
+    """Which range form an envelope takes is metadata of the shape (kept per
+    shape): amin/amax first on large CPU activations, clamp(t) - t elsewhere."""
+    from modpact.runtime._buffer import range_violated
+
+    conv = envelope("x", torch.zeros(8, 1, 1), torch.ones(8, 1, 1))
+    big = torch.rand(2, 8, 8, 8)  # 64 values per channel and sample
+    assert conv._reduced_dims(big) == (0, 2, 3)
+    form, lo, hi = conv.device_range({"x": big})
+    assert form.shape == (1, 8, 1, 1) and (lo, hi) == (-math.inf, 0.0)
+    assert not bool(range_violated(form, lo, hi, False))
+    for bad_value in (math.nan, 1.5, -0.25, math.inf):
+        bad = big.clone()
+        bad[1, 3, 7, 2] = bad_value
+        form, lo, hi = conv.device_range({"x": bad})
+        assert bool(range_violated(form, lo, hi, False)), bad_value
+    assert conv._reduced_dims(torch.rand(2, 8, 4, 4)) == ()  # 16 values per channel: the clamp form
+    feats = envelope("x", torch.zeros(4), torch.ones(4))
+    assert feats._reduced_dims(torch.rand(1024, 4)) == (0,)
+    assert feats._reduced_dims(torch.rand(256, 4)) == ()
+    assert feats._reduced_dims(torch.rand(1024, 4, device="meta")) == ()  # CPU only
