@@ -45,13 +45,12 @@ import os
 import statistics
 import sys
 import time
-from collections import Counter
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.benchmark import Timer
 
 sys.path.insert(0, os.path.dirname(__file__))
+from op_count import Ops  # noqa: E402
 from zoo import MODELS, example_input  # noqa: E402
 
 from modpact.runtime import Monitor, _buffer  # noqa: E402
@@ -171,22 +170,6 @@ def floor(min_time: float) -> None:
     )
 
 
-class _OpCount(TorchDispatchMode):
-    """Counts the torch ops that run: those that launch work (not views) and,
-    of these, those that allocate their output (not in-place, not ``out=``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter[str] = Counter()
-        self.allocating = 0
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view:
-            self.ops[str(func)] += 1
-            self.allocating += not func._schema.is_mutable
-        return func(*args, **(kwargs or {}))
-
-
 def _python_calls(fn) -> int:
     calls = 0
 
@@ -239,16 +222,16 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
     x = example_input(model, batch)
     restore = deferred_buffer()
     try:
-        with _OpCount() as bare:
+        with Ops() as bare:
             model(x)
         bare_calls = _python_calls(lambda: model(x))
         with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
             for _ in range(3):  # the first call, pools and caches warm
                 model(x)
                 mon.step()
-            with _OpCount() as fwd:
+            with Ops() as fwd:
                 model(x)
-            with _OpCount() as step:
+            with Ops() as step:
                 mon.step()
             calls = _python_calls(lambda: (model(x), mon.step()))
             fwd_us, step_us = _least_us(model, x, mon)
@@ -258,9 +241,9 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
     extra = fwd.ops - bare.ops
     return {
         "fwd_ops": sum(extra.values()),
-        "fwd_alloc": fwd.allocating - bare.allocating,
+        "fwd_alloc": sum(fwd.allocating.values()) - sum(bare.allocating.values()),
         "step_ops": sum(step.ops.values()),
-        "step_alloc": step.allocating,
+        "step_alloc": sum(step.allocating.values()),
         "py_calls": calls - bare_calls,
         "fwd_extra_us": fwd_us - bare_us,
         "step_us": step_us,

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
+from op_count import Ops
 from zoo import MLP, SmallResNet, TinyTransformer, example_input
 
 from modpact.runtime import Monitor, _buffer
@@ -23,23 +23,6 @@ HOST_READS = {
     "aten.nonzero.default",
     "aten.is_nonzero.default",
 }
-
-
-class Ops(TorchDispatchMode):
-    """Ops that run (views, which launch nothing, left out) and those that
-    allocate their output (neither in place nor ``out=``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter[str] = Counter()
-        self.allocating: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if not func.is_view:
-            self.ops[str(func)] += 1
-            if not func._schema.is_mutable:
-                self.allocating[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 @pytest.fixture(autouse=True)
