@@ -19,13 +19,21 @@ from typing import Any
 
 import torch
 
-__all__ = ["ClassTable", "box_excess", "box_rows", "class_box_range", "class_box_rows"]
+__all__ = ["ClassTable", "box_excess", "box_rows", "clamp_range", "class_box_range", "class_box_rows"]
 
 
 def box_rows(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
     """[rows] bool: row ``x[i]`` ([rows, 1, features]) lies inside one of the
     boxes ``[lo[k], hi[k]]`` ([boxes, features], or [rows, boxes, features])."""
     return (torch.maximum(lo - x, x - hi).amax(dim=2) <= 0).any(dim=1)
+
+
+def clamp_range(t: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> tuple[torch.Tensor, float, float]:
+    """``t`` inside ``[lo, hi]`` as a range check: ``clamp(t, lo, hi) - t``
+    must be all zeros (``x - y`` is 0 only when ``x == y``; NaN stays NaN;
+    an infinity leaves finite bounds; where ``lo > hi`` clamp gives ``hi``,
+    so a padding box with ``hi = -inf`` fails)."""
+    return torch.clamp(t, lo, hi).sub_(t), 0.0, 0.0
 
 
 def box_excess(x: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
@@ -90,7 +98,7 @@ def class_box_range(x: torch.Tensor, scores: torch.Tensor, table: ClassTable) ->
     boxes per class: ``box_excess`` over them, all <= 0."""
     lo, hi = _class_boxes(x, scores, table)
     if table.width == 1:
-        return torch.clamp(x, lo, hi).sub_(x), 0.0, 0.0
+        return clamp_range(x, lo, hi)
     return box_excess(x, lo, hi), -math.inf, 0.0
 
 

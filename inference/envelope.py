@@ -50,7 +50,7 @@ from modpact.errors import SpecError
 from modpact.interfaces import values as V
 from modpact.interfaces.summary import describe
 
-from ._plans import ClassTable, box_excess, box_rows, class_box_range, class_box_rows
+from ._plans import ClassTable, box_excess, box_rows, clamp_range, class_box_range, class_box_rows
 
 __all__ = ["Envelope", "InBoxes", "InClassBoxes", "envelope", "in_boxes", "in_class_boxes"]
 
@@ -120,13 +120,13 @@ class _Bounded(Condition):
         self.reads = (name,)
         self._cache: dict[tuple[Any, Any], tuple[torch.Tensor, torch.Tensor]] = {}
         self._fits: dict[tuple[Any, ...], bool] = {}
+        self._dims: dict[tuple[Any, ...], tuple[int, ...]] = {}  # Envelope._reduced_dims, per shape
         self._params = {"name": name, "index": index}
 
     def __getstate__(self) -> dict[str, Any]:
         """Copies and pickles leave the per-device and per-shape caches behind."""
         state = dict(self.__dict__)
-        state["_cache"], state["_fits"] = {}, {}
-        state.pop("_dims", None)
+        state["_cache"], state["_fits"], state["_dims"] = {}, {}, {}
         if "_label_cache" in state:
             state["_label_cache"] = {}
         return state
@@ -251,7 +251,7 @@ class Envelope(_Bounded):
         if dims:
             mn, mx = t.amin(dim=dims, keepdim=True), t.amax(dim=dims, keepdim=True)
             return torch.maximum(lo - mn, mx - hi), -math.inf, 0.0
-        return torch.clamp(t, lo, hi).sub_(t), 0.0, 0.0
+        return clamp_range(t, lo, hi)
 
     def _reduced_dims(self, t: torch.Tensor) -> tuple[int, ...]:
         """The dims ``device_range`` reduces first, or () for ``clamp(t) - t``
@@ -264,7 +264,7 @@ class Envelope(_Bounded):
         channel, CUDA: not measured) the clamp form."""
         if not t.is_cpu:
             return ()
-        cache = self.__dict__.setdefault("_dims", {})
+        cache = self._dims
         got = cache.get(t.shape)
         if got is None:
             got = ()
