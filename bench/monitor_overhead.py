@@ -50,7 +50,7 @@ import torch
 from torch.utils.benchmark import Timer
 
 sys.path.insert(0, os.path.dirname(__file__))
-from op_count import Ops  # noqa: E402
+from op_count import monitored_ops  # noqa: E402
 from zoo import MODELS, example_input  # noqa: E402
 
 from modpact.runtime import Monitor, _buffer  # noqa: E402
@@ -222,17 +222,8 @@ def op_counts(name: str, leaf_checks: str, batch: int = 64) -> dict[str, float]:
     x = example_input(model, batch)
     restore = deferred_buffer()
     try:
-        with Ops() as bare:
-            model(x)
         bare_calls = _python_calls(lambda: model(x))
-        with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
-            for _ in range(3):  # the first call, pools and caches warm
-                model(x)
-                mon.step()
-            with Ops() as fwd:
-                model(x)
-            with Ops() as step:
-                mon.step()
+        with monitored_ops(model, x, leaf_checks) as (bare, fwd, step, mon):
             calls = _python_calls(lambda: (model(x), mon.step()))
             fwd_us, step_us = _least_us(model, x, mon)
         bare_us, _ = _least_us(model, x, None)

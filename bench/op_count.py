@@ -3,9 +3,14 @@ tests/runtime/test_op_counts.py (the Monitor's fixed cost, in ops)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
+from typing import Any
 
 from torch.utils._python_dispatch import TorchDispatchMode
+
+from modpact.runtime import Monitor
 
 
 class Ops(TorchDispatchMode):
@@ -23,3 +28,23 @@ class Ops(TorchDispatchMode):
             if not func._schema.is_mutable:
                 self.allocating[str(func)] += 1
         return func(*args, **(kwargs or {}))
+
+
+@contextlib.contextmanager
+def monitored_ops(model: Any, x: Any, leaf_checks: str) -> Iterator[tuple[Ops, Ops, Ops, Monitor]]:
+    """The ops of a bare forward, then, under ``Monitor(defaults=True)`` once
+    its first calls have warmed it (the first call checks every leaf; the
+    flag buffer's pools fill), the ops of one forward and of the ``step()``
+    after it. Yields (bare, forward, step, the Monitor) with the Monitor
+    still entered."""
+    with Ops() as bare:
+        model(x)
+    with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
+        for _ in range(3):
+            model(x)
+            mon.step()
+        with Ops() as fwd:
+            model(x)
+        with Ops() as step:
+            mon.step()
+        yield bare, fwd, step, mon

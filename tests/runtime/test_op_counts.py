@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 import torch
-from op_count import Ops
+from op_count import Ops, monitored_ops
 from zoo import MLP, SmallResNet, TinyTransformer, example_input
 
 from modpact.runtime import Monitor, _buffer
@@ -31,16 +31,8 @@ def deferred(monkeypatch):
 
 
 def _count(model, x, leaf_checks):
-    with Ops() as bare:
-        model(x)
-    with Monitor(model, defaults=True, leaf_checks=leaf_checks) as mon:
-        for _ in range(3):  # the first call (every leaf) and the buffer's pools
-            model(x)
-            mon.step()
-        with Ops() as fwd:
-            model(x)
-        with Ops() as step:
-            mon.step()
+    with monitored_ops(model, x, leaf_checks) as (bare, fwd, step, mon):
+        pass
     assert mon.report().ok
     return fwd.ops - bare.ops, fwd.allocating - bare.allocating, step
 
